@@ -1,0 +1,33 @@
+"""`reciprocity`: the operator's command line. Each subcommand lives in its own module of this
+package and registers itself through `register(subparsers)`."""
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Module names under reciprocity.cli; each defines register(subparsers) and sets `func` on its parser.
+SUBCOMMAND_MODULES = ("seed", "roster", "replay", "status", "dlq", "export", "accounts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reciprocity", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"reciprocity.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"reciprocity.cli.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

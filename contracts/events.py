@@ -1,0 +1,237 @@
+"""Every event of the product, newest versions. Older versions live in `legacy.py`.
+
+Events carry the facts needed to project them: lifecycle events of an exchange repeat the
+exchange's giver, receiver, kind, minutes, day and circles, so no projection joins across
+partitions or reads state it did not build itself.
+"""
+
+from datetime import date
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from .ids import Slug
+
+Minutes = int
+NOTE_MAX = 500
+
+
+class Kind(StrEnum):
+    MENTORING = "mentoring"
+    FEEDBACK = "feedback"
+    HELP = "help"
+    KNOWLEDGE = "knowledge"
+    RESOURCE = "resource"
+    CARE = "care"
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    OPERATOR = "operator"
+
+
+class Event(BaseModel):
+    """Base of every event payload. `TYPE` and `VERSION` name the schema; `TOPIC` where it lives."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+    TOPIC: ClassVar[str]
+
+    def key(self) -> str:
+        """The aggregate id: the message key, so one aggregate's events stay in order."""
+        raise NotImplementedError
+
+
+# --- ledger.directory -------------------------------------------------------------------------
+
+
+class PolicyOverrides(BaseModel):
+    """Per-circle overrides of the alert policy's defaults; None keeps the default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    overextension_min_given_minutes: int | None = Field(default=None, ge=0)
+    overextension_ratio: float | None = Field(default=None, gt=1)
+    overextension_clear_ratio: float | None = Field(default=None, gt=1)
+    disconnection_days: int | None = Field(default=None, ge=1, le=365)
+
+
+class DirectoryEvent(Event):
+    TOPIC: ClassVar[str] = "ledger.directory"
+
+
+class CircleFormed(DirectoryEvent):
+    TYPE: ClassVar[str] = "CircleFormed"
+    circle_id: Slug
+    name: str = Field(min_length=1, max_length=100)
+    parent: Slug | None = None
+    policy: PolicyOverrides | None = None
+
+    def key(self) -> str:
+        return self.circle_id
+
+
+class CircleLeadsChanged(DirectoryEvent):
+    TYPE: ClassVar[str] = "CircleLeadsChanged"
+    circle_id: Slug
+    leads: list[Slug]
+
+    def key(self) -> str:
+        return self.circle_id
+
+
+class MemberRegistered(DirectoryEvent):
+    TYPE: ClassVar[str] = "MemberRegistered"
+    member_id: Slug
+    name: str = Field(min_length=1, max_length=100)
+    email: EmailStr
+    circles: list[Slug]
+    role: Role = Role.MEMBER
+
+    def key(self) -> str:
+        return self.member_id
+
+
+class MemberJoinedCircle(DirectoryEvent):
+    TYPE: ClassVar[str] = "MemberJoinedCircle"
+    member_id: Slug
+    circle_id: Slug
+
+    def key(self) -> str:
+        return self.member_id
+
+
+class MemberLeftCircle(DirectoryEvent):
+    TYPE: ClassVar[str] = "MemberLeftCircle"
+    member_id: Slug
+    circle_id: Slug
+
+    def key(self) -> str:
+        return self.member_id
+
+
+class CapacityDeclared(DirectoryEvent):
+    TYPE: ClassVar[str] = "CapacityDeclared"
+    member_id: Slug
+    weekly_hours: float | None = Field(description="None withdraws the declaration", ge=0, le=168)
+
+    def key(self) -> str:
+        return self.member_id
+
+
+class AvailabilityChanged(DirectoryEvent):
+    TYPE: ClassVar[str] = "AvailabilityChanged"
+    member_id: Slug
+    status: Literal["active", "paused"]
+    paused_until: date | None = None
+
+    def key(self) -> str:
+        return self.member_id
+
+
+# --- ledger.exchanges -------------------------------------------------------------------------
+
+
+class ExchangeFacts(Event):
+    """What every exchange event repeats, so each can be projected on its own."""
+
+    TOPIC: ClassVar[str] = "ledger.exchanges"
+    exchange_id: str = Field(min_length=1, max_length=64)
+    giver: Slug
+    receiver: Slug
+    kind: Kind
+    minutes: Minutes = Field(ge=1, le=1440)
+    occurred_on: date
+    giver_circles: list[Slug] = Field(description="the giver's circles when it was recorded")
+    receiver_circles: list[Slug] = Field(description="the receiver's circles when it was recorded")
+
+    def key(self) -> str:
+        return self.exchange_id
+
+
+class ExchangeRecorded(ExchangeFacts):
+    """v2 added `shared`: the recorder agrees to show it on the appreciation wall."""
+
+    TYPE: ClassVar[str] = "ExchangeRecorded"
+    VERSION: ClassVar[int] = 2
+    note: str = Field(default="", max_length=NOTE_MAX)
+    recorded_by: Slug
+    shared: bool = False
+
+
+class ExchangeAcknowledged(ExchangeFacts):
+    TYPE: ClassVar[str] = "ExchangeAcknowledged"
+    by: Slug
+    thanks: str = Field(default="", max_length=NOTE_MAX)
+    shared: bool = Field(default=False, description="the acknowledger agrees to share it too")
+
+
+class ExchangeDisputed(ExchangeFacts):
+    TYPE: ClassVar[str] = "ExchangeDisputed"
+    by: Slug
+    reason: str = Field(min_length=1, max_length=NOTE_MAX)
+
+
+class ExchangeWithdrawn(ExchangeFacts):
+    TYPE: ClassVar[str] = "ExchangeWithdrawn"
+    by: Slug
+
+
+# --- balance.signals --------------------------------------------------------------------------
+
+
+class SignalEvent(Event):
+    TOPIC: ClassVar[str] = "balance.signals"
+    member_id: Slug
+    circles: list[Slug]
+    window_start: date
+    window_end: date
+
+    def key(self) -> str:
+        return self.member_id
+
+
+class MemberOverextended(SignalEvent):
+    TYPE: ClassVar[str] = "MemberOverextended"
+    reason: Literal["ratio", "capacity", "ratio_and_capacity"]
+    given_minutes: int = Field(description="given in the 28-day window, settled and pending")
+    received_minutes: int
+    ratio: float | None = Field(description="given / received; None when nothing was received")
+    given_last_7_days: int
+    weekly_capacity_minutes: int | None
+
+
+class MemberDisconnected(SignalEvent):
+    TYPE: ClassVar[str] = "MemberDisconnected"
+    last_exchange_on: date | None
+    days_without_exchange: int
+
+
+class SignalCleared(SignalEvent):
+    TYPE: ClassVar[str] = "SignalCleared"
+    signal_kind: Literal["overextended", "disconnected"]
+    raised_event_id: str = Field(description="event_id of the signal this clears")
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (
+        CircleFormed,
+        CircleLeadsChanged,
+        MemberRegistered,
+        MemberJoinedCircle,
+        MemberLeftCircle,
+        CapacityDeclared,
+        AvailabilityChanged,
+        ExchangeRecorded,
+        ExchangeAcknowledged,
+        ExchangeDisputed,
+        ExchangeWithdrawn,
+        MemberOverextended,
+        MemberDisconnected,
+        SignalCleared,
+    )
+}

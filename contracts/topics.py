@@ -1,0 +1,47 @@
+"""The registry of topics: who writes them, how they are partitioned, what they hold."""
+
+from dataclasses import dataclass, field
+
+from .events import EVENT_TYPES
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    writer: str
+    config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dlq(self) -> str:
+        return dlq_topic(self.name)
+
+
+# The ledger topics are the source of truth: kept forever. Signals can be recomputed by replay.
+_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+DIRECTORY = TopicSpec("ledger.directory", partitions=4, writer="ledger", config=_FOREVER)
+EXCHANGES = TopicSpec("ledger.exchanges", partitions=8, writer="ledger", config=_FOREVER)
+SIGNALS = TopicSpec("balance.signals", partitions=4, writer="balance", config=_FOREVER)
+
+SOURCE_TOPICS: dict[str, TopicSpec] = {t.name: t for t in (DIRECTORY, EXCHANGES, SIGNALS)}
+
+
+def dlq_topic(source: str) -> str:
+    return f"{source}.dlq"
+
+
+def all_topics(prefix: str = "") -> dict[str, tuple[int, dict[str, str]]]:
+    """Every topic with its dead-letter topic, as `name -> (partitions, config)` for the admin client.
+
+    `prefix` lets tests create an isolated copy of the whole set on one broker.
+    """
+    topics: dict[str, tuple[int, dict[str, str]]] = {}
+    for spec in SOURCE_TOPICS.values():
+        topics[prefix + spec.name] = (spec.partitions, dict(spec.config))
+        topics[prefix + spec.dlq] = (1, dict(spec.config))
+    return topics
+
+
+def events_of(topic: str) -> list[str]:
+    return sorted(t for t, cls in EVENT_TYPES.items() if cls.TOPIC == topic)

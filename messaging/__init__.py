@@ -1,0 +1,7 @@
+"""Kafka plumbing: the one package that imports `kafka`.
+
+- `event_log.EventLog` appends events (idempotent, `acks=all`, optionally transactional);
+- `consumer.ProjectionConsumer` feeds decoded batches to a projection that stores its own offsets;
+- `local_kafka.LocalKafka` runs a real Apache Kafka broker from Maven Central jars;
+- `topics_admin` creates topics; `inspect` reads end offsets and group positions.
+"""

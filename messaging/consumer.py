@@ -1,0 +1,261 @@
+"""The consumer loop every projection runs on: offsets live with the data.
+
+The projection stores (topic, partition, next offset) in the same database transaction as its rows.
+On assignment the loop seeks to those stored offsets, so a crash at any point neither loses nor
+double-applies an event. Each polled batch goes to the projection at once (set-based upserts in one
+transaction). A record that is not a valid event goes to `<topic>.dlq` with headers saying where it
+came from and why; a valid event whose projection fails stops its partition and makes the loop
+unhealthy, because skipping it would corrupt the sums.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from reciprocity.contracts.envelope import ContractError, Envelope, decode
+from reciprocity.contracts.events import Event
+from reciprocity.contracts.topics import dlq_topic
+
+from .event_log import BrokerUnavailable, EventLog, Outgoing
+
+log = logging.getLogger(__name__)
+
+# (logical topic, partition): how projections name a partition in their offset tables.
+PartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    topic: str  # logical name
+    partition: int
+    offset: int
+    envelope: Envelope
+    event: Event
+
+
+@dataclass(frozen=True)
+class OffsetRange:
+    first: int  # offset of the first record of this batch in the partition
+    next: int  # offset to read after this batch
+
+
+class StaleBatch(RuntimeError):
+    """The stored offset is not where this batch starts: another consumer applied it first."""
+
+
+class Projection(Protocol):
+    def load_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
+        """Next offset to read for each partition that has one stored."""
+        ...
+
+    def apply(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        """Apply `events` and move each partition's stored offset from `first` to `next`, in one
+        transaction. Raise StaleBatch (and change nothing) if a stored offset is not `first`."""
+        ...
+
+
+@dataclass
+class ConsumerHealth:
+    connected: bool = False
+    last_poll_at: float | None = None
+    failed_partitions: dict[str, str] = field(default_factory=dict)
+    dead_lettered: int = 0
+    applied: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.connected and not self.failed_partitions
+
+    def reason(self) -> str | None:
+        if not self.connected:
+            return "not connected to Kafka"
+        if self.failed_partitions:
+            return "; ".join(f"{p} stopped: {e}" for p, e in sorted(self.failed_partitions.items()))
+        return None
+
+
+class ProjectionConsumer:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        projection: Projection,
+        dead_letters: EventLog,
+        topic_prefix: str = "",
+        client_id: str = "reciprocity",
+        max_records: int = 5000,
+        retry_failed_after_s: float = 15.0,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._group_id = topic_prefix + group_id
+        self._topics = list(topics)
+        self._prefix = topic_prefix
+        self._projection = projection
+        self._dead_letters = dead_letters
+        self._client_id = client_id
+        self._max_records = max_records
+        self._retry_after_s = retry_failed_after_s
+        self._consumer: KafkaConsumer | None = None
+        self._paused_since: dict[TopicPartition, float] = {}
+        self.health = ConsumerHealth()
+
+    # --- names ---------------------------------------------------------------------------------
+
+    def _logical(self, physical: str) -> str:
+        return physical[len(self._prefix):] if physical.startswith(self._prefix) else physical
+
+    def _tp(self, key: PartitionKey) -> TopicPartition:
+        return TopicPartition(self._prefix + key[0], key[1])
+
+    def _key(self, tp: TopicPartition) -> PartitionKey:
+        return (self._logical(tp.topic), tp.partition)
+
+    # --- loop ----------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set. Survives an unreachable broker by retrying."""
+        while not stop.is_set():
+            try:
+                self._consumer = self._connect()
+                self.health.connected = True
+                while not stop.is_set():
+                    self.poll_once(timeout_ms=500)
+            except (KafkaError, BrokerUnavailable) as err:
+                self.health.connected = False
+                log.warning("consumer %s lost Kafka (%r); retrying", self._group_id, err)
+                stop.wait(2.0)
+            finally:
+                if self._consumer is not None:
+                    self._consumer.close(autocommit=False)
+                    self._consumer = None
+        self.health.connected = False
+
+    def _connect(self) -> KafkaConsumer:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group_id,
+            client_id=self._client_id,
+            enable_auto_commit=False,  # offsets live in the projection's database
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",  # the ledger appends in transactions
+            max_poll_records=self._max_records,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            reconnect_backoff_max_ms=2000,
+        )
+        consumer.subscribe([self._prefix + t for t in self._topics], listener=_SeekToStored(self))
+        return consumer
+
+    def poll_once(self, timeout_ms: int) -> int:
+        assert self._consumer is not None
+        self._retry_paused()
+        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._max_records)
+        self.health.last_poll_at = time.time()
+        if not polled:
+            return 0
+        events: list[Delivered] = []
+        offsets: dict[PartitionKey, OffsetRange] = {}
+        for tp, records in polled.items():
+            key = self._key(tp)
+            offsets[key] = OffsetRange(first=records[0].offset, next=records[-1].offset + 1)
+            for record in records:
+                try:
+                    envelope, event = decode(record.value)
+                except ContractError as err:
+                    self._dead_letter(key, record, str(err))
+                    continue
+                events.append(Delivered(key[0], key[1], record.offset, envelope, event))
+        self._apply(events, offsets)
+        return len(events)
+
+    def _apply(self, events: list[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        try:
+            self._projection.apply(events, offsets)
+            self.health.applied += len(events)
+            return
+        except StaleBatch as err:
+            log.warning("%s; seeking back to the stored offsets", err)
+            self._seek_to_stored(list(offsets))
+            return
+        except Exception as err:
+            if len(offsets) == 1:
+                self._stop_partition(next(iter(offsets)), err)
+                return
+            log.warning("batch failed (%r); retrying partition by partition", err)
+        # Find the partition(s) at fault, so the healthy ones go on.
+        for key, span in offsets.items():
+            self._apply([e for e in events if (e.topic, e.partition) == key], {key: span})
+
+    def _stop_partition(self, key: PartitionKey, err: Exception) -> None:
+        assert self._consumer is not None
+        log.error("projection of %s failed; partition stopped: %r", key, err, exc_info=err)
+        tp = self._tp(key)
+        self.health.failed_partitions[f"{key[0]}[{key[1]}]"] = repr(err)[:500]
+        self._consumer.pause(tp)
+        self._paused_since[tp] = time.monotonic()
+        self._seek_to_stored([key])
+
+    def _retry_paused(self) -> None:
+        """Resume stopped partitions now and then: a failure may have been passing (a locked database)."""
+        assert self._consumer is not None
+        now = time.monotonic()
+        for tp, since in list(self._paused_since.items()):
+            if now - since >= self._retry_after_s:
+                del self._paused_since[tp]
+                self.health.failed_partitions.pop(f"{self._logical(tp.topic)}[{tp.partition}]", None)
+                self._consumer.resume(tp)
+
+    def _seek_to_stored(self, keys: Sequence[PartitionKey]) -> None:
+        assert self._consumer is not None
+        stored = self._projection.load_offsets(keys)
+        assigned = self._consumer.assignment()
+        for key in keys:
+            tp = self._tp(key)
+            if tp not in assigned:
+                continue
+            if key in stored:
+                self._consumer.seek(tp, stored[key])
+            else:
+                self._consumer.seek_to_beginning(tp)
+
+    def _dead_letter(self, key: PartitionKey, record: object, error: str) -> None:
+        topic, partition = key
+        offset = getattr(record, "offset", -1)
+        log.warning("dead-lettering %s[%d]@%d: %s", topic, partition, offset, error)
+        self._dead_letters.append([
+            Outgoing(
+                topic=dlq_topic(topic),
+                key=getattr(record, "key", None),
+                value=getattr(record, "value", b"") or b"",
+                headers=(
+                    ("dlq.source.topic", topic.encode()),
+                    ("dlq.source.partition", str(partition).encode()),
+                    ("dlq.source.offset", str(offset).encode()),
+                    ("dlq.error", error.encode()[:2000]),
+                    ("dlq.consumer.group", self._group_id.encode()),
+                ),
+            )
+        ])
+        self.health.dead_lettered += 1
+
+
+class _SeekToStored(ConsumerRebalanceListener):
+    """On assignment, read the stored offsets and seek: quick, as the client's I/O loop runs it."""
+
+    def __init__(self, owner: ProjectionConsumer) -> None:
+        self._owner = owner
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Nothing to flush: each batch is committed with its offsets before the next poll.
+        for tp in revoked:
+            self._owner._paused_since.pop(tp, None)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._owner._seek_to_stored([self._owner._key(tp) for tp in assigned])

@@ -1,0 +1,1 @@
+"""Reciprocity: make the give-and-take inside an organisation visible."""

@@ -1,0 +1,88 @@
+# GNU make. `make run` starts the whole stack on this machine; `make test` is what CI runs (.ci/run).
+# Works on a fresh Debian 12 with Python 3.11, Java 17 and Maven; installs what else is missing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= $(shell command -v python3.11 || echo python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+# Stamps: redo a step only when its input changed.
+INSTALLED := $(VENV)/.installed
+KAFKA_JARS := var/kafka/libs/.pom-sha256
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+PYTEST_ARGS ?=
+
+.PHONY: help install system-packages test lint run bench clean distclean
+
+help:
+	@echo "make install    venv + dependencies, missing Debian packages, Kafka broker jars (no-op when done)"
+	@echo "make run        the whole stack: Kafka, mail sink, ledger, balance, notify, web (Procfile via honcho)"
+	@echo "make test       ruff, then unit, integration and e2e tests against real Kafka/PostgreSQL/SMTP/Chromium"
+	@echo "make bench      benchmarks"
+	@echo "make lint       ruff"
+	@echo "make clean      remove local data under var/ (keeps the Kafka jars); distclean also removes .venv"
+
+install: $(INSTALLED) $(KAFKA_JARS)
+
+# Checked on every run (a few stat calls); apt only runs when something is actually missing.
+system-packages:
+	@missing=(); \
+	[ -x /usr/bin/chromium ] || missing+=(chromium); \
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql); \
+	command -v java >/dev/null || missing+=(openjdk-17-jre-headless); \
+	command -v mvn >/dev/null || missing+=(maven); \
+	[ -x $(PY) ] || $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv); \
+	if [ $${#missing[@]} -gt 0 ]; then \
+	  echo "installing Debian packages: $${missing[*]}"; \
+	  $(SUDO) apt-get update; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends "$${missing[@]}"; \
+	fi
+
+$(PY): | system-packages
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(PY) system-packages
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The broker's jars from Maven Central (infra/kafka/pom.xml), refetched when the pom changes.
+$(KAFKA_JARS): infra/kafka/pom.xml | $(INSTALLED) system-packages
+	$(PY) -m reciprocity.messaging.local_kafka --fetch-jars
+	touch $@
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -p no:cacheprovider --junitxml=test-results/junit.xml \
+	  tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
+
+# With KAFKA_BOOTSTRAP_SERVERS set, everything but the local broker starts and uses that cluster.
+run: install
+	@mkdir -p var/kafka var/mail
+	@bash infra/banner.sh
+	@procs=""; \
+	if [ -n "$${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then \
+	  procs="$$(grep -E '^[A-Za-z0-9_-]+:' Procfile | cut -d: -f1 | grep -vx kafka | tr '\n' ' ')"; \
+	fi; \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONUNBUFFERED=1 exec $(VENV)/bin/honcho -f Procfile start $$procs
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf test-results .pytest_cache .ruff_cache
+	@# var/kafka/libs holds ~60 MB of jars that only change with infra/kafka/pom.xml: keep them.
+	if [ -d var ]; then \
+	  find var -mindepth 1 -maxdepth 1 ! -name kafka -exec rm -rf {} +; \
+	  [ ! -d var/kafka ] || find var/kafka -mindepth 1 -maxdepth 1 ! -name libs -exec rm -rf {} +; \
+	fi
+
+distclean: clean
+	rm -rf var $(VENV) build *.egg-info
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

@@ -149,6 +149,10 @@ class ProjectionConsumer:
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             reconnect_backoff_max_ms=2000,
+            # A crashed member's partitions wait for its session to expire (45 s by default) before
+            # anyone else takes them; 10 s is still far above a healthy poll interval.
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
         )
         consumer.subscribe([self._prefix + t for t in self._topics], listener=_SeekToStored(self))
         return consumer

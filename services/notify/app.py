@@ -1,0 +1,87 @@
+"""notify's HTTP side and entry point: `python -m reciprocity.notify.app`.
+
+GET /health (database, Kafka consumer, SMTP while deliveries wait), GET /metrics, and the operators'
+view of the delivery log: GET /v1/deliveries?status=pending|sent|failed|suppressed|waiting&member=&alert_id=&limit=
+-> {"deliveries": [...], "counts": {...}}, GET /v1/alerts/<event_id> -> the alert and its deliveries.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Flask, Response, jsonify, request
+from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
+
+from . import metrics, store
+from .bootstrap import Notifier
+from .settings import NotifySettings
+
+STATUSES = (*store.DELIVERY_STATUSES, "waiting")
+
+
+def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | None = None) -> Flask:
+    notifier = notifier or Notifier(settings or NotifySettings())
+    app = Flask(__name__)
+    app.extensions["notifier"] = notifier
+
+    @app.get("/health")
+    def health() -> tuple[Response, int]:
+        return health_response(notifier.health())
+
+    @app.before_request
+    def refresh_gauges() -> None:
+        # Gauges from the database at scrape time, so they are right after a restart too.
+        if request.path != "/metrics":
+            return
+        with store.reading(notifier.engine) as conn:
+            counts = store.count_by_status(conn)
+        for status in store.DELIVERY_STATUSES:
+            metrics.DELIVERIES.labels(status).set(counts[status])
+        metrics.PENDING.set(counts["pending"])
+        metrics.WAITING.set(counts.get("alerts_waiting", 0))
+
+    add_metrics_route(app)
+
+    @app.get("/v1/deliveries")
+    def list_deliveries() -> tuple[Response, int]:
+        status = request.args.get("status") or None
+        if status is not None and status not in STATUSES:
+            return jsonify(error=f"status must be one of {', '.join(STATUSES)}"), 422
+        try:
+            limit = int(request.args.get("limit", "100"))
+        except ValueError:
+            return jsonify(error="limit must be a whole number"), 422
+        if not 1 <= limit <= 1000:
+            return jsonify(error="limit must be between 1 and 1000"), 422
+        with store.reading(notifier.engine) as conn:
+            listed = store.list_deliveries(conn, status=status, member_id=request.args.get("member") or None,
+                                           alert_id=request.args.get("alert_id") or None, limit=limit)
+            counts = store.count_by_status(conn)
+        return jsonify(deliveries=listed, counts=counts), 200
+
+    @app.get("/v1/alerts/<event_id>")
+    def alert(event_id: str) -> tuple[Response, int]:
+        with store.reading(notifier.engine) as conn:
+            row = conn.execute(sa.select(store.alerts).where(store.alerts.c.event_id == event_id)).first()
+            if row is None:
+                return jsonify(error=f"no alert {event_id}"), 404
+            listed = store.list_deliveries(conn, alert_id=event_id, limit=1000)
+        return jsonify(
+            alert_id=row.event_id, type=row.type, member_id=row.member_id, kind=row.kind, status=row.status,
+            reason=row.reason, attempts=row.attempts, signal_at=store.iso(row.signal_at),
+            first_seen_at=store.iso(row.first_seen_at), resolved_at=store.iso(row.resolved_at),
+            deliveries=[d for d in listed if d["recipient"] is not None],
+        ), 200
+
+    return app
+
+
+def main() -> None:
+    settings = NotifySettings()
+    setup_logging("notify", settings.log_level)
+    notifier = Notifier(settings)
+    app = create_app(notifier=notifier)
+    run_service(app, host=settings.host, port=settings.port, workers=notifier.workers(), on_stop=notifier.close)
+
+
+if __name__ == "__main__":
+    main()

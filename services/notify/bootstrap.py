@@ -1,0 +1,105 @@
+"""The one place that wires notify together: database, projection, consumer, sender."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import sqlalchemy as sa
+from reciprocity.common.service import Worker
+from reciprocity.contracts.topics import all_topics
+from reciprocity.messaging.consumer import ProjectionConsumer
+from reciprocity.messaging.event_log import EventLog
+from reciprocity.messaging.topics_admin import ensure_topics
+
+from . import store
+from .projection import TOPICS, CrashHook, NotifyProjection
+from .sender import Sender, SmtpConfig, SmtpTransport
+from .settings import NotifySettings
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "notify"
+
+
+class Notifier:
+    def __init__(self, settings: NotifySettings, *, crash_hook: CrashHook | None = None) -> None:
+        self.settings = settings
+        self.engine = store.create_engine(settings.database_url)
+        store.migrate(self.engine)
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        self.transport = SmtpTransport(SmtpConfig(
+            host=settings.smtp_host, port=settings.smtp_port, user=settings.smtp_user, password=password,
+            starttls=settings.smtp_starttls, ssl=settings.smtp_ssl, sender=settings.smtp_from,
+            timeout_s=settings.smtp_timeout_s,
+        ))
+        self.sender = Sender(
+            self.engine, self.transport,
+            retry_initial_s=settings.notify_retry_initial_s, retry_max_s=settings.notify_retry_max_s,
+            lease_s=settings.notify_send_lease_s, poll_s=settings.notify_poll_s, crash_hook=crash_hook,
+            housekeeping=self._housekeeping,
+        )
+        self.projection = NotifyProjection(
+            self.engine, web_base_url=settings.web_base_url, rate_limit_days=settings.notify_rate_limit_days,
+            on_planned=self.sender.wake, crash_hook=crash_hook,
+        )
+        self.dead_letters = EventLog(settings.kafka_bootstrap_servers, client_id="notify-dlq",
+                                     topic_prefix=settings.topic_prefix)
+        self.consumer = ProjectionConsumer(
+            settings.kafka_bootstrap_servers, group_id=GROUP_ID, topics=TOPICS, projection=self.projection,
+            dead_letters=self.dead_letters, topic_prefix=settings.topic_prefix, client_id="notify",
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _housekeeping(self) -> None:
+        self.projection.expire_waiting(self.settings.notify_directory_wait_s)
+
+    def consume(self, stop: threading.Event) -> None:
+        """Make sure the topics exist (idempotent; any service may start first), then consume."""
+        while not stop.is_set():
+            try:
+                ensure_topics(self.settings.kafka_bootstrap_servers, all_topics(self.settings.topic_prefix),
+                              timeout_s=5)
+                break
+            except Exception as err:  # Kafka not up yet: /health says "not connected" meanwhile
+                log.warning("cannot make sure the topics exist yet (%r); retrying", err)
+                stop.wait(2.0)
+        self.consumer.run(stop)
+
+    def workers(self) -> list[tuple[str, Worker]]:
+        return [("notify-consumer", self.consume), ("notify-sender", self.sender.run)]
+
+    def health(self) -> dict[str, str | None]:
+        try:
+            with store.reading(self.engine) as conn:
+                conn.execute(sa.text("SELECT 1"))
+            database = None
+        except Exception as err:
+            database = f"database unreachable: {err!r}"[:500]
+        return {
+            "database": database,
+            "kafka": self.consumer.health.reason(),
+            "smtp": self.sender.health_reason() if database is None else None,
+        }
+
+    # In-process runs (tests, tools): the same workers run_service starts, in threads of our own.
+    def start(self) -> Notifier:
+        self._stop.clear()
+        self._threads = [threading.Thread(target=fn, args=(self._stop,), name=name, daemon=True)
+                         for name, fn in self.workers()]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sender.wake()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+
+    def close(self) -> None:
+        self.stop()
+        self.dead_letters.close()
+        self.engine.dispose()

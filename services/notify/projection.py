@@ -1,0 +1,434 @@
+"""The consumer side of notify: directory events become notify's view of the directory, signals become
+planned deliveries (the outbox), and the consumed offsets move in the same transaction.
+
+One ProjectionConsumer reads both `ledger.directory` and `balance.signals` under one group, so one
+transaction covers a batch of both. Within a batch the directory events are applied first. Topics
+are still consumed independently, so a signal can overtake the directory events it needs (a member
+registered a moment before balance noticed them): such a signal is stored as `waiting` with what is
+missing, retried after every later directory batch, and recorded as `failed` (visible to operators)
+if the directory has not caught up after `directory_wait_s`. A member's later signals wait behind
+their earlier waiting one, so an all clear is never planned before the alert it clears.
+
+Side effects after facts: nothing is sent here. The planned deliveries are rows (`pending`, with
+their rendered content) committed together with the offsets, so the offsets can never get ahead of
+what must be sent; the sender sends them later. A signal whose event_id is already known (a replay,
+a redelivery) changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from reciprocity.contracts.envelope import ContractError, decode
+from reciprocity.contracts.events import (
+    AvailabilityChanged,
+    CapacityDeclared,
+    CircleFormed,
+    CircleLeadsChanged,
+    DirectoryEvent,
+    Event,
+    MemberJoinedCircle,
+    MemberLeftCircle,
+    MemberRegistered,
+    SignalCleared,
+    SignalEvent,
+)
+from reciprocity.contracts.topics import DIRECTORY, SIGNALS
+from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, StaleBatch
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from . import metrics
+from .rendering import CLEARED, Email, Raised, render, signal_kind
+from .routing import CircleFacts, Directory, MemberFacts, Recipient, route
+from .store import (
+    alerts,
+    circle_leads,
+    circles,
+    deliveries,
+    members,
+    memberships,
+    naive_utc,
+    offsets,
+    reading,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+TOPICS = (DIRECTORY.name, SIGNALS.name)
+CrashHook = Callable[[str], None]
+
+
+def _no_crash(_step: str) -> None:
+    return None
+
+
+@dataclass
+class _Alert:
+    event_id: str
+    event: SignalEvent
+    member_id: str
+    kind: str
+    signal_at: datetime
+
+
+@dataclass
+class _Outcome:
+    status: str  # waiting | planned | failed | nothing_to_send
+    reason: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class NotifyProjection:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        web_base_url: str,
+        rate_limit_days: float = 7.0,
+        clock: Callable[[], datetime] = utcnow,
+        on_planned: Callable[[], None] | None = None,
+        crash_hook: CrashHook | None = None,
+    ) -> None:
+        self._engine = engine
+        self._web_base_url = web_base_url
+        self._rate_limit = timedelta(days=rate_limit_days)
+        self._clock = clock
+        self._on_planned = on_planned or (lambda: None)
+        self._hook = crash_hook or _no_crash
+
+    # --- Projection protocol ------------------------------------------------------------------
+
+    def load_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
+        wanted = set(partitions)
+        with reading(self._engine) as conn:
+            rows = conn.execute(sa.select(offsets.c.topic, offsets.c.partition, offsets.c.next_offset)).all()
+        return {(t, p): n for t, p, n in rows if (t, p) in wanted}
+
+    def apply(self, events: Sequence[Delivered], spans: dict[PartitionKey, OffsetRange]) -> None:
+        counts = {"pending": 0, "suppressed": 0}
+        with self._engine.begin() as conn:
+            self._advance_offsets(conn, spans)
+            directory_events = [d for d in events if isinstance(d.event, DirectoryEvent)]
+            signals = [d for d in events if isinstance(d.event, SignalEvent)]
+            for d in events:
+                if not isinstance(d.event, DirectoryEvent | SignalEvent):
+                    log.warning("ignoring %s at %s[%d]@%d: not a directory event or a signal",
+                                d.envelope.type, d.topic, d.partition, d.offset)
+            for d in directory_events:
+                apply_directory_event(conn, d.event)
+            if directory_events:
+                self._retry_waiting(conn, counts)
+            for d in signals:
+                self._take_signal(conn, d, counts)
+            self._hook("plan:before_commit")
+        self._hook("plan:after_commit")
+        self._after_commit(counts)
+
+    # --- offsets: compare and set -------------------------------------------------------------
+
+    def _advance_offsets(self, conn: Connection, spans: dict[PartitionKey, OffsetRange]) -> None:
+        query = sa.select(offsets.c.topic, offsets.c.partition, offsets.c.next_offset)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        stored = {(t, p): n for t, p, n in conn.execute(query) if (t, p) in spans}
+        for key, span in spans.items():
+            current = stored.get(key)
+            if current is not None and current != span.first:
+                raise StaleBatch(f"{key[0]}[{key[1]}] is stored at {current}, the batch starts at {span.first}")
+        for (topic, partition), span in spans.items():
+            if (topic, partition) in stored:
+                moved = conn.execute(
+                    sa.update(offsets)
+                    .where(offsets.c.topic == topic, offsets.c.partition == partition,
+                           offsets.c.next_offset == span.first)
+                    .values(next_offset=span.next)
+                ).rowcount
+                if moved != 1:
+                    raise StaleBatch(f"{topic}[{partition}] moved under this batch")
+            else:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(sa.insert(offsets).values(topic=topic, partition=partition,
+                                                               next_offset=span.next))
+                except IntegrityError as err:  # another consumer stored it first
+                    raise StaleBatch(f"{topic}[{partition}] was stored by another consumer") from err
+
+    # --- signals ------------------------------------------------------------------------------
+
+    def _take_signal(self, conn: Connection, d: Delivered, counts: dict[str, int]) -> None:
+        event_id = str(d.envelope.event_id)
+        if conn.execute(sa.select(alerts.c.status).where(alerts.c.event_id == event_id)).first():
+            log.debug("signal %s already seen; nothing to do", event_id)
+            return
+        event = d.event
+        assert isinstance(event, SignalEvent)
+        alert = _Alert(event_id, event, event.member_id, signal_kind(event), naive_utc(d.envelope.occurred_at))
+        now = self._clock()
+        conn.execute(sa.insert(alerts).values(
+            event_id=event_id, type=d.envelope.type, member_id=alert.member_id, kind=alert.kind,
+            envelope=d.envelope.model_dump_json(), signal_at=alert.signal_at,
+            source_partition=d.partition, source_offset=d.offset,
+            status="waiting", reason=None, attempts=0, first_seen_at=now,
+        ))
+        if self._member_blocked(conn, alert.member_id, event_id):
+            self._record(conn, alert, _Outcome("waiting", "waiting behind an earlier signal about this member"),
+                         counts)
+            return
+        self._record(conn, alert, self._plan(conn, alert), counts)
+
+    def _member_blocked(self, conn: Connection, member_id: str, event_id: str) -> bool:
+        return conn.execute(
+            sa.select(alerts.c.event_id).where(alerts.c.member_id == member_id, alerts.c.status == "waiting",
+                                               alerts.c.event_id != event_id).limit(1)
+        ).first() is not None
+
+    def _retry_waiting(self, conn: Connection, counts: dict[str, int]) -> None:
+        """Plan the waiting signals the directory now knows enough about, oldest first."""
+        rows = conn.execute(
+            sa.select(alerts.c.event_id, alerts.c.envelope, alerts.c.signal_at, alerts.c.member_id, alerts.c.kind)
+            .where(alerts.c.status == "waiting")
+            .order_by(alerts.c.source_partition, alerts.c.source_offset)
+        ).all()
+        blocked: set[str] = set()
+        for row in rows:
+            try:
+                _, event = decode(row.envelope)
+            except ContractError as err:  # stored by an older notify; cannot happen with the same contracts
+                self._record(conn, _Alert(row.event_id, None, row.member_id, row.kind, row.signal_at),  # type: ignore[arg-type]
+                             _Outcome("failed", f"stored signal no longer readable: {err}"), counts)
+                continue
+            assert isinstance(event, SignalEvent)
+            alert = _Alert(row.event_id, event, row.member_id, row.kind, row.signal_at)
+            outcome = (_Outcome("waiting", "waiting behind an earlier signal about this member")
+                       if alert.member_id in blocked else self._plan(conn, alert))
+            if outcome.status == "waiting":
+                blocked.add(alert.member_id)
+            self._record(conn, alert, outcome, counts)
+
+    def expire_waiting(self, max_wait_s: float) -> int:
+        """Record as failed the signals that waited for the directory longer than `max_wait_s`."""
+        now = self._clock()
+        counts = {"pending": 0, "suppressed": 0}
+        with self._engine.begin() as conn:
+            expired = conn.execute(
+                sa.select(alerts.c.event_id, alerts.c.reason)
+                .where(alerts.c.status == "waiting", alerts.c.first_seen_at < now - timedelta(seconds=max_wait_s))
+            ).all()
+            for event_id, reason in expired:
+                conn.execute(
+                    sa.update(alerts).where(alerts.c.event_id == event_id, alerts.c.status == "waiting").values(
+                        status="failed", resolved_at=now,
+                        reason=f"the directory did not catch up within {max_wait_s:g} s ({reason})",
+                    )
+                )
+                log.error("signal %s failed: the directory did not catch up (%s)", event_id, reason)
+            if expired:
+                # A member's later signals waited behind the expired one: they may go now.
+                self._retry_waiting(conn, counts)
+        self._after_commit(counts)
+        return len(expired)
+
+    def _record(self, conn: Connection, alert: _Alert, outcome: _Outcome, counts: dict[str, int]) -> None:
+        now = self._clock()
+        values: dict[str, Any] = {"status": outcome.status, "reason": outcome.reason,
+                                  "attempts": alerts.c.attempts + 1}
+        if outcome.status != "waiting":
+            values["resolved_at"] = now
+        # Only a waiting alert moves on: if another thread resolved it meanwhile, this changes nothing.
+        moved = conn.execute(
+            sa.update(alerts).where(alerts.c.event_id == alert.event_id, alerts.c.status == "waiting").values(**values)
+        ).rowcount
+        if moved != 1 or not outcome.rows:
+            return
+        conn.execute(sa.insert(deliveries), [{**row, "created_at": now} for row in outcome.rows])
+        for row in outcome.rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        if outcome.status == "planned":
+            log.info("signal %s (%s about %s): %s", alert.event_id, alert.kind, alert.member_id,
+                     ", ".join(f"{r['recipient']}={r['status']}" for r in outcome.rows))
+
+    def _after_commit(self, counts: dict[str, int]) -> None:
+        if counts.get("suppressed"):
+            metrics.SUPPRESSED.inc(counts["suppressed"])
+        if counts.get("pending"):
+            self._on_planned()
+
+    # --- planning -----------------------------------------------------------------------------
+
+    def _plan(self, conn: Connection, alert: _Alert) -> _Outcome:
+        if isinstance(alert.event, SignalCleared):
+            return self._plan_clear(conn, alert, alert.event)
+        event = alert.event
+        directory = load_directory(conn, event.member_id, event.circles)
+        routing = route(event.member_id, event.circles, directory, on=event.window_end)
+        if not routing.complete:
+            return _Outcome("waiting", "the directory does not know yet: " + ", ".join(routing.missing))
+        if not routing.recipients:
+            # Maybe nobody leads these circles; maybe their leads are simply not consumed yet (a circle is
+            # formed, then given leads). Wait like for any other gap; if it lasts, it is recorded as failed.
+            where = ", ".join(event.circles) or "no circle at all"
+            why = f"nobody to tell: no lead to tell in {where} or any circle above it"
+            if routing.skipped:
+                why += " (" + "; ".join(s.reason for s in routing.skipped) + ")"
+            return _Outcome("waiting", why)
+        member = directory.members[event.member_id]
+        emails = render(alert.event_id, event, member, routing.recipients, directory,
+                        web_base_url=self._web_base_url)
+        rows = []
+        for email in emails:
+            limited = self._rate_limited(conn, alert, email.recipient)
+            rows.append(self._row(alert, email, "suppressed" if limited else "pending", limited))
+        # Skipped leads (paused) get a suppressed row with the reason and what they would have read.
+        skipped = render(alert.event_id, event, member,
+                         [Recipient(s.member_id, directory.members[s.member_id].display_name, s.email or "", ())
+                          for s in routing.skipped], directory, web_base_url=self._web_base_url)
+        reasons = {s.member_id: s.reason for s in routing.skipped}
+        rows += [self._row(alert, email, "suppressed", reasons[email.recipient]) for email in skipped]
+        return _Outcome("planned", None, rows)
+
+    def _plan_clear(self, conn: Connection, alert: _Alert, event: SignalCleared) -> _Outcome:
+        """An all clear goes to the leads who were told (or are about to be told) of the alert it clears,
+        whoever leads the circles now; it is not rate limited (at most one per alert sent)."""
+        raised = conn.execute(
+            sa.select(alerts.c.status, alerts.c.kind, alerts.c.signal_at)
+            .where(alerts.c.event_id == event.raised_event_id)
+        ).first()
+        if raised is None:
+            return _Outcome("nothing_to_send", f"the alert it clears ({event.raised_event_id}) was never received")
+        if raised.status == "waiting":
+            return _Outcome("waiting", "waiting for the alert it clears")
+        told = conn.execute(
+            sa.select(deliveries.c.recipient, deliveries.c.to_address, deliveries.c.to_name)
+            .where(deliveries.c.alert_id == event.raised_event_id, deliveries.c.status.in_(("pending", "sent")))
+            .order_by(deliveries.c.recipient)
+        ).all()
+        if not told:
+            return _Outcome("nothing_to_send", "the alert it clears reached nobody (suppressed or failed)")
+        directory = load_directory(conn, event.member_id, event.circles)
+        member = directory.members.get(event.member_id) or MemberFacts(event.member_id)
+        recipients = [Recipient(t.recipient, t.to_name or t.recipient, t.to_address or "", ()) for t in told]
+        emails = render(alert.event_id, event, member, recipients, directory, web_base_url=self._web_base_url,
+                        raised=Raised(raised.kind, raised.signal_at.date()))
+        return _Outcome("planned", None, [self._row(alert, email, "pending", None) for email in emails])
+
+    def _rate_limited(self, conn: Connection, alert: _Alert, recipient: str) -> str | None:
+        """Why `recipient` must not get this alert: they had one about the member and kind lately."""
+        if alert.kind == CLEARED or not self._rate_limit:
+            return None
+        d = deliveries.c
+        earlier = conn.execute(
+            sa.select(d.alert_id, d.signal_at)
+            .where(d.recipient == recipient, d.member_id == alert.member_id, d.kind == alert.kind,
+                   d.status.in_(("pending", "sent")), d.alert_id != alert.event_id,
+                   d.signal_at > alert.signal_at - self._rate_limit)
+            .order_by(d.signal_at.desc()).limit(1)
+        ).first()
+        if earlier is None:
+            return None
+        days = self._rate_limit.total_seconds() / 86400
+        return (f"rate limit: {recipient} was told about {alert.member_id} ({alert.kind}) on "
+                f"{earlier.signal_at:%Y-%m-%d %H:%M} UTC (alert {earlier.alert_id}); "
+                f"at most one such email every {days:g} days")
+
+    def _row(self, alert: _Alert, email: Email, status: str, reason: str | None) -> dict[str, Any]:
+        return {
+            "alert_id": alert.event_id,
+            "recipient": email.recipient,
+            "member_id": alert.member_id,
+            "kind": alert.kind,
+            "signal_type": alert.event.TYPE,
+            "to_address": email.to,
+            "to_name": email.to_name,
+            "subject": email.subject,
+            "text_body": email.text,
+            "html_body": email.html,
+            "status": status,
+            "attempts": 0,
+            "last_error": reason,
+            "signal_at": alert.signal_at,
+            "next_attempt_at": None,
+        }
+
+
+# --- the directory view ---------------------------------------------------------------------------
+
+
+def apply_directory_event(conn: Connection, event: Event) -> None:
+    """Project one directory event. Idempotent, so a rewind that replays the topic rebuilds the same view."""
+    if isinstance(event, CircleFormed):
+        _upsert(conn, circles, {"circle_id": event.circle_id, "name": event.name, "parent": event.parent},
+                ["circle_id"])
+    elif isinstance(event, CircleLeadsChanged):
+        conn.execute(sa.delete(circle_leads).where(circle_leads.c.circle_id == event.circle_id))
+        leads = list(dict.fromkeys(event.leads))
+        if leads:
+            conn.execute(sa.insert(circle_leads), [
+                {"circle_id": event.circle_id, "member_id": lead, "position": i} for i, lead in enumerate(leads)
+            ])
+    elif isinstance(event, MemberRegistered):
+        _upsert(conn, members, {"member_id": event.member_id, "name": event.name, "email": str(event.email),
+                                "role": event.role.value}, ["member_id"])
+        conn.execute(sa.delete(memberships).where(memberships.c.member_id == event.member_id))
+        for circle_id in dict.fromkeys(event.circles):
+            _upsert(conn, memberships, {"member_id": event.member_id, "circle_id": circle_id},
+                    ["member_id", "circle_id"])
+    elif isinstance(event, MemberJoinedCircle):
+        _upsert(conn, memberships, {"member_id": event.member_id, "circle_id": event.circle_id},
+                ["member_id", "circle_id"])
+    elif isinstance(event, MemberLeftCircle):
+        conn.execute(sa.delete(memberships).where(memberships.c.member_id == event.member_id,
+                                                  memberships.c.circle_id == event.circle_id))
+    elif isinstance(event, CapacityDeclared):
+        _upsert(conn, members, {"member_id": event.member_id, "weekly_hours": event.weekly_hours}, ["member_id"])
+    elif isinstance(event, AvailabilityChanged):
+        _upsert(conn, members, {"member_id": event.member_id, "status": event.status,
+                                "paused_until": event.paused_until}, ["member_id"])
+    else:
+        log.warning("directory event %s is not one notify knows; ignored", type(event).__name__)
+
+
+def load_directory(conn: Connection, member_id: str, circle_ids: Sequence[str]) -> Directory:
+    """The member, their circles and every ancestor, and every lead of those circles."""
+    found: dict[str, CircleFacts] = {}
+    asked: set[str] = set()
+    frontier = set(circle_ids)
+    while frontier:
+        asked |= frontier
+        rows = conn.execute(sa.select(circles).where(circles.c.circle_id.in_(frontier))).all()
+        leads: dict[str, list[str]] = {}
+        for circle_id, lead in conn.execute(
+            sa.select(circle_leads.c.circle_id, circle_leads.c.member_id)
+            .where(circle_leads.c.circle_id.in_(frontier)).order_by(circle_leads.c.position)
+        ):
+            leads.setdefault(circle_id, []).append(lead)
+        for row in rows:
+            found[row.circle_id] = CircleFacts(row.circle_id, row.name, row.parent, tuple(leads.get(row.circle_id, ())))
+        frontier = {row.parent for row in rows if row.parent and row.parent not in asked}
+    wanted = {member_id} | {lead for circle in found.values() for lead in circle.leads}
+    people = {
+        row.member_id: MemberFacts(row.member_id, row.name, row.email, row.status, row.paused_until, row.weekly_hours)
+        for row in conn.execute(sa.select(members).where(members.c.member_id.in_(wanted)))
+    }
+    return Directory(members=people, circles=found)
+
+
+def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(**values)
+    update = [column for column in values if column not in keys]
+    if update:
+        statement = statement.on_conflict_do_update(index_elements=keys,
+                                                    set_={c: statement.excluded[c] for c in update})
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    conn.execute(statement)

@@ -104,6 +104,7 @@ class ProjectionConsumer:
         self._retry_after_s = retry_failed_after_s
         self._consumer: KafkaConsumer | None = None
         self._paused_since: dict[TopicPartition, float] = {}
+        self._stored_next: dict[TopicPartition, int] = {}  # what the projection has, as far as we know
         self.health = ConsumerHealth()
 
     # --- names ---------------------------------------------------------------------------------
@@ -163,6 +164,7 @@ class ProjectionConsumer:
         polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._max_records)
         self.health.last_poll_at = time.time()
         if not polled:
+            self._store_positions_past_markers()
             return 0
         events: list[Delivered] = []
         offsets: dict[PartitionKey, OffsetRange] = {}
@@ -183,6 +185,8 @@ class ProjectionConsumer:
         try:
             self._projection.apply(events, offsets)
             self.health.applied += len(events)
+            for key, span in offsets.items():
+                self._stored_next[self._tp(key)] = span.next
             return
         except StaleBatch as err:
             log.warning("%s; seeking back to the stored offsets", err)
@@ -196,6 +200,21 @@ class ProjectionConsumer:
         # Find the partition(s) at fault, so the healthy ones go on.
         for key, span in offsets.items():
             self._apply([e for e in events if (e.topic, e.partition) == key], {key: span})
+
+    def _store_positions_past_markers(self) -> None:
+        """When idle, move stored offsets past what the consumer skipped without returning it: the
+        commit marker a transaction leaves after its records. Otherwise every partition the ledger
+        wrote to would show a lag of 1 at rest."""
+        assert self._consumer is not None
+        skipped: dict[PartitionKey, OffsetRange] = {}
+        for tp, stored in self._stored_next.items():
+            if tp in self._paused_since or tp not in self._consumer.assignment():
+                continue
+            position = self._consumer.position(tp)
+            if position is not None and position > stored:
+                skipped[self._key(tp)] = OffsetRange(first=stored, next=position)
+        if skipped:
+            self._apply([], skipped)
 
     def _stop_partition(self, key: PartitionKey, err: Exception) -> None:
         assert self._consumer is not None
@@ -226,8 +245,10 @@ class ProjectionConsumer:
                 continue
             if key in stored:
                 self._consumer.seek(tp, stored[key])
+                self._stored_next[tp] = stored[key]
             else:
                 self._consumer.seek_to_beginning(tp)
+                self._stored_next.pop(tp, None)
 
     def _dead_letter(self, key: PartitionKey, record: object, error: str) -> None:
         topic, partition = key
@@ -260,6 +281,7 @@ class _SeekToStored(ConsumerRebalanceListener):
         # Nothing to flush: each batch is committed with its offsets before the next poll.
         for tp in revoked:
             self._owner._paused_since.pop(tp, None)
+            self._owner._stored_next.pop(tp, None)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._owner._seek_to_stored([self._owner._key(tp) for tp in assigned])

@@ -1,0 +1,228 @@
+"""Pure parts of the web: access rules, the exchange form, prompts, pictures and formatting."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from reciprocity.contracts.commands import today_utc
+from reciprocity.web import access
+from reciprocity.web.charts import balance_chart, flow_graph
+from reciprocity.web.clients import Capacity, Circle, Exchange, Flow, KindTotals, Member, Summary, Totals, Week
+from reciprocity.web.exchange_form import FORM_WIDE, ExchangeForm, check, form_field, ledger_body, other_id, valid_key
+from reciprocity.web.format import day, hours, minutes
+from reciprocity.web.prompts import reflection_prompts
+
+TODAY = today_utc()  # the contract checks dates against the real today
+
+
+def member(member_id: str, circles: list[str] | None = None, leads: list[str] | None = None,
+           role: str = "member", **extra: object) -> Member:
+    return Member(id=member_id, name=member_id.title(), circles=circles or [], leads_circles=leads or [], role=role,
+                  **extra)
+
+
+def exchange(status: str = "recorded", recorded_by: str = "ada") -> Exchange:
+    return Exchange(exchange_id="x-1", giver="ada", receiver="ben", kind="help", minutes=30,
+                    occurred_on=TODAY, recorded_by=recorded_by, status=status)
+
+
+# -- access --------------------------------------------------------------------------------------------
+
+
+def test_member_page_access() -> None:
+    ada = member("ada", ["garden"])
+    assert access.can_view_member(ada, ada)
+    assert access.can_view_member(member("lena", ["garden"], leads=["garden"]), ada)
+    assert not access.can_view_member(member("ben", ["garden"]), ada)
+    assert not access.can_view_member(member("omar", ["kitchen"], leads=["kitchen"]), ada)
+    assert not access.can_view_member(member("ops", role="operator"), ada)
+
+
+@pytest.mark.parametrize(("viewer", "status", "expected"), [
+    ("ben", "recorded", {"acknowledge", "dispute"}),  # the other party
+    ("ada", "recorded", {"withdraw"}),  # the recorder
+    ("chen", "recorded", set()),  # not a party
+    ("ben", "acknowledged", set()),
+    ("ada", "disputed", set()),
+    ("ada", "withdrawn", set()),
+])
+def test_exchange_actions(viewer: str, status: str, expected: set[str]) -> None:
+    assert access.exchange_actions(viewer, exchange(status)) == expected
+
+
+def test_receiver_recorded_means_giver_acknowledges() -> None:
+    e = exchange(recorded_by="ben")
+    assert e.counterpart == "ada"
+    assert access.exchange_actions("ada", e) == {"acknowledge", "dispute"}
+    assert access.exchange_actions("ben", e) == {"withdraw"}
+
+
+def test_circle_access() -> None:
+    garden = Circle(id="garden", name="Garden", leads=["lena"])
+    assert access.can_see_signals(member("lena", ["garden"]), garden)
+    assert not access.can_see_signals(member("ben", ["garden"]), garden)
+    assert access.can_see_flows(member("ben", ["garden"]), garden)
+    assert access.can_see_flows(member("lena", []), garden)  # a lead from outside the circle
+    assert not access.can_see_flows(member("omar", ["kitchen"]), garden)
+    assert access.can_operate(member("ops", role="operator"))
+    assert not access.can_operate(member("ada"))
+
+
+# -- the exchange form ---------------------------------------------------------------------------------
+
+
+def form(**changes: object) -> ExchangeForm:
+    values = {"direction": "gave", "other": "ben", "kind": "help", "minutes": "30", "occurred_on": TODAY.isoformat(),
+              "note": "", "idempotency_key": "3b241101-e2bb-4255-8caf-4136c566a962"}
+    values.update({k: str(v) for k, v in changes.items()})
+    return ExchangeForm.from_form(values)
+
+
+def test_a_good_form_has_no_errors_and_makes_the_ledger_body() -> None:
+    f = form(direction="received", note="Thanks for the seedlings")
+    assert check(f, "ada", TODAY) == {}
+    assert ledger_body(f, "ada") == {"giver": "ben", "receiver": "ada", "kind": "help", "minutes": 30,
+                                     "note": "Thanks for the seedlings", "occurred_on": TODAY.isoformat(),
+                                     "recorded_by": "ada", "shared": False}
+
+
+@pytest.mark.parametrize(("changes", "field", "words"), [
+    ({"other": ""}, "other", "Who was it with"),
+    ({"other": "ada"}, "other", "someone other than yourself"),
+    ({"other": "Not An Id!"}, "other", "not a member id"),
+    ({"kind": "gossip"}, "kind", "what kind"),
+    ({"minutes": "abc"}, "minutes", "in minutes"),
+    ({"minutes": "0"}, "minutes", "1 to 1440"),
+    ({"minutes": "1441"}, "minutes", "1 to 1440"),
+    ({"occurred_on": ""}, "occurred_on", "Give the date"),
+    ({"occurred_on": (TODAY + timedelta(days=1)).isoformat()}, "occurred_on", "in the future"),
+    ({"occurred_on": (TODAY - timedelta(days=366)).isoformat()}, "occurred_on", "365 days"),
+    ({"note": "x" * 501}, "note", "keep it to 500"),
+    ({"direction": "sideways"}, "direction", "gave or received"),
+])
+def test_form_errors_in_plain_words(changes: dict[str, str], field: str, words: str) -> None:
+    errors = check(form(**changes), "ada", TODAY)
+    assert field in errors
+    assert words in errors[field]
+
+
+def test_boundaries_are_accepted() -> None:
+    assert check(form(minutes="1", occurred_on=(TODAY - timedelta(days=365)).isoformat()), "ada", TODAY) == {}
+    assert check(form(minutes="1440", note="x" * 500), "ada", TODAY) == {}
+
+
+def test_other_accepts_the_autocomplete_label() -> None:
+    assert other_id("Ben Okafor (ben)") == "ben"
+    assert other_id("  BEN ") == "ben"
+
+
+def test_idempotency_key_must_look_like_ours() -> None:
+    key = "3b241101-e2bb-4255-8caf-4136c566a962"
+    assert valid_key(key) == key
+    assert valid_key("") != valid_key("")  # fresh each time
+    assert len(valid_key("<script>")) == 36
+
+
+def test_ledger_fields_map_onto_the_form() -> None:
+    assert form_field("giver") == "other"
+    assert form_field("receiver") == "other"
+    assert form_field("recorded_by") == "other"
+    assert form_field("minutes") == "minutes"
+    assert form_field("body") == FORM_WIDE
+    assert form_field("Idempotency-Key") == FORM_WIDE
+
+
+# -- prompts -------------------------------------------------------------------------------------------
+
+
+def summary(given: int = 0, received: int = 0, weekly_hours: float | None = 5.0, last7: int = 0,
+            kinds: dict[str, tuple[int, int]] | None = None) -> Summary:
+    by_kind = {k: KindTotals(given_minutes=g, received_minutes=r) for k, (g, r) in (kinds or {}).items()}
+    used = last7 / (weekly_hours * 60) if weekly_hours else None
+    return Summary(member_id="ada", window_days=28, given=Totals(minutes=given, count=1 if given else 0),
+                   received=Totals(minutes=received, count=1 if received else 0), by_kind=by_kind,
+                   reciprocity_index=1.0 if max(given, received) == 0 else min(given, received) / max(given, received),
+                   capacity=Capacity(weekly_hours=weekly_hours, given_last_7_days_minutes=last7, used_fraction=used))
+
+
+def prompts(s: Summary, m: Member | None = None, waiting_for_me: int = 0, waiting_for_others: int = 0) -> list[str]:
+    return [p.text for p in reflection_prompts(s, m or member("ada"), waiting_for_me=waiting_for_me,
+                                               waiting_for_others=waiting_for_others, today=TODAY)]
+
+
+def test_prompts_notice_one_way_giving_gently() -> None:
+    texts = prompts(summary(given=600, received=60, kinds={"mentoring": (600, 0), "care": (0, 60)}))
+    assert any("Is there something you would like to ask for" in t for t in texts)
+    assert not any("too little" in t or "rank" in t for t in texts)
+
+
+def test_prompts_notice_receiving_without_blame() -> None:
+    texts = prompts(summary(given=30, received=400, kinds={"feedback": (30, 400)}))
+    assert any("Receiving is part of the flow too" in t for t in texts)
+
+
+def test_prompts_for_capacity_waiting_and_quiet() -> None:
+    over = prompts(summary(given=400, received=300, last7=400, weekly_hours=5,
+                           kinds={"help": (400, 0), "care": (0, 300)}))
+    assert any("more than the 5 h you said you have" in t for t in over)
+    waiting = prompts(summary(given=60, received=60, kinds={"help": (60, 60)}), waiting_for_me=2)
+    assert waiting[0].startswith("2 exchanges are waiting for your acknowledgement")
+    quiet = prompts(summary())
+    assert any("Nothing recorded in the last 28 days" in t for t in quiet)
+
+
+def test_prompts_when_paused_come_first_and_are_kind() -> None:
+    paused = member("ada", status="paused", paused_until=TODAY + timedelta(days=10))
+    texts = prompts(summary(), paused)
+    back = TODAY + timedelta(days=10)
+    assert texts[0].startswith(f"You are paused until {back.day} {back:%b}.")
+    assert "nothing here expects anything of you" in texts[0]
+
+
+def test_at_most_three_prompts() -> None:
+    texts = prompts(summary(given=600, received=0, last7=600, weekly_hours=2, kinds={"help": (600, 0)}),
+                    waiting_for_me=1, waiting_for_others=3)
+    assert len(texts) == 3
+
+
+# -- pictures ------------------------------------------------------------------------------------------
+
+
+def test_balance_chart_puts_given_above_and_received_below() -> None:
+    weeks = [Week(week_start=date(2025, 6, 2), given={"help": 60}, received={"care": 30}),
+             Week(week_start=date(2025, 6, 9), given={}, received={})]
+    chart = balance_chart(weeks)
+    assert not chart.empty
+    assert chart.axis is not None
+    axis = chart.axis.y1
+    given = next(r for r in chart.rects if "gave 1 h of help" in r.title)
+    received = next(r for r in chart.rects if "received 30 min of care" in r.title)
+    assert given.y + given.height == pytest.approx(axis, abs=0.2)
+    assert received.y == pytest.approx(axis, abs=0.2)
+    assert given.height == pytest.approx(2 * received.height, abs=0.2)
+    assert [label.text for label in chart.x_labels] == ["2 Jun", "9 Jun"]
+
+
+def test_balance_chart_without_exchanges_is_empty() -> None:
+    assert balance_chart([Week(week_start=date(2025, 6, 2))]).empty
+    assert balance_chart([]).empty
+
+
+def test_flow_graph_draws_both_directions_as_two_arrows() -> None:
+    graph = flow_graph([Flow(giver="ada", receiver="ben", minutes=120), Flow(giver="ben", receiver="ada", minutes=30)],
+                       {"ada": "Ada", "ben": "Ben", "chen": "Chen"})
+    assert [n.id for n in graph.nodes] == ["ada", "ben", "chen"]  # everyone in the circle, by name
+    assert len(graph.edges) == 2
+    thick, thin = sorted(graph.edges, key=lambda e: -e.width)
+    assert (thick.giver, thick.receiver) == ("ada", "ben") and thick.width > thin.width
+    assert thick.path != thin.path
+    assert thick.title == "Ada gave Ben 2 h"
+
+
+def test_format() -> None:
+    assert minutes(125) == "2 h 5 min"
+    assert minutes(60) == "1 h"
+    assert minutes(45) == "45 min"
+    assert hours(90) == "1.5 h"
+    assert day(date(2021, 3, 4)) == "4 Mar 2021"

@@ -1,0 +1,568 @@
+"""The web's pages over fake ledger/balance/notify clients: what a person sees and may do."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from reciprocity.web.clients import Conflict, FieldError, Invalid, Unavailable
+
+from tests.support.web_fakes import DEMO_PASSWORD, demo_world, fake_clients, hidden, make_app, sign_in
+
+
+@pytest.fixture
+def clients():  # type: ignore[no-untyped-def]
+    c = fake_clients()
+    demo_world(c)
+    return c
+
+
+@pytest.fixture
+def app(tmp_path: Path, clients):  # type: ignore[no-untyped-def]
+    return make_app(f"sqlite:///{tmp_path}/web.db", clients)
+
+
+def client_as(app, member_id: str):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    answer = sign_in(client, member_id)
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    return client
+
+
+def text(answer) -> str:  # type: ignore[no-untyped-def]
+    return answer.get_data(as_text=True)
+
+
+# -- signing in ----------------------------------------------------------------------------------------
+
+
+def test_pages_need_a_signed_in_member(app) -> None:  # type: ignore[no-untyped-def]
+    answer = app.test_client().get("/people")
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/signin?next=/people")
+
+
+def test_htmx_poll_without_session_redirects_the_whole_page(app) -> None:  # type: ignore[no-untyped-def]
+    answer = app.test_client().get("/people", headers={"HX-Request": "true"})
+    assert answer.headers["HX-Redirect"] == "/signin"
+
+
+def test_sign_in_and_out(app) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    answer = sign_in(client, "ada")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/"
+    page = text(client.get("/"))
+    assert "Hello, Ada Lovelace" in page
+    token = hidden(page, "csrf_token")
+    assert client.post("/signout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_and_unknown_member_get_the_same_answer(app, clients) -> None:  # type: ignore[no-untyped-def]
+    wrong = sign_in(app.test_client(), "ada", "not-the-password")
+    unknown = sign_in(app.test_client(), "nobody", DEMO_PASSWORD)
+    assert wrong.status_code == unknown.status_code == 401
+    assert "do not match" in text(wrong) and "do not match" in text(unknown)
+
+
+def test_password_without_a_directory_member_does_not_sign_in(app, clients) -> None:  # type: ignore[no-untyped-def]
+    del clients.balance.members_by_id["ben"]  # has a password (make_app), but the directory forgot them
+    assert sign_in(app.test_client(), "ben").status_code == 401
+
+
+def test_sign_in_goes_back_to_the_page_asked_for_but_never_off_site(app) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    token = hidden(text(client.get("/signin?next=/people")), "csrf_token")
+    answer = client.post("/signin", data={"csrf_token": token, "member_id": "ada", "password": DEMO_PASSWORD,
+                                          "next": "/people"})
+    assert answer.headers["Location"] == "/people"
+    other = app.test_client()
+    token = hidden(text(other.get("/signin")), "csrf_token")
+    answer = other.post("/signin", data={"csrf_token": token, "member_id": "ada", "password": DEMO_PASSWORD,
+                                         "next": "//evil.example/steal"})
+    assert answer.headers["Location"] == "/"
+
+
+def test_repeated_failed_sign_ins_are_slowed_down(tmp_path: Path, clients) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(f"sqlite:///{tmp_path}/web.db", clients, web_login_attempts=3)
+    client = app.test_client()
+    for _ in range(3):
+        assert sign_in(client, "ada", "guess-guess").status_code == 401
+    blocked = sign_in(client, "ada", DEMO_PASSWORD)
+    assert blocked.status_code == 429
+    assert "wait a few minutes" in text(blocked)
+
+
+def test_balance_down_at_sign_in_is_a_friendly_503(app, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.balance.down = True
+    answer = sign_in(app.test_client(), "ada")
+    assert answer.status_code == 503
+    assert "try again" in text(answer).lower()
+    assert "Traceback" not in text(answer)
+
+
+# -- cookies and CSRF ----------------------------------------------------------------------------------
+
+
+def test_session_cookie_is_httponly_lax_and_not_secure_locally(app) -> None:  # type: ignore[no-untyped-def]
+    cookie = sign_in(app.test_client(), "ada").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie
+
+
+def test_session_cookie_is_secure_behind_https(tmp_path: Path, clients) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(f"sqlite:///{tmp_path}/web.db", clients, web_base_url="https://reciprocity.example",
+                   secret_key="a-real-secret-for-this-test")
+    client = app.test_client()
+    token = hidden(text(client.get("/signin", base_url="https://reciprocity.example")), "csrf_token")
+    answer = client.post("/signin", base_url="https://reciprocity.example",
+                         headers={"Referer": "https://reciprocity.example/signin"},
+                         data={"csrf_token": token, "member_id": "ada", "password": DEMO_PASSWORD})
+    assert answer.status_code == 302
+    assert "Secure" in answer.headers["Set-Cookie"]
+
+
+def test_https_without_a_secret_key_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        make_app(f"sqlite:///{tmp_path}/web.db", web_base_url="https://reciprocity.example")
+
+
+def test_forms_need_a_csrf_token(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    answer = client.post("/exchanges/new", data={"direction": "gave", "other": "ben", "kind": "help",
+                                                 "minutes": "30", "occurred_on": date.today().isoformat()})
+    assert answer.status_code == 400
+    assert "expired" in text(answer)
+    assert clients.ledger.commands == []
+    assert app.test_client().post("/signin", data={"member_id": "ada", "password": DEMO_PASSWORD}).status_code == 400
+
+
+def test_htmx_requests_carry_the_csrf_token_as_a_header(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    page = text(client.get("/exchanges/new"))
+    body_token = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', page)
+    assert body_token, "the <body> must give htmx the CSRF token"
+    answer = client.post("/exchanges/new", headers={"HX-Request": "true", "X-CSRFToken": body_token.group(1)},
+                         data={"direction": "gave", "other": "ben", "kind": "help", "minutes": "30",
+                               "occurred_on": date.today().isoformat(),
+                               "idempotency_key": hidden(page, "idempotency_key")})
+    assert answer.status_code == 204
+    assert len(clients.ledger.commands) == 1
+
+
+# -- recording an exchange -----------------------------------------------------------------------------
+
+
+def new_exchange_form(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    page = text(client.get("/exchanges/new"))
+    return {"csrf_token": hidden(page, "csrf_token"), "idempotency_key": hidden(page, "idempotency_key"),
+            "direction": "gave", "other": "ben", "kind": "mentoring", "minutes": "45",
+            "occurred_on": date.today().isoformat(), "note": "Pairing on the planting plan", "shared": "on"}
+
+
+def test_record_an_exchange_as_the_signed_in_member(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    form = new_exchange_form(client)
+    answer = client.post("/exchanges/new", data=form)
+    assert answer.status_code == 303
+    ((name, body, key),) = clients.ledger.commands
+    assert name == "record_exchange"
+    assert key == form["idempotency_key"]
+    assert body == {"giver": "ada", "receiver": "ben", "kind": "mentoring", "minutes": 45,
+                    "note": "Pairing on the planting plan", "occurred_on": date.today().isoformat(),
+                    "recorded_by": "ada", "shared": True}
+    detail = client.get(answer.headers["Location"])
+    assert "You gave Ben Okafor 45 min of mentoring" in text(detail)
+    assert "waiting for Ben Okafor" in text(detail)
+
+
+def test_received_direction_makes_the_other_person_the_giver(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    form = {**new_exchange_form(client), "direction": "received", "other": "Chen Wei (chen)"}
+    assert client.post("/exchanges/new", data=form).status_code == 303
+    body = clients.ledger.commands[0][1]
+    assert (body["giver"], body["receiver"], body["recorded_by"]) == ("chen", "ada", "ada")
+
+
+def test_double_submit_appends_once(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    form = new_exchange_form(client)
+    first = client.post("/exchanges/new", data=form)
+    second = client.post("/exchanges/new", data=form)
+    assert first.headers["Location"] == second.headers["Location"]
+    assert len(clients.ledger.commands) == 1
+
+
+def test_validation_errors_are_shown_inline_and_nothing_is_sent(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    future = (date.today() + timedelta(days=2)).isoformat()
+    form = {**new_exchange_form(client), "minutes": "0", "occurred_on": future, "kind": ""}
+    answer = client.post("/exchanges/new", data=form)
+    assert answer.status_code == 422
+    page = text(answer)
+    assert re.search(r'id="minutes-error"[^>]*>Minutes go from 1 to 1440', page)
+    assert re.search(r'id="occurred_on-error"[^>]*>That date is in the future', page)
+    assert re.search(r'id="kind-error"[^>]*>Choose what kind', page)
+    assert 'aria-invalid="true"' in page
+    assert 'value="0"' in page  # what was typed stays in the form
+    assert hidden(page, "idempotency_key") != form["idempotency_key"]  # a corrected form is a new command
+    assert clients.ledger.commands == []
+
+
+def test_unknown_member_is_caught_before_the_ledger(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    answer = client.post("/exchanges/new", data={**new_exchange_form(client), "other": "nobody-here"})
+    assert answer.status_code == 422
+    assert "There is no member with the id \u201cnobody-here\u201d" in text(answer)
+    assert clients.ledger.commands == []
+
+
+def test_the_ledgers_field_errors_are_shown_on_the_form(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    clients.ledger.fail_next = Invalid("ledger", [FieldError("receiver", "ben is not a member of any circle."),
+                                                  FieldError("note", "note can have at most 500 characters.")])
+    answer = client.post("/exchanges/new", data=new_exchange_form(client), headers={"HX-Request": "true"})
+    assert answer.status_code == 422
+    page = text(answer)
+    assert "<html" not in page  # the form alone, swapped in place by htmx
+    assert re.search(r'id="other-error"[^>]*>ben is not a member of any circle', page)
+    assert re.search(r'id="note-error"[^>]*>note can have at most 500', page)
+
+
+def test_ledger_down_keeps_the_form_and_its_key(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    clients.ledger.down = True
+    form = new_exchange_form(client)
+    answer = client.post("/exchanges/new", data=form)
+    assert answer.status_code == 503
+    page = text(answer)
+    assert "Nothing was recorded" in page and "again" in page
+    assert hidden(page, "idempotency_key") == form["idempotency_key"]  # a retry is the same command
+    assert "Pairing on the planting plan" in page
+    clients.ledger.down = False
+    assert client.post("/exchanges/new", data=form).status_code == 303
+    assert len(clients.ledger.commands) == 1
+
+
+def test_blur_validation_answers_one_fields_message(app) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    form = {**new_exchange_form(client), "minutes": "2000"}
+    answer = client.post("/exchanges/validate?field=minutes", data=form, headers={"HX-Request": "true"})
+    assert answer.status_code == 200
+    assert text(answer).strip() == "Minutes go from 1 to 1440 (a whole day)."
+    fine = client.post("/exchanges/validate?field=kind", data=form, headers={"HX-Request": "true"})
+    assert text(fine).strip() == ""
+    unknown = client.post("/exchanges/validate?field=other", data={**form, "other": "zed"})
+    assert "no member with the id" in text(unknown)
+
+
+def test_member_search_offers_others_not_me(app) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    options = text(client.get("/members/search?other=a", headers={"HX-Request": "true"}))
+    assert '<option value="dara">Dara Nolan</option>' in options
+    assert 'value="ada"' not in options
+    assert text(client.get("/members/search?other=")).strip() == ""
+
+
+# -- partials and htmx ---------------------------------------------------------------------------------
+
+
+def test_people_page_and_its_partial(app) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    full = client.get("/people")
+    assert full.status_code == 200
+    page = text(full)
+    assert "<html" in page and 'hx-trigger="every 5s"' in page and 'id="people-table"' in page
+    assert "HX-Request" in full.headers["Vary"]
+    partial = client.get("/people", headers={"HX-Request": "true"})
+    assert "<html" not in text(partial)
+    assert 'id="people-table"' in text(partial)
+    assert "HX-Request" in partial.headers["Vary"]
+    row = re.search(r'<tr id="person-ben" data-member="ben">.*?</tr>', text(partial), re.S)
+    assert row and 'class="num given" data-minutes="165"' in row.group(0)
+    assert 'class="num received" data-minutes="30"' in row.group(0)
+
+
+def test_dashboard_regions_poll_their_own_partials(app) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    page = text(client.get("/"))
+    assert 'id="numbers"' in page and 'id="inbox"' in page and "<svg" in page
+    numbers = client.get("/", headers={"HX-Request": "true", "HX-Target": "numbers"})
+    assert 'id="given-total"' in text(numbers) and "<html" not in text(numbers) and "pending-list" not in text(numbers)
+    assert {"HX-Request", "HX-Target"} <= set(numbers.headers["Vary"].split(", "))
+    inbox = client.get("/", headers={"HX-Request": "true", "HX-Target": "inbox"})
+    assert 'id="pending-list"' in text(inbox) and 'id="given-total"' not in text(inbox)
+    assert "Ben Okafor gave you 25 min of feedback" in text(inbox)
+
+
+def test_pages_work_without_javascript(app) -> None:  # type: ignore[no-untyped-def]
+    """Every page a member reads is complete HTML on its own; htmx only refreshes parts of it."""
+    client = client_as(app, "lena")
+    for path in ("/", "/people", "/exchanges", "/exchanges/new", "/capacity", "/circles", "/circles/garden",
+                 "/wall", "/members/ada"):
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert "</html>" in text(answer), path
+        assert answer.headers["Content-Security-Policy"].startswith("default-src 'self'")
+        assert answer.headers["Cache-Control"] == "private, no-store"
+
+
+def test_static_htmx_is_served_locally(app) -> None:  # type: ignore[no-untyped-def]
+    answer = app.test_client().get("/static/htmx.min.js")
+    assert answer.status_code == 200 and b"htmx" in answer.data[:200]
+
+
+# -- access rules --------------------------------------------------------------------------------------
+
+
+def test_member_page_for_self_and_leads_only(app) -> None:  # type: ignore[no-untyped-def]
+    assert client_as(app, "ada").get("/members/ada").status_code == 200
+    lead_view = client_as(app, "lena").get("/members/ada")  # lena leads garden, ada is in garden
+    assert lead_view.status_code == 200
+    assert "may be over-extended" in text(lead_view)
+    assert "Notes on your garden plan" not in text(lead_view)  # numbers, not notes
+    refused = client_as(app, "ben").get("/members/ada")
+    assert refused.status_code == 403
+    assert "for them and for the leads of their circles" in text(refused)
+    assert client_as(app, "omar").get("/members/ada").status_code == 403  # leads kitchen; ada is not in it
+    assert client_as(app, "omar").get("/members/dara").status_code == 200  # dara is in kitchen
+
+
+def test_operator_page_is_for_operators(app, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.notify.failed = [{"alert_id": "a1", "recipient": "lena@example.org", "attempts": 5,
+                              "last_error": "SMTP 451", "body": "private words"}]
+    ops = client_as(app, "ops")
+    page = ops.get("/ops")
+    assert page.status_code == 200
+    assert "ledger.exchanges" in text(page) and 'hx-trigger="every 2s"' in text(page)
+    assert "SMTP 451" in text(page) and "private words" not in text(page)
+    assert "Operations" in text(ops.get("/"))  # in the nav
+    partial = ops.get("/ops", headers={"HX-Request": "true"})
+    assert 'id="projection-table"' in text(partial) and "<html" not in text(partial)
+    member = client_as(app, "ada")
+    assert member.get("/ops").status_code == 403
+    assert ">Operations<" not in text(member.get("/"))
+
+
+def test_operator_does_not_see_members_private_pages(app) -> None:  # type: ignore[no-untyped-def]
+    ops = client_as(app, "ops")
+    assert ops.get("/members/ada").status_code == 403
+    assert ops.get("/exchanges/pending-for-ada").status_code == 403
+
+
+def test_exchange_detail_is_for_its_two_parties(app) -> None:  # type: ignore[no-untyped-def]
+    assert client_as(app, "ada").get("/exchanges/pending-for-ada").status_code == 200
+    assert client_as(app, "ben").get("/exchanges/pending-for-ada").status_code == 200
+    refused = client_as(app, "chen").get("/exchanges/pending-for-ada")
+    assert refused.status_code == 403 and "Notes on your garden plan" not in text(refused)
+
+
+def test_only_allowed_actions_are_offered(app) -> None:  # type: ignore[no-untyped-def]
+    other_party = text(client_as(app, "ada").get("/exchanges/pending-for-ada"))  # ben recorded it
+    assert 'id="acknowledge-form"' in other_party and 'id="dispute-form"' in other_party
+    assert 'id="withdraw-form"' not in other_party
+    recorder = text(client_as(app, "ben").get("/exchanges/pending-for-ada"))
+    assert 'id="withdraw-form"' in recorder and 'id="acknowledge-form"' not in recorder
+
+
+def test_the_recorder_cannot_acknowledge(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ben = client_as(app, "ben")
+    token = hidden(text(ben.get("/exchanges/pending-for-ada")), "csrf_token")
+    answer = ben.post("/exchanges/pending-for-ada/acknowledge", data={"csrf_token": token})
+    assert answer.status_code == 403
+    assert clients.ledger.commands == []
+
+
+def test_circle_alerts_for_leads_and_flows_for_members(app) -> None:  # type: ignore[no-untyped-def]
+    lead = text(client_as(app, "lena").get("/circles/garden"))
+    assert 'id="alerts"' in lead and "may be over-extended" in lead and 'id="flow-graph"' in lead
+    member = text(client_as(app, "ben").get("/circles/garden"))
+    assert 'id="alerts"' not in member and 'id="flow-graph"' in member and 'id="participation"' in member
+    outsider = text(client_as(app, "omar").get("/circles/garden"))
+    assert 'id="participation"' in outsider  # measures are for everyone
+    assert 'id="flow-graph"' not in outsider and "shown to the circle\u2019s members and leads" in outsider
+
+
+def test_small_circles_keep_their_measures_private(app) -> None:  # type: ignore[no-untyped-def]
+    page = text(client_as(app, "omar").get("/circles/kitchen"))
+    assert "not shown for circles under 5 members" in page
+    assert 'id="participation"' not in page
+    assert "you still receive alerts" in page  # omar leads kitchen
+
+
+# -- acting on an exchange -----------------------------------------------------------------------------
+
+
+def test_acknowledge_with_thanks_settles_it(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    page = text(ada.get("/exchanges/pending-for-ada"))
+    answer = ada.post("/exchanges/pending-for-ada/acknowledge", data={
+        "csrf_token": hidden(page, "csrf_token"), "idempotency_key": hidden(page, "idempotency_key"),
+        "thanks": "Thank you, Ben!", "shared": "on"})
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/exchanges/pending-for-ada?expect=acknowledged"
+    ((name, body, _key),) = clients.ledger.commands
+    assert name == "acknowledge" and body["by"] == "ada" and body["thanks"] == "Thank you, Ben!"
+    assert body["shared_by_acknowledger"] is True
+    settled = text(ada.get(answer.headers["Location"]))
+    assert "Thank you, Ben!" in settled and 'data-status="acknowledged"' in settled
+    assert 'id="acknowledge-form"' not in settled
+
+
+def test_detail_polls_until_the_read_side_catches_up(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    waiting = ada.get("/exchanges/not-projected-yet?expect=recorded")
+    assert waiting.status_code == 200
+    assert 'hx-trigger="load delay:1s"' in text(waiting) and "in a moment" in text(waiting)
+    assert ada.get("/exchanges/not-projected-yet").status_code == 404
+    stale = text(ada.get("/exchanges/pending-for-ada?expect=acknowledged"))  # still `recorded` in balance
+    assert 'hx-trigger="load delay:1s"' in stale and 'id="acknowledge-form"' not in stale
+    assert "n=1" in stale
+    gave_up = ada.get("/exchanges/not-projected-yet?expect=recorded&n=60")
+    assert gave_up.status_code == 200 and "load delay" not in text(gave_up) and "longer than usual" in text(gave_up)
+    settled = clients.balance.exchanges_by_id["ada-waiting"]
+    clients.balance.exchanges_by_id["ada-waiting"] = settled.model_copy(update={"status": "acknowledged"})
+    moved_on = text(ada.get("/exchanges/ada-waiting?expect=withdrawn"))  # the other person acted first
+    assert "load delay" not in moved_on and 'data-status="acknowledged"' in moved_on
+
+
+def test_autocomplete_swaps_into_the_datalist_only(app) -> None:  # type: ignore[no-untyped-def]
+    """hx-target is inherited: without its own, the datalist would swap the whole form away."""
+    page = text(client_as(app, "ada").get("/exchanges/new"))
+    datalist = re.search(r"<datalist[^>]*>", page)
+    assert datalist and 'hx-target="this"' in datalist.group(0)
+    for field in re.findall(r"<(?:input|select|textarea)[^>]*hx-post[^>]*>", page):
+        assert "hx-target=" in field
+
+
+def test_dispute_needs_a_reason(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    page = text(ada.get("/exchanges/pending-for-ada"))
+    answer = ada.post("/exchanges/pending-for-ada/dispute", data={"csrf_token": hidden(page, "csrf_token"),
+                                                                 "reason": "  "})
+    assert answer.status_code == 422
+    assert re.search(r'id="reason-error">Say briefly what does not match', text(answer))
+    assert clients.ledger.commands == []
+    answer = ada.post("/exchanges/pending-for-ada/dispute", data={"csrf_token": hidden(page, "csrf_token"),
+                                                                 "reason": "It was 15 minutes"})
+    assert answer.status_code == 303
+    assert clients.ledger.commands[0][1]["dispute_reason"] == "It was 15 minutes"
+
+
+def test_withdraw_by_the_recorder(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    page = text(ada.get("/exchanges/ada-waiting"))
+    answer = ada.post("/exchanges/ada-waiting/withdraw", data={"csrf_token": hidden(page, "csrf_token")},
+                      headers={"HX-Request": "true"})
+    assert answer.status_code == 204
+    assert answer.headers["HX-Redirect"] == "/exchanges/ada-waiting?expect=withdrawn"
+    assert clients.ledger.commands[0][:2] == ("withdraw", {"exchange_id": "ada-waiting", "by": "ada"})
+
+
+def test_a_conflict_says_it_moved_on(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    page = text(ada.get("/exchanges/pending-for-ada"))
+    clients.ledger.fail_next = Conflict("ledger", "the exchange is no longer recorded")
+    answer = ada.post("/exchanges/pending-for-ada/acknowledge", data={"csrf_token": hidden(page, "csrf_token")})
+    assert answer.status_code == 303
+    assert "already moved on" in text(ada.get(answer.headers["Location"]))
+
+
+# -- capacity and pause --------------------------------------------------------------------------------
+
+
+def test_declare_capacity_pause_and_resume(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ben = client_as(app, "ben")
+    page = text(ben.get("/capacity"))
+    token = hidden(page, "csrf_token")
+    assert ben.post("/capacity", data={"csrf_token": token, "weekly_hours": "6.5"}).status_code == 302
+    assert clients.balance.members_by_id["ben"].weekly_hours == 6.5
+    bad = ben.post("/capacity", data={"csrf_token": token, "weekly_hours": "200"})
+    assert bad.status_code == 422 and "from 0 to 168" in text(bad)
+    until = (date.today() + timedelta(days=14)).isoformat()
+    assert ben.post("/capacity/pause", data={"csrf_token": token, "paused_until": until}).status_code == 302
+    paused = text(ben.get("/capacity"))
+    assert "You are paused until" in paused and 'id="resume-form"' in paused
+    assert "You are paused" in text(ben.get("/"))  # the dashboard says so too, kindly
+    assert ben.post("/capacity/resume", data={"csrf_token": token}).status_code == 302
+    assert clients.balance.members_by_id["ben"].status == "active"
+    names = [c[0] for c in clients.ledger.commands]
+    assert names == ["declare_capacity", "change_availability", "change_availability"]
+
+
+def test_pause_in_the_past_is_refused(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ben = client_as(app, "ben")
+    token = hidden(text(ben.get("/capacity")), "csrf_token")
+    answer = ben.post("/capacity/pause", data={"csrf_token": token, "paused_until": "2000-01-01"})
+    assert answer.status_code == 422 and "That date has passed" in text(answer)
+    assert clients.ledger.commands == []
+
+
+# -- when things break ---------------------------------------------------------------------------------
+
+
+def test_balance_down_shows_a_friendly_page(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    clients.balance.down = True
+    answer = ada.get("/")
+    assert answer.status_code == 503
+    page = text(answer)
+    assert "Please try again in a moment" in page and "balance service" in page
+    assert "Traceback" not in page
+    assert answer.headers["Retry-After"]
+    poll = ada.get("/people", headers={"HX-Request": "true"})
+    assert poll.status_code == 503 and "<html" not in text(poll)
+
+
+def test_unexpected_errors_do_not_show_a_stack_trace(app, clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+
+    def boom(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(clients.balance, "appreciations", boom)
+    answer = ada.get("/wall")
+    assert answer.status_code == 500
+    assert "secret internals" not in text(answer) and "Traceback" not in text(answer)
+
+
+def test_health_names_what_is_down(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    ok = client.get("/health")
+    assert ok.status_code == 200 and ok.json["status"] == "ok"
+    clients.ledger.down = True
+    down = client.get("/health")
+    assert down.status_code == 503
+    assert down.json["checks"]["ledger"] != "ok" and down.json["checks"]["balance"] == "ok"
+
+
+def test_metrics(app) -> None:  # type: ignore[no-untyped-def]
+    app.test_client().get("/health")
+    answer = app.test_client().get("/metrics")
+    assert answer.status_code == 200
+    assert b"web_requests_total" in answer.data
+
+
+def test_unknown_page_is_a_kind_404(app) -> None:  # type: ignore[no-untyped-def]
+    answer = client_as(app, "ada").get("/no/such/page")
+    assert answer.status_code == 404 and "nothing at this address" in text(answer)
+
+
+def test_wall_shows_what_both_shared(app) -> None:  # type: ignore[no-untyped-def]
+    page = text(client_as(app, "chen").get("/wall"))
+    assert "Ben Okafor thanks Ada Lovelace" in page  # mentoring, shared by both in demo_world
+    assert "resource session" not in page  # shared by the recorder only
+
+
+def test_ledger_503_is_retryable_from_htmx(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    clients.ledger.fail_next = Unavailable("ledger", "Kafka is unreachable", retry_after=3)
+    page = text(ada.get("/exchanges/pending-for-ada"))
+    form = {"csrf_token": hidden(page, "csrf_token"), "idempotency_key": hidden(page, "idempotency_key")}
+    answer = ada.post("/exchanges/pending-for-ada/acknowledge", headers={"HX-Request": "true"}, data=form)
+    assert answer.status_code == 503
+    assert "please try again" in text(answer) and "<html" not in text(answer)
+    assert hidden(text(answer), "idempotency_key") == hidden(page, "idempotency_key")

@@ -1,0 +1,140 @@
+"""Web sign-in accounts: a password hash per member, kept out of the event log on purpose.
+
+Members themselves live in the directory (the ledger's events, projected by balance); the web only
+keeps `web_accounts(member_id, password_hash, created_at)` in its own database (DATABASE_URL). Hashes
+are Argon2id (argon2-cffi's defaults, RFC 9106's second recommended profile).
+
+`set_password(database_url, member_id, password)` is what the seed command and `reciprocity account
+set-password` call; the app uses an `AccountStore` it keeps for its lifetime.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from reciprocity.contracts.ids import SLUG_RE
+from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, create_engine, event, select, update
+from sqlalchemy.engine import make_url
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte of "password" is a cheap denial of service
+
+metadata = MetaData()
+
+web_accounts = Table(
+    "web_accounts",
+    metadata,
+    Column("member_id", String(64), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+_hasher = PasswordHasher()  # Argon2id
+# Verified against when there is no account, so "no such member" takes as long as "wrong password".
+_DUMMY_HASH = _hasher.hash("no account has this password")
+
+
+class AccountStore:
+    def __init__(self, database_url: str) -> None:
+        self.engine = _engine(database_url)
+        metadata.create_all(self.engine)
+
+    def set_password(self, member_id: str, password: str) -> None:
+        if not SLUG_RE.match(member_id):
+            raise ValueError(f"{member_id!r} is not a member id")
+        check_password_rules(password)
+        hashed = _hasher.hash(password)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(web_accounts).where(web_accounts.c.member_id == member_id).values(password_hash=hashed)
+            )
+            if done.rowcount == 0:
+                conn.execute(web_accounts.insert().values(
+                    member_id=member_id, password_hash=hashed, created_at=datetime.now(UTC)
+                ))
+
+    def verify(self, member_id: str, password: str) -> bool:
+        if len(password) > MAX_PASSWORD_LENGTH:
+            return False
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                select(web_accounts.c.password_hash).where(web_accounts.c.member_id == member_id)
+            ).scalar_one_or_none()
+        try:
+            _hasher.verify(stored or _DUMMY_HASH, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+        if stored is None:
+            return False
+        if _hasher.check_needs_rehash(stored):
+            # Parameters were raised since this hash was made: upgrade it while we know the password.
+            with self.engine.begin() as conn:
+                conn.execute(update(web_accounts).where(web_accounts.c.member_id == member_id)
+                             .values(password_hash=_hasher.hash(password)))
+        return True
+
+    def has_account(self, member_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(web_accounts.c.member_id).where(web_accounts.c.member_id == member_id)
+            ).first() is not None
+
+    def ping(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except Exception as err:  # any driver error means "cannot sign anyone in"
+            return f"{type(err).__name__}: {err}"[:200]
+        return None
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValueError(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
+
+
+_stores: dict[str, AccountStore] = {}
+_stores_lock = threading.Lock()
+
+
+def store(database_url: str) -> AccountStore:
+    """One store (one engine and pool) per database URL per process."""
+    with _stores_lock:
+        if database_url not in _stores:
+            _stores[database_url] = AccountStore(database_url)
+        return _stores[database_url]
+
+
+def set_password(database_url: str, member_id: str, password: str) -> None:
+    """Create or replace `member_id`'s password. Raises ValueError for a bad id or a too-short password."""
+    store(database_url).set_password(member_id, password)
+
+
+def verify(database_url: str, member_id: str, password: str) -> bool:
+    """True when `member_id` has an account and `password` matches it."""
+    return store(database_url).verify(member_id, password)
+
+
+def _engine(database_url: str) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_engine(database_url, pool_pre_ping=True)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url, connect_args={"timeout": 15})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # WAL lets the seed command write while the web reads; the busy timeout waits out a writer.
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+    return engine

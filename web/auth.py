@@ -1,0 +1,145 @@
+"""Signing in and out, and who is signed in.
+
+A member signs in with their directory id and the password kept in web_accounts. The session cookie
+(Flask's signed cookie: HttpOnly, SameSite=Lax, Secure outside local) holds only the member id; the
+member's name, circles and role are read from the directory on every request, so a change there
+(new lead, operator role removed) takes effect at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, flash, g, redirect, session, url_for
+from htmx_flask import request
+
+from .accounts import AccountStore
+from .clients import NotFound
+from .ui import clients, render_page
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+
+# Endpoints anyone may reach without signing in.
+PUBLIC_ENDPOINTS = {"auth.signin", "static", "health", "metrics"}
+
+
+class LoginThrottle:
+    """At most `attempts` failed sign-ins per key (client address, member id) per `window_s` seconds.
+
+    In memory: per process, forgotten on restart. Enough to make guessing slow; a shared store would be
+    needed for several web processes behind a load balancer.
+    """
+
+    def __init__(self, attempts: int, window_s: int) -> None:
+        self.attempts = attempts
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures[key]
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def blocked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(len(self._recent(k, now)) >= self.attempts for k in keys)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for k in keys:
+                self._recent(k, now).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for k in keys:
+                self._failures.pop(k, None)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a fresh session to somebody else's site."""
+    if not target:
+        return url_for("me.dashboard")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("me.dashboard")
+    return target
+
+
+@bp.route("/signin", methods=["GET", "POST"])
+def signin() -> Response:
+    if request.method == "GET":
+        if session.get("member_id"):
+            return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
+        return render_page("signin.html", next=request.args.get("next", ""), member_id="")
+
+    member_id = (request.form.get("member_id") or "").strip().lower()
+    password = request.form.get("password") or ""
+    next_url = request.form.get("next") or ""
+    throttle: LoginThrottle = current_app.extensions["reciprocity.throttle"]
+    keys = (f"ip:{request.remote_addr}", f"member:{member_id}")
+
+    def refuse(message: str, status: int) -> Response:
+        return render_page("signin.html", code=status, error=message, member_id=member_id, next=next_url)
+
+    if throttle.blocked(*keys):
+        return refuse("Too many attempts in a short time. Please wait a few minutes and try again.", 429)
+    accounts: AccountStore = current_app.extensions["reciprocity.accounts"]
+    if not member_id or not accounts.verify(member_id, password):
+        throttle.failed(*keys)
+        return refuse("That member id and password do not match. Check both and try again.", 401)
+    try:
+        clients().balance.member(member_id)
+    except NotFound:
+        # A password without a member (not registered yet, or the directory is still catching up).
+        throttle.failed(*keys)
+        return refuse("That member id and password do not match. Check both and try again.", 401)
+    throttle.succeeded(*keys)
+    session.clear()  # a fresh session on sign-in: nothing from before carries over
+    session.permanent = True
+    session["member_id"] = member_id
+    log.info("signed in: %s", member_id)
+    return redirect(_safe_next(next_url))  # type: ignore[return-value]
+
+
+@bp.post("/signout")
+def signout() -> Response:
+    session.clear()
+    flash("You are signed out. See you soon.", "info")
+    return redirect(url_for("auth.signin"))  # type: ignore[return-value]
+
+
+def load_signed_in_member() -> Response | None:
+    """before_request: pages other than the public ones need a member; load them from the directory."""
+    g.me = None
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+        return None
+    member_id = session.get("member_id")
+    if not member_id:
+        return _to_signin()
+    try:
+        g.me = clients().balance.member(member_id)
+    except NotFound:
+        session.clear()
+        flash("Your member record could not be found, so you were signed out.", "info")
+        return _to_signin()
+    return None
+
+
+def _to_signin() -> Response:
+    target = url_for("auth.signin", next=request.full_path.rstrip("?") if request.method == "GET" else None)
+    if request.htmx:
+        # A poll or form from a page whose session ended: take the whole page to sign-in.
+        response = Response(status=200)
+        response.headers["HX-Redirect"] = url_for("auth.signin")
+        return response
+    return redirect(target)  # type: ignore[return-value]

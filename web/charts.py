@@ -1,0 +1,212 @@
+"""Geometry of the two pictures, computed here and drawn as inline SVG by the templates.
+
+- The balance chart: one column per week, what the member gave stacked above the line and what they
+  received stacked below it, coloured by kind. Balance is the two sides together, not a score.
+- The flow graph of a circle: members on a ring, an arrow from giver to receiver whose width grows
+  with the minutes. Arrows bend to one side, so A→B and B→A stay two visible arrows.
+
+Pure: no Flask, no I/O. Both come with a table fallback in the templates for screen readers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .clients import KINDS, Flow, Week
+from .format import day, minutes
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+KIND_COLOURS = {
+    "mentoring": "#0072B2",
+    "feedback": "#E69F00",
+    "help": "#009E73",
+    "knowledge": "#CC79A7",
+    "resource": "#56B4E9",
+    "care": "#D55E00",
+}
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+    fill: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Label:
+    x: float
+    y: float
+    text: str
+    anchor: str = "middle"
+
+
+@dataclass(frozen=True)
+class Line:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass
+class BalanceChart:
+    width: int
+    height: int
+    rects: list[Rect] = field(default_factory=list)
+    x_labels: list[Label] = field(default_factory=list)
+    y_labels: list[Label] = field(default_factory=list)
+    grid: list[Line] = field(default_factory=list)
+    axis: Line | None = None
+    given_label: Label | None = None
+    received_label: Label | None = None
+    empty: bool = True
+
+
+def _nice_ceiling_hours(max_minutes: int) -> int:
+    """The top of the scale in minutes: a round number of hours at or above the largest column."""
+    hours = max(1.0, max_minutes / 60)
+    for step in (1, 2, 4, 5, 8, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200):
+        if hours <= step:
+            return step * 60
+    return math.ceil(hours / 100) * 100 * 60
+
+
+def balance_chart(weeks: Sequence[Week], *, width: int = 720, height: int = 280) -> BalanceChart:
+    left, right, top, bottom = 100, 12, 12, 30
+    chart = BalanceChart(width=width, height=height)
+    if not weeks:
+        return chart
+    plot_w, plot_h = width - left - right, height - top - bottom
+    axis_y = top + plot_h / 2
+    half = plot_h / 2
+    biggest = max(max(sum(w.given.values()), sum(w.received.values())) for w in weeks)
+    chart.empty = biggest == 0
+    scale_max = _nice_ceiling_hours(biggest)
+    band = plot_w / len(weeks)
+    bar = max(4.0, min(36.0, band * 0.62))
+
+    for fraction in (1.0, 0.5):
+        for sign in (-1, 1):
+            y = axis_y - sign * half * fraction
+            chart.grid.append(Line(left, round(y, 1), width - right, round(y, 1)))
+            chart.y_labels.append(Label(left - 8, round(y + 4, 1), minutes(round(scale_max * fraction)), "end"))
+    chart.y_labels.append(Label(left - 8, round(axis_y + 4, 1), "0", "end"))
+    chart.axis = Line(left, axis_y, width - right, axis_y)
+    # Which side is which, in the margin beside the scale: given above the line, received below.
+    chart.given_label = Label(8, round(axis_y - half / 2 - 14, 1), "↑ given", "start")
+    chart.received_label = Label(8, round(axis_y + half / 2 + 22, 1), "↓ received", "start")
+
+    label_every = 1 if len(weeks) <= 8 else 2
+    for i, week in enumerate(weeks):
+        x = left + i * band + (band - bar) / 2
+        up = axis_y
+        down = axis_y
+        for kind in KINDS:
+            given = week.given.get(kind, 0)
+            if given:
+                h = half * given / scale_max
+                up -= h
+                chart.rects.append(Rect(round(x, 1), round(up, 1), round(bar, 1), round(h, 1), KIND_COLOURS[kind],
+                                        f"Week of {day(week.week_start)}: gave {minutes(given)} of {kind}"))
+            received = week.received.get(kind, 0)
+            if received:
+                h = half * received / scale_max
+                chart.rects.append(Rect(round(x, 1), round(down, 1), round(bar, 1), round(h, 1),
+                                        KIND_COLOURS[kind],
+                                        f"Week of {day(week.week_start)}: received {minutes(received)} of {kind}"))
+                down += h
+        if (len(weeks) - 1 - i) % label_every == 0:
+            chart.x_labels.append(Label(round(left + i * band + band / 2, 1), height - bottom + 16,
+                                        f"{week.week_start.day} {week.week_start:%b}"))
+    return chart
+
+
+# -- flows ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    name: str
+    x: float
+    y: float
+    label: Label
+
+
+@dataclass(frozen=True)
+class Edge:
+    path: str
+    width: float
+    title: str
+    giver: str
+    receiver: str
+    minutes: int
+
+
+@dataclass
+class FlowGraph:
+    width: int
+    height: int
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    top: float = 0  # the picture is cropped to the ring's labels: viewBox "0 top width height"
+
+    @property
+    def view_box(self) -> str:
+        return f"0 {self.top:.0f} {self.width} {self.height}"
+
+
+def flow_graph(flows: Sequence[Flow], names: Mapping[str, str], *, size: int = 560) -> FlowGraph:
+    """Members on a ring (sorted by name, so the picture is stable), one curved arrow per flow."""
+    # Labels need room on both sides, so the picture is wider than the ring.
+    graph = FlowGraph(width=size + 240, height=size)
+    people = sorted({f.giver for f in flows} | {f.receiver for f in flows} | set(names),
+                    key=lambda m: (names.get(m, m).lower(), m))
+    if not people:
+        return graph
+    cx, cy = graph.width / 2, size / 2
+    radius = size / 2 - 40
+    where: dict[str, tuple[float, float]] = {}
+    for i, person in enumerate(people):
+        angle = -math.pi / 2 + 2 * math.pi * i / len(people)
+        x, y = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
+        where[person] = (x, y)
+        lx, ly = cx + (radius + 14) * math.cos(angle), cy + (radius + 14) * math.sin(angle)
+        anchor = "middle" if abs(math.cos(angle)) < 0.2 else ("start" if math.cos(angle) > 0 else "end")
+        ly += 14 if math.sin(angle) > 0.8 else (-6 if math.sin(angle) < -0.8 else 4)
+        graph.nodes.append(Node(person, names.get(person, person), round(x, 1), round(y, 1),
+                                Label(round(lx, 1), round(ly, 1), names.get(person, person), anchor)))
+
+    biggest = max((f.minutes for f in flows), default=1) or 1
+    node_r = 7
+    for f in sorted(flows, key=lambda f: f.minutes):  # thin arrows under thick ones
+        if f.giver not in where or f.receiver not in where or f.giver == f.receiver:
+            continue
+        (x1, y1), (x2, y2) = where[f.giver], where[f.receiver]
+        dx, dy = x2 - x1, y2 - y1
+        dist = math.hypot(dx, dy) or 1
+        ux, uy = dx / dist, dy / dist
+        # Start and end on the node's rim, not its centre, so the arrow head stays visible.
+        sx, sy = x1 + ux * node_r, y1 + uy * node_r
+        ex, ey = x2 - ux * (node_r + 3), y2 - uy * (node_r + 3)
+        # Bend to the right of the direction of travel: the reverse flow bends the other way.
+        bend = min(60.0, dist * 0.18)
+        mx, my = (sx + ex) / 2 - uy * bend, (sy + ey) / 2 + ux * bend
+        width = 1.5 + 8.5 * math.sqrt(f.minutes / biggest)
+        graph.edges.append(Edge(
+            path=f"M{sx:.1f},{sy:.1f} Q{mx:.1f},{my:.1f} {ex:.1f},{ey:.1f}",
+            width=round(width, 1),
+            title=f"{names.get(f.giver, f.giver)} gave {names.get(f.receiver, f.receiver)} {minutes(f.minutes)}",
+            giver=f.giver, receiver=f.receiver, minutes=f.minutes,
+        ))
+    # With an odd number of people the ring leaves a band of empty space below: crop to what is drawn.
+    top = min(n.label.y for n in graph.nodes) - 24
+    bottom = max(max(n.y, n.label.y) for n in graph.nodes) + 24
+    graph.top, graph.height = round(max(0.0, top), 1), round(min(float(size), bottom) - max(0.0, top))
+    return graph

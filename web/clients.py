@@ -1,0 +1,507 @@
+"""Thin typed clients of the ledger, balance and notify services.
+
+This is the only module of the web that knows their URLs and the shapes of their answers. Pages get
+pydantic models (unknown fields ignored, so a service may add fields without breaking the web) and
+a small set of exceptions:
+
+- `Unavailable`: the service did not answer, answered 5xx, or answered something we cannot read.
+  Pages show a friendly "try again" message; nothing was changed.
+- `NotFound`: 404 for an id.
+- `Invalid`: 422 with field errors (ledger commands).
+- `Conflict`: 409, the state does not allow the transition (e.g. already acknowledged).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("mentoring", "feedback", "help", "knowledge", "resource", "care")
+
+
+# -- errors --------------------------------------------------------------------------------------------
+
+
+class ClientError(Exception):
+    """Base of every error a client raises; `service` names which one."""
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+        self.message = message
+
+
+class Unavailable(ClientError):
+    def __init__(self, service: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(service, message)
+        self.retry_after = retry_after
+
+
+class NotFound(ClientError):
+    pass
+
+
+class Conflict(ClientError):
+    pass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class Invalid(ClientError):
+    def __init__(self, service: str, errors: list[FieldError]) -> None:
+        super().__init__(service, "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid")
+        self.errors = errors
+
+
+# -- shapes --------------------------------------------------------------------------------------------
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class Totals(Shape):
+    minutes: int = 0
+    count: int = 0
+    pending_minutes: int = 0
+    pending_count: int = 0
+
+
+class KindTotals(Shape):
+    given_minutes: int = 0
+    given_count: int = 0
+    received_minutes: int = 0
+    received_count: int = 0
+    pending_given_minutes: int = 0
+    pending_received_minutes: int = 0
+
+
+class Capacity(Shape):
+    weekly_hours: float | None = None
+    given_last_7_days_minutes: int = 0
+    used_fraction: float | None = None
+
+
+class Summary(Shape):
+    member_id: str
+    window_days: int
+    from_: date | None = Field(default=None, alias="from")
+    to: date | None = None
+    given: Totals = Totals()
+    received: Totals = Totals()
+    by_kind: dict[str, KindTotals] = {}
+    reciprocity_index: float = 1.0
+    capacity: Capacity = Capacity()
+
+    def kind(self, kind: str) -> KindTotals:
+        return self.by_kind.get(kind, KindTotals())
+
+
+class Week(Shape):
+    week_start: date
+    given: dict[str, int] = {}
+    received: dict[str, int] = {}
+    pending_given: int = 0
+    pending_received: int = 0
+
+
+class Timeline(Shape):
+    member_id: str
+    weeks: list[Week] = []
+    pending_given: int = 0
+    pending_received: int = 0
+
+
+class Relationship(Shape):
+    other: str
+    other_name: str = ""
+    given_minutes: int = 0
+    received_minutes: int = 0
+    given_count: int = 0
+    received_count: int = 0
+    by_kind: dict[str, dict[str, int]] = {}
+    last_exchange_on: date | None = None
+
+    @property
+    def name(self) -> str:
+        return self.other_name or self.other
+
+
+class Exchange(Shape):
+    exchange_id: str
+    giver: str
+    giver_name: str = ""
+    receiver: str
+    receiver_name: str = ""
+    kind: str
+    minutes: int
+    note: str = ""
+    occurred_on: date
+    recorded_by: str
+    recorded_at: datetime | None = None
+    status: str = "recorded"
+    thanks: str | None = None
+    dispute_reason: str | None = None
+    shared_by_recorder: bool = False
+    shared_by_acknowledger: bool = False
+
+    def name_of(self, member_id: str) -> str:
+        if member_id == self.giver:
+            return self.giver_name or self.giver
+        if member_id == self.receiver:
+            return self.receiver_name or self.receiver
+        return member_id
+
+    @property
+    def counterpart(self) -> str:
+        """The party who did not record it: the one who may acknowledge or dispute."""
+        return self.receiver if self.recorded_by == self.giver else self.giver
+
+    def involves(self, member_id: str) -> bool:
+        return member_id in (self.giver, self.receiver)
+
+    def other_party(self, member_id: str) -> str:
+        return self.receiver if member_id == self.giver else self.giver
+
+
+class Member(Shape):
+    id: str
+    name: str = ""
+    email: str = ""
+    circles: list[str] = []
+    role: str = "member"
+    weekly_hours: float | None = None
+    status: str = "active"
+    paused_until: date | None = None
+    leads_circles: list[str] = []
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status == "paused"
+
+
+class Circle(Shape):
+    id: str
+    name: str = ""
+    parent: str | None = None
+    leads: list[str] = []
+    member_count: int = 0
+
+
+class Flow(Shape):
+    giver: str
+    receiver: str
+    minutes: int
+
+
+class CircleHealth(Shape):
+    circle_id: str
+    name: str = ""
+    window_days: int = 28
+    member_count: int = 0
+    private: bool = False
+    participation_rate: float | None = None
+    mutual_ties: float | None = None
+    gini: float | None = None
+    cross_circle_breadth: float | None = None
+    mentoring_minutes: int | None = None
+    mentoring_count: int | None = None
+    feedback_cycles: float | None = None
+    flows: list[Flow] = []
+
+
+class Signal(Shape):
+    event_id: str
+    type: str
+    member_id: str
+    circles: list[str] = []
+    raised_at: datetime | None = None
+    window_start: date | None = None
+    window_end: date | None = None
+    details: dict[str, Any] = {}
+    active: bool = True
+    cleared_at: datetime | None = None
+
+
+class PartitionStatus(Shape):
+    topic: str
+    partition: int
+    applied_offset: int | None = None
+    end_offset: int | None = None
+    lag: int | None = None
+    last_event_at: datetime | None = None
+
+
+class ProjectionStatus(Shape):
+    generation: str | int | None = None
+    healthy: bool = True
+    reason: str | None = None
+    partitions: list[PartitionStatus] = []
+
+
+class Appended(Shape):
+    event_id: str | None = None  # None on a 200 "unchanged" answer: nothing needed appending
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+    id: str | None = None
+
+
+# -- the interfaces pages depend on (fakes in tests implement the same) ---------------------------------
+
+
+class Ledger(Protocol):
+    def health(self) -> str | None: ...
+    def record_exchange(self, body: dict[str, Any], *, key: str) -> Appended: ...
+    def acknowledge(self, exchange_id: str, *, by: str, thanks: str, shared: bool, key: str) -> Appended: ...
+    def dispute(self, exchange_id: str, *, by: str, reason: str, key: str) -> Appended: ...
+    def withdraw(self, exchange_id: str, *, by: str, key: str) -> Appended: ...
+    def declare_capacity(self, member_id: str, *, weekly_hours: float | None, key: str) -> Appended: ...
+    def change_availability(self, member_id: str, *, status: str, paused_until: date | None, key: str) -> Appended: ...
+
+
+class Balance(Protocol):
+    def health(self) -> str | None: ...
+    def summary(self, member_id: str, window: str = "28d") -> Summary: ...
+    def timeline(self, member_id: str, weeks: int = 12) -> Timeline: ...
+    def relationships(self, member_id: str, window: str = "90d") -> list[Relationship]: ...
+    def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]: ...
+    def exchange(self, exchange_id: str) -> Exchange: ...
+    def appreciations(self, limit: int = 50) -> list[Exchange]: ...
+    def members(self, q: str = "", circle: str = "") -> list[Member]: ...
+    def member(self, member_id: str) -> Member: ...
+    def circles(self) -> list[Circle]: ...
+    def circle_health(self, circle_id: str, window: str = "28d") -> CircleHealth: ...
+    def signals(self, *, circle: str = "", member: str = "", active: bool = True) -> list[Signal]: ...
+    def projection_status(self) -> ProjectionStatus: ...
+
+
+class Notify(Protocol):
+    def health(self) -> str | None: ...
+    def failed_deliveries(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass
+class Clients:
+    ledger: Ledger
+    balance: Balance
+    notify: Notify
+
+
+# -- HTTP implementations ------------------------------------------------------------------------------
+
+
+class _Http:
+    service = "service"
+
+    def __init__(self, base_url: str, *, timeout_s: float = 5.0, token: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.http = requests.Session()
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              json: Any = None, headers: dict[str, str] | None = None) -> Any:
+        url = self.base_url + path
+        try:
+            answer = self.http.request(method, url, params=params, json=json, headers=headers, timeout=self.timeout_s)
+        except requests.RequestException as err:
+            log.warning("%s %s failed: %r", method, url, err)
+            raise Unavailable(self.service, "did not answer") from err
+        if answer.status_code in (200, 201):
+            try:
+                return answer.json()
+            except ValueError as err:
+                raise Unavailable(self.service, "answered something that is not JSON") from err
+        message = _error_message(answer)
+        if answer.status_code == 404:
+            raise NotFound(self.service, message)
+        if answer.status_code == 409:
+            raise Conflict(self.service, message)
+        if answer.status_code == 422:
+            raise Invalid(self.service, _field_errors(answer))
+        if answer.status_code == 503:
+            raise Unavailable(self.service, message, retry_after=_retry_after(answer))
+        # 401 (wrong LEDGER_TOKEN), 400, 5xx: nothing the person at the browser can fix; log it loudly.
+        log.error("%s %s answered %d: %s", method, url, answer.status_code, answer.text[:500])
+        raise Unavailable(self.service, f"answered {answer.status_code}")
+
+    def _parse(self, model: type[Shape], data: Any) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as err:
+            log.error("%s answered an unexpected %s: %s", self.service, model.__name__, err)
+            raise Unavailable(self.service, f"answered an unexpected {model.__name__}") from err
+
+    def _parse_list(self, model: type[Shape], data: Any, key: str) -> list[Any]:
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise Unavailable(self.service, f"answered without a {key!r} list")
+        return [self._parse(model, item) for item in data[key]]
+
+    def health(self) -> str | None:
+        """None when /health answers 200, else a short reason (for the web's own /health)."""
+        try:
+            answer = self.http.get(self.base_url + "/health", timeout=min(self.timeout_s, 3.0))
+        except requests.RequestException as err:
+            return f"no answer from {self.base_url} ({type(err).__name__})"
+        if answer.status_code != 200:
+            return f"{self.base_url}/health answered {answer.status_code}"
+        return None
+
+
+def _error_message(answer: requests.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.text[:200] or answer.reason
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"]
+    return str(body)[:200]
+
+
+def _field_errors(answer: requests.Response) -> list[FieldError]:
+    try:
+        body = answer.json()
+    except ValueError:
+        return [FieldError("", answer.text[:200])]
+    raw = body.get("errors") if isinstance(body, dict) else body
+    if isinstance(raw, list):
+        return [
+            FieldError(str(e.get("field") or ""), str(e.get("message") or "is not valid"))
+            for e in raw if isinstance(e, dict)
+        ] or [FieldError("", "the request was not valid")]
+    if isinstance(body, dict) and body.get("error"):
+        return [FieldError("", str(body["error"]))]
+    return [FieldError("", "the request was not valid")]
+
+
+def _retry_after(answer: requests.Response) -> int | None:
+    try:
+        return int(answer.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+class HttpLedger(_Http):
+    service = "ledger"
+
+    def _command(self, method: str, path: str, body: dict[str, Any], key: str) -> Appended:
+        return self._parse(Appended, self._call(method, path, json=body, headers={"Idempotency-Key": key}))
+
+    def record_exchange(self, body: dict[str, Any], *, key: str) -> Appended:
+        return self._command("POST", "/v1/exchanges", body, key)
+
+    def acknowledge(self, exchange_id: str, *, by: str, thanks: str, shared: bool, key: str) -> Appended:
+        return self._command("POST", f"/v1/exchanges/{_seg(exchange_id)}/acknowledge",
+                             {"by": by, "thanks": thanks, "shared": shared}, key)
+
+    def dispute(self, exchange_id: str, *, by: str, reason: str, key: str) -> Appended:
+        return self._command("POST", f"/v1/exchanges/{_seg(exchange_id)}/dispute", {"by": by, "reason": reason}, key)
+
+    def withdraw(self, exchange_id: str, *, by: str, key: str) -> Appended:
+        return self._command("POST", f"/v1/exchanges/{_seg(exchange_id)}/withdraw", {"by": by}, key)
+
+    def declare_capacity(self, member_id: str, *, weekly_hours: float | None, key: str) -> Appended:
+        return self._command("PUT", f"/v1/members/{_seg(member_id)}/capacity", {"weekly_hours": weekly_hours}, key)
+
+    def change_availability(self, member_id: str, *, status: str, paused_until: date | None, key: str) -> Appended:
+        body = {"status": status, "paused_until": paused_until.isoformat() if paused_until else None}
+        return self._command("PUT", f"/v1/members/{_seg(member_id)}/availability", body, key)
+
+
+class HttpBalance(_Http):
+    service = "balance"
+
+    def summary(self, member_id: str, window: str = "28d") -> Summary:
+        return self._parse(Summary, self._call("GET", f"/v1/members/{_seg(member_id)}/summary",
+                                               params={"window": window}))
+
+    def timeline(self, member_id: str, weeks: int = 12) -> Timeline:
+        return self._parse(Timeline, self._call("GET", f"/v1/members/{_seg(member_id)}/timeline",
+                                                params={"weeks": weeks}))
+
+    def relationships(self, member_id: str, window: str = "90d") -> list[Relationship]:
+        data = self._call("GET", f"/v1/members/{_seg(member_id)}/relationships", params={"window": window})
+        return self._parse_list(Relationship, data, "relationships")
+
+    def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        data = self._call("GET", f"/v1/members/{_seg(member_id)}/exchanges", params=params)
+        return self._parse_list(Exchange, data, "exchanges")
+
+    def exchange(self, exchange_id: str) -> Exchange:
+        return self._parse(Exchange, self._call("GET", f"/v1/exchanges/{_seg(exchange_id)}"))
+
+    def appreciations(self, limit: int = 50) -> list[Exchange]:
+        return self._parse_list(Exchange, self._call("GET", "/v1/appreciations", params={"limit": limit}),
+                                "appreciations")
+
+    def members(self, q: str = "", circle: str = "") -> list[Member]:
+        params = {k: v for k, v in (("q", q), ("circle", circle)) if v}
+        return self._parse_list(Member, self._call("GET", "/v1/directory/members", params=params), "members")
+
+    def member(self, member_id: str) -> Member:
+        return self._parse(Member, self._call("GET", f"/v1/directory/members/{_seg(member_id)}"))
+
+    def circles(self) -> list[Circle]:
+        return self._parse_list(Circle, self._call("GET", "/v1/directory/circles"), "circles")
+
+    def circle_health(self, circle_id: str, window: str = "28d") -> CircleHealth:
+        return self._parse(CircleHealth, self._call("GET", f"/v1/circles/{_seg(circle_id)}/health",
+                                                    params={"window": window}))
+
+    def signals(self, *, circle: str = "", member: str = "", active: bool = True) -> list[Signal]:
+        params = {k: v for k, v in (("circle", circle), ("member", member)) if v}
+        params["active"] = "true" if active else "false"
+        return self._parse_list(Signal, self._call("GET", "/v1/signals", params=params), "signals")
+
+    def projection_status(self) -> ProjectionStatus:
+        return self._parse(ProjectionStatus, self._call("GET", "/v1/projection/status"))
+
+
+class HttpNotify(_Http):
+    service = "notify"
+
+    def failed_deliveries(self) -> list[dict[str, Any]]:
+        # The delivery log's shape is notify's business; the operator page shows whatever fields it has.
+        data = self._call("GET", "/v1/deliveries", params={"status": "failed"})
+        items = data.get("deliveries") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise Unavailable(self.service, "answered without a deliveries list")
+        return [item for item in items if isinstance(item, dict)]
+
+
+def _seg(value: str) -> str:
+    """One URL path segment: ids are slugs, but never let a stray '/' or '?' reach another route."""
+    return requests.utils.quote(value, safe="")
+
+
+def http_clients(*, ledger_url: str, ledger_token: str, balance_url: str, notify_url: str,
+                 timeout_s: float = 5.0) -> Clients:
+    return Clients(
+        ledger=HttpLedger(ledger_url, timeout_s=timeout_s, token=ledger_token),
+        balance=HttpBalance(balance_url, timeout_s=timeout_s),
+        notify=HttpNotify(notify_url, timeout_s=timeout_s),
+    )

@@ -1,0 +1,91 @@
+"""Circles and people seen from outside oneself: circle health, member pages for leads, the wall."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort
+
+from . import access
+from .charts import KIND_COLOURS, balance_chart, flow_graph
+from .clients import KINDS, Circle
+from .ui import WINDOW_LABELS, WINDOWS, clients, forbid, me, render_page, window_arg
+
+bp = Blueprint("circles", __name__)
+
+SIGNAL_WORDS = {
+    "MemberOverextended": "may be over-extended",
+    "MemberDisconnected": "has not exchanged with anyone for a while",
+}
+SIGNAL_HINTS = {
+    "MemberOverextended": "Ask how they are, and whether some of what they carry could move to someone else "
+                          "(rebalancing mentoring pairs often helps).",
+    "MemberDisconnected": "A friendly check-in often helps more than a reminder: ask how they are doing.",
+}
+
+
+@bp.get("/circles")
+def circles() -> Response:
+    member = me()
+    everything = clients().balance.circles()
+    mine = [c for c in everything if c.id in member.circles or access.is_lead_of(member, c)]
+    others = [c for c in everything if c not in mine]
+    return render_page("circles.html", mine=sorted(mine, key=_by_name), others=sorted(others, key=_by_name),
+                       me_id=member.id)
+
+
+def _by_name(circle: Circle) -> tuple[str, str]:
+    return (circle.name or circle.id).lower(), circle.id
+
+
+@bp.get("/circles/<circle_id>")
+def circle(circle_id: str) -> Response:
+    member = me()
+    balance = clients().balance
+    window = window_arg()
+    found = next((c for c in balance.circles() if c.id == circle_id), None)
+    if found is None:
+        abort(404)
+    health = balance.circle_health(circle_id, window)
+    is_lead = access.is_lead_of(member, found)
+    people = balance.members(circle=circle_id) if (is_lead or access.can_see_flows(member, found)) else []
+    names = {p.id: p.display_name for p in people}
+    graph = None
+    if not health.private and health.flows and access.can_see_flows(member, found):
+        graph = flow_graph(health.flows, names)
+    signals = balance.signals(circle=circle_id, active=True) if access.can_see_signals(member, found) else []
+    all_names = {**names}
+    for s in signals:
+        all_names.setdefault(s.member_id, s.member_id)
+    return render_page(
+        "circle.html", circle=found, health=health, graph=graph, signals=signals, is_lead=is_lead,
+        people=sorted(people, key=lambda p: p.display_name.lower()), names=all_names, window=window,
+        windows=WINDOWS, window_labels=WINDOW_LABELS, signal_words=SIGNAL_WORDS, signal_hints=SIGNAL_HINTS,
+        can_see_flows=access.can_see_flows(member, found),
+    )
+
+
+@bp.get("/members/<member_id>")
+def member_page(member_id: str) -> Response:
+    viewer = me()
+    balance = clients().balance
+    target = balance.member(member_id)
+    if not access.can_view_member(viewer, target):
+        forbid(f"{target.display_name}'s page is for them and for the leads of their circles. "
+               "If you are thinking of them, a direct conversation is often the kindest start.")
+    window = window_arg()
+    summary = balance.summary(target.id, window)
+    timeline = balance.timeline(target.id, weeks=12)
+    relationships = sorted(balance.relationships(target.id, "90d"), key=lambda r: (r.name.lower(), r.other))
+    signals = balance.signals(member=target.id, active=True)
+    circle_names = {c.id: c.name or c.id for c in balance.circles()}
+    return render_page(
+        "member.html", target=target, is_self=target.id == viewer.id, summary=summary,
+        chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=KINDS, colours=KIND_COLOURS,
+        relationships=relationships, signals=signals, signal_words=SIGNAL_WORDS, signal_hints=SIGNAL_HINTS,
+        circle_names=circle_names, window=window, windows=WINDOWS, window_labels=WINDOW_LABELS,
+        led_here=[c for c in target.circles if c in viewer.leads_circles],
+    )
+
+
+@bp.get("/wall")
+def wall() -> Response:
+    return render_page("wall.html", appreciations=clients().balance.appreciations(limit=60))

@@ -1,0 +1,240 @@
+"""Recording an exchange, its detail page and its transitions, and the member autocomplete.
+
+Every command carries the signed-in member as recorded_by/by, and the Idempotency-Key that was put
+in the form when it was rendered: submitting the same form twice appends once. After a 422 the form
+comes back with a fresh key (nothing was appended, and the corrected body is a new command); after a
+503 it keeps its key, so "try again" is a safe retry of the same command.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, flash, redirect, render_template, url_for
+from htmx_flask import make_response, request
+from reciprocity.contracts.commands import today_utc
+from reciprocity.contracts.events import NOTE_MAX
+
+from . import access
+from .clients import KINDS, Conflict, Exchange, Invalid, NotFound, Unavailable
+from .exchange_form import FORM_WIDE, ExchangeForm, check, form_field, ledger_body, new_key, other_id, valid_key
+from .ui import clients, forbid, me, render_page
+
+bp = Blueprint("exchanges", __name__)
+
+STATUS_WORDS = {
+    "recorded": "waiting for acknowledgement",
+    "acknowledged": "acknowledged",
+    "disputed": "disputed",
+    "withdrawn": "withdrawn",
+}
+EXPECTABLE = set(STATUS_WORDS)
+# How often a detail page looks again (once a second) for a change the read side has not shown yet.
+MAX_LOOKS = 60
+
+
+def _form_page(form: ExchangeForm, status: int = 200) -> Response:
+    return render_page("exchange_new.html", "partials/_exchange_form.html", code=status, form=form, kinds=KINDS,
+                       today=today_utc(), note_max=NOTE_MAX)
+
+
+@bp.get("/exchanges/new")
+def new_exchange() -> Response:
+    form = ExchangeForm.blank(today_utc())
+    if request.args.get("with"):
+        form.other = request.args["with"]
+    if request.args.get("direction") in ("gave", "received"):
+        form.direction = request.args["direction"]
+    return _form_page(form)
+
+
+@bp.post("/exchanges/new")
+def record_exchange() -> Response:
+    form = ExchangeForm.from_form(request.form)
+    member = me()
+    form.errors = check(form, member.id, today_utc())
+    if "other" not in form.errors:
+        _check_other_exists(form)
+    if form.errors:
+        form.idempotency_key = new_key()
+        return _form_page(form, 422)
+    try:
+        appended = clients().ledger.record_exchange(ledger_body(form, member.id), key=form.idempotency_key)
+    except Invalid as err:
+        for e in err.errors:
+            if e.field.lower() == "idempotency-key":
+                # Sent before with other details (e.g. edited after a failed attempt): a new key makes it new.
+                form.errors.setdefault(FORM_WIDE, "This form was already sent with different details. "
+                                                  "Check them and press Record once more.")
+            else:
+                form.errors.setdefault(form_field(e.field), e.message)
+        form.idempotency_key = new_key()
+        return _form_page(form, 422)
+    except (NotFound, Conflict) as err:
+        form.errors[FORM_WIDE] = err.message
+        form.idempotency_key = new_key()
+        return _form_page(form, 422)
+    except Unavailable:
+        form.errors[FORM_WIDE] = ("The ledger could not save this just now. Nothing was recorded; "
+                                  "please press Record again in a moment.")
+        return _form_page(form, 503)
+    flash("Recorded. The other person will be asked to acknowledge it.", "success")
+    target = url_for("exchanges.detail", exchange_id=appended.id, expect="recorded") if appended.id \
+        else url_for("me.dashboard")
+    if request.htmx:
+        return make_response("", 204, redirect=target)
+    return redirect(target, 303)  # type: ignore[return-value]
+
+
+@bp.post("/exchanges/validate")
+def validate_field() -> Response:
+    """Blur-time check of one field, answered as that field's error text (empty when fine)."""
+    name = request.args.get("field", "")
+    form = ExchangeForm.from_form(request.form)
+    errors = check(form, me().id, today_utc())
+    if name == "other" and "other" not in errors and form.other:
+        form.errors = errors
+        _check_other_exists(form)
+        errors = form.errors
+    return make_response(render_template("partials/_field_error.html", message=errors.get(name, "")))
+
+
+def _check_other_exists(form: ExchangeForm) -> None:
+    try:
+        clients().balance.member(other_id(form.other))
+    except NotFound:
+        form.errors["other"] = f"There is no member with the id “{other_id(form.other)}”. Pick one from the list."
+    except Unavailable:
+        pass  # the ledger checks it anyway; a slow directory must not block recording
+
+
+@bp.get("/members/search")
+def member_search() -> Response:
+    q = (request.args.get("other") or request.args.get("q") or "").strip()
+    found = [m for m in clients().balance.members(q=other_id(q) if "(" in q else q) if m.id != me().id] if q else []
+    return make_response(render_template("partials/_member_options.html", members=found[:20]))
+
+
+# -- detail and transitions ----------------------------------------------------------------------------
+
+
+def _visible_exchange(exchange_id: str) -> Exchange:
+    exchange = clients().balance.exchange(exchange_id)
+    if not access.can_view_exchange(me(), exchange):
+        forbid("This exchange is between two other people, so only they can see it.")
+    return exchange
+
+
+@bp.get("/exchanges/<exchange_id>")
+def detail(exchange_id: str) -> Response:
+    expect = request.args.get("expect", "")
+    expect = expect if expect in EXPECTABLE else ""
+    tries = request.args.get("n", "0")
+    tries_n = int(tries) + 1 if tries.isdigit() else 1
+    if tries_n > MAX_LOOKS:
+        expect = ""  # stop looking by itself; the page says so and a reload starts over
+    try:
+        exchange = _visible_exchange(exchange_id)
+    except NotFound:
+        if not expect and tries_n <= MAX_LOOKS:
+            raise
+        # Just recorded: the read side has not caught up yet. Say so, and look again shortly.
+        return render_page("exchange.html", "partials/_exchange_card.html", exchange=None,
+                           exchange_id=exchange_id, expect=expect, tries=tries_n, slow=tries_n > MAX_LOOKS)
+    return render_page("exchange.html", "partials/_exchange_card.html",
+                       **_card_context(exchange, expect, tries=tries_n, slow=tries_n > MAX_LOOKS))
+
+
+def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict[str, object]:
+    actions = access.exchange_actions(me().id, exchange)
+    # Waiting for a transition to show: only while balance still says `recorded`. Anything else means
+    # it was applied (or someone else acted first); either way there is nothing more to wait for.
+    catching_up = bool(expect) and expect != "recorded" and exchange.status == "recorded"
+    return {
+        "exchange": exchange,
+        "exchange_id": exchange.exchange_id,
+        "expect": expect if catching_up else "",
+        "actions": set() if catching_up else actions,
+        "status_words": STATUS_WORDS,
+        "me_id": me().id,
+        "ack_key": new_key(),
+        "dispute_key": new_key(),
+        "withdraw_key": new_key(),
+        "note_max": NOTE_MAX,
+        **extra,
+    }
+
+
+def _transition(exchange_id: str, action: str, expect: str) -> Response:
+    exchange = _visible_exchange(exchange_id)
+    if action not in access.exchange_actions(me().id, exchange):
+        forbid("That step is not open to you for this exchange (it may already have been settled).")
+    key = valid_key(request.form.get("idempotency_key"))
+    ledger = clients().ledger
+    errors: dict[str, str] = {}
+    try:
+        if action == "acknowledge":
+            thanks = (request.form.get("thanks") or "").strip()
+            if len(thanks) > NOTE_MAX:
+                errors["thanks"] = f"Keep the thanks to {NOTE_MAX} characters."
+            else:
+                ledger.acknowledge(exchange_id, by=me().id, thanks=thanks, shared=request.form.get("shared") == "on",
+                                   key=key)
+        elif action == "dispute":
+            reason = (request.form.get("reason") or "").strip()
+            if not reason:
+                errors["reason"] = "Say briefly what does not match, so the two of you can sort it out."
+            elif len(reason) > NOTE_MAX:
+                errors["reason"] = f"Keep the reason to {NOTE_MAX} characters."
+            else:
+                ledger.dispute(exchange_id, by=me().id, reason=reason, key=key)
+        else:
+            ledger.withdraw(exchange_id, by=me().id, key=key)
+    except Invalid as err:
+        for e in err.errors:
+            errors[e.field.rsplit(".", 1)[-1] or FORM_WIDE] = e.message
+    except Conflict:
+        flash("This exchange has already moved on (someone acted on it a moment ago).", "info")
+        return redirect(url_for("exchanges.detail", exchange_id=exchange_id), 303)  # type: ignore[return-value]
+    except Unavailable:
+        errors[FORM_WIDE] = "The ledger could not save this just now. Nothing changed; please try again in a moment."
+        context = _card_context(exchange, errors=errors, form=request.form)
+        context[f"{_key_name(action)}"] = key  # same command, same key: a retry appends once
+        return render_page("exchange.html", "partials/_exchange_card.html", code=503, **context)
+    if errors:
+        return render_page("exchange.html", "partials/_exchange_card.html", code=422,
+                           **_card_context(exchange, errors=errors, form=request.form))
+    flash({"acknowledge": "Acknowledged. Thank you for closing the loop.",
+           "dispute": "Your dispute is noted. It counts nowhere until you two sort it out.",
+           "withdraw": "Withdrawn. It no longer counts anywhere."}[action], "success")
+    target = url_for("exchanges.detail", exchange_id=exchange_id, expect=expect)
+    if request.htmx:
+        return make_response("", 204, redirect=target)
+    return redirect(target, 303)  # type: ignore[return-value]
+
+
+def _key_name(action: str) -> str:
+    return {"acknowledge": "ack_key", "dispute": "dispute_key", "withdraw": "withdraw_key"}[action]
+
+
+@bp.post("/exchanges/<exchange_id>/acknowledge")
+def acknowledge(exchange_id: str) -> Response:
+    return _transition(exchange_id, "acknowledge", "acknowledged")
+
+
+@bp.post("/exchanges/<exchange_id>/dispute")
+def dispute(exchange_id: str) -> Response:
+    return _transition(exchange_id, "dispute", "disputed")
+
+
+@bp.post("/exchanges/<exchange_id>/withdraw")
+def withdraw(exchange_id: str) -> Response:
+    return _transition(exchange_id, "withdraw", "withdrawn")
+
+
+@bp.get("/exchanges")
+def history() -> Response:
+    """Every exchange I am a party to, newest first, optionally one status only."""
+    status = request.args.get("status", "")
+    status = status if status in STATUS_WORDS else ""
+    exchanges = clients().balance.exchanges(me().id, status=status or None, limit=200)
+    return render_page("exchanges.html", exchanges=exchanges, status=status, status_words=STATUS_WORDS,
+                       me_id=me().id)

@@ -1,0 +1,159 @@
+"""The signed-in member's own pages: dashboard, people (relationships), capacity and pause."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, Response, flash, redirect, url_for
+from htmx_flask import request
+from reciprocity.contracts.commands import today_utc
+
+from .charts import KIND_COLOURS, balance_chart
+from .clients import KINDS, Invalid, Unavailable
+from .exchange_form import new_key, valid_key
+from .prompts import reflection_prompts
+from .ui import WINDOW_LABELS, WINDOWS, clients, me, render_page, window_arg
+
+bp = Blueprint("me", __name__)
+
+
+def dashboard_numbers(window: str) -> dict[str, object]:
+    """What the live part of the dashboard shows (and re-reads every few seconds)."""
+    balance = clients().balance
+    member = me()
+    summary = balance.summary(member.id, window)
+    waiting = balance.exchanges(member.id, status="recorded", limit=100)
+    recent = balance.exchanges(member.id, limit=10)
+    return {
+        "summary": summary,
+        "window": window,
+        "pending_for_me": [e for e in waiting if e.counterpart == member.id],
+        "pending_for_others": [e for e in waiting if e.recorded_by == member.id],
+        "recent": recent,
+    }
+
+
+@bp.get("/")
+def dashboard() -> Response:
+    window = window_arg()
+    numbers = dashboard_numbers(window)
+    if request.htmx:
+        # Two regions poll this URL; HX-Target says which one is asking.
+        partial = "partials/_dashboard_inbox.html" if request.htmx.target == "inbox" \
+            else "partials/_dashboard_numbers.html"
+        response = render_page("dashboard.html", partial, **numbers)
+        response.vary.add("HX-Target")
+        return response
+    timeline = clients().balance.timeline(me().id, weeks=12)
+    prompts = reflection_prompts(
+        numbers["summary"], me(),  # type: ignore[arg-type]
+        waiting_for_me=len(numbers["pending_for_me"]),  # type: ignore[arg-type]
+        waiting_for_others=len(numbers["pending_for_others"]),  # type: ignore[arg-type]
+        today=today_utc(),
+    )
+    response = render_page(
+        "dashboard.html", "partials/_dashboard_numbers.html",
+        chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=KINDS, colours=KIND_COLOURS,
+        prompts=prompts, windows=WINDOWS, window_labels=WINDOW_LABELS, **numbers,
+    )
+    response.vary.add("HX-Target")
+    return response
+
+
+@bp.get("/people")
+def people() -> Response:
+    window = window_arg("90d")
+    relationships = clients().balance.relationships(me().id, window)
+    relationships.sort(key=lambda r: (r.name.lower(), r.other))  # by name: a list of people, not a ranking
+    return render_page("people.html", "partials/_people_table.html", relationships=relationships, window=window,
+                       windows=WINDOWS, window_labels=WINDOW_LABELS, kinds=KINDS)
+
+
+@bp.get("/relationships")
+def relationships() -> Response:
+    return redirect(url_for("me.people", **request.args))  # type: ignore[return-value]
+
+
+# -- capacity and pause --------------------------------------------------------------------------------
+
+
+def _capacity_page(status: int = 200, **context: object) -> Response:
+    member = me()
+    summary = clients().balance.summary(member.id, "7d")
+    context.setdefault("capacity_key", new_key())
+    context.setdefault("pause_key", new_key())
+    context.setdefault("weekly_hours", "" if member.weekly_hours is None else f"{member.weekly_hours:g}")
+    context.setdefault("paused_until", "")
+    return render_page("capacity.html", code=status, member=member, summary=summary, today=today_utc(), **context)
+
+
+@bp.get("/capacity")
+def capacity() -> Response:
+    return _capacity_page()
+
+
+@bp.post("/capacity")
+def declare_capacity() -> Response:
+    typed = (request.form.get("weekly_hours") or "").strip().replace(",", ".")
+    key = valid_key(request.form.get("idempotency_key"))
+    hours: float | None = None
+    if typed:
+        try:
+            hours = float(typed)
+        except ValueError:
+            hours = -1
+        if not 0 <= hours <= 168:
+            return _capacity_page(422, capacity_error="Give a number of hours from 0 to 168, or leave it empty.",
+                                  weekly_hours=typed)
+    try:
+        clients().ledger.declare_capacity(me().id, weekly_hours=hours, key=key)
+    except Invalid as err:
+        return _capacity_page(422, capacity_error=_first_message(err), weekly_hours=typed)
+    except Unavailable as err:
+        return _capacity_page(503, capacity_error=_try_again(err), weekly_hours=typed, capacity_key=key)
+    flash("Your weekly capacity is saved." if hours is not None else "Your capacity declaration is withdrawn.",
+          "success")
+    return redirect(url_for("me.capacity"))  # type: ignore[return-value]
+
+
+@bp.post("/capacity/pause")
+def pause() -> Response:
+    typed = (request.form.get("paused_until") or "").strip()
+    key = valid_key(request.form.get("idempotency_key"))
+    until: date | None = None
+    if typed:
+        try:
+            until = date.fromisoformat(typed)
+        except ValueError:
+            return _capacity_page(422, pause_error="Give the date you expect to be back.", paused_until=typed)
+        if until < today_utc():
+            return _capacity_page(422, pause_error="That date has passed; choose today or later.", paused_until=typed)
+    try:
+        clients().ledger.change_availability(me().id, status="paused", paused_until=until, key=key)
+    except Invalid as err:
+        return _capacity_page(422, pause_error=_first_message(err), paused_until=typed)
+    except Unavailable as err:
+        return _capacity_page(503, pause_error=_try_again(err), paused_until=typed, pause_key=key)
+    flash("You are paused. Take the time you need; nobody will be alerted about you meanwhile.", "success")
+    return redirect(url_for("me.capacity"))  # type: ignore[return-value]
+
+
+@bp.post("/capacity/resume")
+def resume() -> Response:
+    key = valid_key(request.form.get("idempotency_key"))
+    try:
+        clients().ledger.change_availability(me().id, status="active", paused_until=None, key=key)
+    except Invalid as err:
+        return _capacity_page(422, pause_error=_first_message(err))
+    except Unavailable as err:
+        return _capacity_page(503, pause_error=_try_again(err), pause_key=key)
+    flash("Welcome back.", "success")
+    return redirect(url_for("me.capacity"))  # type: ignore[return-value]
+
+
+def _first_message(err: Invalid) -> str:
+    return err.errors[0].message if err.errors else "The ledger did not accept that."
+
+
+def _try_again(err: Unavailable) -> str:
+    return "The ledger could not save this just now. Nothing was changed; please try again in a moment."

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.e2e.stack import Stack, running_stack
+from tests.support.stack import Stack, running_stack
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("E2E_SHOTS", "/tmp/shots"))

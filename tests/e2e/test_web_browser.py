@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.stack import PASSWORD, Stack
+from tests.support.stack import PASSWORD, Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
 

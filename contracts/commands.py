@@ -1,19 +1,34 @@
-"""Bodies of the ledger's HTTP commands. Validation that needs no state lives here; rules that need
-the ledger's state (does the member exist? is the transition allowed?) live in the ledger."""
+"""Bodies of the ledger's HTTP commands and of its answers. Validation that needs no state lives here
+(so the web can run the very same checks inline); rules that need the ledger's state (does the member
+exist? is the transition allowed?) live in the ledger.
+
+Every rule that concerns one field is a field validator, so a rejected body names the field at fault;
+`field_errors()` turns a pydantic ValidationError into the `{"field", "message"}` list the ledger answers
+with 422, in sentences a person understands.
+"""
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, ValidationInfo, field_validator
 
 from .events import NOTE_MAX, Kind, PolicyOverrides, Role
-from .ids import Slug
+from .ids import SLUG_PATTERN, Slug
 
 MAX_DAYS_BACK = 365
+MINUTES_MAX = 1440
+# The latest calendar date anywhere on Earth is UTC+14: a member far east of UTC records "today" while
+# it is still yesterday in UTC. Dates up to that day are not "in the future" for somebody.
+_EARLIEST_ZONE_AHEAD = timedelta(hours=14)
 
 
 def today_utc() -> date:
     return datetime.now(UTC).date()
+
+
+def latest_today() -> date:
+    """Today's date in the time zone that is furthest ahead (UTC+14)."""
+    return (datetime.now(UTC) + _EARLIEST_ZONE_AHEAD).date()
 
 
 class Command(BaseModel):
@@ -30,6 +45,12 @@ class FormCircle(Command):
 class SetLeads(Command):
     leads: list[Slug] = Field(max_length=50)
 
+    @field_validator("leads")
+    @classmethod
+    def _no_repeats(cls, leads: list[str]) -> list[str]:
+        _refuse_repeats(leads)
+        return leads
+
 
 class RegisterMember(Command):
     id: Slug
@@ -38,9 +59,21 @@ class RegisterMember(Command):
     circles: list[Slug] = Field(default_factory=list, max_length=50)
     role: Role = Role.MEMBER
 
+    @field_validator("circles")
+    @classmethod
+    def _no_repeats(cls, circles: list[str]) -> list[str]:
+        _refuse_repeats(circles)
+        return circles
+
 
 class ChangeCircles(Command):
-    circles: list[Slug] = Field(max_length=50)
+    circles: list[Slug] = Field(max_length=50, description="the full new list of the member's circles")
+
+    @field_validator("circles")
+    @classmethod
+    def _no_repeats(cls, circles: list[str]) -> list[str]:
+        _refuse_repeats(circles)
+        return circles
 
 
 class DeclareCapacity(Command):
@@ -49,50 +82,59 @@ class DeclareCapacity(Command):
 
 class ChangeAvailability(Command):
     status: Literal["active", "paused"]
-    paused_until: date | None = None
+    paused_until: date | None = Field(default=None, description="only with status 'paused'; None: until resumed")
 
-    @model_validator(mode="after")
-    def _until_only_when_paused(self) -> "ChangeAvailability":
-        if self.status == "active" and self.paused_until is not None:
-            raise ValueError("paused_until only goes with status 'paused'")
-        if self.paused_until is not None and self.paused_until < today_utc():
-            raise ValueError("paused_until is in the past")
-        return self
+    @field_validator("paused_until")
+    @classmethod
+    def _until_only_when_paused(cls, until: date | None, info: ValidationInfo) -> date | None:
+        if until is None:
+            return until
+        if info.data.get("status") == "active":
+            raise ValueError("paused_until only goes with status 'paused'; leave it out to resume")
+        if until < today_utc():
+            raise ValueError("paused_until cannot be in the past")
+        return until
 
 
 class RecordExchange(Command):
     giver: Slug
     receiver: Slug
     kind: Kind
-    minutes: int = Field(ge=1, le=1440)
+    minutes: int = Field(ge=1, le=MINUTES_MAX)
     note: str = Field(default="", max_length=NOTE_MAX)
     occurred_on: date
     recorded_by: Slug
-    shared: bool = False
+    shared: bool = Field(default=False, description="the recorder agrees to show it on the appreciation wall")
+
+    @field_validator("receiver")
+    @classmethod
+    def _two_parties(cls, receiver: str, info: ValidationInfo) -> str:
+        if receiver == info.data.get("giver"):
+            raise ValueError("the giver and the receiver must be two different members")
+        return receiver
 
     @field_validator("occurred_on")
     @classmethod
     def _not_future_nor_too_old(cls, day: date) -> date:
-        today = today_utc()
-        if day > today:
-            raise ValueError("occurred_on is in the future")
-        if day < today - timedelta(days=MAX_DAYS_BACK):
-            raise ValueError(f"occurred_on is more than {MAX_DAYS_BACK} days back")
+        if day > latest_today():
+            raise ValueError("occurred_on cannot be in the future")
+        if day < today_utc() - timedelta(days=MAX_DAYS_BACK):
+            raise ValueError(f"occurred_on cannot be more than {MAX_DAYS_BACK} days ago")
         return day
 
-    @model_validator(mode="after")
-    def _two_parties(self) -> "RecordExchange":
-        if self.giver == self.receiver:
-            raise ValueError("giver and receiver must be two different members")
-        if self.recorded_by not in (self.giver, self.receiver):
+    @field_validator("recorded_by")
+    @classmethod
+    def _recorder_is_a_party(cls, recorded_by: str, info: ValidationInfo) -> str:
+        parties = (info.data.get("giver"), info.data.get("receiver"))
+        if None not in parties and recorded_by not in parties:
             raise ValueError("recorded_by must be the giver or the receiver")
-        return self
+        return recorded_by
 
 
 class Acknowledge(Command):
     by: Slug
     thanks: str = Field(default="", max_length=NOTE_MAX)
-    shared: bool = False
+    shared: bool = Field(default=False, description="the acknowledger agrees to show it on the appreciation wall")
 
 
 class Dispute(Command):
@@ -104,11 +146,123 @@ class Withdraw(Command):
     by: Slug
 
 
+def _refuse_repeats(ids: list[str]) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"'{item}' is listed twice")
+        seen.add(item)
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
 class Appended(BaseModel):
-    """The answer to a successful command: where its (first) event landed."""
+    """The answer to a successful command (201): where its (first) event landed."""
 
     event_id: str
     topic: str
     partition: int
     offset: int
-    id: str | None = Field(default=None, description="the new aggregate's id, e.g. the exchange id")
+    id: str | None = Field(default=None, description="the aggregate's id, e.g. the new exchange's id")
+    count: int = Field(default=1, ge=1, description="how many events the command appended (the first is named)")
+
+
+class Unchanged(BaseModel):
+    """The answer (200) to a command that asks for what already is, e.g. the same circles again."""
+
+    id: str
+    unchanged: Literal[True] = True
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="the body field at fault, e.g. 'minutes' or 'leads[1]'; a header's name")
+    message: str = Field(description="a sentence a person understands")
+
+
+class Invalid(BaseModel):
+    """422: what is wrong with the request, field by field."""
+
+    errors: list[FieldError]
+
+
+class ErrorBody(BaseModel):
+    """401, 404, 409, 503: one sentence saying what went wrong."""
+
+    error: str
+
+
+# --- turning pydantic's errors into sentences ----------------------------------------------------------
+
+
+def field_name(loc: tuple[int | str, ...]) -> str:
+    """('leads', 2) -> 'leads[2]'; ('policy', 'overextension_ratio') -> 'policy.overextension_ratio'."""
+    name = ""
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += ("." if name else "") + part
+    return name or "body"
+
+
+def field_errors(err: ValidationError) -> list[FieldError]:
+    return [FieldError(field=field_name(e["loc"]), message=_sentence(e)) for e in err.errors()]
+
+
+def _sentence(error: Any) -> str:
+    kind: str = error["type"]
+    loc = error["loc"]
+    ctx = error.get("ctx") or {}
+    label = next((str(p) for p in reversed(loc) if isinstance(p, str)), "the body")
+    given = error.get("input")
+    if kind == "missing":
+        return f"{label} is required."
+    if kind == "extra_forbidden":
+        return f"{label} is not a field this request takes."
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == SLUG_PATTERN:
+        return (f"'{given}' is not a valid id: use 2 to 64 lowercase letters, digits, '.', '_' or '-', "
+                "starting with a letter or a digit.")
+    if kind == "string_too_short":
+        if ctx.get("min_length") == 1:
+            return f"{label} cannot be empty."
+        return f"{label} needs at least {ctx.get('min_length')} characters."
+    if kind == "string_too_long":
+        return f"{label} can have at most {ctx.get('max_length')} characters (this one has {len(str(given))})."
+    if kind == "too_long":
+        return f"{label} can list at most {ctx.get('max_length')} items."
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = _number(ctx.get("ge", ctx.get("gt")))
+        return f"{label} must be at least {bound}." if kind == "greater_than_equal" else (
+            f"{label} must be more than {bound}.")
+    if kind in ("less_than_equal", "less_than"):
+        bound = _number(ctx.get("le", ctx.get("lt")))
+        return f"{label} must be at most {bound}." if kind == "less_than_equal" else (
+            f"{label} must be less than {bound}.")
+    if kind in ("enum", "literal_error"):
+        return f"{label} must be one of {ctx.get('expected')}."
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{label} must be a whole number."
+    if kind in ("float_parsing", "float_type", "finite_number"):
+        return f"{label} must be a number."
+    if kind.startswith("date_") or kind == "date_type":
+        return f"{label} must be a date written like 2025-03-31."
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{label} must be true or false."
+    if kind == "list_type":
+        return f"{label} must be a list."
+    if kind == "string_type":
+        return f"{label} must be text."
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{label} must be a JSON object."
+    if kind == "value_error":
+        message = str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
+        if label == "email":
+            message = message.removeprefix("value is not a valid email address: ")
+            return f"email is not a valid address: {message}"
+        return message + ("" if message.endswith(".") else ".")
+    return f"{label}: {error['msg']}."
+
+
+def _number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value

@@ -26,3 +26,18 @@ def command_event_id(idempotency_key: str, index: int = 0) -> uuid.UUID:
 def signal_event_id(member_id: str, signal_kind: str, window_start: str) -> uuid.UUID:
     """The id of a balance signal: one per (member, kind, window start), whoever computes it."""
     return uuid.uuid5(SIGNAL_NAMESPACE, f"{member_id}|{signal_kind}|{window_start}")
+
+
+EXCHANGE_NAMESPACE = uuid.UUID("3a8e5d1c-2b7f-4c61-9e0a-5f4d7b2c8e19")
+EXCHANGE_ID_PATTERN = r"^x-[0-9a-f]{16}$"
+
+
+def exchange_id_for(idempotency_key: str | None) -> str:
+    """The id of the exchange a RecordExchange command creates: "x-" + 16 hex digits.
+
+    Derived from the Idempotency-Key when there is one, so a retry names the same exchange (and a
+    client can compute the id before it asks); random otherwise.
+    """
+    if idempotency_key is None:
+        return "x-" + uuid.uuid4().hex[:16]
+    return "x-" + uuid.uuid5(EXCHANGE_NAMESPACE, idempotency_key).hex[:16]

@@ -119,6 +119,7 @@ class EventLog:
                 transactional_id=self._transactional_id,
                 linger_ms=self._linger_ms,
                 max_block_ms=int(self._timeout_s * 1000),
+                bootstrap_timeout_ms=int(self._timeout_s * 1000),  # 30 s by default: a hung request
                 request_timeout_ms=int(self._timeout_s * 1000),
                 delivery_timeout_ms=int(self._timeout_s * 1000) + self._linger_ms + 1000,
                 reconnect_backoff_max_ms=1000,

@@ -30,6 +30,7 @@ def _reader(bootstrap_servers: str, timeout_s: float) -> KafkaConsumer:
             enable_auto_commit=False,
             isolation_level="read_committed",
             request_timeout_ms=int(timeout_s * 1000) + 1000,
+            bootstrap_timeout_ms=int(timeout_s * 1000),
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )

@@ -1,0 +1,255 @@
+"""Command handlers: `handle(command, state, target) -> [events]`, or a domain error.
+
+Pure functions of the command and the write-side state; they neither append nor change the state (the
+caller appends the events and then applies them). Status codes the HTTP layer maps the errors to:
+
+- `Unknown`  -> 404: the id in the request's path names nothing (circle, member or exchange);
+- `Invalid`  -> 422: the body is wrong, field by field, including ids in the body that name nothing
+  ("leads[1]: there is no member 'bob'") and an actor who may not do this ("by: only the receiver ...");
+- `Conflict` -> 409: the state does not allow it (the id is taken; the exchange is no longer `recorded`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reciprocity.contracts.commands import (
+    Acknowledge,
+    ChangeAvailability,
+    ChangeCircles,
+    Command,
+    DeclareCapacity,
+    Dispute,
+    FieldError,
+    FormCircle,
+    RecordExchange,
+    RegisterMember,
+    SetLeads,
+    Withdraw,
+)
+from reciprocity.contracts.events import (
+    AvailabilityChanged,
+    CapacityDeclared,
+    CircleFormed,
+    CircleLeadsChanged,
+    Event,
+    ExchangeAcknowledged,
+    ExchangeDisputed,
+    ExchangeRecorded,
+    ExchangeWithdrawn,
+    MemberJoinedCircle,
+    MemberLeftCircle,
+    MemberRegistered,
+)
+
+from .state import RECORDED, Exchange, LedgerState, Member
+
+
+class DomainError(Exception):
+    """A command the state refuses; nothing is appended."""
+
+
+class Unknown(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    pass
+
+
+class Invalid(DomainError):
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class _Errors:
+    """Collects every field error of a command, so the caller learns all of them at once."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldError] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append(FieldError(field=field, message=message))
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise Invalid(self.items)
+
+
+def _check_circles(errors: _Errors, state: LedgerState, field: str, circle_ids: list[str]) -> None:
+    for i, circle_id in enumerate(circle_ids):
+        if circle_id not in state.circles:
+            errors.add(f"{field}[{i}]", f"there is no circle '{circle_id}'; form it first.")
+
+
+def _member(state: LedgerState, member_id: str | None) -> Member:
+    member = state.members.get(member_id or "")
+    if member is None:
+        raise Unknown(f"there is no member '{member_id}'")
+    return member
+
+
+def _exchange(state: LedgerState, exchange_id: str | None) -> Exchange:
+    exchange = state.exchanges.get(exchange_id or "")
+    if exchange is None:
+        raise Unknown(f"there is no exchange '{exchange_id}'")
+    return exchange
+
+
+# --- directory ---------------------------------------------------------------------------------------------
+
+
+def form_circle(cmd: FormCircle, state: LedgerState, _target: str | None) -> list[Event]:
+    if cmd.id in state.circles:
+        raise Conflict(f"a circle '{cmd.id}' already exists")
+    errors = _Errors()
+    if cmd.parent is not None and cmd.parent not in state.circles:
+        errors.add("parent", f"there is no circle '{cmd.parent}' to nest this one in; form the parent first.")
+    errors.raise_any()
+    return [CircleFormed(circle_id=cmd.id, name=cmd.name, parent=cmd.parent, policy=cmd.policy)]
+
+
+def set_leads(cmd: SetLeads, state: LedgerState, circle_id: str | None) -> list[Event]:
+    if circle_id not in state.circles:
+        raise Unknown(f"there is no circle '{circle_id}'")
+    errors = _Errors()
+    for i, lead in enumerate(cmd.leads):
+        if lead not in state.members:
+            errors.add(f"leads[{i}]", f"there is no member '{lead}'; a lead must be a registered member.")
+    errors.raise_any()
+    return [CircleLeadsChanged(circle_id=circle_id, leads=cmd.leads)]
+
+
+def register_member(cmd: RegisterMember, state: LedgerState, _target: str | None) -> list[Event]:
+    if cmd.id in state.members:
+        raise Conflict(f"a member '{cmd.id}' already exists")
+    holder = state.emails.get(str(cmd.email).lower())
+    if holder is not None:
+        raise Conflict(f"the email address {cmd.email} already belongs to member '{holder}'")
+    errors = _Errors()
+    _check_circles(errors, state, "circles", cmd.circles)
+    errors.raise_any()
+    return [MemberRegistered(member_id=cmd.id, name=cmd.name, email=cmd.email, circles=cmd.circles, role=cmd.role)]
+
+
+def change_circles(cmd: ChangeCircles, state: LedgerState, member_id: str | None) -> list[Event]:
+    member = _member(state, member_id)
+    errors = _Errors()
+    _check_circles(errors, state, "circles", cmd.circles)
+    errors.raise_any()
+    left = [MemberLeftCircle(member_id=member.id, circle_id=c) for c in member.circles if c not in cmd.circles]
+    joined = [MemberJoinedCircle(member_id=member.id, circle_id=c) for c in cmd.circles if c not in member.circles]
+    return [*left, *joined]  # may be empty: the member is already in exactly these circles
+
+
+def declare_capacity(cmd: DeclareCapacity, state: LedgerState, member_id: str | None) -> list[Event]:
+    member = _member(state, member_id)
+    return [CapacityDeclared(member_id=member.id, weekly_hours=cmd.weekly_hours)]
+
+
+def change_availability(cmd: ChangeAvailability, state: LedgerState, member_id: str | None) -> list[Event]:
+    member = _member(state, member_id)
+    return [AvailabilityChanged(member_id=member.id, status=cmd.status, paused_until=cmd.paused_until)]
+
+
+# --- exchanges ---------------------------------------------------------------------------------------------
+
+
+def record_exchange(cmd: RecordExchange, state: LedgerState, exchange_id: str | None) -> list[Event]:
+    assert exchange_id is not None, "the caller names the new exchange"
+    errors = _Errors()
+    for field in ("giver", "receiver"):
+        member_id = getattr(cmd, field)
+        if member_id not in state.members:
+            errors.add(field, f"there is no member '{member_id}'.")
+    errors.raise_any()
+    if exchange_id in state.exchanges:
+        raise Conflict(f"an exchange '{exchange_id}' already exists")
+    return [ExchangeRecorded(
+        exchange_id=exchange_id,
+        giver=cmd.giver,
+        receiver=cmd.receiver,
+        kind=cmd.kind,
+        minutes=cmd.minutes,
+        occurred_on=cmd.occurred_on,
+        # The circles at the time of recording travel with the event: no projection looks them up.
+        giver_circles=list(state.members[cmd.giver].circles),
+        receiver_circles=list(state.members[cmd.receiver].circles),
+        note=cmd.note,
+        recorded_by=cmd.recorded_by,
+        shared=cmd.shared,
+    )]
+
+
+def _facts(exchange: Exchange) -> dict[str, Any]:
+    return {
+        "exchange_id": exchange.id,
+        "giver": exchange.giver,
+        "receiver": exchange.receiver,
+        "kind": exchange.kind,
+        "minutes": exchange.minutes,
+        "occurred_on": exchange.occurred_on,
+        "giver_circles": exchange.giver_circles,
+        "receiver_circles": exchange.receiver_circles,
+    }
+
+
+def _settle(exchange: Exchange, by: str, verb: str, *, recorder_acts: bool) -> None:
+    """Who may `verb` the exchange, and only while it is `recorded`."""
+    if recorder_acts and by != exchange.recorded_by:
+        raise Invalid([FieldError(field="by", message=(
+            f"only {exchange.recorded_by}, who recorded this exchange, can {verb} it."))])
+    if not recorder_acts and by != exchange.other_party:
+        why = "recorded it" if by == exchange.recorded_by else "is not the other party"
+        raise Invalid([FieldError(field="by", message=(
+            f"only {exchange.other_party}, the other party, can {verb} this exchange; {by} {why}."))])
+    if exchange.status != RECORDED:
+        raise Conflict(f"exchange {exchange.id} is already {exchange.status}; only a recorded exchange can be "
+                       f"{_past[verb]}")
+
+
+_past = {"acknowledge": "acknowledged", "dispute": "disputed", "withdraw": "withdrawn"}
+
+
+def acknowledge(cmd: Acknowledge, state: LedgerState, exchange_id: str | None) -> list[Event]:
+    exchange = _exchange(state, exchange_id)
+    _settle(exchange, cmd.by, "acknowledge", recorder_acts=False)
+    return [ExchangeAcknowledged(**_facts(exchange), by=cmd.by, thanks=cmd.thanks, shared=cmd.shared)]
+
+
+def dispute(cmd: Dispute, state: LedgerState, exchange_id: str | None) -> list[Event]:
+    exchange = _exchange(state, exchange_id)
+    _settle(exchange, cmd.by, "dispute", recorder_acts=False)
+    return [ExchangeDisputed(**_facts(exchange), by=cmd.by, reason=cmd.reason)]
+
+
+def withdraw(cmd: Withdraw, state: LedgerState, exchange_id: str | None) -> list[Event]:
+    exchange = _exchange(state, exchange_id)
+    _settle(exchange, cmd.by, "withdraw", recorder_acts=True)
+    return [ExchangeWithdrawn(**_facts(exchange), by=cmd.by)]
+
+
+Handler = Callable[[Any, LedgerState, str | None], list[Event]]
+
+HANDLERS: dict[type[Command], Handler] = {
+    FormCircle: form_circle,
+    SetLeads: set_leads,
+    RegisterMember: register_member,
+    ChangeCircles: change_circles,
+    DeclareCapacity: declare_capacity,
+    ChangeAvailability: change_availability,
+    RecordExchange: record_exchange,
+    Acknowledge: acknowledge,
+    Dispute: dispute,
+    Withdraw: withdraw,
+}
+
+
+def handle(command: Command, state: LedgerState, target: str | None = None) -> list[Event]:
+    """The events `command` appends given `state`; `target` is the path's id, or the new exchange's id.
+
+    Raises Unknown, Invalid or Conflict. An empty list means there is nothing to change.
+    """
+    return HANDLERS[type(command)](command, state, target)

@@ -1,0 +1,102 @@
+"""Stateless command rules and the sentences a rejected body gets, field by field."""
+
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+from reciprocity.contracts.commands import (
+    ChangeAvailability,
+    FormCircle,
+    RecordExchange,
+    RegisterMember,
+    SetLeads,
+    field_errors,
+    field_name,
+    today_utc,
+)
+from reciprocity.contracts.ids import EXCHANGE_ID_PATTERN, command_event_id, exchange_id_for
+
+
+def _errors(model, data) -> dict[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    return {e.field: e.message for e in field_errors(caught.value)}
+
+
+def _exchange(**overrides):
+    return {"giver": "ada-l", "receiver": "bob-m", "kind": "help", "minutes": 30,
+            "occurred_on": str(today_utc()), "recorded_by": "ada-l", **overrides}
+
+
+def test_valid_exchange_passes() -> None:
+    cmd = RecordExchange.model_validate(_exchange(note="  thanks  "))
+    assert cmd.note == "thanks" and cmd.shared is False
+
+
+@pytest.mark.parametrize(("overrides", "field", "words"), [
+    ({"receiver": "ada-l"}, "receiver", "two different members"),
+    ({"recorded_by": "cleo"}, "recorded_by", "the giver or the receiver"),
+    ({"minutes": 0}, "minutes", "at least 1"),
+    ({"minutes": 1441}, "minutes", "at most 1440"),
+    ({"minutes": "lots"}, "minutes", "whole number"),
+    ({"note": "x" * 501}, "note", "at most 500 characters (this one has 501)"),
+    ({"kind": "gossip"}, "kind", "'mentoring', 'feedback', 'help', 'knowledge', 'resource' or 'care'"),
+    ({"occurred_on": str(today_utc() + timedelta(days=2))}, "occurred_on", "cannot be in the future"),
+    ({"occurred_on": str(today_utc() - timedelta(days=366))}, "occurred_on", "more than 365 days ago"),
+    ({"occurred_on": "last tuesday"}, "occurred_on", "a date written like"),
+    ({"giver": "Ada"}, "giver", "not a valid id"),
+    ({"surprise": 1}, "surprise", "not a field this request takes"),
+])
+def test_exchange_rules_name_the_field(overrides, field, words) -> None:
+    errors = _errors(RecordExchange, _exchange(**overrides))
+    assert field in errors, errors
+    assert words in errors[field]
+
+
+def test_missing_fields_are_all_reported_at_once() -> None:
+    errors = _errors(RecordExchange, {})
+    assert set(errors) == {"giver", "receiver", "kind", "minutes", "occurred_on", "recorded_by"}
+    assert errors["giver"] == "giver is required."
+
+
+def test_a_day_365_back_and_today_are_fine() -> None:
+    RecordExchange.model_validate(_exchange(occurred_on=str(today_utc() - timedelta(days=365))))
+    RecordExchange.model_validate(_exchange(occurred_on=str(today_utc())))
+
+
+def test_member_rules() -> None:
+    errors = _errors(RegisterMember, {"id": "x", "name": " ", "email": "not-an-address", "circles": ["a1", "a1"],
+                                      "role": "boss"})
+    assert set(errors) == {"id", "name", "email", "circles", "role"}
+    assert "valid address" in errors["email"]
+    assert "listed twice" in errors["circles"]
+    assert errors["name"] == "name cannot be empty."
+
+
+def test_leads_listed_twice_and_field_names_of_list_items() -> None:
+    assert "listed twice" in _errors(SetLeads, {"leads": ["ada-l", "ada-l"]})["leads"]
+    assert "leads[1]" in _errors(SetLeads, {"leads": ["ada-l", "B"]})
+    assert field_name(("policy", "overextension_ratio")) == "policy.overextension_ratio"
+    assert field_name(()) == "body"
+
+
+def test_availability_rules() -> None:
+    assert "only goes with status 'paused'" in _errors(
+        ChangeAvailability, {"status": "active", "paused_until": str(today_utc() + timedelta(days=3))})["paused_until"]
+    assert "in the past" in _errors(
+        ChangeAvailability, {"status": "paused", "paused_until": str(today_utc() - timedelta(days=3))})["paused_until"]
+    ChangeAvailability.model_validate({"status": "paused", "paused_until": None})
+
+
+def test_circle_policy_override_rules() -> None:
+    errors = _errors(FormCircle, {"id": "ops", "name": "Ops", "policy": {"overextension_ratio": 1}})
+    assert errors == {"policy.overextension_ratio": "overextension_ratio must be more than 1."}
+
+
+def test_exchange_id_is_derived_from_the_key() -> None:
+    import re
+
+    assert exchange_id_for("k-1") == exchange_id_for("k-1") != exchange_id_for("k-2")
+    assert re.match(EXCHANGE_ID_PATTERN, exchange_id_for("k-1"))
+    assert re.match(EXCHANGE_ID_PATTERN, exchange_id_for(None))
+    assert command_event_id("k-1") != command_event_id("k-1", 1)

@@ -13,6 +13,9 @@ cat <<BANNER
     kafka      ${kafka}
     mail       smtp://127.0.0.1:1025   (every message kept in var/mail)
 
-    demo sign-ins: see README
+    demo sign-ins (password: reciprocity-demo), seeded on the first start:
+      amara-okafor   a member who gives a lot of mentoring
+      priya-raman    a circle lead (sees her circles' members and alerts)
+      noor-haddad    the operator (lag, replay, dead letters)
 
 BANNER

@@ -40,7 +40,7 @@ class Delivered:
 
 @dataclass(frozen=True)
 class OffsetRange:
-    first: int  # offset of the first record of this batch in the partition
+    first: int  # the stored offset this batch continues from (commit markers may precede its first record)
     next: int  # offset to read after this batch
 
 
@@ -170,7 +170,10 @@ class ProjectionConsumer:
         offsets: dict[PartitionKey, OffsetRange] = {}
         for tp, records in polled.items():
             key = self._key(tp)
-            offsets[key] = OffsetRange(first=records[0].offset, next=records[-1].offset + 1)
+            # Where the stored offset stands, not the first record: a transaction's commit marker
+            # may sit between them, and the projection's compare-and-set must see no gap.
+            first = self._stored_next.get(tp, records[0].offset)
+            offsets[key] = OffsetRange(first=min(first, records[0].offset), next=records[-1].offset + 1)
             for record in records:
                 try:
                     envelope, event = decode(record.value)

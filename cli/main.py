@@ -11,16 +11,14 @@ SUBCOMMAND_MODULES = ("seed", "roster", "replay", "status", "dlq", "export", "ac
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reciprocity", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="reciprocity",
+        description="Operate Reciprocity: seed or import the directory, rebuild projections, watch lag, "
+        "re-drive dead letters, export data, manage web sign-ins.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"reciprocity.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"reciprocity.cli.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"reciprocity.cli.{name}").register(subparsers)
     return parser
 
 

@@ -317,12 +317,14 @@ class SeedSummary:
     sign_in: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _find_anchor(client: LedgerClient, first: PlannedExchange) -> date:
-    """The anchor of an earlier run (its first exchange's day minus its offset), else today."""
-    earlier = client.exchange(exchange_id_for(f"{KEY_PREFIX}/exchange/0"))
+def _find_anchor(client: LedgerClient, exchanges: list[PlannedExchange]) -> date:
+    """The anchor of an earlier run (the day of the exchange it recorded first, minus that exchange's
+    offset), else today. The newest exchange is recorded first, so even an interrupted run has it."""
+    n = len(exchanges) - 1
+    earlier = client.exchange(exchange_id_for(f"{KEY_PREFIX}/exchange/{n}"))
     if earlier is None:
         return today_utc()
-    return date.fromisoformat(earlier["occurred_on"]) - timedelta(days=first.day)
+    return date.fromisoformat(earlier["occurred_on"]) - timedelta(days=exchanges[n].day)
 
 
 def seed_demo(ledger_url: str, token: str, *, if_empty: bool = False, web_database_url: str | None = None,
@@ -340,7 +342,7 @@ def seed_demo(ledger_url: str, token: str, *, if_empty: bool = False, web_databa
         if if_empty and (members := client.stats()["members"]) > 0:
             summary.skipped = f"the directory already has {members} members"
             return summary
-        anchor = _find_anchor(client, demo.exchanges[0])
+        anchor = _find_anchor(client, demo.exchanges)
         summary.anchor = anchor
 
         def send(method: str, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
@@ -368,7 +370,9 @@ def seed_demo(ledger_url: str, token: str, *, if_empty: bool = False, web_databa
         say(f"  directory done: {len(CIRCLES)} circles, {len(PEOPLE)} members; recording {len(demo.exchanges)} "
             "exchanges")
 
-        for n, x in enumerate(demo.exchanges):
+        # Newest first: recorded oldest first, every member would look silent for months until their
+        # recent exchanges arrived, and the alert policy would mail leads about it while seeding.
+        for n, x in reversed(list(enumerate(demo.exchanges))):
             key = f"exchange/{n}"
             body = {"giver": x.giver, "receiver": x.receiver, "kind": x.kind, "minutes": x.minutes, "note": x.note,
                     "occurred_on": (anchor + timedelta(days=x.day)).isoformat(), "recorded_by": x.recorded_by,

@@ -1,0 +1,1 @@
+"""Benchmarks of Reciprocity (`make bench`, `python -m bench --help`)."""

@@ -1,0 +1,346 @@
+"""`make bench` (`python -m bench`): how fast balance keeps up with the log, and how soon a recorded
+exchange shows.
+
+One run measures, on a fresh topic set (a LocalKafka, or KAFKA_BOOTSTRAP_SERVERS):
+  (a) the read-only floor: a kafka-python consumer with the ProjectionConsumer's client settings that
+      only reads the N ExchangeRecorded records;
+  (b) the full projection of the same records into SQLite and into PostgreSQL (LocalPostgres) through
+      the real ProjectionConsumer + BalanceProjection, as events/s and as a ratio of (a);
+  (c) latency from POST /v1/exchanges (a real ledger process) to the exchange being visible in the
+      member summary of a real balance process, p50/p99 over --requests requests.
+
+The bench imports kafka directly for (a) (the one exception to "only messaging imports kafka"): the
+floor is the client itself, without anything of ours around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, all_topics
+from reciprocity.messaging.event_log import EventLog
+from rich.console import Console
+from rich.table import Table
+
+from .workload import Organisation, outgoing
+
+console = Console()
+REPO = Path(__file__).resolve().parent.parent
+
+
+def machine() -> list[tuple[str, str]]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines()
+                      if x.startswith("MemTotal"))
+        ram = f"{mem_kb / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration):
+        ram = "?"
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    return [("cores", str(os.cpu_count())), ("CPU", model), ("RAM", ram), ("load average at start", load),
+            ("Python", platform.python_version()), ("OS", platform.platform())]
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load(bootstrap: str, prefix: str, org: Organisation, n: int) -> float:
+    """Append the directory, then `n` ExchangeRecorded events; returns seconds taken."""
+    log = EventLog(bootstrap, client_id="bench-loader", topic_prefix=prefix, timeout_s=60, linger_ms=20)
+    began = time.perf_counter()
+    try:
+        log.append(list(outgoing(org.directory())))
+        chunk: list = []
+        done = 0
+        for record in outgoing(org.exchanges(n)):
+            chunk.append(record)
+            if len(chunk) == 20_000:
+                log.append(chunk)
+                done += len(chunk)
+                chunk = []
+                console.print(f"  loaded {done:,}/{n:,}", end="\r")
+        if chunk:
+            log.append(chunk)
+    finally:
+        log.close()
+    console.print(" " * 40, end="\r")
+    return time.perf_counter() - began
+
+
+# --- (a) read-only floor -------------------------------------------------------------------------
+
+
+def read_only(bootstrap: str, prefix: str, n_expected: int) -> float:
+    from kafka import KafkaConsumer  # see the module docstring
+
+    consumer = KafkaConsumer(  # the ProjectionConsumer's settings (messaging/consumer.py)
+        bootstrap_servers=bootstrap, group_id=f"{prefix}bench-read-only", client_id="bench",
+        enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
+        max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
+    )  # fmt: skip
+    consumer.subscribe([prefix + EXCHANGES.name])
+    seen = 0
+    first = None
+    deadline = time.monotonic() + 600
+    try:
+        while seen < n_expected and time.monotonic() < deadline:
+            polled = consumer.poll(timeout_ms=500, max_records=5000)
+            for records in polled.values():
+                if first is None:
+                    first = time.perf_counter()
+                seen += len(records)
+        last = time.perf_counter()
+    finally:
+        consumer.close(autocommit=False)
+    if seen < n_expected or first is None:
+        raise RuntimeError(f"read only {seen} of {n_expected} records")
+    return n_expected / (last - first)
+
+
+# --- (b) projection ------------------------------------------------------------------------------
+
+
+class TimedProjection:
+    """Passes through to the real projection, noting when the first batch began and the last ended."""
+
+    def __init__(self, inner, target: int) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.target = target
+        self.applied = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.batches = 0
+        self.done = threading.Event()
+
+    def load_offsets(self, partitions):  # type: ignore[no-untyped-def]
+        return self.inner.load_offsets(partitions)
+
+    def apply(self, events, offsets) -> None:  # type: ignore[no-untyped-def]
+        began = time.perf_counter()
+        self.inner.apply(events, offsets)
+        self.first = self.first or began
+        self.last = time.perf_counter()
+        self.batches += 1
+        self.applied += sum(1 for e in events if e.topic == EXCHANGES.name)
+        if self.applied >= self.target:
+            self.done.set()
+
+
+def project(bootstrap: str, prefix: str, database_url: str, n_expected: int, label: str) -> tuple[float, int]:
+    from reciprocity.balance.db import make_engine, migrate
+    from reciprocity.balance.projection import BalanceProjection
+    from reciprocity.balance.settings import BalanceSettings
+    from reciprocity.balance.signals import OutboxPublisher, SignalEngine
+    from reciprocity.messaging.consumer import ProjectionConsumer
+    from reciprocity.messaging.inspect import end_offsets
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    # Wired as the service wires it: policy evaluation held until caught up, outbox published.
+    signals = SignalEngine(clock=lambda: datetime.now(UTC).date())
+    signals.hold_until(end_offsets(bootstrap, [DIRECTORY.name, EXCHANGES.name], topic_prefix=prefix))
+    log = EventLog(bootstrap, client_id="bench-balance", topic_prefix=prefix)
+    publisher = OutboxPublisher(engine, log)
+    timed = TimedProjection(BalanceProjection(engine, signals=signals, after_commit=publisher.publish), n_expected)
+    consumer = ProjectionConsumer(bootstrap, group_id=f"bench-{label}", topics=[DIRECTORY.name, EXCHANGES.name],
+                                  projection=timed, dead_letters=log, topic_prefix=prefix, client_id="bench",
+                                  max_records=BalanceSettings().balance_max_poll_records)
+    stop = threading.Event()
+    worker = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        last_report = time.monotonic()
+        while not timed.done.wait(1.0):
+            if not worker.is_alive():
+                raise RuntimeError("consumer stopped")
+            if consumer.health.failed_partitions:
+                raise RuntimeError(f"projection failed: {consumer.health.reason()}")
+            if time.monotonic() - last_report > 10:
+                console.print(f"  {label}: {timed.applied:,}/{n_expected:,}", end="\r")
+                last_report = time.monotonic()
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+        log.close()
+        engine.dispose()
+    assert timed.first is not None and timed.last is not None
+    return n_expected / (timed.last - timed.first), timed.batches
+
+
+# --- (c) latency ---------------------------------------------------------------------------------
+
+
+class Service:
+    def __init__(self, module: str, env: dict[str, str], log_dir: Path, name: str) -> None:
+        from reciprocity.messaging.local_kafka import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"{name}.log"
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", module], stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **env, "PORT": str(self.port), "HOST": "127.0.0.1"})
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{module} exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{module} not healthy in 90 s:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def latency(bootstrap: str, workdir: Path, n_requests: int) -> list[float]:
+    from reciprocity.messaging.topics_admin import ensure_topics
+
+    prefix = f"benchlat{uuid.uuid4().hex[:8]}."
+    ensure_topics(bootstrap, all_topics(prefix))
+    token = "bench-token"
+    common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix, "LEDGER_TOKEN": token,
+              "LOG_LEVEL": "WARNING"}
+    with ExitStack() as stack:
+        ledger = Service("reciprocity.ledger.app", common, workdir, "ledger")
+        stack.callback(ledger.stop)
+        balance = Service("reciprocity.balance.app", {**common, "DATABASE_URL": f"sqlite:///{workdir}/latency.db"},
+                          workdir, "balance")
+        stack.callback(balance.stop)
+        http = requests.Session()
+        auth = {"Authorization": f"Bearer {token}"}
+
+        def post(path: str, body: dict) -> dict:
+            answer = http.post(ledger.url + path, json=body, headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+                               timeout=10)
+            if answer.status_code != 201:
+                raise RuntimeError(f"POST {path}: {answer.status_code} {answer.text[:300]}")
+            return answer.json()
+
+        post("/v1/circles", {"id": "bench", "name": "Bench"})
+        people = [f"lat-{i}" for i in range(10)]
+        for p in people:
+            post("/v1/members", {"id": p, "name": p.title(), "email": f"{p}@example.org", "circles": ["bench"]})
+        today = datetime.now(UTC).date().isoformat()
+        expected = dict.fromkeys(people, 0)
+        samples: list[float] = []
+        for i in range(n_requests):
+            giver, receiver = people[i % 10], people[(i + 3) % 10]
+            minutes = 5 + i % 50
+            expected[receiver] += minutes
+            began = time.perf_counter()
+            post("/v1/exchanges", {"giver": giver, "receiver": receiver, "kind": "help", "minutes": minutes,
+                                   "occurred_on": today, "recorded_by": giver})
+            deadline = began + 30
+            while True:
+                summary = http.get(f"{balance.url}/v1/members/{receiver}/summary", timeout=10)
+                if summary.status_code == 200 and summary.json()["received"]["pending_minutes"] >= expected[receiver]:
+                    break
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"exchange {i} not visible in 30 s")
+                time.sleep(0.002)
+            samples.append(time.perf_counter() - began)
+        return samples
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="ExchangeRecorded events to load")
+    parser.add_argument("--requests", type=int, default=1000, help="requests for the latency measurement")
+    parser.add_argument("--skip", action="append", default=[], choices=["sqlite", "postgres", "latency"])
+    args = parser.parse_args(argv)
+
+    info = Table(title="machine", show_header=False)
+    for k, v in machine():
+        info.add_row(k, v)
+    console.print(info)
+
+    results = Table(title=f"balance benchmark, {args.events:,} ExchangeRecorded events")
+    results.add_column("measure")
+    results.add_column("result", justify="right")
+    results.add_column("vs read-only floor", justify="right")
+    workdir = Path(tempfile.mkdtemp(prefix="reciprocity-bench-"))
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, workdir, True)
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            from reciprocity.messaging.local_kafka import LocalKafka
+
+            kafka = stack.enter_context(LocalKafka(workdir / "kafka", heap_max="1g"))
+            bootstrap = kafka.bootstrap_servers
+            console.print(f"Kafka {kafka.version} (local) at {bootstrap}")
+        from reciprocity.messaging.topics_admin import ensure_topics
+
+        prefix = f"bench{uuid.uuid4().hex[:8]}."
+        ensure_topics(bootstrap, all_topics(prefix))
+        org = Organisation()
+        console.print(f"loading {args.events:,} events ({len(org.members):,} members, {len(org.circles)} circles) "
+                      f"into {EXCHANGES.partitions} partitions of {prefix}{EXCHANGES.name} ...")
+        seconds = load(bootstrap, prefix, org, args.events)
+        n = args.events
+        results.add_row("load (EventLog, idempotent producer)", f"{n / seconds:,.0f} events/s", "")
+
+        floor = read_only(bootstrap, prefix, n)
+        results.add_row("(a) read only (kafka-python)", f"{floor:,.0f} events/s", "1.00")
+        console.print(f"(a) read-only floor: {floor:,.0f} events/s")
+        if "sqlite" not in args.skip:
+            rate, batches = project(bootstrap, prefix, f"sqlite:///{workdir}/bench.db", n, "sqlite")
+            results.add_row(f"(b) projection into SQLite ({batches} batches)", f"{rate:,.0f} events/s",
+                            f"{rate / floor:.2f}")
+            console.print(f"(b) SQLite: {rate:,.0f} events/s")
+        if "postgres" not in args.skip:
+            from reciprocity.messaging.local_postgres import LocalPostgres
+
+            pg = stack.enter_context(LocalPostgres())
+            rate, batches = project(bootstrap, prefix, pg.create_database("bench"), n, "postgres")
+            results.add_row(f"(b) projection into PostgreSQL {pg.version} ({batches} batches)",
+                            f"{rate:,.0f} events/s", f"{rate / floor:.2f}")
+            console.print(f"(b) PostgreSQL: {rate:,.0f} events/s")
+        if "latency" not in args.skip:
+            samples = latency(bootstrap, workdir, args.requests)
+            results.add_row(f"(c) POST /v1/exchanges -> visible in summary, p50 ({len(samples)} requests)",
+                            f"{statistics.median(samples) * 1000:,.1f} ms", "")
+            results.add_row("(c) ... p99", f"{percentile(samples, 99) * 1000:,.1f} ms", "")
+            results.add_row("(c) ... max", f"{max(samples) * 1000:,.1f} ms", "")
+    console.print(results)
+    console.print("targets: projection >= 0.5 x read-only floor; p99 < 500 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

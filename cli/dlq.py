@@ -1,0 +1,141 @@
+"""`reciprocity dlq list [TOPIC]` and `reciprocity dlq redrive TOPIC (--offset N | --all)`.
+
+Dead letters are records a projection could not read as any known contract (bad JSON, unknown type,
+schema violation). They sit in `<topic>.dlq` with headers naming the source topic, partition, offset
+and the error.
+
+Redrive re-appends a dead letter's original key and bytes to its source topic, after the contract
+was fixed (an upcaster added, a consumer upgraded), so every projection reads it again in order with
+whatever comes next. This is the one documented exception to "only the ledger writes ledger.*": the
+bytes are the ledger's own, unchanged (same event id). A marker record in the DLQ remembers each
+redrive, so a dead letter is redriven once; `list` shows where it went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+REDRIVE_OF = "dlq.redrive.of"  # header of a marker: the DLQ offset that was redriven
+REDRIVE_TO = "dlq.redrive.to"  # where it went: topic[partition]@offset
+
+
+@dataclass
+class DeadLetter:
+    dlq: str
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+    redriven_to: str | None = None
+
+    @property
+    def source(self) -> str:
+        return self.headers.get("dlq.source.topic", b"?").decode()
+
+    def as_dict(self) -> dict[str, Any]:
+        h = {k: v.decode(errors="replace") for k, v in self.headers.items()}
+        return {"dlq": self.dlq, "offset": self.offset, "source_topic": h.get("dlq.source.topic"),
+                "source_partition": h.get("dlq.source.partition"), "source_offset": h.get("dlq.source.offset"),
+                "error": h.get("dlq.error"), "key": self.key.decode(errors="replace") if self.key else None,
+                "value": self.value.decode(errors="replace"), "redriven_to": self.redriven_to}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("dlq", help="list and redrive dead letters", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="dlq_command", required=True)
+    ls = sub.add_parser("list", help="dead letters of one topic (or all)")
+    ls.add_argument("topic", nargs="?", help="source topic (ledger.exchanges) or its DLQ; default: all")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=run_list)
+    rd = sub.add_parser("redrive", help="re-append dead letters to their source topic")
+    rd.add_argument("topic", help="source topic (ledger.exchanges) or its DLQ")
+    which = rd.add_mutually_exclusive_group(required=True)
+    which.add_argument("--offset", type=int, action="append", help="DLQ offset to redrive (repeatable)")
+    which.add_argument("--all", action="store_true", help="every dead letter not yet redriven")
+    rd.set_defaults(func=run_redrive)
+
+
+def _dlq_names(topic: str | None) -> list[str]:
+    from reciprocity.contracts.topics import SOURCE_TOPICS, dlq_topic
+
+    if topic is None:
+        return [spec.dlq for spec in SOURCE_TOPICS.values()]
+    return [topic if topic.endswith(".dlq") else dlq_topic(topic)]
+
+
+def read_dead_letters(bootstrap: str, prefix: str, dlqs: list[str]) -> list[DeadLetter]:
+    from reciprocity.messaging.inspect import read_all
+
+    letters: list[DeadLetter] = []
+    markers: dict[tuple[str, int], str] = {}
+    for record in read_all(bootstrap, dlqs, topic_prefix=prefix):
+        if REDRIVE_OF in record.headers:
+            markers[(record.topic, int(record.headers[REDRIVE_OF]))] = record.headers.get(REDRIVE_TO, b"").decode()
+            continue
+        letters.append(DeadLetter(record.topic, record.offset, record.key, record.value, record.headers))
+    # Dead-lettering is at least once: a consumer that re-reads a batch (a rebalance, a generation
+    # switch) dead-letters its poison records again. One entry per source position, the first.
+    unique: dict[tuple[str, bytes | None, bytes | None, bytes | None], DeadLetter] = {}
+    for letter in sorted(letters, key=lambda d: (d.dlq, d.offset)):
+        h = letter.headers
+        where = (letter.dlq, h.get("dlq.source.topic"), h.get("dlq.source.partition"), h.get("dlq.source.offset"))
+        first = unique.setdefault(where, letter)
+        first.redriven_to = first.redriven_to or markers.get((letter.dlq, letter.offset))
+    return sorted(unique.values(), key=lambda d: (d.dlq, d.offset))
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from reciprocity.common.settings import ServiceSettings
+
+    s = ServiceSettings()
+    letters = read_dead_letters(s.kafka_bootstrap_servers, s.topic_prefix, _dlq_names(args.topic))
+    if args.json:
+        print(json.dumps([d.as_dict() for d in letters], indent=2))
+        return 0
+    table = Table("dlq", "offset", "source", "key", "error", "redriven to", title=f"{len(letters)} dead letter(s)")
+    for d in letters:
+        x = d.as_dict()
+        table.add_row(d.dlq, str(d.offset), f"{x['source_topic']}[{x['source_partition']}]@{x['source_offset']}",
+                      x["key"] or "", (x["error"] or "")[:120], d.redriven_to or "")
+    Console().print(table)
+    return 0
+
+
+def run_redrive(args: argparse.Namespace) -> int:
+    from reciprocity.common.settings import ServiceSettings
+    from reciprocity.messaging.event_log import EventLog, Outgoing
+
+    s = ServiceSettings()
+    (dlq,) = _dlq_names(args.topic)
+    letters = read_dead_letters(s.kafka_bootstrap_servers, s.topic_prefix, [dlq])
+    chosen = letters if args.all else [d for d in letters if d.offset in set(args.offset)]
+    missing = set() if args.all else set(args.offset) - {d.offset for d in chosen}
+    console = Console(stderr=True)
+    if missing:
+        console.print(f"[red]no dead letter at offset(s) {sorted(missing)} of {dlq}[/red]")
+        return 2
+    log = EventLog(s.kafka_bootstrap_servers, client_id="reciprocity-dlq-redrive", topic_prefix=s.topic_prefix)
+    redriven = 0
+    try:
+        for d in chosen:
+            if d.redriven_to:
+                console.print(f"{dlq}@{d.offset} already redriven to {d.redriven_to}: skipped")
+                continue
+            headers = (("dlq.redriven.from", f"{dlq}@{d.offset}".encode()),)
+            (pos,) = log.append([Outgoing(topic=d.source, key=d.key, value=d.value, headers=headers)])
+            where = f"{pos.topic}[{pos.partition}]@{pos.offset}"
+            log.append([Outgoing(topic=dlq, key=d.key, value=b"",
+                                 headers=((REDRIVE_OF, str(d.offset).encode()), (REDRIVE_TO, where.encode())))])
+            console.print(f"{dlq}@{d.offset} -> {where}")
+            redriven += 1
+    finally:
+        log.close()
+    print(redriven)
+    return 0

@@ -1,0 +1,71 @@
+"""`reciprocity export exchanges|balances --csv [--window 28d]`: the balance read models as CSV on
+stdout (active generation)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="export exchanges or balances as CSV", description=__doc__)
+    parser.add_argument("what", choices=["exchanges", "balances"])
+    parser.add_argument("--csv", action="store_true", required=True, help="CSV on stdout (the only format)")
+    parser.add_argument("--window", help="only the last N days, e.g. 90d (balances default: 28d; exchanges: all)")
+    parser.add_argument("--database-url", help="balance database (default: DATABASE_URL or local)")
+    parser.set_defaults(func=run)
+
+
+EXCHANGE_FIELDS = ["exchange_id", "occurred_on", "giver", "giver_name", "receiver", "receiver_name", "kind",
+                   "minutes", "status", "recorded_by", "recorded_at", "note", "thanks", "dispute_reason",
+                   "shared_by_recorder", "shared_by_acknowledger"]
+BALANCE_FIELDS = ["member_id", "name", "circles", "window_from", "window_to", "given_minutes", "given_count",
+                  "received_minutes", "received_count", "pending_given_minutes", "pending_received_minutes",
+                  "reciprocity_index"]
+
+
+def run(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+    from reciprocity.balance import queries
+    from reciprocity.balance import tables as t
+    from reciprocity.balance.app import BadRequest, parse_window
+    from reciprocity.balance.db import make_engine
+    from reciprocity.balance.generations import active_generation
+    from reciprocity.balance.measures import reciprocity_index
+    from reciprocity.balance.settings import BalanceSettings
+
+    settings = BalanceSettings()
+    today = settings.today()
+    try:
+        days = parse_window(args.window, default=28) if (args.window or args.what == "balances") else None
+    except BadRequest as err:
+        print(f"export: {err}", file=sys.stderr)
+        return 2
+    start, end = queries.window_bounds(today, days) if days else (None, None)
+    engine = make_engine(args.database_url or settings.database_url, immediate=False)
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    try:
+        with engine.connect() as conn:
+            gen = active_generation(conn)
+            if args.what == "exchanges":
+                out.writerow(EXCHANGE_FIELDS)
+                for x in queries.exchanges_between(conn, gen, start, end):
+                    out.writerow(["" if x[f] is None else x[f] for f in EXCHANGE_FIELDS])
+                return 0
+            md = t.member_day.c
+            sums = {r.member_id: r for r in conn.execute(
+                sa.select(md.member_id, *[sa.func.sum(md[c]).label(c) for c in t.MEMBER_DAY_COUNTERS])
+                .where(md.generation == gen, md.day >= start, md.day <= end).group_by(md.member_id))}
+            people = {m["id"]: m for m in queries.directory_members(conn, gen)}
+            out.writerow(BALANCE_FIELDS)
+            for member_id in sorted(set(people) | set(sums)):
+                r, m = sums.get(member_id), people.get(member_id, {})
+                v = {c: int(getattr(r, c) or 0) if r else 0 for c in t.MEMBER_DAY_COUNTERS}
+                out.writerow([member_id, m.get("name", ""), " ".join(m.get("circles", [])), start, end,
+                              v["given_minutes"], v["given_count"], v["received_minutes"], v["received_count"],
+                              v["pending_given_minutes"], v["pending_received_minutes"],
+                              round(reciprocity_index(v["given_minutes"], v["received_minutes"]), 4)])
+    finally:
+        engine.dispose()
+    return 0

@@ -1,0 +1,126 @@
+"""`reciprocity status`: every topic's partitions and end offsets, and each projection's position and
+lag (balance from its database, active and building generations; notify from its database when
+reachable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("status", help="topics, end offsets, projection positions and lag",
+                                   description=__doc__)
+    parser.add_argument("--database-url", help="balance database (default: DATABASE_URL or local)")
+    parser.add_argument("--notify-database-url", help="notify database (default: notify's local one)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(func=run)
+
+
+def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | None) -> dict[str, Any]:
+    from reciprocity.balance.db import make_engine
+    from reciprocity.balance.generations import list_generations
+    from reciprocity.balance.queries import partition_status, stored_offsets
+    from reciprocity.contracts.topics import SOURCE_TOPICS
+    from reciprocity.messaging.event_log import BrokerUnavailable
+    from reciprocity.messaging.inspect import end_offsets
+
+    report: dict[str, Any] = {"kafka": bootstrap, "topic_prefix": prefix, "topics": [], "projections": []}
+    logical = [name for spec in SOURCE_TOPICS.values() for name in (spec.name, spec.dlq)]
+    ends: dict[tuple[str, int], int] | None
+    try:
+        ends = end_offsets(bootstrap, logical, topic_prefix=prefix)
+        report["kafka_error"] = None
+    except BrokerUnavailable as err:
+        ends, report["kafka_error"] = None, str(err)
+    for name in logical:
+        parts = sorted((p, off) for (t, p), off in (ends or {}).items() if t == name)
+        report["topics"].append({"topic": name, "partitions": len(parts), "end_offsets": [o for _, o in parts],
+                                 "records": sum(o for _, o in parts)})
+
+    sources = ("ledger.directory", "ledger.exchanges")
+    source_ends = {k: v for k, v in (ends or {}).items() if k[0] in sources} if ends is not None else None
+    try:
+        engine = make_engine(balance_url, immediate=False)
+        with engine.connect() as conn:
+            for gen in list_generations(conn):
+                if gen["status"] == "retired":
+                    continue
+                parts = partition_status(stored_offsets(conn, gen["id"]), source_ends)
+                report["projections"].append({
+                    "projection": f"balance (generation {gen['id']}, {gen['status']})", "database": _safe(balance_url),
+                    "partitions": parts, "lag": _lag(parts),
+                })  # fmt: skip
+        engine.dispose()
+    except Exception as err:
+        report["projections"].append({"projection": "balance", "database": _safe(balance_url), "error": str(err)})
+
+    if notify_url:
+        signal_ends = {k: v for k, v in (ends or {}).items() if k[0] in ("balance.signals", "ledger.directory")}
+        try:
+            engine = sa.create_engine(notify_url)
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT topic, partition, next_offset FROM notify_offsets")).all()
+            engine.dispose()
+            stored = {(r.topic, r.partition): (int(r.next_offset), None) for r in rows}
+            parts = partition_status(stored, signal_ends if ends is not None else None)
+            report["projections"].append({"projection": "notify", "database": _safe(notify_url), "partitions": parts,
+                                          "lag": _lag(parts)})
+        except Exception as err:
+            report["projections"].append({"projection": "notify", "database": _safe(notify_url),
+                                          "error": f"not readable: {err.__class__.__name__}"})
+    return report
+
+
+def _lag(parts: list[dict[str, Any]]) -> int | None:
+    lags = [p["lag"] for p in parts]
+    return None if any(v is None for v in lags) else sum(lags)
+
+
+def _safe(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from reciprocity.balance.settings import BalanceSettings
+
+    settings = BalanceSettings()
+    notify_url = args.notify_database_url
+    if notify_url is None:
+        try:
+            from reciprocity.notify.settings import NotifySettings
+
+            notify_url = NotifySettings().database_url
+        except Exception:
+            notify_url = None
+    report = collect(settings.kafka_bootstrap_servers, settings.topic_prefix,
+                     args.database_url or settings.database_url, notify_url)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0 if report["kafka_error"] is None else 1
+    console = Console()
+    console.print(f"Kafka [bold]{report['kafka']}[/bold]" + (f" prefix {report['topic_prefix']!r}"
+                                                             if report["topic_prefix"] else ""))
+    if report["kafka_error"]:
+        console.print(f"[red]unreachable:[/red] {report['kafka_error']}")
+    topics = Table("topic", "partitions", "end offsets", "records", title="topics")
+    for t in report["topics"]:
+        topics.add_row(t["topic"], str(t["partitions"]), " ".join(map(str, t["end_offsets"])), f"{t['records']:,}")
+    console.print(topics)
+    for p in report["projections"]:
+        if "error" in p:
+            console.print(f"[yellow]{p['projection']}[/yellow] ({p['database']}): {p['error']}")
+            continue
+        table = Table("topic", "partition", "applied", "end", "lag", "last event",
+                      title=f"{p['projection']} — lag {p['lag'] if p['lag'] is not None else '?'}")
+        for part in p["partitions"]:
+            table.add_row(part["topic"], str(part["partition"]), str(part["applied_offset"]),
+                          "?" if part["end_offset"] is None else str(part["end_offset"]),
+                          "?" if part["lag"] is None else str(part["lag"]), part.get("last_event_at") or "")
+        console.print(table)
+    return 0 if report["kafka_error"] is None else 1

@@ -1,0 +1,346 @@
+"""The balance service: the projection consumer, the signal sweep and the read API (port 8002).
+
+`python -m reciprocity.balance.app` migrates the database, then runs the ProjectionConsumer over
+ledger.directory + ledger.exchanges and the sweep loop in background threads beside the HTTP server.
+`create_app(...)` builds the read API alone, for tests in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, Response, jsonify, request
+from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
+from reciprocity.contracts.envelope import ContractError, decode
+from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS, all_topics
+from reciprocity.messaging.consumer import ConsumerHealth, PartitionKey, ProjectionConsumer
+from reciprocity.messaging.event_log import BrokerUnavailable, EventLog
+from reciprocity.messaging.inspect import end_offsets, read_all
+from reciprocity.messaging.topics_admin import ensure_topics
+from sqlalchemy.engine import Engine
+
+from . import metrics, queries
+from . import tables as t
+from .db import make_engine, migrate
+from .generations import active_generation
+from .projection import BalanceProjection
+from .settings import BalanceSettings
+from .signals import OutboxPublisher, SignalEngine, restore_from_log
+
+log = logging.getLogger(__name__)
+
+SOURCE_TOPICS = (DIRECTORY.name, EXCHANGES.name)
+STATUSES = ("recorded", "acknowledged", "disputed", "withdrawn")
+_WINDOW = re.compile(r"^(\d{1,4})d?$")
+MAX_WINDOW_DAYS = 730
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def parse_window(raw: str | None, default: int = 28) -> int:
+    if raw is None or raw == "":
+        return default
+    match = _WINDOW.match(raw.strip())
+    if not match or not 1 <= int(match.group(1)) <= MAX_WINDOW_DAYS:
+        raise BadRequest(f"window must look like 28d (1 to {MAX_WINDOW_DAYS} days), got {raw!r}")
+    return int(match.group(1))
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value
+
+
+class EndOffsetCache:
+    """Log end offsets for the status endpoint, fetched at most every `ttl_s` (each fetch is a round
+    trip to the broker)."""
+
+    def __init__(self, fetch: Callable[[], dict[PartitionKey, int]], ttl_s: float = 2.0) -> None:
+        self._fetch = fetch
+        self._ttl = ttl_s
+        self._at = 0.0
+        self._value: dict[PartitionKey, int] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> dict[PartitionKey, int] | None:
+        with self._lock:
+            if time.monotonic() - self._at > self._ttl:
+                try:
+                    self._value = self._fetch()
+                except Exception as err:  # Kafka away: the status still shows what the database knows
+                    log.info("end offsets unavailable: %r", err)
+                    self._value = None
+                self._at = time.monotonic()
+            return self._value
+
+
+def create_app(
+    settings: BalanceSettings | None = None,
+    *,
+    engine: Engine | None = None,
+    consumer_health: ConsumerHealth | None = None,
+    clock: Callable[[], date] | None = None,
+    end_offsets_fn: Callable[[], dict[PartitionKey, int]] | None = None,
+) -> Flask:
+    settings = settings or BalanceSettings()
+    engine = engine or make_engine(settings.database_url, immediate=False)
+    today = clock or settings.today
+    if end_offsets_fn is None:
+        def end_offsets_fn() -> dict[PartitionKey, int]:
+            return end_offsets(settings.kafka_bootstrap_servers, SOURCE_TOPICS, topic_prefix=settings.topic_prefix,
+                               timeout_s=2.0)
+    ends = EndOffsetCache(end_offsets_fn)
+
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    add_metrics_route(app)
+
+    def read(fn: Callable[..., Any]) -> Any:
+        with engine.connect() as conn:
+            return fn(conn, active_generation(conn))
+
+    @app.errorhandler(BadRequest)
+    def bad_request(err: BadRequest) -> tuple[Response, int]:
+        return jsonify({"error": str(err)}), 422
+
+    def not_found(what: str) -> tuple[Response, int]:
+        return jsonify({"error": f"unknown {what}"}), 404
+
+    @app.get("/health")
+    def health() -> tuple[Response, int]:
+        problems: dict[str, str | None] = {}
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+                problems["database"] = None
+        except Exception as err:
+            problems["database"] = f"database unreachable: {err.__class__.__name__}"
+        if consumer_health is not None:
+            problems["consumer"] = consumer_health.reason()
+        return health_response(problems)
+
+    @app.get("/v1/members/<member_id>/summary")
+    def member_summary(member_id: str) -> Any:
+        window = parse_window(request.args.get("window"))
+
+        def run(conn: Any, gen: int) -> Any:
+            if not queries.member_known(conn, gen, member_id):
+                return None
+            return queries.summary(conn, gen, member_id, window, today())
+
+        found = read(run)
+        return jsonify(found) if found else not_found(f"member {member_id}")
+
+    @app.get("/v1/members/<member_id>/timeline")
+    def member_timeline(member_id: str) -> Any:
+        weeks = _int_arg("weeks", 12, 1, 104)
+
+        def run(conn: Any, gen: int) -> Any:
+            if not queries.member_known(conn, gen, member_id):
+                return None
+            return queries.timeline(conn, gen, member_id, weeks, today())
+
+        found = read(run)
+        return jsonify(found) if found else not_found(f"member {member_id}")
+
+    @app.get("/v1/members/<member_id>/relationships")
+    def member_relationships(member_id: str) -> Any:
+        window = parse_window(request.args.get("window"), default=90)
+
+        def run(conn: Any, gen: int) -> Any:
+            if not queries.member_known(conn, gen, member_id):
+                return None
+            return queries.relationships(conn, gen, member_id, window, today())
+
+        found = read(run)
+        return jsonify(found) if found else not_found(f"member {member_id}")
+
+    @app.get("/v1/members/<member_id>/exchanges")
+    def member_exchanges(member_id: str) -> Any:
+        status = request.args.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+        limit = _int_arg("limit", 50, 1, 500)
+
+        def run(conn: Any, gen: int) -> Any:
+            if not queries.member_known(conn, gen, member_id):
+                return None
+            return {"exchanges": queries.exchanges_of(conn, gen, member_id, status, limit)}
+
+        found = read(run)
+        return jsonify(found) if found else not_found(f"member {member_id}")
+
+    @app.get("/v1/exchanges/<exchange_id>")
+    def exchange(exchange_id: str) -> Any:
+        found = read(lambda conn, gen: queries.exchange(conn, gen, exchange_id))
+        return jsonify(found) if found else not_found(f"exchange {exchange_id}")
+
+    @app.get("/v1/appreciations")
+    def appreciations() -> Any:
+        limit = _int_arg("limit", 50, 1, 500)
+        return jsonify({"appreciations": read(lambda conn, gen: queries.appreciations(conn, gen, limit))})
+
+    @app.get("/v1/directory/members")
+    def directory_members() -> Any:
+        q, circle = request.args.get("q", ""), request.args.get("circle", "")
+        return jsonify({"members": read(lambda conn, gen: queries.directory_members(conn, gen, q, circle))})
+
+    @app.get("/v1/directory/members/<member_id>")
+    def directory_member(member_id: str) -> Any:
+        found = read(lambda conn, gen: queries.directory_member(conn, gen, member_id))
+        return jsonify(found) if found else not_found(f"member {member_id}")
+
+    @app.get("/v1/directory/circles")
+    def directory_circles() -> Any:
+        return jsonify({"circles": read(queries.directory_circles)})
+
+    @app.get("/v1/circles/<circle_id>/health")
+    def circle_health(circle_id: str) -> Any:
+        window = parse_window(request.args.get("window"))
+        found = read(lambda conn, gen: queries.circle_health(conn, gen, circle_id, window, today()))
+        return jsonify(found) if found else not_found(f"circle {circle_id}")
+
+    @app.get("/v1/signals")
+    def signals() -> Any:
+        raw = (request.args.get("active") or "").lower()
+        if raw not in ("", "true", "false"):
+            raise BadRequest("active must be true or false")
+        active = None if raw == "" else raw == "true"
+        circle, member = request.args.get("circle") or None, request.args.get("member") or None
+        with engine.connect() as conn:
+            found = queries.signals(conn, circle=circle, member=member, active=active)
+        return jsonify({"signals": found})
+
+    @app.get("/v1/projection/status")
+    def projection_status() -> Any:
+        with engine.connect() as conn:
+            gen = active_generation(conn)
+            stored = queries.stored_offsets(conn, gen)
+        partitions = queries.partition_status(stored, ends.get())
+        for p in partitions:
+            if p["lag"] is not None:
+                metrics.LAG.labels(p["topic"], str(p["partition"])).set(p["lag"])
+        reason = consumer_health.reason() if consumer_health is not None else None
+        return jsonify({"generation": gen, "healthy": reason is None, "reason": reason, "partitions": partitions})
+
+    return app
+
+
+class BalanceService:
+    """Wires the projection, the consumer, the signal engine and the outbox publisher (bootstrap)."""
+
+    def __init__(self, settings: BalanceSettings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        migrate(self.engine)
+        self.event_log = EventLog(settings.kafka_bootstrap_servers, client_id="balance",
+                                  topic_prefix=settings.topic_prefix)
+        self.signals = SignalEngine(clock=settings.today)
+        self.publisher = OutboxPublisher(self.engine, self.event_log)
+        self.projection = BalanceProjection(self.engine, signals=self.signals, after_commit=self.publish)
+        self.consumer = ProjectionConsumer(
+            settings.kafka_bootstrap_servers,
+            group_id=settings.balance_consumer_group,
+            topics=list(SOURCE_TOPICS),
+            projection=self.projection,
+            dead_letters=self.event_log,
+            topic_prefix=settings.topic_prefix,
+            client_id="balance",
+            max_records=settings.balance_max_poll_records,
+        )
+
+    def publish(self) -> None:
+        if self.settings.balance_publish_signals:
+            self.publisher.publish()
+
+    def prepare(self, stop: threading.Event) -> bool:
+        """Topics exist, signal state known, catch-up target set; retried until Kafka answers."""
+        s = self.settings
+        while not stop.is_set():
+            try:
+                ensure_topics(s.kafka_bootstrap_servers, all_topics(s.topic_prefix), timeout_s=10)
+                self._restore_signals()
+                targets = end_offsets(s.kafka_bootstrap_servers, SOURCE_TOPICS, topic_prefix=s.topic_prefix)
+                self.signals.hold_until(targets)
+                with self.engine.begin() as conn:
+                    if self.signals.reached_targets(conn, active_generation(conn)):
+                        self.signals.caught_up = True
+                return True
+            except Exception as err:
+                log.warning("waiting for Kafka before consuming: %r", err)
+                stop.wait(2.0)
+        return False
+
+    def _restore_signals(self) -> None:
+        with self.engine.connect() as conn:
+            known = conn.execute(sa.select(sa.func.count()).select_from(t.signal_state)).scalar()
+        if known:
+            return
+        s = self.settings
+
+        def decoded():  # type: ignore[no-untyped-def]
+            for record in read_all(s.kafka_bootstrap_servers, [SIGNALS.name], topic_prefix=s.topic_prefix):
+                try:
+                    yield decode(record.value)
+                except ContractError as err:
+                    log.warning("unreadable signal at %s[%d]@%d: %s", record.topic, record.partition,
+                                record.offset, err)
+
+        restored = restore_from_log(self.engine, decoded())
+        if restored:
+            log.info("restored signal state from %d events of %s", restored, SIGNALS.name)
+
+    def consume(self, stop: threading.Event) -> None:
+        if self.prepare(stop):
+            self.consumer.run(stop)
+
+    def sweep(self, stop: threading.Event) -> None:
+        """Evaluate every member now and then (disconnection comes with time), and retry the outbox."""
+        interval = self.settings.balance_sweep_interval_s
+        next_sweep = time.monotonic() + min(interval, 5.0)
+        while not stop.wait(min(interval, 5.0)):
+            try:
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + interval
+                    with self.engine.begin() as conn:
+                        self.signals.sweep(conn, active_generation(conn))
+                self.publish()
+            except BrokerUnavailable as err:
+                log.warning("signals stay in the outbox: %s", err)
+            except Exception:
+                log.exception("sweep failed")
+
+
+def main() -> None:
+    settings = BalanceSettings()
+    setup_logging("balance", settings.log_level)
+    service = BalanceService(settings)
+    app = create_app(settings, consumer_health=service.consumer.health)
+    run_service(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=[("balance-consumer", service.consume), ("balance-sweep", service.sweep)],
+        on_stop=service.event_log.close,
+    )
+
+
+if __name__ == "__main__":
+    main()

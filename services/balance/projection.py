@@ -1,0 +1,389 @@
+"""The balance projection: applies a polled batch in one transaction, offsets included.
+
+`BalanceProjection` implements messaging.consumer.Projection. Per batch: compare-and-set the stored
+offsets (StaleBatch when another consumer got there first), read the status of the exchanges whose
+lifecycle moves, turn the events into aggregated deltas (projector.project, pure), write them with
+set-based upserts (one statement per table, one row per key), evaluate the alert policy for the members
+the batch touched, and commit. Signals decided in the transaction sit in the outbox and are appended
+to Kafka after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, StaleBatch
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from . import metrics
+from . import tables as t
+from .generations import active_generation
+from .projector import Deltas, lifecycle_ids, project
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500  # ids per IN (...) list
+_PG_ARRAY_TYPES = {sa.Integer: "int", sa.BigInteger: "bigint", sa.String: "text", sa.Text: "text", sa.Date: "date",
+                   sa.DateTime: "timestamptz", sa.Boolean: "boolean", sa.Float: "float8", sa.LargeBinary: "bytea"}
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _unnest(table: sa.Table, columns: Sequence[str]) -> str:
+    """`SELECT * FROM unnest(%s::int[], %s::text[], ...)`: rows passed as one array per column."""
+    casts = []
+    for name in columns:
+        kind = type(table.c[name].type)
+        pg = next(v for k, v in _PG_ARRAY_TYPES.items() if issubclass(kind, k) and
+                  not (k is sa.Integer and issubclass(kind, sa.BigInteger)))
+        casts.append(f"%s::{pg}[]")
+    return f"SELECT * FROM unnest({', '.join(casts)})"
+
+
+class CounterUpsert:
+    """`INSERT ... ON CONFLICT (key) DO UPDATE SET c = c + excluded.c` for one counter table, as raw
+    DBAPI executemany (SQLite) or multi-row VALUES (PostgreSQL): the hot path of the projection."""
+
+    def __init__(self, table: sa.Table, keys: Sequence[str], counters: Sequence[str], dialect: str) -> None:
+        self.table = table
+        self.keys = ("generation", *keys)
+        self.counters = tuple(counters)
+        self.dialect = dialect
+        cols = (*self.keys, *self.counters)
+        self._row_ph = "(" + ", ".join(["?"] * len(cols)) + ")"
+        self._head = f"INSERT INTO {table.name} ({', '.join(map(_q, cols))}) "
+        if dialect == "sqlite":
+            self._head += "VALUES "
+        else:
+            self._head += _unnest(table, cols)
+        self._tail = (
+            f" ON CONFLICT ({', '.join(map(_q, self.keys))}) DO UPDATE SET "
+            + ", ".join(f"{_q(c)} = {table.name}.{_q(c)} + excluded.{_q(c)}" for c in self.counters)
+        )
+
+    def write(self, conn: Connection, generation: int, deltas: Mapping[tuple, list[int]]) -> int:
+        """Days in the keys are ISO text. On PostgreSQL keys are written sorted, so concurrent writers lock
+        rows in the same order (no deadlocks); SQLite has one writer at a time and skips the sort.
+        All-zero deltas (recorded and withdrawn in one batch) are skipped."""
+        if not deltas:
+            return 0
+        keys = sorted(deltas) if self.dialect != "sqlite" else deltas
+        rows = [(generation, *key, *deltas[key]) for key in keys if any(deltas[key])]
+        if not rows:
+            return 0
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql(self._head + self._row_ph + self._tail, rows)
+        else:  # one statement, one array per column: the fastest bulk upsert through psycopg
+            conn.exec_driver_sql(self._head + self._tail, tuple(list(col) for col in zip(*rows, strict=True)))
+        return len(rows)
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """SQLAlchemy's DateTime text on SQLite (naive UTC), so raw inserts read back like Core ones."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds")
+
+
+class RowInsert:
+    """A plain multi-row INSERT of whole rows (the new exchanges), raw like CounterUpsert."""
+
+    def __init__(self, table: sa.Table, dialect: str) -> None:
+        self.columns = [c.name for c in table.columns]
+        assert self.columns[0] == "generation"
+        self.dialect = dialect
+        self._row_ph = "(" + ", ".join(["?"] * len(self.columns)) + ")"
+        self._head = f"INSERT INTO {table.name} ({', '.join(map(_q, self.columns))}) "
+        self._head += "VALUES " if dialect == "sqlite" else _unnest(table, self.columns)
+        self._get = operator.itemgetter(*self.columns[1:])
+        # (position, conversion) of the columns SQLite needs as SQLAlchemy would store them.
+        self._convert: list[tuple[int, Callable[[Any], Any]]] = []
+        if dialect == "sqlite":
+            for i, c in enumerate(table.columns):
+                if isinstance(c.type, sa.DateTime):
+                    self._convert.append((i, _memo(sqlite_datetime)))
+                elif isinstance(c.type, sa.Date):
+                    self._convert.append((i, lambda v: v if isinstance(v, str) else v.isoformat()))
+                elif isinstance(c.type, sa.Boolean):
+                    self._convert.append((i, int))
+
+    def write(self, conn: Connection, generation: int, rows: Iterable[Mapping[str, Any]]) -> None:
+        get, convert = self._get, self._convert
+        tuples = []
+        for r in rows:
+            values = [generation, *get(r)]
+            for i, fn in convert:
+                if values[i] is not None:
+                    values[i] = fn(values[i])
+            tuples.append(tuple(values))
+        if not tuples:
+            return
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql(self._head + self._row_ph, tuples)
+        else:
+            conn.exec_driver_sql(self._head, tuple(list(col) for col in zip(*tuples, strict=True)))
+
+
+def _memo(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Remember the last conversion: an exchange's recorded_at and updated_at are the same value."""
+    last: list[Any] = [object(), None]
+
+    def convert(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, fn(value)
+        return last[1]
+
+    return convert
+
+
+def dialect_insert(conn: Connection, table: sa.Table):  # type: ignore[no-untyped-def]
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _transient(err: DBAPIError) -> bool:
+    """Lock waits and deadlocks that a retry of the whole batch resolves."""
+    code = getattr(err.orig, "sqlstate", None)
+    if code in ("40P01", "40001", "55P03"):
+        return True
+    text = str(err.orig).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+class BalanceProjection:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        generation: int | None = None,
+        signals: Any | None = None,  # signals.SignalEngine; None: no policy evaluation (replay, bench)
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.fixed_generation = generation
+        self.signals = signals
+        self.after_commit = after_commit
+        # The generation whose stored offsets each partition was last positioned from (see _advance_offsets).
+        self._positioned_for: dict[PartitionKey, int] = {}
+        dialect = engine.dialect.name
+        self._member_day = CounterUpsert(t.member_day, ("member_id", "day", "kind"), t.MEMBER_DAY_COUNTERS, dialect)
+        self._pair_day = CounterUpsert(t.pair_day, ("giver", "receiver", "day", "kind"), t.PAIR_DAY_COUNTERS, dialect)
+        self._circle_day = CounterUpsert(t.circle_day, ("circle_id", "day", "kind"), t.CIRCLE_DAY_COUNTERS, dialect)
+        self._insert_exchange = RowInsert(t.exchanges, dialect)
+        self._update_exchange = (
+            sa.update(t.exchanges)
+            .where(t.exchanges.c.generation == sa.bindparam("g_"), t.exchanges.c.exchange_id == sa.bindparam("x_"))
+            .values(status=sa.bindparam("status"), thanks=sa.bindparam("thanks"),
+                    dispute_reason=sa.bindparam("dispute_reason"),
+                    shared_by_acknowledger=sa.bindparam("shared_by_acknowledger"),
+                    updated_at=sa.bindparam("updated_at"))
+        )  # fmt: skip
+
+    # --- Projection protocol -------------------------------------------------------------------
+
+    def generation(self, conn: Connection) -> int:
+        return self.fixed_generation if self.fixed_generation is not None else active_generation(conn)
+
+    def load_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
+        with self.engine.connect() as conn:
+            gen = self.generation(conn)
+            rows = conn.execute(
+                sa.select(t.offsets.c.topic, t.offsets.c.partition, t.offsets.c.next_offset).where(
+                    t.offsets.c.generation == gen
+                )
+            ).all()
+        for key in partitions:  # the consumer seeks these partitions to this generation's offsets
+            self._positioned_for[key] = gen
+        wanted = set(partitions)
+        return {(r.topic, r.partition): int(r.next_offset) for r in rows if (r.topic, r.partition) in wanted}
+
+    def apply(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        began = time.perf_counter()
+        for attempt in range(6):
+            try:
+                with self.engine.begin() as conn:
+                    self._apply_in(conn, events, offsets)
+                break
+            except (StaleBatch, IntegrityError):
+                raise
+            except DBAPIError as err:
+                if attempt == 5 or not _transient(err):
+                    raise
+                log.info("transient database error (%s); retrying the batch", err.orig)
+                time.sleep(0.05 * (attempt + 1))
+        metrics.EVENTS_APPLIED.inc(len(events))
+        metrics.BATCHES.inc()
+        metrics.APPLY_SECONDS.observe(time.perf_counter() - began)
+        if self.after_commit is not None:
+            try:
+                self.after_commit()
+            except Exception as err:  # publishing is retried by the sweep loop; the batch is committed
+                log.warning("after-commit hook failed: %r", err)
+
+    # --- inside the transaction ----------------------------------------------------------------
+
+    def _apply_in(self, conn: Connection, events: Sequence[Delivered],
+                  offsets: Mapping[PartitionKey, OffsetRange]) -> set[str]:
+        gen = self.generation(conn)
+        latest: dict[PartitionKey, datetime] = {}
+        for e in events:
+            key = (e.topic, e.partition)
+            at = e.envelope.occurred_at
+            if key not in latest or at > latest[key]:
+                latest[key] = at
+        self._advance_offsets(conn, gen, offsets, latest)
+        if not events:
+            return set()
+        evs = [d.event for d in events]
+        known = self._known_status(conn, gen, lifecycle_ids(evs))
+        deltas = project(((d.envelope, d.event) for d in events), known)
+        self.write(conn, gen, deltas)
+        if self.signals is not None:
+            self.signals.after_batch(conn, gen, deltas.touched_members)
+        return deltas.touched_members
+
+    def _advance_offsets(self, conn: Connection, gen: int, offsets: Mapping[PartitionKey, OffsetRange],
+                         latest: Mapping[PartitionKey, datetime]) -> None:
+        """Compare-and-set of the stored offsets.
+
+        A batch may start past the stored offset: a transactional producer (the ledger) leaves a commit
+        marker after each transaction, an offset no record is ever returned for, so after a batch that
+        ended on a transaction the next one starts one further. Since the consumer only moves through
+        records it applies or seeks to stored offsets, a gap can only be such markers (or aborted
+        records). A stored offset past `first` means another consumer applied this part: StaleBatch.
+        A generation switch (replay) is caught explicitly: a partition positioned from another
+        generation's offsets than the active one is stale, so the consumer seeks to the new ones.
+        """
+        o = t.offsets.c
+        for key, span in sorted(offsets.items()):
+            topic, partition = key
+            if self.fixed_generation is None and self._positioned_for.get(key) != gen:
+                raise StaleBatch(f"{topic}[{partition}] was positioned for generation "
+                                 f"{self._positioned_for.get(key)}, generation {gen} is active")
+            values: dict[str, Any] = {"next_offset": span.next}
+            if key in latest:
+                values["last_event_at"] = latest[key]
+            moved = conn.execute(
+                sa.update(t.offsets)
+                .where(o.generation == gen, o.topic == topic, o.partition == partition, o.next_offset <= span.first)
+                .values(**values)
+            ).rowcount
+            if moved == 1:
+                continue
+            stored = conn.execute(
+                sa.select(o.next_offset).where(o.generation == gen, o.topic == topic, o.partition == partition)
+            ).scalar()
+            if stored is not None:
+                raise StaleBatch(f"{topic}[{partition}] of generation {gen} is at {stored}, "
+                                 f"the batch starts at {span.first}")
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.insert(t.offsets).values(generation=gen, topic=topic, partition=partition,
+                                                             **values))
+            except IntegrityError as err:
+                raise StaleBatch(f"{topic}[{partition}] was stored by another consumer") from err
+
+    def _known_status(self, conn: Connection, gen: int, ids: set[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        ordered = sorted(ids)
+        for i in range(0, len(ordered), _CHUNK):
+            chunk = ordered[i:i + _CHUNK]
+            rows = conn.execute(
+                sa.select(t.exchanges.c.exchange_id, t.exchanges.c.status).where(
+                    t.exchanges.c.generation == gen, t.exchanges.c.exchange_id.in_(chunk)
+                )
+            )
+            found.update({r.exchange_id: r.status for r in rows})
+        return found
+
+    def write(self, conn: Connection, gen: int, d: Deltas) -> None:
+        if d.new_exchanges:
+            # A plain INSERT: an exchange id recorded twice violates the key and fails the batch.
+            rows = d.new_exchanges.values() if self._insert_exchange.dialect == "sqlite" else [
+                r for _, r in sorted(d.new_exchanges.items())]
+            self._insert_exchange.write(conn, gen, rows)
+        if d.exchange_updates:
+            conn.execute(self._update_exchange, [
+                {"g_": gen, "x_": xid, "thanks": None, "dispute_reason": None, "shared_by_acknowledger": False, **u}
+                for xid, u in sorted(d.exchange_updates.items())
+            ])
+        self._member_day.write(conn, gen, d.member_day)
+        self._pair_day.write(conn, gen, d.pair_day)
+        self._circle_day.write(conn, gen, d.circle_day)
+        for op, values in d.directory:
+            _DIRECTORY_OPS[op](conn, gen, values)
+
+
+# --- directory operations (rare: one statement each is fine) -----------------------------------
+
+
+def _circle(conn: Connection, gen: int, v: dict[str, Any]) -> None:
+    stmt = dialect_insert(conn, t.circles).values(generation=gen, leads="[]", **v)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["generation", "circle_id"],
+        set_={"name": stmt.excluded.name, "parent": stmt.excluded.parent, "policy": stmt.excluded.policy},
+    ))
+
+
+def _leads(conn: Connection, gen: int, v: dict[str, Any]) -> None:
+    stmt = dialect_insert(conn, t.circles).values(generation=gen, name=v["circle_id"], **v)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["generation", "circle_id"],
+                                            set_={"leads": stmt.excluded.leads}))
+
+
+def _member(conn: Connection, gen: int, v: dict[str, Any]) -> None:
+    v = dict(v)
+    circles = v.pop("circles")
+    stmt = dialect_insert(conn, t.members).values(generation=gen, status="active", **v)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["generation", "member_id"],
+        set_={"name": stmt.excluded.name, "email": stmt.excluded.email, "role": stmt.excluded.role},
+    ))
+    m = t.memberships.c
+    conn.execute(sa.delete(t.memberships).where(m.generation == gen, m.member_id == v["member_id"]))
+    if circles:
+        conn.execute(sa.insert(t.memberships),
+                     [{"generation": gen, "member_id": v["member_id"], "circle_id": c} for c in circles])
+
+
+def _join(conn: Connection, gen: int, v: dict[str, Any]) -> None:
+    stmt = dialect_insert(conn, t.memberships).values(generation=gen, **v)
+    conn.execute(stmt.on_conflict_do_nothing())
+
+
+def _leave(conn: Connection, gen: int, v: dict[str, Any]) -> None:
+    m = t.memberships.c
+    conn.execute(sa.delete(t.memberships).where(m.generation == gen, m.member_id == v["member_id"],
+                                                m.circle_id == v["circle_id"]))
+
+
+def _member_update(conn: Connection, gen: int, member_id: str, values: dict[str, Any]) -> None:
+    m = t.members.c
+    done = conn.execute(sa.update(t.members).where(m.generation == gen, m.member_id == member_id).values(**values))
+    if done.rowcount == 0:
+        # The ledger registers a member before anything else about them (same key, same partition),
+        # so this means a log written by something else; the fact has nowhere to go.
+        log.warning("directory update for unregistered member %s ignored: %s", member_id, values)
+
+
+def _capacity(conn: Connection, gen: int, v: dict[str, Any]) -> None:
+    _member_update(conn, gen, v["member_id"], {"weekly_hours": v["weekly_hours"]})
+
+
+def _availability(conn: Connection, gen: int, v: dict[str, Any]) -> None:
+    _member_update(conn, gen, v["member_id"], {"status": v["status"], "paused_until": v["paused_until"]})
+
+
+_DIRECTORY_OPS: dict[str, Callable[[Connection, int, dict[str, Any]], None]] = {
+    "circle": _circle, "leads": _leads, "member": _member, "join": _join, "leave": _leave,
+    "capacity": _capacity, "availability": _availability,
+}  # fmt: skip

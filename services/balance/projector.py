@@ -1,0 +1,253 @@
+"""Events -> row deltas: the pure half of the balance projection.
+
+Exchange events carry every fact (giver, receiver, kind, minutes, day, circles), so a batch of events
+becomes counter deltas without reading anything but the current status of exchanges recorded in an
+earlier batch (passed in as `known_status`). Deltas are aggregated per key here, so the store writes
+one row per key per batch with set-based upserts (`x = x + excluded.x`).
+
+Lifecycle (SPEC): ExchangeRecorded adds pending; ExchangeAcknowledged moves pending to settled;
+ExchangeDisputed and ExchangeWithdrawn remove the pending part, so they count nowhere. Every transition
+starts from `recorded`; anything else means the log is not what the ledger promises, and the batch
+fails (the consumer then stops that partition rather than corrupt the sums).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from reciprocity.contracts.envelope import Envelope
+from reciprocity.contracts.events import (
+    AvailabilityChanged,
+    CapacityDeclared,
+    CircleFormed,
+    CircleLeadsChanged,
+    Event,
+    ExchangeAcknowledged,
+    ExchangeDisputed,
+    ExchangeFacts,
+    ExchangeRecorded,
+    ExchangeWithdrawn,
+    MemberJoinedCircle,
+    MemberLeftCircle,
+    MemberRegistered,
+)
+
+# Indexes into the counter lists (same order as tables.MEMBER_DAY_COUNTERS etc.).
+GIVEN_MIN, GIVEN_CNT, RECV_MIN, RECV_CNT, P_GIVEN_MIN, P_GIVEN_CNT, P_RECV_MIN, P_RECV_CNT = range(8)
+PAIR_MIN, PAIR_CNT, PAIR_P_MIN, PAIR_P_CNT = range(4)
+IN_CNT, IN_MIN, X_CNT, X_MIN, P_IN_CNT, P_IN_MIN, P_X_CNT, P_X_MIN = range(8)
+
+RECORDED, ACKNOWLEDGED, DISPUTED, WITHDRAWN = "recorded", "acknowledged", "disputed", "withdrawn"
+
+# Days in keys are ISO dates as text (see _iso_day).
+MemberDayKey = tuple[str, str, str]
+PairDayKey = tuple[str, str, str, str]
+CircleDayKey = tuple[str, str, str]
+
+
+class ProjectionError(ValueError):
+    """A valid event that cannot be projected: the log broke an invariant (e.g. acknowledging an
+    exchange that is not `recorded`). The batch changes nothing and the partition stops."""
+
+
+@dataclass
+class Deltas:
+    member_day: dict[MemberDayKey, list[int]] = field(default_factory=dict)
+    pair_day: dict[PairDayKey, list[int]] = field(default_factory=dict)
+    circle_day: dict[CircleDayKey, list[int]] = field(default_factory=dict)
+    new_exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows recorded in this batch
+    exchange_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows of earlier batches
+    directory: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # ordered operations
+    touched_members: set[str] = field(default_factory=set)
+
+
+def lifecycle_ids(events: Iterable[Event]) -> set[str]:
+    """Exchange ids whose status the projector needs from the store: transitions of exchanges not
+    recorded earlier in the same batch."""
+    recorded_here: set[str] = set()
+    needed: set[str] = set()
+    for event in events:
+        if isinstance(event, ExchangeRecorded):
+            recorded_here.add(event.exchange_id)
+        elif isinstance(event, ExchangeFacts) and event.exchange_id not in recorded_here:
+            needed.add(event.exchange_id)
+    return needed
+
+
+def project(items: Iterable[tuple[Envelope, Event]], known_status: Mapping[str, str]) -> Deltas:
+    """Turn (envelope, event) pairs, in log order, into aggregated deltas."""
+    d = Deltas()
+    status: dict[str, str] = dict(known_status)
+    member_day = d.member_day
+    for envelope, event in items:
+        if isinstance(event, ExchangeFacts):
+            _exchange(d, status, envelope, event, member_day)
+        else:
+            _directory(d, envelope, event)
+    return d
+
+
+def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, e: ExchangeFacts,
+              member_day: dict[MemberDayKey, list[int]]) -> None:
+    xid = e.exchange_id
+    day, kind, minutes = _iso_day(e.occurred_on), e.kind.value, e.minutes
+    if isinstance(e, ExchangeRecorded):
+        if xid in status:
+            raise ProjectionError(f"exchange {xid} recorded twice (event {envelope.event_id})")
+        status[xid] = RECORDED
+        sign_pending, settle = 1, False
+        d.new_exchanges[xid] = {
+            "exchange_id": xid, "giver": e.giver, "receiver": e.receiver, "kind": kind, "minutes": minutes,
+            "note": e.note, "occurred_on": day, "recorded_by": e.recorded_by, "recorded_at": envelope.occurred_at,
+            "status": RECORDED, "thanks": None, "dispute_reason": None, "shared_by_recorder": e.shared,
+            "shared_by_acknowledger": False, "giver_circles": _circles_json(e.giver_circles),
+            "receiver_circles": _circles_json(e.receiver_circles), "updated_at": envelope.occurred_at,
+            "recorded_event_id": str(envelope.event_id),
+        }  # fmt: skip
+    else:
+        current = status.get(xid)
+        if current != RECORDED:
+            raise ProjectionError(
+                f"{envelope.type} of exchange {xid} in status {current or 'unknown'} (event {envelope.event_id})"
+            )
+        if isinstance(e, ExchangeAcknowledged):
+            new, change = ACKNOWLEDGED, {"thanks": e.thanks or None, "shared_by_acknowledger": e.shared}
+            settle = True
+        elif isinstance(e, ExchangeDisputed):
+            new, change, settle = DISPUTED, {"dispute_reason": e.reason}, False
+        elif isinstance(e, ExchangeWithdrawn):
+            new, change, settle = WITHDRAWN, {}, False
+        else:  # a new exchange event type the projection does not know yet: refuse rather than guess
+            raise ProjectionError(f"no projection for {envelope.type}")
+        status[xid] = new
+        sign_pending = -1
+        change = {"status": new, "updated_at": envelope.occurred_at, **change}
+        if xid in d.new_exchanges:
+            d.new_exchanges[xid].update(change)
+        else:
+            d.exchange_updates.setdefault(xid, {}).update(change)
+
+    pm = sign_pending * minutes
+    pc = sign_pending
+    giver, receiver = e.giver, e.receiver
+    d.touched_members.add(giver)
+    d.touched_members.add(receiver)
+
+    row = member_day.get((giver, day, kind))
+    if row is None:
+        row = member_day[(giver, day, kind)] = [0] * 8
+    row[P_GIVEN_MIN] += pm
+    row[P_GIVEN_CNT] += pc
+    if settle:
+        row[GIVEN_MIN] += minutes
+        row[GIVEN_CNT] += 1
+    row = member_day.get((receiver, day, kind))
+    if row is None:
+        row = member_day[(receiver, day, kind)] = [0] * 8
+    row[P_RECV_MIN] += pm
+    row[P_RECV_CNT] += pc
+    if settle:
+        row[RECV_MIN] += minutes
+        row[RECV_CNT] += 1
+
+    key = (giver, receiver, day, kind)
+    row = d.pair_day.get(key)
+    if row is None:
+        row = d.pair_day[key] = [0] * 4
+    row[PAIR_P_MIN] += pm
+    row[PAIR_P_CNT] += pc
+    if settle:
+        row[PAIR_MIN] += minutes
+        row[PAIR_CNT] += 1
+
+    gc, rc = e.giver_circles, e.receiver_circles
+    for circle in set(gc).union(rc):
+        inside = circle in gc and circle in rc
+        ckey = (circle, day, kind)
+        row = d.circle_day.get(ckey)
+        if row is None:
+            row = d.circle_day[ckey] = [0] * 8
+        if inside:
+            row[P_IN_CNT] += pc
+            row[P_IN_MIN] += pm
+            if settle:
+                row[IN_CNT] += 1
+                row[IN_MIN] += minutes
+        else:
+            row[P_X_CNT] += pc
+            row[P_X_MIN] += pm
+            if settle:
+                row[X_CNT] += 1
+                row[X_MIN] += minutes
+
+
+_ISO_DAYS: dict[date, str] = {}
+
+
+def _iso_day(day: date) -> str:
+    """Days are keyed as ISO text ('2026-03-01'): what SQLite stores and PostgreSQL casts, converted
+    once per event rather than once per row written."""
+    found = _ISO_DAYS.get(day)
+    if found is None:
+        if len(_ISO_DAYS) > 10_000:
+            _ISO_DAYS.clear()
+        found = _ISO_DAYS[day] = day.isoformat()
+    return found
+
+
+_CIRCLES_JSON: dict[tuple[str, ...], str] = {}
+
+
+def _circles_json(circles: list[str]) -> str:
+    """JSON of a circle list, memoised: members' circle lists repeat across thousands of events."""
+    key = tuple(circles)
+    found = _CIRCLES_JSON.get(key)
+    if found is None:
+        if len(_CIRCLES_JSON) > 100_000:
+            _CIRCLES_JSON.clear()
+        found = _CIRCLES_JSON[key] = json.dumps(sorted(set(circles)))
+    return found
+
+
+def _directory(d: Deltas, envelope: Envelope, e: Event) -> None:
+    day = envelope.occurred_at.date()
+    if isinstance(e, CircleFormed):
+        policy = e.policy.model_dump(mode="json", exclude_none=True) if e.policy else None
+        d.directory.append(("circle", {"circle_id": e.circle_id, "name": e.name, "parent": e.parent,
+                                       "policy": json.dumps(policy) if policy else None}))
+    elif isinstance(e, CircleLeadsChanged):
+        d.directory.append(("leads", {"circle_id": e.circle_id, "leads": json.dumps(list(dict.fromkeys(e.leads)))}))
+    elif isinstance(e, MemberRegistered):
+        d.directory.append(("member", {"member_id": e.member_id, "name": e.name, "email": str(e.email),
+                                       "role": e.role.value, "registered_on": day,
+                                       "circles": sorted(set(e.circles))}))
+        d.touched_members.add(e.member_id)
+    elif isinstance(e, MemberJoinedCircle):
+        d.directory.append(("join", {"member_id": e.member_id, "circle_id": e.circle_id}))
+        d.touched_members.add(e.member_id)
+    elif isinstance(e, MemberLeftCircle):
+        d.directory.append(("leave", {"member_id": e.member_id, "circle_id": e.circle_id}))
+        d.touched_members.add(e.member_id)
+    elif isinstance(e, CapacityDeclared):
+        d.directory.append(("capacity", {"member_id": e.member_id, "weekly_hours": e.weekly_hours}))
+        d.touched_members.add(e.member_id)
+    elif isinstance(e, AvailabilityChanged):
+        d.directory.append(("availability", {"member_id": e.member_id, "status": e.status,
+                                             "paused_until": e.paused_until}))
+        d.touched_members.add(e.member_id)
+    # Signal events (balance.signals) are not on the topics this projection reads; anything else
+    # arriving here is ignored on purpose: a directory fact the read models have no column for.
+
+
+def last_event_times(items: Iterable[tuple[str, int, datetime]]) -> dict[tuple[str, int], datetime]:
+    """Latest envelope time per partition, for `last_event_at` in the offsets table."""
+    latest: dict[tuple[str, int], datetime] = {}
+    for topic, partition, at in items:
+        key = (topic, partition)
+        if key not in latest or at > latest[key]:
+            latest[key] = at
+    return latest

@@ -1,0 +1,404 @@
+"""Read-side queries over the active generation, returning the JSON shapes of the balance read API."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import measures
+from . import tables as t
+from .policy import CAPACITY_WINDOW_DAYS, is_paused
+
+KINDS = t.KINDS
+
+
+def _day(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        # SQLite keeps datetimes without their zone; every one we store is UTC.
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def window_bounds(today: date, days: int) -> tuple[date, date]:
+    return today - timedelta(days=days - 1), today
+
+
+def member_names(conn: Connection, gen: int, ids: Iterable[str] | None = None) -> dict[str, str]:
+    m = t.members.c
+    query = sa.select(m.member_id, m.name).where(m.generation == gen)
+    if ids is not None:
+        ids = sorted(set(ids))
+        if not ids:
+            return {}
+        query = query.where(m.member_id.in_(ids))
+    return {r.member_id: r.name for r in conn.execute(query)}
+
+
+def member_known(conn: Connection, gen: int, member_id: str) -> bool:
+    m, x = t.members.c, t.exchanges.c
+    if conn.execute(sa.select(m.member_id).where(m.generation == gen, m.member_id == member_id)).first():
+        return True
+    return conn.execute(
+        sa.select(x.exchange_id).where(x.generation == gen, sa.or_(x.giver == member_id, x.receiver == member_id))
+        .limit(1)
+    ).first() is not None
+
+
+# --- member views ------------------------------------------------------------------------------
+
+
+def summary(conn: Connection, gen: int, member_id: str, window_days: int, today: date) -> dict[str, Any]:
+    start, end = window_bounds(today, window_days)
+    md = t.member_day.c
+    sums = [sa.func.sum(md[c]).label(c) for c in t.MEMBER_DAY_COUNTERS]
+    rows = conn.execute(
+        sa.select(md.kind, *sums)
+        .where(md.generation == gen, md.member_id == member_id, md.day >= start, md.day <= end)
+        .group_by(md.kind)
+    ).all()
+    by_kind = {k: {"given_minutes": 0, "given_count": 0, "received_minutes": 0, "received_count": 0,
+                   "pending_given_minutes": 0, "pending_received_minutes": 0} for k in KINDS}
+    total = dict.fromkeys(t.MEMBER_DAY_COUNTERS, 0)
+    for r in rows:
+        values = {c: int(getattr(r, c) or 0) for c in t.MEMBER_DAY_COUNTERS}
+        for c, v in values.items():
+            total[c] += v
+        if r.kind in by_kind:
+            by_kind[r.kind].update({k: values[k] for k in by_kind[r.kind]})
+    m = t.members.c
+    weekly_hours = conn.execute(
+        sa.select(m.weekly_hours).where(m.generation == gen, m.member_id == member_id)
+    ).scalar()
+    week_start = today - timedelta(days=CAPACITY_WINDOW_DAYS - 1)
+    given_7 = int(conn.execute(
+        sa.select(sa.func.sum(md.given_minutes + md.pending_given_minutes))
+        .where(md.generation == gen, md.member_id == member_id, md.day >= week_start, md.day <= today)
+    ).scalar() or 0)
+    used = round(given_7 / (weekly_hours * 60), 4) if weekly_hours else None
+    return {
+        "member_id": member_id,
+        "window_days": window_days,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "given": {"minutes": total["given_minutes"], "count": total["given_count"],
+                  "pending_minutes": total["pending_given_minutes"], "pending_count": total["pending_given_count"]},
+        "received": {"minutes": total["received_minutes"], "count": total["received_count"],
+                     "pending_minutes": total["pending_received_minutes"],
+                     "pending_count": total["pending_received_count"]},
+        "by_kind": by_kind,
+        "reciprocity_index": round(measures.reciprocity_index(total["given_minutes"], total["received_minutes"]), 4),
+        "capacity": {"weekly_hours": weekly_hours, "given_last_7_days_minutes": given_7, "used_fraction": used},
+    }  # fmt: skip
+
+
+def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date) -> dict[str, Any]:
+    this_monday = today - timedelta(days=today.weekday())
+    first = this_monday - timedelta(weeks=weeks - 1)
+    md = t.member_day.c
+    buckets = {
+        first + timedelta(weeks=i): {"given": dict.fromkeys(KINDS, 0), "received": dict.fromkeys(KINDS, 0),
+                                     "pending_given": 0, "pending_received": 0}
+        for i in range(weeks)
+    }
+    rows = conn.execute(
+        sa.select(md.day, md.kind, md.given_minutes, md.received_minutes, md.pending_given_minutes,
+                  md.pending_received_minutes)
+        .where(md.generation == gen, md.member_id == member_id, md.day >= first, md.day <= today)
+    )
+    for r in rows:
+        day = _day(r.day)
+        assert day is not None
+        b = buckets[day - timedelta(days=day.weekday())]
+        if r.kind in b["given"]:
+            b["given"][r.kind] += int(r.given_minutes)
+            b["received"][r.kind] += int(r.received_minutes)
+        b["pending_given"] += int(r.pending_given_minutes)
+        b["pending_received"] += int(r.pending_received_minutes)
+    return {"member_id": member_id,
+            "weeks": [{"week_start": ws.isoformat(), **b} for ws, b in sorted(buckets.items())]}
+
+
+def relationships(conn: Connection, gen: int, member_id: str, window_days: int, today: date) -> dict[str, Any]:
+    start, end = window_bounds(today, window_days)
+    p = t.pair_day.c
+    rows = conn.execute(
+        sa.select(p.giver, p.receiver, p.day, p.kind, p.minutes, p.count, p.pending_count)
+        .where(p.generation == gen, sa.or_(p.giver == member_id, p.receiver == member_id),
+               p.day >= start, p.day <= end)
+    )
+    rel: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r.count == 0 and r.pending_count == 0:
+            continue  # only disputed or withdrawn exchanges that day
+        gave = r.giver == member_id
+        other = r.receiver if gave else r.giver
+        if other == member_id:
+            continue
+        item = rel.setdefault(other, {
+            "other": other, "given_minutes": 0, "received_minutes": 0, "given_count": 0, "received_count": 0,
+            "by_kind": {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS}, "last_exchange_on": None,
+        })  # fmt: skip
+        side = "given" if gave else "received"
+        item[f"{side}_minutes"] += int(r.minutes)
+        item[f"{side}_count"] += int(r.count)
+        if r.kind in item["by_kind"]:
+            item["by_kind"][r.kind][f"{side}_minutes"] += int(r.minutes)
+        day = _day(r.day)
+        if item["last_exchange_on"] is None or day > item["last_exchange_on"]:
+            item["last_exchange_on"] = day
+    names = member_names(conn, gen, rel)
+    out = []
+    for other, item in rel.items():
+        item["other_name"] = names.get(other, other)
+        item["last_exchange_on"] = _iso(item["last_exchange_on"])
+        out.append(item)
+    out.sort(key=lambda i: (-(i["given_minutes"] + i["received_minutes"]), i["other"]))
+    return {"member_id": member_id, "relationships": out}
+
+
+# --- exchanges ---------------------------------------------------------------------------------
+
+
+def _exchange_dict(r: Any, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "exchange_id": r.exchange_id, "giver": r.giver, "giver_name": names.get(r.giver, r.giver),
+        "receiver": r.receiver, "receiver_name": names.get(r.receiver, r.receiver), "kind": r.kind,
+        "minutes": int(r.minutes), "note": r.note or "", "occurred_on": _iso(_day(r.occurred_on)),
+        "recorded_by": r.recorded_by, "recorded_at": _iso(r.recorded_at), "status": r.status,
+        "thanks": r.thanks, "dispute_reason": r.dispute_reason, "shared_by_recorder": bool(r.shared_by_recorder),
+        "shared_by_acknowledger": bool(r.shared_by_acknowledger),
+    }  # fmt: skip
+
+
+def _exchange_list(conn: Connection, gen: int, rows: list[Any]) -> list[dict[str, Any]]:
+    names = member_names(conn, gen, [r.giver for r in rows] + [r.receiver for r in rows])
+    return [_exchange_dict(r, names) for r in rows]
+
+
+def exchanges_of(conn: Connection, gen: int, member_id: str, status: str | None, limit: int) -> list[dict[str, Any]]:
+    x = t.exchanges.c
+    query = sa.select(t.exchanges).where(x.generation == gen, sa.or_(x.giver == member_id, x.receiver == member_id))
+    if status:
+        query = query.where(x.status == status)
+    rows = conn.execute(query.order_by(x.occurred_on.desc(), x.recorded_at.desc(), x.exchange_id).limit(limit)).all()
+    return _exchange_list(conn, gen, rows)
+
+
+def exchange(conn: Connection, gen: int, exchange_id: str) -> dict[str, Any] | None:
+    x = t.exchanges.c
+    row = conn.execute(sa.select(t.exchanges).where(x.generation == gen, x.exchange_id == exchange_id)).first()
+    return _exchange_list(conn, gen, [row])[0] if row else None
+
+
+def appreciations(conn: Connection, gen: int, limit: int) -> list[dict[str, Any]]:
+    x = t.exchanges.c
+    rows = conn.execute(
+        sa.select(t.exchanges)
+        .where(x.generation == gen, x.status == "acknowledged", x.shared_by_recorder.is_(True),
+               x.shared_by_acknowledger.is_(True))
+        .order_by(x.updated_at.desc(), x.exchange_id)
+        .limit(limit)
+    ).all()
+    return _exchange_list(conn, gen, rows)
+
+
+def exchanges_between(conn: Connection, gen: int, start: date | None, end: date | None) -> Iterable[dict[str, Any]]:
+    """Every exchange (for export), oldest first, streamed."""
+    x = t.exchanges.c
+    query = sa.select(t.exchanges).where(x.generation == gen)
+    if start:
+        query = query.where(x.occurred_on >= start)
+    if end:
+        query = query.where(x.occurred_on <= end)
+    names = member_names(conn, gen)
+    for r in conn.execute(query.order_by(x.occurred_on, x.recorded_at, x.exchange_id)):
+        yield _exchange_dict(r, names)
+
+
+# --- directory ---------------------------------------------------------------------------------
+
+
+def _circles_by_member(conn: Connection, gen: int) -> dict[str, list[str]]:
+    ms = t.memberships.c
+    found: dict[str, list[str]] = defaultdict(list)
+    for r in conn.execute(sa.select(ms.member_id, ms.circle_id).where(ms.generation == gen).order_by(ms.circle_id)):
+        found[r.member_id].append(r.circle_id)
+    return found
+
+
+def _member_dict(r: Any, circles: list[str]) -> dict[str, Any]:
+    return {"id": r.member_id, "name": r.name, "email": r.email, "circles": circles, "role": r.role,
+            "weekly_hours": r.weekly_hours, "status": r.status, "paused_until": _iso(_day(r.paused_until))}
+
+
+def directory_members(conn: Connection, gen: int, q: str = "", circle: str = "") -> list[dict[str, Any]]:
+    m = t.members.c
+    circles = _circles_by_member(conn, gen)
+    needle = q.strip().lower()
+    out = []
+    for r in conn.execute(sa.select(t.members).where(m.generation == gen).order_by(m.name, m.member_id)):
+        mine = circles.get(r.member_id, [])
+        if circle and circle not in mine:
+            continue
+        if needle and needle not in r.member_id.lower() and needle not in r.name.lower():
+            continue
+        out.append(_member_dict(r, mine))
+    return out
+
+
+def directory_member(conn: Connection, gen: int, member_id: str) -> dict[str, Any] | None:
+    m, ms, c = t.members.c, t.memberships.c, t.circles.c
+    r = conn.execute(sa.select(t.members).where(m.generation == gen, m.member_id == member_id)).first()
+    if r is None:
+        return None
+    mine = [x.circle_id for x in conn.execute(
+        sa.select(ms.circle_id).where(ms.generation == gen, ms.member_id == member_id).order_by(ms.circle_id))]
+    leads = sorted(x.circle_id for x in conn.execute(sa.select(c.circle_id, c.leads).where(c.generation == gen))
+                   if member_id in json.loads(x.leads or "[]"))
+    return {**_member_dict(r, mine), "leads_circles": leads}
+
+
+def directory_circles(conn: Connection, gen: int) -> list[dict[str, Any]]:
+    c, ms = t.circles.c, t.memberships.c
+    counts = dict(conn.execute(
+        sa.select(ms.circle_id, sa.func.count()).where(ms.generation == gen).group_by(ms.circle_id)).all())
+    return [
+        {"id": r.circle_id, "name": r.name, "parent": r.parent, "leads": json.loads(r.leads or "[]"),
+         "member_count": int(counts.get(r.circle_id, 0))}
+        for r in conn.execute(sa.select(t.circles).where(c.generation == gen).order_by(c.name, c.circle_id))
+    ]
+
+
+def circle_leads(conn: Connection, gen: int) -> dict[str, list[str]]:
+    c = t.circles.c
+    return {r.circle_id: json.loads(r.leads or "[]")
+            for r in conn.execute(sa.select(c.circle_id, c.leads).where(c.generation == gen))}
+
+
+# --- circle health -----------------------------------------------------------------------------
+
+
+def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, today: date) -> dict[str, Any] | None:
+    c, ms, m, md, p, cd = t.circles.c, t.memberships.c, t.members.c, t.member_day.c, t.pair_day.c, t.circle_day.c
+    circle = conn.execute(sa.select(t.circles).where(c.generation == gen, c.circle_id == circle_id)).first()
+    if circle is None:
+        return None
+    start, end = window_bounds(today, window_days)
+    people = conn.execute(
+        sa.select(m.member_id, m.status, m.paused_until)
+        .join(t.memberships, sa.and_(ms.generation == m.generation, ms.member_id == m.member_id))
+        .where(m.generation == gen, ms.circle_id == circle_id)
+    ).all()
+    members = sorted(r.member_id for r in people)
+    active = [r.member_id for r in people if not is_paused(r.status, _day(r.paused_until), today)]
+    given: dict[str, int] = {}
+    exchanged: set[str] = set()
+    flows: dict[tuple[str, str], int] = defaultdict(int)
+    if members:
+        for r in conn.execute(
+            sa.select(md.member_id, sa.func.sum(md.given_minutes).label("g"),
+                      sa.func.sum(md.given_count + md.received_count).label("n"))
+            .where(md.generation == gen, md.member_id.in_(members), md.day >= start, md.day <= end)
+            .group_by(md.member_id)
+        ):
+            given[r.member_id] = int(r.g or 0)
+            if int(r.n or 0) > 0:
+                exchanged.add(r.member_id)
+        for r in conn.execute(
+            sa.select(p.giver, p.receiver, sa.func.sum(p.minutes).label("minutes"))
+            .where(p.generation == gen, p.giver.in_(members), p.receiver.in_(members), p.day >= start,
+                   p.day <= end)
+            .group_by(p.giver, p.receiver)
+        ):
+            flows[(r.giver, r.receiver)] += int(r.minutes or 0)
+    per_kind = {
+        r.kind: r for r in conn.execute(
+            sa.select(cd.kind, sa.func.sum(cd.inside_count).label("ic"), sa.func.sum(cd.crossing_count).label("xc"),
+                      sa.func.sum(cd.inside_minutes + cd.crossing_minutes).label("minutes"))
+            .where(cd.generation == gen, cd.circle_id == circle_id, cd.day >= start, cd.day <= end)
+            .group_by(cd.kind)
+        )
+    }  # fmt: skip
+
+    def kind_count(kind: str) -> int:
+        r = per_kind.get(kind)
+        return int((r.ic or 0) + (r.xc or 0)) if r else 0
+
+    health = measures.circle_health(
+        members=members,
+        active_members=active,
+        given_by_member=given,
+        exchanged_members=exchanged,
+        flows=flows,
+        inside_count=sum(int(r.ic or 0) for r in per_kind.values()),
+        crossing_count=sum(int(r.xc or 0) for r in per_kind.values()),
+        mentoring_minutes=int(per_kind["mentoring"].minutes or 0) if "mentoring" in per_kind else 0,
+        mentoring_count=kind_count("mentoring"),
+        feedback_count=kind_count("feedback"),
+        window_days=window_days,
+    )
+    return {"circle_id": circle_id, "name": circle.name, "window_days": window_days, **health}
+
+
+# --- signals -----------------------------------------------------------------------------------
+
+
+def signals(conn: Connection, *, circle: str | None = None, member: str | None = None,
+            active: bool | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    s = t.signals.c
+    query = sa.select(t.signals)
+    if member:
+        query = query.where(s.member_id == member)
+    if active is not None:
+        query = query.where(s.active.is_(active))
+    out = []
+    for r in conn.execute(query.order_by(s.raised_at.desc(), s.event_id)):
+        circles = json.loads(r.circles or "[]")
+        if circle and circle not in circles:
+            continue
+        out.append({
+            "event_id": r.event_id, "type": r.type, "member_id": r.member_id, "circles": circles,
+            "raised_at": _iso(r.raised_at), "window_start": _iso(_day(r.window_start)),
+            "window_end": _iso(_day(r.window_end)), "details": json.loads(r.details or "{}"),
+            "active": bool(r.active), "cleared_at": _iso(r.cleared_at),
+        })  # fmt: skip
+        if len(out) >= limit:
+            break
+    return out
+
+
+# --- projection status -------------------------------------------------------------------------
+
+
+def stored_offsets(conn: Connection, gen: int) -> dict[tuple[str, int], tuple[int, Any]]:
+    o = t.offsets.c
+    return {(r.topic, r.partition): (int(r.next_offset), r.last_event_at)
+            for r in conn.execute(sa.select(t.offsets).where(o.generation == gen))}
+
+
+def partition_status(stored: dict[tuple[str, int], tuple[int, Any]],
+                     ends: dict[tuple[str, int], int] | None) -> list[dict[str, Any]]:
+    keys = sorted(set(stored) | set(ends or {}))
+    out = []
+    for key in keys:
+        applied, last_at = stored.get(key, (0, None))
+        end = (ends or {}).get(key)
+        out.append({"topic": key[0], "partition": key[1], "applied_offset": applied, "end_offset": end,
+                    "lag": max(end - applied, 0) if end is not None else None, "last_event_at": _iso(last_at)})
+    return out

@@ -1,0 +1,25 @@
+"""Balance service settings: environment variables with local defaults."""
+
+from datetime import UTC, date, datetime
+
+from reciprocity.common.settings import ServiceSettings
+
+
+class BalanceSettings(ServiceSettings):
+    port: int = 8002
+    database_url: str = "sqlite:///var/balance.db"
+    # Seconds between sweeps that evaluate every member (disconnection happens by time passing).
+    balance_sweep_interval_s: float = 300.0
+    # A fixed "today" (YYYY-MM-DD) for tests and demos; empty: the UTC date.
+    balance_today: date | None = None
+    # Records per poll, so per transaction when catching up: bigger batches write each touched page once
+    # for more rows (random-key upserts dirty a page per row). Steady-state batches are small anyway.
+    balance_max_poll_records: int = 20000
+    # Offsets live in the database, so the group only shares out partitions. A replacement process
+    # may join under another name to avoid waiting out a killed member's session (45 s by default).
+    balance_consumer_group: str = "balance"
+    # Off: evaluate and record signals but leave them in the outbox (e.g. a read-only replica).
+    balance_publish_signals: bool = True
+
+    def today(self) -> date:
+        return self.balance_today or datetime.now(UTC).date()

@@ -1,0 +1,363 @@
+"""Signals: the alert policy applied to the read models, with an outbox in front of Kafka.
+
+After each batch (and on a scheduled sweep, for disconnection, which time alone can cause) the members
+concerned are evaluated with `policy.decide`. A transition updates `balance_signal_state` and the
+signal history and puts the event into `balance_outbox`, all in the projection's transaction. After
+the commit the outbox is appended to `balance.signals` (a plain idempotent producer) and emptied; what
+fails to go out stays and is retried by the next publish, so no signal is lost.
+
+Event ids are deterministic: uuid5(member, kind, window start) for a raise, uuid5(member,
+"<kind>.cleared", window start of the raise) for its clearing. Whoever computes a signal again (a
+retry, a second balance process, a replay) produces the identical event, and notify dedupes on it.
+
+Signal state is not per generation: it mirrors what was published. A replay therefore evaluates no
+policy while it builds (it would judge members on half-projected numbers); after the switch the live
+service evaluates against the new generation with the state it already had.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from reciprocity.contracts.envelope import Envelope, encode, wrap
+from reciprocity.contracts.events import (
+    Event,
+    MemberDisconnected,
+    MemberOverextended,
+    SignalCleared,
+    SignalEvent,
+)
+from reciprocity.contracts.ids import signal_event_id
+from reciprocity.contracts.topics import SIGNALS
+from reciprocity.messaging.consumer import PartitionKey
+from reciprocity.messaging.event_log import EventLog, Outgoing
+from sqlalchemy.engine import Connection, Engine
+
+from . import metrics
+from . import tables as t
+from .policy import (
+    CAPACITY_WINDOW_DAYS,
+    DEFAULT_POLICY,
+    DISCONNECTED,
+    OVEREXTENDED,
+    OVEREXTENSION_WINDOW_DAYS,
+    MemberFacts,
+    Policy,
+    Transition,
+    decide,
+    is_paused,
+    policy_for,
+)
+from .projection import dialect_insert
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500
+PRODUCER = "balance"
+_RAISE_TYPES = {OVEREXTENDED: MemberOverextended, DISCONNECTED: MemberDisconnected}
+_KIND_OF_TYPE = {"MemberOverextended": OVEREXTENDED, "MemberDisconnected": DISCONNECTED}
+
+
+def raise_event_id(member_id: str, kind: str, window_start: date) -> str:
+    return str(signal_event_id(member_id, kind, window_start.isoformat()))
+
+
+def clear_event_id(member_id: str, kind: str, window_start: date) -> str:
+    return str(signal_event_id(member_id, f"{kind}.cleared", window_start.isoformat()))
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i:i + _CHUNK]
+
+
+def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, today: date,
+                 ) -> tuple[list[MemberFacts], dict[str, list[str]], dict[str, Policy]]:
+    """Facts, circles and policy of the given members (all registered members when None)."""
+    m, ms, md = t.members.c, t.memberships.c, t.member_day.c
+    d28 = today - timedelta(days=OVEREXTENSION_WINDOW_DAYS - 1)
+    d7 = today - timedelta(days=CAPACITY_WINDOW_DAYS - 1)
+    wanted = None if member_ids is None else sorted(set(member_ids))
+    batches: Iterable[Sequence[str] | None] = [None] if wanted is None else _chunks(wanted)
+
+    circle_policies = {
+        r.circle_id: (json.loads(r.policy) if r.policy else None)
+        for r in conn.execute(sa.select(t.circles.c.circle_id, t.circles.c.policy).where(t.circles.c.generation == gen))
+    }
+    facts: list[MemberFacts] = []
+    circles_of: dict[str, list[str]] = {}
+    policies: dict[str, Policy] = {}
+    given = md.given_minutes + md.pending_given_minutes
+    received = md.received_minutes + md.pending_received_minutes
+    any_count = md.given_count + md.pending_given_count + md.received_count + md.pending_received_count
+    for chunk in batches:
+        def only(col: sa.ColumnElement, chunk: Sequence[str] | None = chunk) -> sa.ColumnElement[bool]:
+            return col.in_(chunk) if chunk is not None else sa.true()
+
+        people = conn.execute(
+            sa.select(t.members).where(m.generation == gen, only(m.member_id)).order_by(m.member_id)).all()
+        if not people:
+            continue
+        for r in conn.execute(sa.select(ms.member_id, ms.circle_id).where(ms.generation == gen, only(ms.member_id))):
+            circles_of.setdefault(r.member_id, []).append(r.circle_id)
+        sums = {
+            r.member_id: r
+            for r in conn.execute(
+                sa.select(
+                    md.member_id,
+                    sa.func.sum(given).label("g28"),
+                    sa.func.sum(received).label("r28"),
+                    sa.func.sum(sa.case((md.day >= d7, given), else_=0)).label("g7"),
+                )
+                .where(md.generation == gen, only(md.member_id), md.day >= d28, md.day <= today)
+                .group_by(md.member_id)
+            )
+        }
+        last = {
+            r.member_id: r.last
+            for r in conn.execute(
+                sa.select(md.member_id, sa.func.max(md.day).label("last"))
+                .where(md.generation == gen, only(md.member_id), md.day <= today, any_count > 0)
+                .group_by(md.member_id)
+            )
+        }
+        for p in people:
+            s = sums.get(p.member_id)
+            last_day = last.get(p.member_id)
+            if isinstance(last_day, str):  # SQLite's MAX() over a date column comes back as text
+                last_day = date.fromisoformat(last_day)
+            circles = sorted(circles_of.get(p.member_id, []))
+            circles_of[p.member_id] = circles
+            policies[p.member_id] = policy_for([circle_policies.get(c) for c in circles], DEFAULT_POLICY)
+            facts.append(MemberFacts(
+                member_id=p.member_id,
+                given_28=int(s.g28 or 0) if s else 0,
+                received_28=int(s.r28 or 0) if s else 0,
+                given_7=int(s.g7 or 0) if s else 0,
+                weekly_hours=p.weekly_hours,
+                paused=is_paused(p.status, p.paused_until, today),
+                last_exchange_on=last_day,
+                registered_on=p.registered_on,
+            ))  # fmt: skip
+    return facts, circles_of, policies
+
+
+class SignalEngine:
+    def __init__(self, *, clock: Callable[[], date], now: Callable[[], datetime] | None = None) -> None:
+        self.clock = clock
+        self.now = now or (lambda: datetime.now(UTC))
+        # Until the projection has caught up with the log as it was at start, members would be judged
+        # on half-projected numbers (everyone looks disconnected): no evaluation before that.
+        self.catch_up_targets: dict[PartitionKey, int] | None = None
+        self.caught_up = True
+
+    def hold_until(self, targets: Mapping[PartitionKey, int]) -> None:
+        self.catch_up_targets = dict(targets)
+        self.caught_up = not any(targets.values())
+
+    def after_batch(self, conn: Connection, gen: int, touched: set[str]) -> int:
+        if not self.caught_up:
+            if not self.reached_targets(conn, gen):
+                return 0
+            self.caught_up = True
+            log.info("caught up with the log: evaluating every member")
+            return self.evaluate(conn, gen, None)
+        if not touched:
+            return 0
+        return self.evaluate(conn, gen, touched)
+
+    def reached_targets(self, conn: Connection, gen: int) -> bool:
+        stored = {
+            (r.topic, r.partition): r.next_offset
+            for r in conn.execute(sa.select(t.offsets).where(t.offsets.c.generation == gen))
+        }
+        return all(stored.get(key, 0) >= end for key, end in (self.catch_up_targets or {}).items())
+
+    def sweep(self, conn: Connection, gen: int) -> int:
+        """Evaluate every member, once the projection has caught up (the scheduled sweep)."""
+        if not self.caught_up:
+            if not self.reached_targets(conn, gen):
+                return 0
+            self.caught_up = True
+        return self.evaluate(conn, gen, None)
+
+    def evaluate(self, conn: Connection, gen: int, member_ids: Iterable[str] | None) -> int:
+        """Decide and record every transition for these members (all when None); returns how many."""
+        today = self.clock()
+        facts, circles_of, policies = gather_facts(conn, gen, member_ids, today)
+        if not facts:
+            return 0
+        states = self._states(conn, [f.member_id for f in facts])
+        count = 0
+        for f in facts:
+            mine = states.get(f.member_id, {})
+            active = {kind: bool(row["active"]) for kind, row in mine.items()}
+            for tr in decide(f, policies[f.member_id], active, today):
+                if tr.raise_:
+                    self._raise(conn, f.member_id, circles_of.get(f.member_id, []), tr)
+                else:
+                    self._clear(conn, f.member_id, circles_of.get(f.member_id, []), tr, mine[tr.kind])
+                count += 1
+        return count
+
+    def _states(self, conn: Connection, member_ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        s = t.signal_state.c
+        for chunk in _chunks(sorted(member_ids)):
+            for r in conn.execute(sa.select(t.signal_state).where(s.member_id.in_(chunk))).mappings():
+                found.setdefault(r["member_id"], {})[r["kind"]] = dict(r)
+        return found
+
+    def _raise(self, conn: Connection, member_id: str, circles: list[str], tr: Transition) -> None:
+        event_id = raise_event_id(member_id, tr.kind, tr.window_start)
+        common = {"member_id": member_id, "circles": circles, "window_start": tr.window_start,
+                  "window_end": tr.window_end}
+        if tr.kind == OVEREXTENDED:
+            event: SignalEvent = MemberOverextended(**common, **tr.details)
+        else:
+            last = tr.details["last_exchange_on"]
+            event = MemberDisconnected(**common, last_exchange_on=date.fromisoformat(last) if last else None,
+                                       days_without_exchange=tr.details["days_without_exchange"])
+        now = self.now()
+        envelope = wrap(event, producer=PRODUCER, event_id=_uuid(event_id), occurred_at=now)
+        self._set_state(conn, member_id, tr.kind, True, event_id, tr.window_start, now)
+        record_raised(conn, envelope, event, now)
+        self._outbox(conn, envelope, now)
+        metrics.SIGNALS_DECIDED.labels(event.TYPE).inc()
+        log.info("signal %s for %s (%s)", event.TYPE, member_id, event_id)
+
+    def _clear(self, conn: Connection, member_id: str, circles: list[str], tr: Transition,
+               state: Mapping[str, Any]) -> None:
+        raised_start = state["window_start"]
+        if isinstance(raised_start, str):
+            raised_start = date.fromisoformat(raised_start)
+        event_id = clear_event_id(member_id, tr.kind, raised_start)
+        event = SignalCleared(member_id=member_id, circles=circles, window_start=raised_start,
+                              window_end=tr.window_end, signal_kind=tr.kind,  # type: ignore[arg-type]
+                              raised_event_id=state["raised_event_id"])
+        now = self.now()
+        envelope = wrap(event, producer=PRODUCER, event_id=_uuid(event_id), occurred_at=now)
+        self._set_state(conn, member_id, tr.kind, False, state["raised_event_id"], raised_start, now)
+        record_cleared(conn, envelope, event, now)
+        self._outbox(conn, envelope, now)
+        metrics.SIGNALS_DECIDED.labels(event.TYPE).inc()
+        log.info("signal %s cleared for %s (%s)", tr.kind, member_id, event_id)
+
+    @staticmethod
+    def _set_state(conn: Connection, member_id: str, kind: str, active: bool, raised_event_id: str | None,
+                   window_start: date, now: datetime) -> None:
+        set_state(conn, member_id, kind, active, raised_event_id, window_start, now)
+
+    @staticmethod
+    def _outbox(conn: Connection, envelope: Envelope, now: datetime) -> None:
+        stmt = dialect_insert(conn, t.outbox).values(
+            event_id=str(envelope.event_id), topic=SIGNALS.name, key=envelope.key, value=encode(envelope),
+            created_at=now,
+        )
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["event_id"]))
+
+
+def _uuid(value: str):  # type: ignore[no-untyped-def]
+    import uuid
+
+    return uuid.UUID(value)
+
+
+def set_state(conn: Connection, member_id: str, kind: str, active: bool, raised_event_id: str | None,
+              window_start: date, now: datetime) -> None:
+    stmt = dialect_insert(conn, t.signal_state).values(
+        member_id=member_id, kind=kind, active=active, raised_event_id=raised_event_id,
+        window_start=window_start, updated_at=now,
+    )
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["member_id", "kind"],
+        set_={"active": stmt.excluded.active, "raised_event_id": stmt.excluded.raised_event_id,
+              "window_start": stmt.excluded.window_start, "updated_at": stmt.excluded.updated_at},
+    ))
+
+
+def _details(event: Event) -> dict[str, Any]:
+    common = {"member_id", "circles", "window_start", "window_end"}
+    return {k: v for k, v in event.model_dump(mode="json").items() if k not in common}
+
+
+def record_raised(conn: Connection, envelope: Envelope, event: SignalEvent, at: datetime) -> None:
+    stmt = dialect_insert(conn, t.signals).values(
+        event_id=str(envelope.event_id), type=event.TYPE, member_id=event.member_id,
+        circles=json.dumps(list(event.circles)), raised_at=at, window_start=event.window_start,
+        window_end=event.window_end, details=json.dumps(_details(event)), active=True,
+    )
+    # The same raise again (same member, kind and window start, e.g. raised, cleared and raised on
+    # one day) reopens the episode under its deterministic id.
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["event_id"],
+        set_={"active": True, "cleared_at": None, "cleared_event_id": None, "details": stmt.excluded.details,
+              "window_end": stmt.excluded.window_end},
+    ))
+
+
+def record_cleared(conn: Connection, envelope: Envelope, event: SignalCleared, at: datetime) -> None:
+    conn.execute(
+        sa.update(t.signals)
+        .where(t.signals.c.event_id == event.raised_event_id)
+        .values(active=False, cleared_at=at, cleared_event_id=str(envelope.event_id))
+    )
+
+
+def restore_from_log(engine: Engine, items: Iterable[tuple[Envelope, Event]]) -> int:
+    """Rebuild signal state and history from `balance.signals` (a fresh database over an old log), so
+    a fresh projection re-raises nothing that was already raised. Returns the events read."""
+    count = 0
+    with engine.begin() as conn:
+        for envelope, event in items:
+            at = envelope.occurred_at
+            if isinstance(event, MemberOverextended | MemberDisconnected):
+                kind = _KIND_OF_TYPE[event.TYPE]
+                record_raised(conn, envelope, event, at)
+                set_state(conn, event.member_id, kind, True, str(envelope.event_id), event.window_start, at)
+            elif isinstance(event, SignalCleared):
+                record_cleared(conn, envelope, event, at)
+                set_state(conn, event.member_id, event.signal_kind, False, event.raised_event_id,
+                          event.window_start, at)
+            else:
+                continue
+            count += 1
+    return count
+
+
+class OutboxPublisher:
+    """Appends outbox rows to balance.signals in id order and deletes what Kafka took."""
+
+    def __init__(self, engine: Engine, event_log: EventLog, batch: int = 500) -> None:
+        self.engine = engine
+        self.event_log = event_log
+        self.batch = batch
+        self._lock = threading.Lock()  # the consumer thread and the sweep thread both publish
+
+    def publish(self) -> int:
+        sent = 0
+        with self._lock:
+            while True:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(sa.select(t.outbox).order_by(t.outbox.c.id).limit(self.batch)).all()
+                if not rows:
+                    break
+                self.event_log.append([Outgoing(topic=r.topic, key=r.key.encode(), value=bytes(r.value)) for r in rows])
+                with self.engine.begin() as conn:
+                    conn.execute(sa.delete(t.outbox).where(t.outbox.c.id.in_([r.id for r in rows])))
+                sent += len(rows)
+                metrics.SIGNALS_PUBLISHED.inc(len(rows))
+            metrics.OUTBOX_PENDING.set(0)
+        return sent
+
+    def pending(self) -> int:
+        with self.engine.connect() as conn:
+            n = int(conn.execute(sa.select(sa.func.count()).select_from(t.outbox)).scalar() or 0)
+        metrics.OUTBOX_PENDING.set(n)
+        return n

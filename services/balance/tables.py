@@ -1,0 +1,197 @@
+"""The balance read models as SQLAlchemy Core tables.
+
+Every read-model table carries a `generation` as the first column of its key: a replay builds a whole
+new generation beside the active one (blue/green) and switches `balance_generations.status` in one
+transaction. Signal state, signal history and the outbox are NOT per generation: they record what was
+published to `balance.signals`, which a replay must neither forget nor repeat.
+
+The counter tables are WITHOUT ROWID on SQLite: clustered on their key, so an upsert touches one B-tree
+instead of two (the projection's hot path). The exchanges stay a rowid table: wide rows with random ids
+append at the end and only the narrow key index takes random inserts.
+
+The schema itself is created by the alembic migrations under `migrations/`; this module is what the
+code reads and writes (a test checks that both agree).
+"""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+KINDS = ("mentoring", "feedback", "help", "knowledge", "resource", "care")
+
+generations = sa.Table(
+    "balance_generations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    # building -> active -> retired; exactly one row is active.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("activated_at", sa.DateTime(timezone=True)),
+)
+
+offsets = sa.Table(
+    "balance_offsets",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("topic", sa.String(200), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+    sa.Column("last_event_at", sa.DateTime(timezone=True)),
+)
+
+def _counter(name: str) -> sa.Column:
+    return sa.Column(name, sa.BigInteger, nullable=False, server_default="0")
+
+
+# member x day x kind: settled (acknowledged) and pending (recorded) minutes and counts.
+MEMBER_DAY_COUNTERS = (
+    "given_minutes", "given_count", "received_minutes", "received_count",
+    "pending_given_minutes", "pending_given_count", "pending_received_minutes", "pending_received_count",
+)  # fmt: skip
+member_day = sa.Table(
+    "balance_member_day",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    *[_counter(c) for c in MEMBER_DAY_COUNTERS],
+    sqlite_with_rowid=False,
+)
+
+# giver -> receiver x day x kind: the pair flows; "last exchange" is the latest day with a count.
+PAIR_DAY_COUNTERS = ("minutes", "count", "pending_minutes", "pending_count")
+pair_day = sa.Table(
+    "balance_pair_day",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("giver", sa.String(64), primary_key=True),
+    sa.Column("receiver", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    *[_counter(c) for c in PAIR_DAY_COUNTERS],
+    sqlite_with_rowid=False,
+)
+sa.Index("ix_balance_pair_day_receiver", pair_day.c.generation, pair_day.c.receiver, pair_day.c.day)
+
+# circle x day x kind: exchanges inside the circle (both parties in it) and crossing its boundary (one
+# party in it), by the circles each party had when the exchange was recorded.
+CIRCLE_DAY_COUNTERS = (
+    "inside_count", "inside_minutes", "crossing_count", "crossing_minutes",
+    "pending_inside_count", "pending_inside_minutes", "pending_crossing_count", "pending_crossing_minutes",
+)  # fmt: skip
+circle_day = sa.Table(
+    "balance_circle_day",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("circle_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    *[_counter(c) for c in CIRCLE_DAY_COUNTERS],
+    sqlite_with_rowid=False,
+)
+
+exchanges = sa.Table(
+    "balance_exchanges",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("exchange_id", sa.String(64), primary_key=True),
+    sa.Column("giver", sa.String(64), nullable=False),
+    sa.Column("receiver", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("minutes", sa.Integer, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("occurred_on", sa.Date, nullable=False),
+    sa.Column("recorded_by", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("thanks", sa.Text),
+    sa.Column("dispute_reason", sa.Text),
+    sa.Column("shared_by_recorder", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("shared_by_acknowledger", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("giver_circles", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("receiver_circles", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_event_id", sa.String(36), nullable=False),
+)
+sa.Index("ix_balance_exchanges_giver", exchanges.c.generation, exchanges.c.giver, exchanges.c.occurred_on)
+sa.Index("ix_balance_exchanges_receiver", exchanges.c.generation, exchanges.c.receiver, exchanges.c.occurred_on)
+
+members = sa.Table(
+    "balance_members",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("weekly_hours", sa.Float),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("paused_until", sa.Date),
+    sa.Column("registered_on", sa.Date, nullable=False),
+)
+
+memberships = sa.Table(
+    "balance_memberships",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("circle_id", sa.String(64), primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True),
+)
+sa.Index("ix_balance_memberships_member", memberships.c.generation, memberships.c.member_id)
+
+circles = sa.Table(
+    "balance_circles",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("circle_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("parent", sa.String(64)),
+    sa.Column("leads", sa.Text, nullable=False, server_default="[]"),  # JSON list of member ids
+    sa.Column("policy", sa.Text),  # JSON of PolicyOverrides, or NULL
+)
+
+# The current episode of each (member, signal kind): what has been published, across generations.
+signal_state = sa.Table(
+    "balance_signal_state",
+    metadata,
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # overextended | disconnected
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("raised_event_id", sa.String(36)),
+    sa.Column("window_start", sa.Date),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Every episode ever raised (for GET /v1/signals), keyed by the raising event's id.
+signals = sa.Table(
+    "balance_signals",
+    metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("member_id", sa.String(64), nullable=False),
+    sa.Column("circles", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window_start", sa.Date, nullable=False),
+    sa.Column("window_end", sa.Date, nullable=False),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("cleared_at", sa.DateTime(timezone=True)),
+    sa.Column("cleared_event_id", sa.String(36)),
+)
+sa.Index("ix_balance_signals_member", signals.c.member_id)
+
+# Signals decided in a projection transaction, appended to Kafka after the commit, then deleted.
+outbox = sa.Table(
+    "balance_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("topic", sa.String(200), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Tables whose rows belong to a generation (what a replay fills and later deletes).
+GENERATION_TABLES = (offsets, member_day, pair_day, circle_day, exchanges, members, memberships, circles)

@@ -1,0 +1,202 @@
+"""The balance projection end to end over a real broker, on SQLite and on PostgreSQL: lifecycle counts,
+the read API, dead letters, a stopped partition, and the schema the migrations create."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from reciprocity.balance.db import make_engine, migrate
+from reciprocity.balance.tables import metadata
+from reciprocity.contracts.envelope import encode
+from reciprocity.contracts.events import ExchangeRecorded
+from reciprocity.contracts.topics import EXCHANGES
+from reciprocity.messaging.event_log import EventLog, Outgoing
+from reciprocity.messaging.inspect import read_all
+
+from tests.support.balance_events import Exchange, append, circle, env, member
+from tests.support.balance_stack import InProcessBalance, make_topics
+from tests.support.services import wait_for
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/balance.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def prefix(kafka_bootstrap: str, unique_id: str) -> str:
+    p = f"t{unique_id}."
+    make_topics(kafka_bootstrap, p)
+    return p
+
+
+@pytest.fixture
+def log(kafka_bootstrap: str, prefix: str):  # type: ignore[no-untyped-def]
+    event_log = EventLog(kafka_bootstrap, client_id="test-ledger", topic_prefix=prefix)
+    yield event_log
+    event_log.close()
+
+
+def test_migrations_create_the_schema_the_code_uses(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    migrate(engine)  # idempotent
+    with engine.connect() as conn:
+        ours = {"include_name": lambda name, type_, _parent: type_ != "table" or (
+            name.startswith("balance_") and name != "balance_alembic_version")}
+        assert compare_metadata(MigrationContext.configure(conn, opts=ours), metadata) == []
+        assert conn.execute(sa.text("SELECT version_num FROM balance_alembic_version")).scalar() == "0001"
+    engine.dispose()
+
+
+def test_lifecycle_counts_and_read_api(kafka_bootstrap: str, prefix: str, log: EventLog, db_url: str) -> None:
+    core = ["core"]
+    directory = [circle("core", "Core circle"), circle("ops")]
+    directory += [member(m, core) for m in ("ann", "bob", "dan", "eve", "fay")] + [member("cid", ["ops"])]
+    today = datetime.now(UTC).date()
+    a = Exchange("ann", "bob", 60, today - timedelta(days=2), "mentoring", giver_circles=core, receiver_circles=core,
+                 note="pairing on the release", shared=True)
+    b = Exchange("ann", "bob", 30, today - timedelta(days=1), "help", giver_circles=core, receiver_circles=core)
+    c = Exchange("bob", "ann", 45, today, "feedback", giver_circles=core, receiver_circles=core)
+    d = Exchange("ann", "cid", 20, today, "care", giver_circles=core, receiver_circles=["ops"])
+    with InProcessBalance(kafka_bootstrap, prefix, db_url) as balance:
+        append(log, directory)
+        append(log, [a.recorded(), b.recorded(), c.recorded(), d.recorded()])
+        append(log, [a.acknowledged("thank you!", shared=True), c.disputed("it was 15 minutes"), d.withdrawn()])
+        balance.wait_caught_up()
+
+        ann = balance.get("/v1/members/ann/summary?window=28d")
+        assert ann["window_days"] == 28 and ann["to"] == today.isoformat()
+        assert ann["given"] == {"minutes": 60, "count": 1, "pending_minutes": 30, "pending_count": 1}
+        assert ann["received"] == {"minutes": 0, "count": 0, "pending_minutes": 0, "pending_count": 0}
+        assert ann["by_kind"]["mentoring"] == {"given_minutes": 60, "given_count": 1, "received_minutes": 0,
+                                               "received_count": 0, "pending_given_minutes": 0,
+                                               "pending_received_minutes": 0}
+        assert ann["by_kind"]["help"]["pending_given_minutes"] == 30
+        assert ann["by_kind"]["care"] == dict.fromkeys(ann["by_kind"]["care"], 0)  # withdrawn: nowhere
+        assert ann["by_kind"]["feedback"]["received_minutes"] == 0  # disputed: nowhere
+        assert set(ann["by_kind"]) == {"mentoring", "feedback", "help", "knowledge", "resource", "care"}
+        assert ann["reciprocity_index"] == 0.0
+        assert ann["capacity"] == {"weekly_hours": None, "given_last_7_days_minutes": 90, "used_fraction": None}
+
+        bob = balance.get("/v1/members/bob/summary")
+        assert bob["received"] == {"minutes": 60, "count": 1, "pending_minutes": 30, "pending_count": 1}
+        assert bob["given"] == {"minutes": 0, "count": 0, "pending_minutes": 0, "pending_count": 0}
+        cid = balance.get("/v1/members/cid/summary")
+        assert cid["received"]["pending_minutes"] == 0 and cid["received"]["minutes"] == 0
+
+        rel = balance.get("/v1/members/ann/relationships")["relationships"]
+        assert [r["other"] for r in rel] == ["bob"]  # cid: only a withdrawn exchange
+        assert rel[0]["given_minutes"] == 60 and rel[0]["given_count"] == 1 and rel[0]["received_minutes"] == 0
+        assert rel[0]["other_name"] == "Bob" and rel[0]["last_exchange_on"] == b.facts["occurred_on"].isoformat()
+
+        statuses = {x["exchange_id"]: x["status"] for x in balance.get("/v1/members/ann/exchanges")["exchanges"]}
+        assert statuses == {a.id: "acknowledged", b.id: "recorded", c.id: "disputed", d.id: "withdrawn"}
+        assert [x["exchange_id"] for x in balance.get("/v1/members/ann/exchanges?status=recorded")["exchanges"]] == [
+            b.id]
+        detail = balance.get(f"/v1/exchanges/{a.id}")
+        assert detail["thanks"] == "thank you!" and detail["giver_name"] == "Ann" and detail["note"].startswith("pair")
+        assert detail["shared_by_recorder"] and detail["shared_by_acknowledger"]
+        assert balance.get(f"/v1/exchanges/{c.id}")["dispute_reason"] == "it was 15 minutes"
+        assert [x["exchange_id"] for x in balance.get("/v1/appreciations")["appreciations"]] == [a.id]
+
+        health = balance.get("/v1/circles/core/health?window=28d")
+        assert health["private"] is False and health["member_count"] == 5 and health["name"] == "Core circle"
+        assert health["participation_rate"] == 0.4  # ann and bob settled something
+        assert health["gini"] == 0.8  # [60, 0, 0, 0, 0]
+        assert health["mentoring_minutes"] == 60 and health["mentoring_count"] == 1
+        assert health["cross_circle_breadth"] == 0.0 and health["mutual_ties"] == 0.0
+        assert health["feedback_cycles"] == 0.0
+        assert health["flows"] == [{"giver": "ann", "receiver": "bob", "minutes": 60}]
+        assert balance.get("/v1/circles/ops/health")["private"] is True
+
+        week = balance.get("/v1/members/ann/timeline?weeks=2")["weeks"]
+        assert len(week) == 2 and sum(w["given"]["mentoring"] for w in week) == 60
+        assert sum(w["pending_given"] for w in week) == 30
+
+        members = balance.get("/v1/directory/members?circle=core")["members"]
+        assert [m["id"] for m in members] == ["ann", "bob", "dan", "eve", "fay"]
+        assert balance.get("/v1/directory/members?q=CI")["members"][0]["circles"] == ["ops"]
+        assert balance.get("/v1/directory/members/ann")["leads_circles"] == []
+        circles = {c["id"]: c for c in balance.get("/v1/directory/circles")["circles"]}
+        assert circles["core"]["member_count"] == 5 and circles["ops"]["member_count"] == 1
+
+        status = balance.get("/v1/projection/status")
+        assert status["healthy"] is True and status["generation"] == 1
+        assert all(p["lag"] == 0 for p in status["partitions"])
+        assert sum(p["applied_offset"] for p in status["partitions"] if p["topic"] == "ledger.exchanges") == 7
+
+        balance.get("/v1/members/nobody/summary", status=404)
+        balance.get("/v1/exchanges/nope", status=404)
+        balance.get("/v1/circles/nope/health", status=404)
+        balance.get("/v1/members/ann/summary?window=forever", status=422)
+        balance.get("/v1/members/ann/exchanges?status=lost", status=422)
+        assert balance.client.get("/health").status_code == 200
+        assert b"balance_events_applied_total" in balance.client.get("/metrics").data
+
+
+def test_poison_records_go_to_the_dlq_and_later_events_are_projected(
+    kafka_bootstrap: str, prefix: str, log: EventLog, db_url: str
+) -> None:
+    good = Exchange("ann", "bob", 25, date.today(), "knowledge")
+    bad_schema = env(ExchangeRecorded(**{**good.recorded().model_dump(), "exchange_id": "x-bad"}))
+    broken = bad_schema.model_copy(update={"payload": {**bad_schema.payload, "minutes": 0}})
+    unknown = bad_schema.model_copy(update={"type": "ExchangeTeleported"})
+    with InProcessBalance(kafka_bootstrap, prefix, db_url) as balance:
+        log.append([
+            Outgoing(EXCHANGES.name, b"x-1", b"{not json"),
+            Outgoing(EXCHANGES.name, b"x-2", encode(unknown)),
+            Outgoing(EXCHANGES.name, b"x-3", encode(broken)),
+        ])
+        append(log, [member("ann"), member("bob"), good.recorded()])
+        balance.wait_caught_up()
+        assert balance.get("/v1/members/bob/summary")["received"]["pending_minutes"] == 25
+        dead = wait_for(
+            lambda: (lambda r: r if len(r) == 3 else None)(
+                list(read_all(kafka_bootstrap, [EXCHANGES.dlq], topic_prefix=prefix))),
+            30, what="three dead letters",
+        )
+        errors = sorted(r.headers["dlq.error"].decode() for r in dead)
+        assert errors[0].startswith("invalid ExchangeRecorded") and "minutes" in errors[0]
+        assert errors[1].startswith("not JSON") and "ExchangeTeleported" in errors[2]
+        for r in dead:
+            assert r.headers["dlq.source.topic"] == EXCHANGES.name.encode()
+            assert int(r.headers["dlq.source.offset"]) >= 0 and r.headers["dlq.source.partition"]
+        assert balance.service.consumer.health.dead_lettered == 3
+        assert balance.client.get("/health").status_code == 200
+
+
+def test_a_valid_event_that_cannot_be_projected_stops_its_partition(
+    kafka_bootstrap: str, prefix: str, log: EventLog, db_url: str
+) -> None:
+    first = Exchange("ann", "bob", 10, date.today(), exchange_id="x-twice")
+    again = Exchange("bob", "ann", 99, date.today(), exchange_id="x-twice")  # the same id recorded again
+    with InProcessBalance(kafka_bootstrap, prefix, db_url) as balance:
+        append(log, [member("ann"), member("bob"), first.recorded()])
+        wait_for(lambda: balance.client.get("/v1/exchanges/x-twice").status_code == 200, 30, what="first recorded")
+        (stuck,) = log.append([Outgoing.event(EXCHANGES.name, env(again.recorded()))])
+        answer = wait_for(lambda: (lambda r: r if r.status_code == 503 else None)(balance.client.get("/health")),
+                          30, what="health 503")
+        reason = answer.get_json()["checks"]["consumer"]
+        assert f"ledger.exchanges[{stuck.partition}] stopped" in reason
+        status = balance.get("/v1/projection/status")
+        assert status["healthy"] is False and "stopped" in status["reason"]
+        # Nothing of the refused event counted; other partitions go on.
+        assert balance.get("/v1/members/ann/summary")["received"]["pending_minutes"] == 0
+        for _ in range(40):
+            other = Exchange("ann", "bob", 5, date.today())
+            (pos,) = log.append([Outgoing.event(EXCHANGES.name, env(other.recorded()))])
+            if pos.partition != stuck.partition:
+                break
+        else:
+            raise AssertionError("no exchange landed on another partition")
+        wait_for(lambda: balance.client.get(f"/v1/exchanges/{other.id}").status_code == 200, 30,
+                 what="an event of another partition projected")

@@ -1,0 +1,49 @@
+"""The pure projector: events -> aggregated deltas, following the exchange lifecycle."""
+
+from datetime import date
+
+import pytest
+from reciprocity.balance.projector import ProjectionError, lifecycle_ids, project
+
+from tests.support.balance_events import Exchange, env
+
+DAY = date(2026, 2, 10)
+D = DAY.isoformat()  # days are keyed as ISO text
+
+
+def test_lifecycle_deltas_aggregate_per_key() -> None:
+    a = Exchange("ann", "bob", 60, DAY, "mentoring", giver_circles=["core"], receiver_circles=["core"])
+    b = Exchange("ann", "bob", 30, DAY, "mentoring", giver_circles=["core"], receiver_circles=["ops"])
+    c = Exchange("ann", "bob", 10, DAY, "mentoring")
+    events = [a.recorded(), b.recorded(), c.recorded(), a.acknowledged(), b.disputed(), c.withdrawn()]
+    d = project([(env(e), e) for e in events], {})
+    # ann: a settled (60); b and c pending then removed; one row for the key
+    assert d.member_day[("ann", D, "mentoring")] == [60, 1, 0, 0, 0, 0, 0, 0]
+    assert d.member_day[("bob", D, "mentoring")] == [0, 0, 60, 1, 0, 0, 0, 0]
+    assert d.pair_day[("ann", "bob", D, "mentoring")] == [60, 1, 0, 0]
+    assert d.circle_day[("core", D, "mentoring")] == [1, 60, 0, 0, 0, 0, 0, 0]  # a inside, b crossing (gone)
+    assert d.circle_day[("ops", D, "mentoring")] == [0] * 8
+    assert {x: r["status"] for x, r in d.new_exchanges.items()} == {a.id: "acknowledged", b.id: "disputed",
+                                                                    c.id: "withdrawn"}
+    assert d.touched_members == {"ann", "bob"}
+
+
+def test_transition_of_an_earlier_exchange_uses_known_status() -> None:
+    a = Exchange("ann", "bob", 45, DAY, "help")
+    assert lifecycle_ids([a.acknowledged()]) == {a.id}
+    d = project([(env(e), e) for e in [a.acknowledged("thanks")]], {a.id: "recorded"})
+    assert d.member_day[("ann", D, "help")] == [45, 1, 0, 0, -45, -1, 0, 0]
+    assert d.exchange_updates[a.id]["status"] == "acknowledged" and d.exchange_updates[a.id]["thanks"] == "thanks"
+
+
+@pytest.mark.parametrize("known", [{}, {"x-1": "acknowledged"}, {"x-1": "withdrawn"}])
+def test_transition_not_from_recorded_fails(known: dict[str, str]) -> None:
+    a = Exchange("ann", "bob", 45, DAY, exchange_id="x-1")
+    with pytest.raises(ProjectionError):
+        project([(env(e), e) for e in [a.acknowledged()]], known)
+
+
+def test_recording_an_exchange_twice_fails() -> None:
+    a = Exchange("ann", "bob", 45, DAY)
+    with pytest.raises(ProjectionError):
+        project([(env(e), e) for e in [a.recorded(), a.recorded()]], {})

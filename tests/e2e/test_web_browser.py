@@ -220,16 +220,17 @@ def test_capacity_and_pause(stack: Stack, browser: Browser, shots: Path) -> None
     expect(page.locator(".notice.success")).to_contain_text("Your weekly capacity is saved")
 
     def declared() -> bool:
-        page.reload()
+        page.goto("/capacity")
         return "6 h" in page.locator("#capacity-now").inner_text()
 
     _until(declared)
     back = date.today() + timedelta(days=10)
     page.fill("#paused_until", back.isoformat())
-    page.click("#pause-form button[type=submit]")
+    with page.expect_navigation():  # the form posts and redirects; polling before it lands races it
+        page.click("#pause-form button[type=submit]")
 
     def paused() -> bool:
-        page.reload()
+        page.goto("/capacity")
         return page.locator("#resume-form").count() == 1
 
     _until(paused)

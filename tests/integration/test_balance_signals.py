@@ -62,7 +62,10 @@ def test_overextension_raised_once_survives_replays_and_clears_once(kafka_bootst
                               what="a signal on balance.signals")
             assert distinct(events) == Counter({"MemberOverextended": 1})
             raised_id, _, raised = events[0]
-            assert raised["member_id"] == "mia" and raised["given_minutes"] == 300 and raised["received_minutes"] == 0
+            # Five hours in all; the line (240 min) may be crossed by the fourth or the fifth exchange,
+            # depending on which partitions one poll brings together.
+            assert raised["member_id"] == "mia" and raised["given_minutes"] in (240, 300)
+            assert raised["received_minutes"] == 0
             assert raised["reason"] == "ratio" and raised["circles"] == core
             window_start = (today - timedelta(days=27)).isoformat()
             assert raised["window_start"] == window_start
@@ -70,7 +73,9 @@ def test_overextension_raised_once_survives_replays_and_clears_once(kafka_bootst
             listed = balance.get("/v1/signals?circle=core&active=true")["signals"]
             assert [(s["event_id"], s["type"], s["member_id"]) for s in listed] == [(raised_id, "MemberOverextended",
                                                                                      "mia")]
-            assert listed[0]["details"]["given_minutes"] == 300 and listed[0]["cleared_at"] is None
+            assert listed[0]["details"]["given_minutes"] == raised["given_minutes"] and listed[0]["cleared_at"] is None
+            assert balance.get("/v1/members/mia/summary")["given"]["pending_minutes"] + \
+                balance.get("/v1/members/mia/summary")["given"]["minutes"] == 300
 
             # Blue/green replay while the service runs: same numbers, a new generation, no new signal.
             before = balance.get("/v1/members/mia/summary")

@@ -252,7 +252,8 @@ class BalanceService:
         migrate(self.engine)
         self.event_log = EventLog(settings.kafka_bootstrap_servers, client_id="balance",
                                   topic_prefix=settings.topic_prefix)
-        self.signals = SignalEngine(clock=settings.today)
+        self.signals = SignalEngine(clock=settings.today, settle_s=settings.balance_signal_settle_s,
+                                    max_defer_s=settings.balance_signal_max_defer_s)
         self.publisher = OutboxPublisher(self.engine, self.event_log)
         self.projection = BalanceProjection(self.engine, signals=self.signals, after_commit=self.publish)
         self.consumer = ProjectionConsumer(
@@ -312,20 +313,29 @@ class BalanceService:
             self.consumer.run(stop)
 
     def sweep(self, stop: threading.Event) -> None:
-        """Evaluate every member now and then (disconnection comes with time), and retry the outbox."""
+        """Evaluate members whose numbers settled, every member now and then (disconnection comes with
+        time; the first sweep soon after start also covers what a crash left unevaluated), and retry
+        the outbox."""
         interval = self.settings.balance_sweep_interval_s
+        tick = min(interval, max(self.settings.balance_signal_settle_s / 4, 0.25), 5.0)
         next_sweep = time.monotonic() + min(interval, 5.0)
-        while not stop.wait(min(interval, 5.0)):
+        while not stop.wait(tick):
+            settled: set[str] = set()
             try:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + interval
                     with self.engine.begin() as conn:
                         self.signals.sweep(conn, active_generation(conn))
+                elif settled := self.signals.take_settled():
+                    with self.engine.begin() as conn:
+                        self.signals.evaluate(conn, active_generation(conn), settled)
+                    settled = set()
                 self.publish()
             except BrokerUnavailable as err:
                 log.warning("signals stay in the outbox: %s", err)
             except Exception:
                 log.exception("sweep failed")
+                self.signals.give_back(settled)
 
 
 def main() -> None:

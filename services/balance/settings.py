@@ -10,6 +10,10 @@ class BalanceSettings(ServiceSettings):
     database_url: str = "sqlite:///var/balance.db"
     # Seconds between sweeps that evaluate every member (disconnection happens by time passing).
     balance_sweep_interval_s: float = 300.0
+    # Members touched by events are judged once the stream has been quiet this long (or, under a steady
+    # stream, BALANCE_SIGNAL_MAX_DEFER_S after the first touch): alerts reflect settled numbers.
+    balance_signal_settle_s: float = 2.0
+    balance_signal_max_defer_s: float = 30.0
     # A fixed "today" (YYYY-MM-DD) for tests and demos; empty: the UTC date.
     balance_today: date | None = None
     # Records per poll, so per transaction when catching up: bigger batches write each touched page once

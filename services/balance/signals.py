@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -149,9 +150,25 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
 
 
 class SignalEngine:
-    def __init__(self, *, clock: Callable[[], date], now: Callable[[], datetime] | None = None) -> None:
+    """Decides transitions. With `settle_s` > 0, the members a batch touched are evaluated once the
+    stream has been quiet for `settle_s` (or, under a steady stream, `max_defer_s` after the first of
+    them): a signal should reflect a settled state, not a burst in flight. A history recorded in bulk
+    (a roster import with months of past exchanges, the demo seed) would otherwise raise and clear
+    alerts for numbers that were true only halfway through it. What is pending here is only in memory:
+    after a crash the start-up sweep evaluates everyone."""
+
+    def __init__(self, *, clock: Callable[[], date], now: Callable[[], datetime] | None = None,
+                 settle_s: float = 0.0, max_defer_s: float = 30.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.now = now or (lambda: datetime.now(UTC))
+        self.settle_s = settle_s
+        self.max_defer_s = max_defer_s
+        self._monotonic = monotonic
+        self._unsettled: set[str] = set()
+        self._unsettled_since: float | None = None
+        self._last_touch = 0.0
+        self._lock = threading.Lock()
         # Until the projection has caught up with the log as it was at start, members would be judged
         # on half-projected numbers (everyone looks disconnected): no evaluation before that.
         self.catch_up_targets: dict[PartitionKey, int] | None = None
@@ -170,7 +187,32 @@ class SignalEngine:
             return self.evaluate(conn, gen, None)
         if not touched:
             return 0
-        return self.evaluate(conn, gen, touched)
+        if self.settle_s <= 0:
+            return self.evaluate(conn, gen, touched)
+        with self._lock:
+            self._unsettled |= touched
+            self._last_touch = self._monotonic()
+            if self._unsettled_since is None:
+                self._unsettled_since = self._last_touch
+        return 0
+
+    def take_settled(self) -> set[str]:
+        """The members whose numbers have settled, now due for evaluation (removed from the waiting set)."""
+        with self._lock:
+            if not self._unsettled or self._unsettled_since is None:
+                return set()
+            now = self._monotonic()
+            if now - self._last_touch < self.settle_s and now - self._unsettled_since < self.max_defer_s:
+                return set()
+            due, self._unsettled, self._unsettled_since = self._unsettled, set(), None
+            return due
+
+    def give_back(self, members: set[str]) -> None:
+        """Members whose evaluation failed: due again at the next check."""
+        with self._lock:
+            self._unsettled |= members
+            if self._unsettled_since is None:
+                self._unsettled_since = self._monotonic() - self.max_defer_s
 
     def reached_targets(self, conn: Connection, gen: int) -> bool:
         stored = {

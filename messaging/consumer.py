@@ -8,14 +8,17 @@ came from and why; a valid event whose projection fails stops its partition and 
 unhealthy, because skipping it would corrupt the sums.
 """
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from reciprocity.contracts.envelope import ContractError, Envelope, decode
 from reciprocity.contracts.events import Event
@@ -77,6 +80,25 @@ class ConsumerHealth:
         if self.failed_partitions:
             return "; ".join(f"{p} stopped: {e}" for p, e in sorted(self.failed_partitions.items()))
         return None
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No automatic garbage collection while a batch is decoded and applied.
+
+    A batch allocates some ten tracked containers per record (kafka records, envelopes, events,
+    projection deltas) that all live until it is applied, so the generational collector would scan
+    them over and over (measured: it doubled the projection's cost per event) to find no garbage:
+    freeing is by reference counting. Cycles made meanwhile wait for the next automatic collection.
+    Process-wide, but only for one batch; it ends enabled unless someone else had disabled it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class ProjectionConsumer:
@@ -166,6 +188,12 @@ class ProjectionConsumer:
         if not polled:
             self._store_positions_past_markers()
             return 0
+        # Only around the work on a batch: the wait in poll() keeps collection running for the
+        # service's other threads.
+        with _gc_paused():
+            return self._decode_and_apply(polled)
+
+    def _decode_and_apply(self, polled: dict[TopicPartition, list[ConsumerRecord]]) -> int:
         events: list[Delivered] = []
         offsets: dict[PartitionKey, OffsetRange] = {}
         for tp, records in polled.items():

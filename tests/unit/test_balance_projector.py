@@ -1,9 +1,12 @@
 """The pure projector: events -> aggregated deltas, following the exchange lifecycle."""
 
+import json
 from datetime import date
 
 import pytest
 from reciprocity.balance.projector import ProjectionError, lifecycle_ids, project
+from reciprocity.contracts.envelope import decode
+from reciprocity.contracts.schemas import GOLDEN_DIR
 
 from tests.support.balance_events import Exchange, env
 
@@ -47,3 +50,16 @@ def test_recording_an_exchange_twice_fails() -> None:
     a = Exchange("ann", "bob", 45, DAY)
     with pytest.raises(ProjectionError):
         project([(env(e), e) for e in [a.recorded(), a.recorded()]], {})
+
+
+def test_a_v1_golden_exchange_projects_as_its_v2_equivalent() -> None:
+    """ExchangeRecorded v1 (before `shared`) lifts to v2 on read and counts exactly like a v2 event
+    with the same facts, not shared."""
+    v1 = json.loads((GOLDEN_DIR / "ExchangeRecorded.v1.json").read_text())
+    v2 = {**v1, "version": 2, "payload": {**v1["payload"], "shared": False}}  # the same facts, written as v2
+    old, new = decode(json.dumps(v1)), decode(json.dumps(v2))
+    old_deltas, new_deltas = project([old], {}), project([new], {})
+    assert old_deltas.member_day == new_deltas.member_day and old_deltas.member_day
+    assert old_deltas.pair_day == new_deltas.pair_day
+    assert old_deltas.circle_day == new_deltas.circle_day
+    assert old_deltas.new_exchanges == new_deltas.new_exchanges

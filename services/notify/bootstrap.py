@@ -31,7 +31,7 @@ class Notifier:
         self.transport = SmtpTransport(SmtpConfig(
             host=settings.smtp_host, port=settings.smtp_port, user=settings.smtp_user, password=password,
             starttls=settings.smtp_starttls, ssl=settings.smtp_ssl, sender=settings.smtp_from,
-            timeout_s=settings.smtp_timeout_s,
+            timeout_s=settings.smtp_timeout_s, ca_file=settings.smtp_ca_file,
         ))
         self.sender = Sender(
             self.engine, self.transport,

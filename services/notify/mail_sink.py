@@ -20,6 +20,7 @@ import mailbox
 import re
 import signal
 import socket
+import ssl
 import threading
 import warnings
 from collections.abc import Iterable
@@ -82,6 +83,8 @@ class MailSink:
         refuse: Iterable[str] = (),
         delay_s: float = 0.0,
         credentials: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
     ) -> None:
         self.maildir_path = Path(maildir)
         self.host = host
@@ -89,6 +92,9 @@ class MailSink:
         self.refused: set[str] = {a.lower() for a in refuse}
         self.delay_s = delay_s
         self.credentials = credentials  # when set, AUTH (PLAIN/LOGIN, no TLS needed locally) is required
+        # With a server context: STARTTLS required before anything else, or TLS from the first byte.
+        self.tls = tls
+        self.implicit_tls = implicit_tls
         self._controller: Controller | None = None
         self._lock = threading.Lock()
         # `make run` creates var/mail empty beforehand; Maildir(create=True) only fills in a missing path.
@@ -105,12 +111,21 @@ class MailSink:
     def start(self) -> MailSink:
         if self._controller is None:
             # A stopped Controller has closed its event loop: every start needs a new one.
-            auth: dict[str, Any] = {}
+            options: dict[str, Any] = {}
+            if self.tls is not None and self.implicit_tls:
+                options["ssl_context"] = self.tls
+            elif self.tls is not None:
+                options.update(tls_context=self.tls, require_starttls=True)
             if self.credentials is not None:
-                # Plain AUTH over an unencrypted local socket: fine for a sink on 127.0.0.1, not for a server.
-                warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
-                auth = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
-            controller = Controller(_Handler(self), hostname=self.host, port=self.port, ready_timeout=10, **auth)
+                if self.tls is None or self.implicit_tls:
+                    # Plain AUTH over an unencrypted local socket is fine for a sink on 127.0.0.1; over
+                    # implicit TLS aiosmtpd warns although the session is encrypted.
+                    warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+                # With implicit TLS the whole session is encrypted, but aiosmtpd only counts STARTTLS
+                # as TLS: requiring it there would hide AUTH altogether.
+                options.update(authenticator=self._authenticate, auth_required=True,
+                               auth_require_tls=self.tls is not None and not self.implicit_tls)
+            controller = Controller(_Handler(self), hostname=self.host, port=self.port, ready_timeout=10, **options)
             controller.start()
             self._controller = controller
         return self

@@ -55,6 +55,10 @@ class SmtpConfig:
     ssl: bool = False
     sender: str = "Reciprocity <alerts@reciprocity.local>"
     timeout_s: float = 10.0
+    ca_file: str | None = None  # a private CA to trust besides the system's (an internal relay)
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
 
 
 class SmtpTransport:
@@ -67,13 +71,13 @@ class SmtpTransport:
         c = self.config
         client: smtplib.SMTP
         if c.ssl:
-            client = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_s, context=ssl.create_default_context())
+            client = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_s, context=c.tls_context())
         else:
             client = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s)
         try:
             client.ehlo()
             if c.starttls and not c.ssl:
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=c.tls_context())
                 client.ehlo()
             if c.user:
                 client.login(c.user, c.password or "")

@@ -14,6 +14,7 @@ class NotifySettings(ServiceSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_ssl: bool = False  # implicit TLS (usually port 465); exclusive with STARTTLS
+    smtp_ca_file: str | None = None  # PEM file of a private CA to trust for the server's certificate
     smtp_from: str = "Reciprocity <alerts@reciprocity.local>"
     smtp_timeout_s: float = Field(default=10.0, gt=0)
 

@@ -15,35 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
-from typing import Any
 
+from reciprocity.balance.dead_letters import REDRIVE_OF, REDRIVE_TO, dlq_names, read_dead_letters
 from rich.console import Console
 from rich.table import Table
-
-REDRIVE_OF = "dlq.redrive.of"  # header of a marker: the DLQ offset that was redriven
-REDRIVE_TO = "dlq.redrive.to"  # where it went: topic[partition]@offset
-
-
-@dataclass
-class DeadLetter:
-    dlq: str
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-    redriven_to: str | None = None
-
-    @property
-    def source(self) -> str:
-        return self.headers.get("dlq.source.topic", b"?").decode()
-
-    def as_dict(self) -> dict[str, Any]:
-        h = {k: v.decode(errors="replace") for k, v in self.headers.items()}
-        return {"dlq": self.dlq, "offset": self.offset, "source_topic": h.get("dlq.source.topic"),
-                "source_partition": h.get("dlq.source.partition"), "source_offset": h.get("dlq.source.offset"),
-                "error": h.get("dlq.error"), "key": self.key.decode(errors="replace") if self.key else None,
-                "value": self.value.decode(errors="replace"), "redriven_to": self.redriven_to}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,40 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rd.set_defaults(func=run_redrive)
 
 
-def _dlq_names(topic: str | None) -> list[str]:
-    from reciprocity.contracts.topics import SOURCE_TOPICS, dlq_topic
-
-    if topic is None:
-        return [spec.dlq for spec in SOURCE_TOPICS.values()]
-    return [topic if topic.endswith(".dlq") else dlq_topic(topic)]
-
-
-def read_dead_letters(bootstrap: str, prefix: str, dlqs: list[str]) -> list[DeadLetter]:
-    from reciprocity.messaging.inspect import read_all
-
-    letters: list[DeadLetter] = []
-    markers: dict[tuple[str, int], str] = {}
-    for record in read_all(bootstrap, dlqs, topic_prefix=prefix):
-        if REDRIVE_OF in record.headers:
-            markers[(record.topic, int(record.headers[REDRIVE_OF]))] = record.headers.get(REDRIVE_TO, b"").decode()
-            continue
-        letters.append(DeadLetter(record.topic, record.offset, record.key, record.value, record.headers))
-    # Dead-lettering is at least once: a consumer that re-reads a batch (a rebalance, a generation
-    # switch) dead-letters its poison records again. One entry per source position, the first.
-    unique: dict[tuple[str, bytes | None, bytes | None, bytes | None], DeadLetter] = {}
-    for letter in sorted(letters, key=lambda d: (d.dlq, d.offset)):
-        h = letter.headers
-        where = (letter.dlq, h.get("dlq.source.topic"), h.get("dlq.source.partition"), h.get("dlq.source.offset"))
-        first = unique.setdefault(where, letter)
-        first.redriven_to = first.redriven_to or markers.get((letter.dlq, letter.offset))
-    return sorted(unique.values(), key=lambda d: (d.dlq, d.offset))
-
-
 def run_list(args: argparse.Namespace) -> int:
     from reciprocity.common.settings import ServiceSettings
 
     s = ServiceSettings()
-    letters = read_dead_letters(s.kafka_bootstrap_servers, s.topic_prefix, _dlq_names(args.topic))
+    letters = read_dead_letters(s.kafka_bootstrap_servers, s.topic_prefix, dlq_names(args.topic))
     if args.json:
         print(json.dumps([d.as_dict() for d in letters], indent=2))
         return 0
@@ -113,7 +59,7 @@ def run_redrive(args: argparse.Namespace) -> int:
     from reciprocity.messaging.event_log import EventLog, Outgoing
 
     s = ServiceSettings()
-    (dlq,) = _dlq_names(args.topic)
+    (dlq,) = dlq_names(args.topic)
     letters = read_dead_letters(s.kafka_bootstrap_servers, s.topic_prefix, [dlq])
     chosen = letters if args.all else [d for d in letters if d.offset in set(args.offset)]
     missing = set() if args.all else set(args.offset) - {d.offset for d in chosen}

@@ -251,11 +251,57 @@ class PartitionStatus(Shape):
     last_event_at: datetime | None = None
 
 
+class BuildingProgress(Shape):
+    """A replay filling a new generation (another process); `end`/`progress` are None while Kafka is away."""
+
+    generation: str | int | None = None
+    started_at: datetime | None = None
+    applied: int = 0
+    end: int | None = None
+    progress: float | None = None
+
+    @property
+    def percent(self) -> int | None:
+        return None if self.progress is None else max(0, min(100, int(self.progress * 100)))
+
+
 class ProjectionStatus(Shape):
     generation: str | int | None = None
     healthy: bool = True
     reason: str | None = None
     partitions: list[PartitionStatus] = []
+    building: BuildingProgress | None = None
+
+
+class DeadLetter(Shape):
+    """A record set aside on a DLQ: where it came from and why; balance never sends the payload."""
+
+    topic: str
+    offset: int | None = None
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    error: str | None = None
+    key: str | None = None
+    size: int | None = None
+    dead_lettered_at: datetime | None = None
+    redriven: bool = False
+    redriven_to: str | None = None
+
+    @property
+    def source_position(self) -> str:
+        partition = "?" if self.source_partition is None else self.source_partition
+        offset = "?" if self.source_offset is None else self.source_offset
+        return f"{self.source_topic or '?'}[{partition}]@{offset}"
+
+
+class DeadLetters(Shape):
+    dead_letters: list[DeadLetter] = []
+    counts: dict[str, int] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
 class Appended(Shape):
@@ -293,6 +339,7 @@ class Balance(Protocol):
     def circle_health(self, circle_id: str, window: str = "28d") -> CircleHealth: ...
     def signals(self, *, circle: str = "", member: str = "", active: bool = True) -> list[Signal]: ...
     def projection_status(self) -> ProjectionStatus: ...
+    def dead_letters(self, topic: str = "", limit: int = 100) -> DeadLetters: ...
 
 
 class Notify(Protocol):
@@ -479,6 +526,15 @@ class HttpBalance(_Http):
 
     def projection_status(self) -> ProjectionStatus:
         return self._parse(ProjectionStatus, self._call("GET", "/v1/projection/status"))
+
+    def dead_letters(self, topic: str = "", limit: int = 100) -> DeadLetters:
+        params: dict[str, Any] = {"limit": limit}
+        if topic:
+            params["topic"] = topic
+        data = self._call("GET", "/v1/dead-letters", params=params)
+        if not isinstance(data, dict) or not isinstance(data.get("dead_letters"), list):
+            raise Unavailable(self.service, "answered without a 'dead_letters' list")
+        return self._parse(DeadLetters, data)
 
 
 class HttpNotify(_Http):

@@ -1,13 +1,15 @@
-"""The operator page: how far behind the read models are, what failed to deliver, where dead letters are.
+"""The operator page: how far behind the read models are (and how far a replay got), what failed to
+deliver, which records were dead-lettered.
 
-Operations only: offsets, lag, error texts, delivery attempts. No exchange notes, no thanks.
+Operations only: offsets, lag, error texts, delivery attempts, dead letters' positions and sizes. No exchange
+notes, no thanks (balance never sends a dead letter's payload).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, redirect, url_for
 from htmx_flask import request
 
 from . import access
@@ -19,6 +21,7 @@ bp = Blueprint("ops", __name__)
 # Delivery fields shown when notify has them (its log may hold more; personal content stays out).
 DELIVERY_FIELDS = ("alert_id", "signal_type", "type", "member_id", "recipient", "attempts", "last_error",
                    "status", "updated_at", "created_at")
+DEAD_LETTER_LIMIT = 100  # newest first; the counts say how many there are in all
 
 
 def _require_operator() -> None:
@@ -36,6 +39,24 @@ def _projection() -> dict[str, Any]:
     return {"status": status, "total_lag": total_lag, "status_error": None}
 
 
+def _dead_letters() -> dict[str, Any]:
+    try:
+        found = clients().balance.dead_letters(limit=DEAD_LETTER_LIMIT)
+    except Unavailable as err:
+        return {"dead": None, "dead_error": f"Dead letters cannot be listed right now ({err.message}); "
+                                            "this refreshes by itself."}
+    return {"dead": found, "dead_error": None}
+
+
+@bp.get("/ops/dead-letters")
+def dead_letters() -> Response:
+    """The dead-letter list alone, for its own (slower) htmx poll: reading DLQs costs more than offsets."""
+    _require_operator()
+    if not request.htmx:
+        return redirect(url_for("ops.ops", _anchor="dead-letters"))  # type: ignore[return-value]
+    return render_page("ops.html", "partials/_dead_letters.html", **_dead_letters())
+
+
 @bp.get("/ops")
 def ops() -> Response:
     _require_operator()
@@ -51,4 +72,5 @@ def ops() -> Response:
                                             f"deliveries cannot be listed ({err.message}).")
     columns = [f for f in DELIVERY_FIELDS if any(f in d for d in deliveries)]
     return render_page("ops.html", "partials/_projection_status.html", health=health, deliveries=deliveries,
-                       delivery_columns=columns, deliveries_error=deliveries_error, **_projection())
+                       delivery_columns=columns, deliveries_error=deliveries_error, **_projection(),
+                       **_dead_letters())

@@ -29,7 +29,8 @@ from sqlalchemy.engine import Engine
 from . import metrics, queries
 from . import tables as t
 from .db import make_engine, migrate
-from .generations import active_generation
+from .dead_letters import DeadLetter, all_dlqs, dlq_names, read_dead_letters
+from .generations import BUILDING, active_generation, list_generations
 from .projection import BalanceProjection
 from .settings import BalanceSettings
 from .signals import OutboxPublisher, SignalEngine, restore_from_log
@@ -91,6 +92,30 @@ class EndOffsetCache:
             return self._value
 
 
+class DeadLetterCache:
+    """The dead letters of every DLQ, read at most every `ttl_s` (each read walks the DLQ topics from the
+    start); a failed read is remembered as long, so a polling page does not hammer an unreachable broker."""
+
+    def __init__(self, fetch: Callable[[], list[DeadLetter]], ttl_s: float = 5.0) -> None:
+        self._fetch = fetch
+        self._ttl = ttl_s
+        self._at = -float("inf")
+        self._value: list[DeadLetter] | str = []
+        self._lock = threading.Lock()
+
+    def get(self) -> list[DeadLetter] | str:
+        """The dead letters, or why they cannot be read."""
+        with self._lock:
+            if time.monotonic() - self._at > self._ttl:
+                try:
+                    self._value = self._fetch()
+                except Exception as err:  # BrokerUnavailable: Kafka away or a DLQ topic missing
+                    log.info("dead letters unavailable: %r", err)
+                    self._value = f"dead letters cannot be read: {err}"
+                self._at = time.monotonic()
+            return self._value
+
+
 def create_app(
     settings: BalanceSettings | None = None,
     *,
@@ -98,6 +123,7 @@ def create_app(
     consumer_health: ConsumerHealth | None = None,
     clock: Callable[[], date] | None = None,
     end_offsets_fn: Callable[[], dict[PartitionKey, int]] | None = None,
+    dead_letters_fn: Callable[[], list[DeadLetter]] | None = None,
 ) -> Flask:
     settings = settings or BalanceSettings()
     engine = engine or make_engine(settings.database_url, immediate=False)
@@ -107,6 +133,11 @@ def create_app(
             return end_offsets(settings.kafka_bootstrap_servers, SOURCE_TOPICS, topic_prefix=settings.topic_prefix,
                                timeout_s=2.0)
     ends = EndOffsetCache(end_offsets_fn)
+    if dead_letters_fn is None:
+        def dead_letters_fn() -> list[DeadLetter]:
+            return read_dead_letters(settings.kafka_bootstrap_servers, settings.topic_prefix, all_dlqs(),
+                                     timeout_s=3.0)
+    dead_letter_cache = DeadLetterCache(dead_letters_fn)
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -233,12 +264,33 @@ def create_app(
         with engine.connect() as conn:
             gen = active_generation(conn)
             stored = queries.stored_offsets(conn, gen)
-        partitions = queries.partition_status(stored, ends.get())
+            # A replay (another process) projects into a `building` generation and stores its offsets
+            # with its rows, batch by batch: its progress is in the database.
+            building = next((g for g in list_generations(conn) if g["status"] == BUILDING), None)
+            building_stored = queries.stored_offsets(conn, building["id"]) if building else {}
+        now_ends = ends.get()
+        partitions = queries.partition_status(stored, now_ends)
         for p in partitions:
             if p["lag"] is not None:
                 metrics.LAG.labels(p["topic"], str(p["partition"])).set(p["lag"])
         reason = consumer_health.reason() if consumer_health is not None else None
-        return jsonify({"generation": gen, "healthy": reason is None, "reason": reason, "partitions": partitions})
+        return jsonify({"generation": gen, "healthy": reason is None, "reason": reason, "partitions": partitions,
+                        "building": queries.building_progress(building, building_stored, now_ends)})
+
+    @app.get("/v1/dead-letters")
+    def dead_letters() -> Any:
+        topic = request.args.get("topic") or None
+        wanted = dlq_names(topic)
+        if not set(wanted) <= set(all_dlqs()):
+            raise BadRequest(f"topic must be one of {', '.join(all_dlqs())} or their source topics, got {topic!r}")
+        limit = _int_arg("limit", 100, 1, 1000)
+        found = dead_letter_cache.get()
+        if isinstance(found, str):
+            return jsonify({"error": found}), 503
+        chosen = [d for d in found if d.dlq in wanted]
+        newest_first = sorted(chosen, key=lambda d: (d.timestamp_ms or 0, d.dlq, d.offset), reverse=True)
+        return jsonify({"dead_letters": [d.public() for d in newest_first[:limit]],
+                        "counts": {name: sum(d.dlq == name for d in chosen) for name in wanted}})
 
     return app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -390,6 +390,20 @@ def stored_offsets(conn: Connection, gen: int) -> dict[tuple[str, int], tuple[in
     o = t.offsets.c
     return {(r.topic, r.partition): (int(r.next_offset), r.last_event_at)
             for r in conn.execute(sa.select(t.offsets).where(o.generation == gen))}
+
+
+def building_progress(generation: Mapping[str, Any] | None, stored: dict[tuple[str, int], tuple[int, Any]],
+                      ends: dict[tuple[str, int], int] | None) -> dict[str, Any] | None:
+    """How far a replay's `building` generation got: offsets applied over today's end offsets (the replay
+    aims at the ends it took when it began, so this is a slight underestimate while events arrive).
+    `end` and `progress` are None while Kafka does not answer."""
+    if generation is None:
+        return None
+    applied = sum(next_offset for next_offset, _ in stored.values())
+    end = sum(ends.values()) if ends is not None else None
+    progress = None if end is None else (1.0 if end == 0 else min(applied / end, 1.0))
+    return {"generation": int(generation["id"]), "started_at": _iso(generation.get("created_at")),
+            "applied": applied, "end": end, "progress": progress}
 
 
 def partition_status(stored: dict[tuple[str, int], tuple[int, Any]],

@@ -206,6 +206,8 @@ def test_leads_members_and_operators_see_what_is_theirs(stack: Stack, browser: B
     expect(ops.locator("#projection-table tbody tr").first).to_be_visible()
     expect(ops.locator("#projection-summary")).to_have_attribute("data-healthy", "true")
     expect(ops.locator("#service-health [data-service=notify]")).to_have_attribute("data-ok", "false")
+    expect(ops.locator("#no-dead-letters")).to_have_text("No dead letters.")  # read from the real DLQs
+    expect(ops.locator("#dead-letter-counts [data-topic='ledger.exchanges.dlq']")).to_have_attribute("data-count", "0")
     shot(ops, shots, "e2e-16-operations")
     ops.goto(f"/members/{ada}")
     expect(ops.locator("h1")).to_have_text("This page is private")

@@ -20,6 +20,8 @@ from reciprocity.web.clients import (
     CircleHealth,
     Clients,
     Conflict,
+    DeadLetter,
+    DeadLetters,
     Exchange,
     FieldError,
     Flow,
@@ -54,6 +56,8 @@ class FakeBalance:
                             last_event_at=datetime(2025, 3, 1, 12, 0, tzinfo=UTC)),
             PartitionStatus(topic="ledger.directory", partition=0, applied_offset=5, end_offset=5, lag=0),
         ])
+        self.dead_letter_list: list[DeadLetter] = []
+        self.dead_letters_error: str | None = None  # set: dead_letters() raises Unavailable with it (503)
         self.calls: list[str] = []
 
     # -- building the world --
@@ -229,6 +233,26 @@ class FakeBalance:
     def projection_status(self) -> ProjectionStatus:
         self._check("projection_status")
         return self.status
+
+    def add_dead_letter(self, source_topic: str = "ledger.exchanges", *, partition: int = 0, offset: int = 0,
+                        error: str = "not JSON: (root): Invalid JSON", **extra: Any) -> DeadLetter:
+        dlq = f"{source_topic}.dlq"
+        letter = DeadLetter(topic=dlq, offset=sum(d.topic == dlq for d in self.dead_letter_list),
+                            source_topic=source_topic, source_partition=partition, source_offset=offset, error=error,
+                            key=extra.pop("key", f"x-{offset}"), size=extra.pop("size", 42),
+                            dead_lettered_at=extra.pop("dead_lettered_at", datetime.now(UTC)), **extra)
+        self.dead_letter_list.append(letter)
+        return letter
+
+    def dead_letters(self, topic: str = "", limit: int = 100) -> DeadLetters:
+        self._check("dead_letters")
+        if self.dead_letters_error:
+            raise Unavailable(self.service, self.dead_letters_error)
+        dlqs = [f"{t}.dlq" for t in ("ledger.directory", "ledger.exchanges", "balance.signals")]
+        wanted = [topic if topic.endswith(".dlq") else f"{topic}.dlq"] if topic else dlqs
+        chosen = [d for d in self.dead_letter_list if d.topic in wanted]
+        newest = sorted(chosen, key=lambda d: d.dead_lettered_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+        return DeadLetters(dead_letters=newest[:limit], counts={t: sum(d.topic == t for d in chosen) for t in wanted})
 
 
 class FakeLedger:

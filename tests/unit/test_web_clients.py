@@ -175,6 +175,33 @@ def test_an_unexpected_shape_is_unavailable_not_a_crash() -> None:
         client.members()
 
 
+def test_dead_letters_and_replay_progress_parse() -> None:
+    letter = {"topic": "ledger.exchanges.dlq", "offset": 4, "source_topic": "ledger.exchanges",
+              "source_partition": 3, "source_offset": 17, "error": "not JSON: (root): Invalid JSON",
+              "key": "x-1", "size": 9, "dead_lettered_at": "2025-06-01T10:00:00+00:00", "redriven": False,
+              "redriven_to": None, "added_later": 1}
+    client, canned = balance(
+        response(200, {"dead_letters": [letter], "counts": {"ledger.exchanges.dlq": 1, "balance.signals.dlq": 0}}),
+        response(200, {"generation": 3, "healthy": True, "reason": None, "partitions": [],
+                       "building": {"generation": 4, "applied": 50, "end": 200, "progress": 0.25,
+                                    "started_at": "2025-06-01T10:00:00+00:00"}}),
+        response(200, {"generation": 3, "partitions": []}),  # an older balance: no building field
+        response(200, {"counts": {}}),
+        response(503, {"error": "dead letters cannot be read: topic x.dlq does not exist (yet)"}),
+    )
+    found = client.dead_letters(topic="ledger.exchanges", limit=10)
+    assert found.total == 1 and found.dead_letters[0].source_position == "ledger.exchanges[3]@17"
+    assert canned.calls[0]["params"] == {"limit": 10, "topic": "ledger.exchanges"}
+    assert canned.calls[0]["url"] == "http://balance.test/v1/dead-letters"
+    building = client.projection_status().building
+    assert building is not None and building.percent == 25 and building.end == 200
+    assert client.projection_status().building is None
+    with pytest.raises(Unavailable, match="'dead_letters' list"):
+        client.dead_letters()
+    with pytest.raises(Unavailable, match="does not exist"):
+        client.dead_letters()
+
+
 def test_unknown_member_is_not_found() -> None:
     client, _ = balance(response(404, {"error": "unknown member zed"}))
     with pytest.raises(NotFound, match="unknown member zed"):

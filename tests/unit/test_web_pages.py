@@ -347,6 +347,55 @@ def test_operator_page_is_for_operators(app, clients) -> None:  # type: ignore[n
     assert ">Operations<" not in text(member.get("/"))
 
 
+def test_operator_page_lists_dead_letters_without_their_contents(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ops = client_as(app, "ops")
+    calm = text(ops.get("/ops"))
+    assert 'id="no-dead-letters"' in calm and "No dead letters." in calm
+    assert 'data-topic="ledger.exchanges.dlq" data-count="0"' in calm
+    assert "reciprocity dlq redrive" in calm and "reciprocity replay balance" in calm  # the hints stay
+
+    clients.balance.add_dead_letter("ledger.exchanges", partition=3, offset=17, key="x-poison",
+                                    error="unknown event type 'ExchangeTeleported'")
+    clients.balance.add_dead_letter("ledger.directory", partition=1, offset=2, redriven=True,
+                                    redriven_to="ledger.directory[1]@9")
+    page = text(ops.get("/ops"))
+    assert "No dead letters." not in page and 'id="dead-letter-table"' in page
+    assert "ledger.exchanges[3]@17" in page and "ExchangeTeleported" in page and "x-poison" in page
+    assert 'data-topic="ledger.exchanges.dlq" data-count="1"' in page
+    assert 'data-topic="ledger.directory.dlq" data-count="1"' in page and 'id="dead-letter-counts"' in page
+    assert 'data-redriven="true"' in page and "ledger.directory[1]@9" in page
+    assert 'hx-get="/ops/dead-letters"' in page and 'hx-trigger="every 10s"' in page
+
+    partial = ops.get("/ops/dead-letters", headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and "<html" not in text(partial) and "ledger.exchanges[3]@17" in text(partial)
+    assert ops.get("/ops/dead-letters").status_code == 302  # a plain visit goes to the section of the page
+    assert client_as(app, "ada").get("/ops/dead-letters", headers={"HX-Request": "true"}).status_code == 403
+
+
+def test_operator_page_says_when_dead_letters_cannot_be_read(app, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.balance.dead_letters_error = "dead letters cannot be read: topic ledger.exchanges.dlq does not exist"
+    page = client_as(app, "ops").get("/ops")
+    assert page.status_code == 200
+    assert 'id="dead-letters-error"' in text(page) and "does not exist" in text(page)
+    assert 'id="projection-table"' in text(page)  # the rest of the page still works
+
+
+def test_operator_page_shows_replay_progress(app, clients) -> None:  # type: ignore[no-untyped-def]
+    from reciprocity.web.clients import BuildingProgress
+
+    ops = client_as(app, "ops")
+    assert 'id="replay-progress"' not in text(ops.get("/ops"))
+    clients.balance.status = clients.balance.status.model_copy(update={"building": BuildingProgress(
+        generation=4, applied=300, end=1200, progress=0.25)})
+    partial = text(ops.get("/ops", headers={"HX-Request": "true"}))
+    assert 'id="replay-progress"' in partial and 'data-generation="4"' in partial
+    assert '<progress max="100" value="25">' in partial and "300 of 1200 events applied (25%)" in partial
+    clients.balance.status = clients.balance.status.model_copy(update={"building": BuildingProgress(
+        generation=4, applied=300, end=None, progress=None)})
+    partial = text(ops.get("/ops", headers={"HX-Request": "true"}))
+    assert "300 of ? events applied" in partial and '<progress max="100">' in partial
+
+
 def test_operator_does_not_see_members_private_pages(app) -> None:  # type: ignore[no-untyped-def]
     ops = client_as(app, "ops")
     assert ops.get("/members/ada").status_code == 403

@@ -10,6 +10,6 @@ COPY common ./common
 COPY services ./services
 COPY web ./web
 COPY cli ./cli
-RUN pip install -e .
+RUN pip install .
 RUN useradd --system --uid 10001 reciprocity
 USER reciprocity

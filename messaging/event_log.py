@@ -127,11 +127,15 @@ class EventLog:
                 # are being written; the default 100 ms backoff made every command take 110 ms.
                 retry_backoff_ms=5,
             )
-            if self._transactional_id:
-                # Fences any earlier producer with this id and aborts its unfinished transaction.
-                self._bounded(producer.init_transactions)
         except (KafkaError, TimeoutError) as err:
             raise BrokerUnavailable(f"cannot reach Kafka at {self._bootstrap}: {err!r}") from err
+        if self._transactional_id:
+            try:
+                # Fences any earlier producer with this id and aborts its unfinished transaction.
+                self._bounded(producer.init_transactions)
+            except (KafkaError, TimeoutError) as err:
+                producer.close(timeout=0)  # not left for the garbage collector to close
+                raise BrokerUnavailable(f"Kafka did not start a transactional session: {err!r}") from err
         self._producer = producer
         return producer
 

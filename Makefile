@@ -15,12 +15,13 @@ KAFKA_JARS := var/kafka/libs/.pom-sha256
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help install system-packages test lint run bench clean distclean
+.PHONY: help install system-packages test lint run smoke bench clean distclean
 
 help:
 	@echo "make install    venv + dependencies, missing Debian packages, Kafka broker jars (no-op when done)"
 	@echo "make run        the whole stack: Kafka, mail sink, ledger, balance, notify, web (Procfile via honcho)"
 	@echo "make test       ruff, then unit, integration and e2e tests against real Kafka/PostgreSQL/SMTP/Chromium"
+	@echo "make smoke      start the stack as make run does, check every /health and the mail sink, stop"
 	@echo "make bench      benchmarks"
 	@echo "make lint       ruff"
 	@echo "make clean      remove local data under var/ (keeps the Kafka jars); distclean also removes .venv"
@@ -71,6 +72,9 @@ run: install
 	  procs="$$(grep -E '^[A-Za-z0-9_-]+:' Procfile | cut -d: -f1 | grep -vx kafka | tr '\n' ' ')"; \
 	fi; \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONUNBUFFERED=1 exec $(VENV)/bin/honcho -f Procfile start $$procs
+
+smoke: install
+	bash infra/smoke.sh
 
 bench: install
 	$(PY) -m bench

@@ -70,6 +70,16 @@ def cleared(raised: Envelope, signal: SignalEvent, *, window_end: date | None = 
                          raised_event_id=str(raised.event_id))
 
 
+def organisation() -> list[Event]:
+    """studio (lead zed) > design (lead bo); ops (lead bo). ana in design; cy in design and ops."""
+    return [
+        circle("studio", "Studio"), circle("design", "Design", parent="studio"), circle("ops", "Ops"),
+        member("zed", ["studio"], name="Zed Root"), member("bo", ["design", "ops"], name="Bo Chen"),
+        member("ana", ["design"], name="Ana Lima"), member("cy", ["design", "ops"], name="Cy Park"),
+        leads("studio", "zed"), leads("design", "bo"), leads("ops", "bo"),
+    ]
+
+
 def envelope(event: Event, *, occurred_at: datetime | None = None) -> Envelope:
     """Wrap as its producer would: signals get balance's deterministic id (member, kind, window start)."""
     if isinstance(event, SignalEvent) and not isinstance(event, SignalCleared):

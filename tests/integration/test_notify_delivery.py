@@ -85,16 +85,6 @@ def rig(url: str, sink: MailSink):  # type: ignore[no-untyped-def]
     made.close()
 
 
-def organisation() -> list[Any]:
-    """studio (lead zed) > design (lead bo); ana and cy are in design, cy also in ops (lead bo)."""
-    return [
-        t.circle("studio", "Studio"), t.circle("design", "Design", parent="studio"), t.circle("ops", "Ops"),
-        t.member("zed", ["studio"], name="Zed Root"), t.member("bo", ["design", "ops"], name="Bo Chen"),
-        t.member("ana", ["design"], name="Ana Lima"), t.member("cy", ["design", "ops"], name="Cy Park"),
-        t.leads("studio", "zed"), t.leads("design", "bo"), t.leads("ops", "bo"),
-    ]
-
-
 def sent_to(sink: MailSink) -> list[tuple[str, str]]:
     return [(m["X-RcptTo"], str(m["Subject"]).strip()) for m in sink.messages()]
 
@@ -105,7 +95,7 @@ def sent_to(sink: MailSink) -> list[tuple[str, str]]:
 def test_a_signal_becomes_one_multipart_email_per_lead(rig: Rig, sink: MailSink) -> None:
     signal = t.overextended("ana", ["design"], given=400, received=60)
     env = t.envelope(signal)
-    rig.feeder.apply(*organisation(), (env, signal))
+    rig.feeder.apply(*t.organisation(), (env, signal))
     (row,) = rig.rows()
     assert (row["recipient"], row["status"], row["to_address"]) == ("bo", "pending", "bo@example.org")
 
@@ -126,7 +116,7 @@ def test_a_signal_becomes_one_multipart_email_per_lead(rig: Rig, sink: MailSink)
 
 
 def test_a_lead_of_two_of_the_members_circles_gets_one_email(rig: Rig, sink: MailSink) -> None:
-    rig.feeder.apply(*organisation(), t.disconnected("cy", ["design", "ops"]))
+    rig.feeder.apply(*t.organisation(), t.disconnected("cy", ["design", "ops"]))
     rig.drain()
     assert [to for to, _ in sent_to(sink)] == ["bo@example.org"]
     text = sink.messages()[0].get_body(("plain",)).get_content()
@@ -134,7 +124,7 @@ def test_a_lead_of_two_of_the_members_circles_gets_one_email(rig: Rig, sink: Mai
 
 
 def test_no_email_to_oneself_the_parent_circles_leads_hear_instead(rig: Rig, sink: MailSink) -> None:
-    rig.feeder.apply(*organisation(), t.overextended("bo", ["design", "ops"]))
+    rig.feeder.apply(*t.organisation(), t.overextended("bo", ["design", "ops"]))
     rig.drain()
     # bo leads both: design's parent (studio, zed) hears; ops has no parent and no other lead
     assert [to for to, _ in sent_to(sink)] == ["zed@example.org"]
@@ -156,7 +146,7 @@ def test_nobody_to_tell_is_a_visible_failure_not_silence(rig: Rig, sink: MailSin
 
 
 def test_a_paused_lead_is_not_mailed_and_the_skip_is_recorded(rig: Rig, sink: MailSink) -> None:
-    rig.feeder.apply(*organisation(), t.paused("bo"), t.overextended("ana", ["design"]))
+    rig.feeder.apply(*t.organisation(), t.paused("bo"), t.overextended("ana", ["design"]))
     rig.drain()
     assert [to for to, _ in sent_to(sink)] == ["zed@example.org"]
     (bo,) = rig.rows(recipient="bo")
@@ -167,7 +157,7 @@ def test_a_paused_lead_is_not_mailed_and_the_skip_is_recorded(rig: Rig, sink: Ma
 
 
 def test_offsets_move_with_the_deliveries_and_a_stale_batch_changes_nothing(rig: Rig) -> None:
-    records = rig.feeder.append(*organisation(), t.overextended("ana", ["design"]))
+    records = rig.feeder.append(*t.organisation(), t.overextended("ana", ["design"]))
     rig.feeder.apply_records(records)
     with rig.engine.connect() as conn:
         offsets = store.stored_offsets(conn)
@@ -185,7 +175,7 @@ def test_a_full_replay_from_offset_zero_sends_nothing_new(rig: Rig, sink: MailSi
     raised = t.overextended("ana", ["design"])
     env = t.envelope(raised, occurred_at=t.at(0))
     clear = t.cleared(env, raised)
-    rig.feeder.apply(*organisation(), (env, raised), t.disconnected("cy", ["design"]),
+    rig.feeder.apply(*t.organisation(), (env, raised), t.disconnected("cy", ["design"]),
                      (t.envelope(clear, occurred_at=t.at(2)), clear))
     rig.drain()
     before_mail, before_rows = sent_to(sink), rig.rows()
@@ -213,9 +203,9 @@ def test_a_signal_that_overtakes_the_directory_waits_and_is_sent_when_it_catches
     rig.feeder.apply((clear_env, clear))  # behind its raise, even though it needs no directory itself
     assert rig.alert(clear_env.event_id)["status"] == "waiting"
 
-    rig.feeder.apply(*organisation()[:6])  # circles and some members; bo's lead role not known yet
+    rig.feeder.apply(*t.organisation()[:6])  # circles and some members; bo's lead role not known yet
     assert rig.alert(env.event_id)["status"] == "waiting"
-    rig.feeder.apply(*organisation()[6:])
+    rig.feeder.apply(*t.organisation()[6:])
     assert rig.alert(env.event_id)["status"] == "planned"
     assert rig.alert(clear_env.event_id)["status"] == "planned"
     rig.drain()
@@ -245,7 +235,7 @@ def test_a_lead_gets_one_email_per_member_per_kind_per_seven_days(rig: Rig, sink
     week_later = t.overextended("ana", ["design"], window_end=t.WINDOW_END + timedelta(days=8))
     envs = [t.envelope(first, occurred_at=t.at(0)), t.envelope(again, occurred_at=t.at(3)),
             t.envelope(other_kind, occurred_at=t.at(3)), t.envelope(week_later, occurred_at=t.at(8))]
-    rig.feeder.apply(*organisation(), *zip(envs, [first, again, other_kind, week_later], strict=True))
+    rig.feeder.apply(*t.organisation(), *zip(envs, [first, again, other_kind, week_later], strict=True))
     rig.drain()
 
     statuses = {str(e.event_id): rig.rows(alert_id=str(e.event_id))[0] for e in envs}
@@ -263,7 +253,7 @@ def test_an_all_clear_goes_to_those_told_and_is_not_rate_limited(rig: Rig, sink:
     again_env = t.envelope(again, occurred_at=t.at(2))
     clear_again = t.cleared(again_env, again)
     clear_again_env = t.envelope(clear_again, occurred_at=t.at(3))
-    rig.feeder.apply(*organisation(), (raised_env, raised), (t.envelope(clear, occurred_at=t.at(1)), clear),
+    rig.feeder.apply(*t.organisation(), (raised_env, raised), (t.envelope(clear, occurred_at=t.at(1)), clear),
                      (again_env, again), (clear_again_env, clear_again))
     rig.drain()
     # raise sent, all clear sent; raised again 2 days later: suppressed, so its all clear has nobody to tell
@@ -277,7 +267,7 @@ def test_an_all_clear_goes_to_those_told_and_is_not_rate_limited(rig: Rig, sink:
 
 def test_a_permanent_rejection_is_recorded_as_failed_and_the_others_are_delivered(rig: Rig, sink: MailSink) -> None:
     sink.refuse("bo@example.org")
-    rig.feeder.apply(*organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
+    rig.feeder.apply(*t.organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
                      t.disconnected("cy", ["design"]))
     rig.drain()
     assert sorted(to for to, _ in sent_to(sink)) == ["zed@example.org", "zed@example.org"]
@@ -289,7 +279,7 @@ def test_a_permanent_rejection_is_recorded_as_failed_and_the_others_are_delivere
 
 def test_smtp_down_then_up_every_alert_arrives_once(rig: Rig, sink: MailSink) -> None:
     sink.down()
-    rig.feeder.apply(*organisation(), t.overextended("ana", ["design"]), t.disconnected("cy", ["design"]))
+    rig.feeder.apply(*t.organisation(), t.overextended("ana", ["design"]), t.disconnected("cy", ["design"]))
     rig.sender.send_due()
     pending = rig.rows(status="pending")
     assert len(pending) == 2 and pending[0]["attempts"] == 1
@@ -308,7 +298,7 @@ def test_smtp_down_then_up_every_alert_arrives_once(rig: Rig, sink: MailSink) ->
 def test_smtp_credentials_are_used_and_refused_credentials_keep_alerts_pending(tmp_path: Path, url: str) -> None:
     with MailSink(tmp_path / "auth-mail", credentials=("notify", "s3cret")) as sink:
         wrong = Rig(url, sink, user="notify", password="guess")
-        wrong.feeder.apply(*organisation(), t.overextended("ana", ["design"]))
+        wrong.feeder.apply(*t.organisation(), t.overextended("ana", ["design"]))
         wrong.sender.send_due()
         (row,) = wrong.rows(status="pending")  # a configuration problem, not a reason to drop the alert
         assert row["last_error"].startswith("authentication failed: 535")
@@ -341,7 +331,7 @@ def test_a_crash_at_any_step_loses_nothing_and_repeats_only_between_smtp_accepta
             raise Crash(at)
 
     first = Rig(url, sink, crash_hook=crash_on_second)
-    records = first.feeder.append(*organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
+    records = first.feeder.append(*t.organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
                                   t.disconnected("cy", ["design"]), t.overextended("zed", ["studio"]))
     with pytest.raises(Crash):
         first.feeder.apply_records(records)
@@ -379,7 +369,7 @@ def test_the_same_flow_on_postgresql(postgres_url: str, sink: MailSink) -> None:
         sink.refuse("zed@example.org")
         raised = t.overextended("ana", ["design"])
         again = t.overextended("ana", ["design"], window_end=t.WINDOW_END + timedelta(days=1))
-        records = pg.feeder.append(*organisation(), t.leads("design", "bo", "zed"),
+        records = pg.feeder.append(*t.organisation(), t.leads("design", "bo", "zed"),
                                    (t.envelope(raised, occurred_at=t.at(0)), raised),
                                    (t.envelope(again, occurred_at=t.at(1)), again))
         pg.feeder.apply_records(records)
@@ -433,7 +423,7 @@ def test_the_operator_api_lists_deliveries_and_alerts_and_rejects_bad_input(url:
         sink.refuse("bo@example.org")
         signal = t.overextended("ana", ["design"])
         env = t.envelope(signal)
-        t.Feeder(notifier.projection).apply(*organisation(), t.leads("design", "bo", "zed"), (env, signal))
+        t.Feeder(notifier.projection).apply(*t.organisation(), t.leads("design", "bo", "zed"), (env, signal))
         notifier.sender.send_due()
 
         failed = client.get("/v1/deliveries?status=failed").get_json()

@@ -85,16 +85,6 @@ def produce(log: EventLog, *items: Event | tuple[Envelope, Event]) -> list[Envel
     return [env for env, _ in pairs]
 
 
-def organisation() -> list[Event]:
-    """studio (lead zed) > design (lead bo); ops (lead bo). ana in design; cy in design and ops."""
-    return [
-        t.circle("studio", "Studio"), t.circle("design", "Design", parent="studio"), t.circle("ops", "Ops"),
-        t.member("zed", ["studio"], name="Zed Root"), t.member("bo", ["design", "ops"], name="Bo Chen"),
-        t.member("ana", ["design"], name="Ana Lima"), t.member("cy", ["design", "ops"], name="Cy Park"),
-        t.leads("studio", "zed"), t.leads("design", "bo"), t.leads("ops", "bo"),
-    ]
-
-
 def mails(sink: MailSink, n: int, timeout_s: float = 60) -> list[Any]:
     """Wait until the sink holds at least `n` messages; return them all."""
     return wait_for(lambda: (lambda got: got if len(got) >= n else None)(sink.messages()), timeout_s=timeout_s,
@@ -124,7 +114,7 @@ def caught_up(bootstrap: str, prefix: str, engine: Any) -> bool:
 def test_leads_receive_kind_concrete_multipart_alerts_and_never_about_themselves(
         settings: NotifySettings, log: EventLog, sink: MailSink) -> None:
     over = t.overextended("ana", ["design"], given=400, received=60, given_7=200)
-    produce(log, *organisation(), over, t.disconnected("cy", ["design", "ops"], days=23),
+    produce(log, *t.organisation(), over, t.disconnected("cy", ["design", "ops"], days=23),
             t.overextended("bo", ["design", "ops"], given=500, received=100))
     with notify(settings) as (_, client):
         received = mails(sink, 3)
@@ -166,7 +156,7 @@ def test_a_signal_that_arrives_before_its_directory_waits_and_is_then_sent(
         waiting = wait_for(lambda: deliveries(client, status="waiting")["deliveries"], timeout_s=60,
                            what="the signal to wait for the directory")
         assert waiting[0]["alert_id"] == str(env.event_id) and "member ana" in waiting[0]["last_error"]
-        produce(log, *organisation())
+        produce(log, *t.organisation())
         (message,) = mails(sink, 1)
         assert message["X-RcptTo"] == "bo@example.org"
         assert deliveries(client, status="waiting")["deliveries"] == []
@@ -176,7 +166,7 @@ def test_the_rate_limit_holds_over_kafka_and_suppressed_alerts_are_recorded(
         settings: NotifySettings, log: EventLog, sink: MailSink) -> None:
     first, again, later = (t.overextended("ana", ["design"], window_end=t.WINDOW_END + timedelta(days=d))
                            for d in (0, 3, 8))
-    produce(log, *organisation(), (t.envelope(first, occurred_at=t.at(0)), first),
+    produce(log, *t.organisation(), (t.envelope(first, occurred_at=t.at(0)), first),
             (t.envelope(again, occurred_at=t.at(3)), again), (t.envelope(later, occurred_at=t.at(8)), later))
     with notify(settings) as (notifier, client):
         wait_for(lambda: caught_up(settings.kafka_bootstrap_servers, settings.topic_prefix, notifier.engine),
@@ -194,7 +184,7 @@ def test_the_rate_limit_holds_over_kafka_and_suppressed_alerts_are_recorded(
 def test_a_permanent_rejection_is_recorded_as_failed_and_the_others_are_delivered(
         settings: NotifySettings, log: EventLog, sink: MailSink) -> None:
     sink.refuse("bo@example.org")
-    produce(log, *organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
+    produce(log, *t.organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
             t.disconnected("cy", ["design"]))
     with notify(settings) as (_, client):
         received = mails(sink, 2)
@@ -209,7 +199,7 @@ def test_a_permanent_rejection_is_recorded_as_failed_and_the_others_are_delivere
 def test_smtp_down_for_a_while_then_up_every_alert_arrives_once(
         settings: NotifySettings, log: EventLog, sink: MailSink) -> None:
     sink.down()
-    produce(log, *organisation(), t.overextended("ana", ["design"]), t.disconnected("cy", ["design", "ops"]),
+    produce(log, *t.organisation(), t.overextended("ana", ["design"]), t.disconnected("cy", ["design", "ops"]),
             t.overextended("bo", ["design"]))
     with notify(settings) as (_, client):
         def degraded() -> Any:
@@ -234,7 +224,7 @@ def test_smtp_down_for_a_while_then_up_every_alert_arrives_once(
 
 def test_a_full_replay_of_the_topics_sends_nothing_new(settings: NotifySettings, log: EventLog,
                                                       sink: MailSink) -> None:
-    produce(log, *organisation(), t.overextended("ana", ["design"]), t.disconnected("cy", ["design", "ops"]))
+    produce(log, *t.organisation(), t.overextended("ana", ["design"]), t.disconnected("cy", ["design", "ops"]))
     with notify(settings) as (notifier, client):
         before = mails(sink, 2)
         wait_for(lambda: caught_up(settings.kafka_bootstrap_servers, settings.topic_prefix, notifier.engine),

@@ -1,0 +1,31 @@
+"""`make bench` on a small load: every figure it promises comes out (no timing is asserted here)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+def test_bench_prints_every_figure_on_a_small_load(kafka_bootstrap: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--events", "3000", "--requests", "20"],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "COLUMNS": "200", "LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for row in (
+        "(a) read only (kafka-python)",
+        "(b) projection into SQLite",
+        "(b0) SQLite writes alone",
+        "(b) projection into PostgreSQL",
+        "(b0) PostgreSQL writes alone",
+        "(c) POST /v1/exchanges -> visible in summary, p50 (20 requests)",
+        "(c) ... p99",
+    ):
+        assert row in done.stdout, f"{row!r} missing from:\n{done.stdout[-3000:]}"

@@ -2,7 +2,9 @@
 
 - A member sees their own data (dashboard, relationships, exchanges they are a party to) and the
   measures of any circle (small circles stay private on balance's side).
-- A lead also sees the member pages of the people in the circles they lead, and their circles' alerts.
+- A lead also sees the member pages of the people in the circles they lead and in the circles nested
+  under those, and those circles' alerts: notify tells a parent circle's leads about a nested circle
+  whose own lead is the one alerted (or that has none), so what they are told about they can open.
 - An operator sees the operations page: lag, dead letters, failed deliveries; never private notes.
 """
 
@@ -13,13 +15,27 @@ from collections.abc import Iterable
 from .clients import Circle, Exchange, Member
 
 
-def leads_a_circle_of(viewer: Member, target: Member) -> bool:
-    return bool(set(viewer.leads_circles) & set(target.circles))
+def circles_in_care(viewer: Member, circles: Iterable[Circle]) -> set[str]:
+    """The circles `viewer` leads and every circle nested under them, at any depth."""
+    circles = list(circles)
+    children: dict[str, list[str]] = {}
+    for c in circles:
+        if c.parent:
+            children.setdefault(c.parent, []).append(c.id)
+    found: set[str] = set()
+    todo = [c.id for c in circles if is_lead_of(viewer, c)] + list(viewer.leads_circles)
+    while todo:  # `found` also stops a (corrupt) cycle of parents
+        circle_id = todo.pop()
+        if circle_id not in found:
+            found.add(circle_id)
+            todo.extend(children.get(circle_id, ()))
+    return found
 
 
-def can_view_member(viewer: Member, target: Member) -> bool:
-    """The member page (numbers, capacity, alerts): the member themself and the leads of their circles."""
-    return viewer.id == target.id or leads_a_circle_of(viewer, target)
+def can_view_member(viewer: Member, target: Member, circles: Iterable[Circle]) -> bool:
+    """The member page (numbers, capacity, alerts): the member themself and the leads of their circles
+    (or of circles they are nested in)."""
+    return viewer.id == target.id or bool(circles_in_care(viewer, circles) & set(target.circles))
 
 
 def can_view_exchange(viewer: Member, exchange: Exchange) -> bool:
@@ -45,13 +61,9 @@ def can_see_flows(viewer: Member, circle: Circle) -> bool:
     return circle.id in viewer.circles or is_lead_of(viewer, circle)
 
 
-def can_see_signals(viewer: Member, circle: Circle) -> bool:
-    return is_lead_of(viewer, circle)
+def can_see_signals(viewer: Member, circle: Circle, circles: Iterable[Circle]) -> bool:
+    return circle.id in circles_in_care(viewer, circles)
 
 
 def can_operate(viewer: Member) -> bool:
     return viewer.is_operator
-
-
-def led_circle_ids(viewer: Member, circles: Iterable[Circle]) -> list[str]:
-    return [c.id for c in circles if is_lead_of(viewer, c)]

@@ -41,22 +41,24 @@ def circle(circle_id: str) -> Response:
     member = me()
     balance = clients().balance
     window = window_arg()
-    found = next((c for c in balance.circles() if c.id == circle_id), None)
+    everything = balance.circles()
+    found = next((c for c in everything if c.id == circle_id), None)
     if found is None:
         abort(404)
     health = balance.circle_health(circle_id, window)
     is_lead = access.is_lead_of(member, found)
-    people = balance.members(circle=circle_id) if (is_lead or access.can_see_flows(member, found)) else []
+    in_care = access.can_see_signals(member, found, everything)
+    people = balance.members(circle=circle_id) if (in_care or access.can_see_flows(member, found)) else []
     names = {p.id: p.display_name for p in people}
     graph = None
     if not health.private and health.flows and access.can_see_flows(member, found):
         graph = flow_graph(health.flows, names)
-    signals = balance.signals(circle=circle_id, active=True) if access.can_see_signals(member, found) else []
+    signals = balance.signals(circle=circle_id, active=True) if in_care else []
     all_names = {**names}
     for s in signals:
         all_names.setdefault(s.member_id, s.member_id)
     return render_page(
-        "circle.html", circle=found, health=health, graph=graph, signals=signals, is_lead=is_lead,
+        "circle.html", circle=found, health=health, graph=graph, signals=signals, is_lead=is_lead, in_care=in_care,
         people=sorted(people, key=lambda p: p.display_name.lower()), names=all_names, window=window,
         windows=WINDOWS, window_labels=WINDOW_LABELS, signal_words=SIGNAL_WORDS, signal_hints=SIGNAL_HINTS,
         can_see_flows=access.can_see_flows(member, found),
@@ -68,7 +70,8 @@ def member_page(member_id: str) -> Response:
     viewer = me()
     balance = clients().balance
     target = balance.member(member_id)
-    if not access.can_view_member(viewer, target):
+    circles = balance.circles()
+    if not access.can_view_member(viewer, target, circles):
         forbid(f"{target.display_name}'s page is for them and for the leads of their circles. "
                "If you are thinking of them, a direct conversation is often the kindest start.")
     window = window_arg()
@@ -76,13 +79,15 @@ def member_page(member_id: str) -> Response:
     timeline = balance.timeline(target.id, weeks=12)
     relationships = sorted(balance.relationships(target.id, "90d"), key=lambda r: (r.name.lower(), r.other))
     signals = balance.signals(member=target.id, active=True)
-    circle_names = {c.id: c.name or c.id for c in balance.circles()}
+    circle_names = {c.id: c.name or c.id for c in circles}
+    in_care = access.circles_in_care(viewer, circles)
     return render_page(
         "member.html", target=target, is_self=target.id == viewer.id, summary=summary,
         chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=KINDS, colours=KIND_COLOURS,
         relationships=relationships, signals=signals, signal_words=SIGNAL_WORDS, signal_hints=SIGNAL_HINTS,
         circle_names=circle_names, window=window, windows=WINDOWS, window_labels=WINDOW_LABELS,
         led_here=[c for c in target.circles if c in viewer.leads_circles],
+        in_care_here=[c for c in target.circles if c in in_care and c not in viewer.leads_circles],
     )
 
 

@@ -32,11 +32,27 @@ def exchange(status: str = "recorded", recorded_by: str = "ada") -> Exchange:
 
 def test_member_page_access() -> None:
     ada = member("ada", ["garden"])
-    assert access.can_view_member(ada, ada)
-    assert access.can_view_member(member("lena", ["garden"], leads=["garden"]), ada)
-    assert not access.can_view_member(member("ben", ["garden"]), ada)
-    assert not access.can_view_member(member("omar", ["kitchen"], leads=["kitchen"]), ada)
-    assert not access.can_view_member(member("ops", role="operator"), ada)
+    circles = [Circle(id="garden", leads=["lena"]), Circle(id="kitchen", leads=["omar"])]
+    assert access.can_view_member(ada, ada, circles)
+    assert access.can_view_member(member("lena", ["garden"], leads=["garden"]), ada, circles)
+    assert not access.can_view_member(member("ben", ["garden"]), ada, circles)
+    assert not access.can_view_member(member("omar", ["kitchen"], leads=["kitchen"]), ada, circles)
+    assert not access.can_view_member(member("ops", role="operator"), ada, circles)
+
+
+def test_leads_care_for_the_circles_nested_under_theirs_at_any_depth() -> None:
+    circles = [Circle(id="org", leads=["ceo"]), Circle(id="eng", parent="org", leads=["ann"]),
+               Circle(id="web", parent="eng"), Circle(id="ops", parent="org"), Circle(id="guild")]
+    assert access.circles_in_care(member("ceo"), circles) == {"org", "eng", "web", "ops"}
+    assert access.circles_in_care(member("ann"), circles) == {"eng", "web"}
+    assert access.circles_in_care(member("bob"), circles) == set()
+    dev = member("dev", ["web"])
+    assert access.can_view_member(member("ceo"), dev, circles) and access.can_view_member(member("ann"), dev, circles)
+    assert not access.can_view_member(dev, member("ann", ["eng"]), circles)
+    web = circles[2]
+    assert access.can_see_signals(member("ceo"), web, circles) and not access.can_see_signals(dev, web, circles)
+    looped = [Circle(id="a", parent="b", leads=["x"]), Circle(id="b", parent="a")]  # corrupt, must not hang
+    assert access.circles_in_care(member("x"), looped) == {"a", "b"}
 
 
 @pytest.mark.parametrize(("viewer", "status", "expected"), [
@@ -60,8 +76,8 @@ def test_receiver_recorded_means_giver_acknowledges() -> None:
 
 def test_circle_access() -> None:
     garden = Circle(id="garden", name="Garden", leads=["lena"])
-    assert access.can_see_signals(member("lena", ["garden"]), garden)
-    assert not access.can_see_signals(member("ben", ["garden"]), garden)
+    assert access.can_see_signals(member("lena", ["garden"]), garden, [garden])
+    assert not access.can_see_signals(member("ben", ["garden"]), garden, [garden])
     assert access.can_see_flows(member("ben", ["garden"]), garden)
     assert access.can_see_flows(member("lena", []), garden)  # a lead from outside the circle
     assert not access.can_see_flows(member("omar", ["kitchen"]), garden)

@@ -331,6 +331,20 @@ def test_member_page_for_self_and_leads_only(app) -> None:  # type: ignore[no-un
     assert client_as(app, "omar").get("/members/dara").status_code == 200  # dara is in kitchen
 
 
+def test_a_parent_circles_lead_sees_the_members_and_alerts_of_nested_circles(app, clients) -> None:  # type: ignore[no-untyped-def]
+    # Notify tells a parent circle's leads about a nested circle whose own lead is the one alerted; what
+    # they are told about they must be able to open. Here the garden is nested in omar's kitchen.
+    garden = clients.balance.circles_by_id["garden"]
+    clients.balance.circles_by_id["garden"] = garden.model_copy(update={"parent": "kitchen"})
+    omar = client_as(app, "omar")
+    page = omar.get("/members/ada")
+    assert page.status_code == 200
+    assert "Garden circle is nested in a circle you lead" in text(page) and "may be over-extended" in text(page)
+    circle = text(omar.get("/circles/garden"))
+    assert 'id="alerts"' in circle and "may be over-extended" in circle and "nested in a circle you lead" in circle
+    assert client_as(app, "lena").get("/members/omar").status_code == 403  # nesting does not work upwards
+
+
 def test_operator_page_is_for_operators(app, clients) -> None:  # type: ignore[no-untyped-def]
     clients.notify.failed = [{"alert_id": "a1", "recipient": "lena@example.org", "attempts": 5,
                               "last_error": "SMTP 451", "body": "private words"}]

@@ -12,7 +12,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -69,12 +69,15 @@ class ConsumerHealth:
     failed_partitions: dict[str, str] = field(default_factory=dict)
     dead_lettered: int = 0
     applied: int = 0
+    loop_error: str | None = None  # why the loop last had to start over, until it polls again
 
     @property
     def healthy(self) -> bool:
-        return self.connected and not self.failed_partitions
+        return self.connected and not self.failed_partitions and self.loop_error is None
 
     def reason(self) -> str | None:
+        if self.loop_error is not None:
+            return f"consumer restarting after: {self.loop_error}"
         if not self.connected:
             return "not connected to Kafka"
         if self.failed_partitions:
@@ -127,6 +130,8 @@ class ProjectionConsumer:
         self._consumer: KafkaConsumer | None = None
         self._paused_since: dict[TopicPartition, float] = {}
         self._stored_next: dict[TopicPartition, int] = {}  # what the projection has, as far as we know
+        # Records sent to the DLQ whose batch is not committed yet: a retried batch must not send them again.
+        self._dead_lettered: set[tuple[TopicPartition, int]] = set()
         self.health = ConsumerHealth()
 
     # --- names ---------------------------------------------------------------------------------
@@ -143,17 +148,24 @@ class ProjectionConsumer:
     # --- loop ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until `stop` is set. Survives an unreachable broker by retrying."""
+        """Consume until `stop` is set. Survives an unreachable broker, and anything else that breaks the
+        loop (an unreachable database while seeking, say), by starting over: a thread that died would
+        leave the service up but projecting nothing."""
         while not stop.is_set():
             try:
                 self._consumer = self._connect()
                 self.health.connected = True
                 while not stop.is_set():
                     self.poll_once(timeout_ms=500)
+                    self.health.loop_error = None
             except (KafkaError, BrokerUnavailable) as err:
                 self.health.connected = False
                 log.warning("consumer %s lost Kafka (%r); retrying", self._group_id, err)
                 stop.wait(2.0)
+            except Exception as err:
+                self.health.loop_error = repr(err)[:500]
+                log.exception("consumer %s failed; starting over in 5 s", self._group_id)
+                stop.wait(5.0)
             finally:
                 if self._consumer is not None:
                     self._consumer.close(autocommit=False)
@@ -206,7 +218,9 @@ class ProjectionConsumer:
                 try:
                     envelope, event = decode(record.value)
                 except ContractError as err:
-                    self._dead_letter(key, record, str(err))
+                    if (tp, record.offset) not in self._dead_lettered:
+                        self._dead_letter(key, record, str(err))
+                        self._dead_lettered.add((tp, record.offset))
                     continue
                 events.append(Delivered(key[0], key[1], record.offset, envelope, event))
         self._apply(events, offsets)
@@ -218,10 +232,16 @@ class ProjectionConsumer:
             self.health.applied += len(events)
             for key, span in offsets.items():
                 self._stored_next[self._tp(key)] = span.next
+            if self._dead_lettered:
+                self._forget_dead_letters(lambda tp, offset: offsets.get(self._key(tp), _NO_SPAN).next > offset)
             return
         except StaleBatch as err:
             log.warning("%s; seeking back to the stored offsets", err)
-            self._seek_to_stored(list(offsets))
+            try:
+                self._seek_to_stored(list(offsets))
+            except Exception as seek_err:  # the database went away meanwhile: retry as a stopped partition
+                for key in offsets:
+                    self._stop_partition(key, seek_err)
             return
         except Exception as err:
             if len(offsets) == 1:
@@ -248,23 +268,36 @@ class ProjectionConsumer:
             self._apply([], skipped)
 
     def _stop_partition(self, key: PartitionKey, err: Exception) -> None:
+        """Pause the partition; where it resumes from is read when it does (the database may be what failed)."""
         assert self._consumer is not None
         log.error("projection of %s failed; partition stopped: %r", key, err, exc_info=err)
         tp = self._tp(key)
-        self.health.failed_partitions[f"{key[0]}[{key[1]}]"] = repr(err)[:500]
+        self.health.failed_partitions[_label(key)] = repr(err)[:500]
         self._consumer.pause(tp)
         self._paused_since[tp] = time.monotonic()
-        self._seek_to_stored([key])
 
     def _retry_paused(self) -> None:
-        """Resume stopped partitions now and then: a failure may have been passing (a locked database)."""
+        """Resume stopped partitions now and then, from their stored offsets: a failure may have been
+        passing (a locked or restarting database)."""
         assert self._consumer is not None
         now = time.monotonic()
-        for tp, since in list(self._paused_since.items()):
-            if now - since >= self._retry_after_s:
-                del self._paused_since[tp]
-                self.health.failed_partitions.pop(f"{self._logical(tp.topic)}[{tp.partition}]", None)
-                self._consumer.resume(tp)
+        due = [tp for tp, since in self._paused_since.items() if now - since >= self._retry_after_s]
+        if not due:
+            return
+        try:
+            self._seek_to_stored([self._key(tp) for tp in due])
+        except Exception as err:
+            log.warning("cannot read the stored offsets to resume %s (%r); trying again later", due, err)
+            for tp in due:
+                self._paused_since[tp] = now
+            return
+        for tp in due:
+            del self._paused_since[tp]
+            self.health.failed_partitions.pop(_label(self._key(tp)), None)
+            self._consumer.resume(tp)
+
+    def _forget_dead_letters(self, done: Callable[[TopicPartition, int], bool]) -> None:
+        self._dead_lettered = {(tp, offset) for tp, offset in self._dead_lettered if not done(tp, offset)}
 
     def _seek_to_stored(self, keys: Sequence[PartitionKey]) -> None:
         assert self._consumer is not None
@@ -302,6 +335,13 @@ class ProjectionConsumer:
         self.health.dead_lettered += 1
 
 
+_NO_SPAN = OffsetRange(first=-1, next=-1)
+
+
+def _label(key: PartitionKey) -> str:
+    return f"{key[0]}[{key[1]}]"
+
+
 class _SeekToStored(ConsumerRebalanceListener):
     """On assignment, read the stored offsets and seek: quick, as the client's I/O loop runs it."""
 
@@ -309,10 +349,20 @@ class _SeekToStored(ConsumerRebalanceListener):
         self._owner = owner
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Nothing to flush: each batch is committed with its offsets before the next poll.
+        # Nothing to flush: each batch is committed with its offsets before the next poll. A partition
+        # stopped here is someone else's to retry now, so it no longer makes this process unhealthy.
+        owner = self._owner
         for tp in revoked:
-            self._owner._paused_since.pop(tp, None)
-            self._owner._stored_next.pop(tp, None)
+            owner._paused_since.pop(tp, None)
+            owner._stored_next.pop(tp, None)
+            owner.health.failed_partitions.pop(_label(owner._key(tp)), None)
+        gone = set(revoked)
+        owner._forget_dead_letters(lambda tp, _offset: tp in gone)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self._owner._seek_to_stored([self._owner._key(tp) for tp in assigned])
+        owner = self._owner
+        try:
+            owner._seek_to_stored([owner._key(tp) for tp in assigned])
+        except Exception as err:  # the database is unreachable: hold the partitions until it answers
+            for tp in assigned:
+                owner._stop_partition(owner._key(tp), err)

@@ -1,18 +1,20 @@
 """The consumer loop against a transactional writer (as the ledger is): commit markers take offsets
-that no record is returned for, and the loop must neither stall on them nor show them as lag."""
+that no record is returned for, and the loop must neither stall on them nor show them as lag. And the
+loop's failures: a database that goes away, a partition that stays stopped."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from reciprocity.contracts.envelope import wrap
 from reciprocity.contracts.events import CircleFormed
-from reciprocity.contracts.topics import DIRECTORY, all_topics
+from reciprocity.contracts.topics import DIRECTORY, all_topics, dlq_topic
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, ProjectionConsumer, StaleBatch
 from reciprocity.messaging.event_log import EventLog, Outgoing
-from reciprocity.messaging.inspect import end_offsets
+from reciprocity.messaging.inspect import end_offsets, read_all
 from reciprocity.messaging.topics_admin import ensure_topics
 
 from tests.support.services import wait_for
@@ -37,11 +39,35 @@ class StrictProjection:
             self.offsets[key] = span.next
 
 
+class FlakyProjection(StrictProjection):
+    """A database that can be down (every call fails) and a circle that can never be projected."""
+
+    def __init__(self, refuse: str = "") -> None:
+        super().__init__()
+        self.down = False
+        self.refuse = refuse
+        self.attempts = 0  # calls of apply
+
+    def load_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
+        if self.down:
+            raise ConnectionError("database is down")
+        return super().load_offsets(partitions)
+
+    def apply(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        self.attempts += 1
+        if self.down:
+            raise ConnectionError("database is down")
+        if any(e.event.circle_id == self.refuse for e in events):  # type: ignore[attr-defined]
+            raise ValueError(f"cannot project {self.refuse}")
+        super().apply(events, offsets)
+
+
 @contextmanager
-def consuming(bootstrap: str, prefix: str, projection: StrictProjection) -> Iterator[ProjectionConsumer]:
+def consuming(bootstrap: str, prefix: str, projection: StrictProjection,
+              **options: float) -> Iterator[ProjectionConsumer]:
     consumer = ProjectionConsumer(bootstrap, group_id="strict", topics=[DIRECTORY.name], projection=projection,
                                   dead_letters=EventLog(bootstrap, client_id="dlq", topic_prefix=prefix),
-                                  topic_prefix=prefix)
+                                  topic_prefix=prefix, **options)
     stop = threading.Event()
     worker = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
     worker.start()
@@ -81,3 +107,50 @@ def test_transactional_appends_are_applied_once_and_leave_no_lag(kafka_bootstrap
         wait_for(lambda: len(projection.circles) == 30, 60, what="events appended while no one consumed")
     assert sorted(projection.circles) == sorted(f"circle-{n}" for n in range(30))
     ledger.close()
+
+
+def circle_formed(n: int | str) -> Outgoing:
+    circle_id = f"circle-{n}"
+    return Outgoing.event(DIRECTORY.name, wrap(CircleFormed(circle_id=circle_id, name=circle_id), producer="test"))
+
+
+def test_the_loop_outlives_a_database_outage(kafka_bootstrap: str, unique_id: str) -> None:
+    prefix = f"t.msgdown.{unique_id}."
+    ensure_topics(kafka_bootstrap, all_topics(prefix))
+    writer = EventLog(kafka_bootstrap, client_id="test", topic_prefix=prefix)
+    projection = FlakyProjection()
+    projection.down = True  # from the start: the stored offsets cannot even be read on assignment
+    writer.append([circle_formed(n) for n in range(8)])
+    with consuming(kafka_bootstrap, prefix, projection, retry_failed_after_s=0.3) as consumer:
+        wait_for(lambda: "database is down" in (consumer.health.reason() or ""), 60,
+                 what="health to name the database, not Kafka")
+        time.sleep(1.0)  # a few retries against the dead database
+        projection.down = False
+        wait_for(lambda: len(projection.circles) == 8, 60, what="every event once the database is back")
+        wait_for(lambda: consumer.health.healthy, 30, what="health to recover")
+
+        projection.down = True  # and again while running: a failed batch, then failed retries to resume
+        writer.append([circle_formed(n) for n in range(8, 12)])
+        wait_for(lambda: "database is down" in (consumer.health.reason() or ""), 60,
+                 what="a failed batch while the database is down")
+        time.sleep(1.0)
+        projection.down = False
+        wait_for(lambda: len(projection.circles) == 12, 60, what="the rest once the database is back")
+        wait_for(lambda: consumer.health.healthy, 30, what="health to recover again")
+    assert sorted(projection.circles) == sorted(f"circle-{n}" for n in range(12))
+    writer.close()
+
+
+def test_a_stopped_partition_dead_letters_its_poison_record_once(kafka_bootstrap: str, unique_id: str) -> None:
+    prefix = f"t.msgpoison.{unique_id}."
+    ensure_topics(kafka_bootstrap, all_topics(prefix))
+    writer = EventLog(kafka_bootstrap, client_id="test", topic_prefix=prefix)
+    # Same key, so same partition and batch: a poison record, then an event the projection refuses.
+    writer.append([Outgoing(topic=DIRECTORY.name, key=b"circle-stuck", value=b"{not json"), circle_formed("stuck")])
+    projection = FlakyProjection(refuse="circle-stuck")
+    with consuming(kafka_bootstrap, prefix, projection, retry_failed_after_s=0.2) as consumer:
+        wait_for(lambda: projection.attempts >= 5, 60, what="the stopped partition to be retried a few times")
+        assert "cannot project circle-stuck" in (consumer.health.reason() or "")
+    letters = list(read_all(kafka_bootstrap, [dlq_topic(DIRECTORY.name)], topic_prefix=prefix))
+    assert [r.value for r in letters] == [b"{not json"]
+    writer.close()

@@ -30,7 +30,7 @@ PUBLIC_ENDPOINTS = {"auth.signin", "static", "health", "metrics"}
 
 
 class LoginThrottle:
-    """At most `attempts` failed sign-ins per key (client address, member id) per `window_s` seconds.
+    """At most `attempts` failed sign-ins per key (see `throttle_keys`) per `window_s` seconds.
 
     In memory: per process, forgotten on restart. Enough to make guessing slow; a shared store would be
     needed for several web processes behind a load balancer.
@@ -65,6 +65,15 @@ class LoginThrottle:
                 self._failures.pop(k, None)
 
 
+def throttle_keys(member_id: str, address: str | None) -> tuple[str, str]:
+    """What failed sign-ins are counted against: the client address, and the member id *from that address*.
+
+    Never the member id alone: then anyone anywhere could lock a member out by failing on purpose. The
+    pair still slows guessing one member's password from one place; the address key slows guessing many.
+    """
+    return f"ip:{address}", f"member:{member_id}@{address}"
+
+
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: never redirect a fresh session to somebody else's site."""
     if not target:
@@ -86,24 +95,27 @@ def signin() -> Response:
     password = request.form.get("password") or ""
     next_url = request.form.get("next") or ""
     throttle: LoginThrottle = current_app.extensions["reciprocity.throttle"]
-    keys = (f"ip:{request.remote_addr}", f"member:{member_id}")
+    # The TCP peer's address: the app applies no ProxyFix, so behind a reverse proxy this would be the proxy's.
+    address_key, pair_key = throttle_keys(member_id, request.remote_addr)
 
     def refuse(message: str, status: int) -> Response:
         return render_page("signin.html", code=status, error=message, member_id=member_id, next=next_url)
 
-    if throttle.blocked(*keys):
+    if throttle.blocked(address_key, pair_key):
         return refuse("Too many attempts in a short time. Please wait a few minutes and try again.", 429)
     accounts: AccountStore = current_app.extensions["reciprocity.accounts"]
     if not member_id or not accounts.verify(member_id, password):
-        throttle.failed(*keys)
+        throttle.failed(address_key, pair_key)
         return refuse("That member id and password do not match. Check both and try again.", 401)
     try:
         clients().balance.member(member_id)
     except NotFound:
         # A password without a member (not registered yet, or the directory is still catching up).
-        throttle.failed(*keys)
+        throttle.failed(address_key, pair_key)
         return refuse("That member id and password do not match. Check both and try again.", 401)
-    throttle.succeeded(*keys)
+    # Only the pair is forgiven: signing in to one's own account must not reset the address's count
+    # of failures on other members' passwords.
+    throttle.succeeded(pair_key)
     session.clear()  # a fresh session on sign-in: nothing from before carries over
     session.permanent = True
     session["member_id"] = member_id

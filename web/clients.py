@@ -4,8 +4,11 @@ This is the only module of the web that knows their URLs and the shapes of their
 pydantic models (unknown fields ignored, so a service may add fields without breaking the web) and
 a small set of exceptions:
 
-- `Unavailable`: the service did not answer, answered 5xx, or answered something we cannot read.
-  Pages show a friendly "try again" message; nothing was changed.
+- `Unavailable`: the service could not be reached, answered 503 or another error the person cannot fix,
+  or answered something we cannot read. Pages show a friendly "try again" message; nothing was changed.
+- `OutcomeUnknown` (an `Unavailable`): the request may have reached the service and been carried out,
+  but no usable answer came back (a timeout, a dropped connection, a 5xx other than 503). A command
+  must then be retried with the same Idempotency-Key, never reported as lost.
 - `NotFound`: 404 for an id.
 - `Invalid`: 422 with field errors (ledger commands).
 - `Conflict`: 409, the state does not allow the transition (e.g. already acknowledged).
@@ -20,6 +23,7 @@ from typing import Any, Protocol
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,10 @@ class Unavailable(ClientError):
     def __init__(self, service: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(service, message)
         self.retry_after = retry_after
+
+
+class OutcomeUnknown(Unavailable):
+    """Sent, but no answer to trust: the command may or may not have been carried out."""
 
 
 class NotFound(ClientError):
@@ -374,6 +382,8 @@ class _Http:
             answer = self.http.request(method, url, params=params, json=json, headers=headers, timeout=self.timeout_s)
         except requests.RequestException as err:
             log.warning("%s %s failed: %r", method, url, err)
+            if _may_have_arrived(err):
+                raise OutcomeUnknown(self.service, "did not answer in time") from err
             raise Unavailable(self.service, "did not answer") from err
         if answer.status_code in (200, 201):
             try:
@@ -391,6 +401,9 @@ class _Http:
             raise Unavailable(self.service, message, retry_after=_retry_after(answer))
         # 401 (wrong LEDGER_TOKEN), 400, 5xx: nothing the person at the browser can fix; log it loudly.
         log.error("%s %s answered %d: %s", method, url, answer.status_code, answer.text[:500])
+        if answer.status_code >= 500:
+            # Only a 503 promises that nothing was done; a crash or a proxy's 502/504 may come after it was.
+            raise OutcomeUnknown(self.service, f"answered {answer.status_code}")
         raise Unavailable(self.service, f"answered {answer.status_code}")
 
     def _parse(self, model: type[Shape], data: Any) -> Any:
@@ -414,6 +427,22 @@ class _Http:
         if answer.status_code != 200:
             return f"{self.base_url}/health answered {answer.status_code}"
         return None
+
+
+def _may_have_arrived(err: requests.RequestException) -> bool:
+    """Whether the request may have reached the service before it failed.
+
+    Only a failure to connect proves it did not; a read timeout or a connection dropped mid-way may
+    come after the service carried the request out (e.g. the ledger appended, then the answer was lost).
+    """
+    if isinstance(err, requests.ConnectTimeout):
+        return False
+    if isinstance(err, requests.Timeout):
+        return True
+    if isinstance(err, requests.ConnectionError):
+        reason = getattr(err.args[0], "reason", None) if err.args else None
+        return not isinstance(reason, NewConnectionError | ConnectTimeoutError)
+    return False
 
 
 def _error_message(answer: requests.Response) -> str:

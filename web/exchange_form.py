@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from pydantic import ValidationError
-from reciprocity.contracts.commands import MAX_DAYS_BACK, RecordExchange
+from reciprocity.contracts.commands import MAX_DAYS_BACK, RecordExchange, latest_today
 from reciprocity.contracts.events import NOTE_MAX
 from reciprocity.contracts.ids import SLUG_RE
 
@@ -22,6 +22,7 @@ from .clients import KINDS
 
 FIELDS = ("direction", "other", "kind", "minutes", "occurred_on", "note", "shared")
 FORM_WIDE = "__all__"
+KEY_FIELD = "idempotency-key"  # how the ledger names the Idempotency-Key header in its field errors
 
 
 @dataclass
@@ -76,8 +77,14 @@ def other_id(typed: str) -> str:
     return typed.strip().lower()
 
 
-def check(form: ExchangeForm, me: str, today: date) -> dict[str, str]:
-    """Field errors in plain words ({} when the ledger's stateless rules all pass)."""
+def check(form: ExchangeForm, me: str, today: date, latest: date | None = None) -> dict[str, str]:
+    """Field errors in plain words ({} when the ledger's stateless rules all pass).
+
+    `today` is the UTC date, from which the year back is counted; `latest` (default `latest_today()`)
+    is the latest date anywhere, the ledger's bound for "not in the future": a member east of UTC may
+    already be a day ahead of it, and must be able to record what happened on their today.
+    """
+    latest = latest or latest_today()
     errors: dict[str, str] = {}
     if form.direction not in ("gave", "received"):
         errors["direction"] = "Choose whether you gave or received."
@@ -102,7 +109,7 @@ def check(form: ExchangeForm, me: str, today: date) -> dict[str, str]:
     except ValueError:
         errors["occurred_on"] = "Give the date it happened."
     else:
-        if occurred > today:
+        if occurred > latest:
             errors["occurred_on"] = "That date is in the future. Record it once it has happened."
         elif occurred < today - timedelta(days=MAX_DAYS_BACK):
             errors["occurred_on"] = f"That is more than {MAX_DAYS_BACK} days ago; the ledger only goes back a year."
@@ -132,6 +139,11 @@ def ledger_body(form: ExchangeForm, me: str) -> dict[str, object]:
         "recorded_by": me,
         "shared": form.shared,
     }
+
+
+def is_key_field(ledger_field: str) -> bool:
+    """Whether a ledger field error is about the Idempotency-Key (one we made, so: used before)."""
+    return ledger_field.strip().lower() == KEY_FIELD
 
 
 def form_field(ledger_field: str) -> str:

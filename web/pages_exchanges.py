@@ -3,19 +3,32 @@
 Every command carries the signed-in member as recorded_by/by, and the Idempotency-Key that was put
 in the form when it was rendered: submitting the same form twice appends once. After a 422 the form
 comes back with a fresh key (nothing was appended, and the corrected body is a new command); after a
-503 it keeps its key, so "try again" is a safe retry of the same command.
+503 it keeps its key, so "try again" is a safe retry of the same command. After a timeout it keeps
+its key too, because the ledger may have appended it: the same details again are answered with the
+first answer, and changed details are refused as a reused key, which then means "already recorded".
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from htmx_flask import make_response, request
-from reciprocity.contracts.commands import today_utc
+from reciprocity.contracts.commands import latest_today, today_utc
 from reciprocity.contracts.events import NOTE_MAX
+from reciprocity.contracts.ids import exchange_id_for
 
 from . import access
-from .clients import KINDS, Conflict, Exchange, Invalid, NotFound, Unavailable
-from .exchange_form import FORM_WIDE, ExchangeForm, check, form_field, ledger_body, new_key, other_id, valid_key
+from .clients import KINDS, Conflict, Exchange, Invalid, NotFound, OutcomeUnknown, Unavailable
+from .exchange_form import (
+    FORM_WIDE,
+    ExchangeForm,
+    check,
+    form_field,
+    is_key_field,
+    ledger_body,
+    new_key,
+    other_id,
+    valid_key,
+)
 from .ui import clients, forbid, me, render_page
 
 bp = Blueprint("exchanges", __name__)
@@ -27,13 +40,17 @@ STATUS_WORDS = {
     "withdrawn": "withdrawn",
 }
 EXPECTABLE = set(STATUS_WORDS)
+# The fields each action's form shows an error beside; the ledger's errors on any other field (`by`,
+# the Idempotency-Key, ...) are shown above the forms, or the person would get a 422 that says nothing.
+CARD_FIELDS = {"acknowledge": {"thanks"}, "dispute": {"reason"}, "withdraw": set()}
 # How often a detail page looks again (once a second) for a change the read side has not shown yet.
 MAX_LOOKS = 60
 
 
-def _form_page(form: ExchangeForm, status: int = 200) -> Response:
+def _form_page(form: ExchangeForm, status: int = 200, **extra: object) -> Response:
+    # The date picker allows the ledger's own bound (latest_today), so members east of UTC can pick their today.
     return render_page("exchange_new.html", "partials/_exchange_form.html", code=status, form=form, kinds=KINDS,
-                       today=today_utc(), note_max=NOTE_MAX)
+                       latest=latest_today(), note_max=NOTE_MAX, **extra)
 
 
 @bp.get("/exchanges/new")
@@ -50,7 +67,7 @@ def new_exchange() -> Response:
 def record_exchange() -> Response:
     form = ExchangeForm.from_form(request.form)
     member = me()
-    form.errors = check(form, member.id, today_utc())
+    form.errors = check(form, member.id, today_utc(), latest_today())
     if "other" not in form.errors:
         _check_other_exists(form)
     if form.errors:
@@ -59,19 +76,22 @@ def record_exchange() -> Response:
     try:
         appended = clients().ledger.record_exchange(ledger_body(form, member.id), key=form.idempotency_key)
     except Invalid as err:
+        if any(is_key_field(e.field) for e in err.errors):
+            return _recorded_earlier(form)
         for e in err.errors:
-            if e.field.lower() == "idempotency-key":
-                # Sent before with other details (e.g. edited after a failed attempt): a new key makes it new.
-                form.errors.setdefault(FORM_WIDE, "This form was already sent with different details. "
-                                                  "Check them and press Record once more.")
-            else:
-                form.errors.setdefault(form_field(e.field), e.message)
+            form.errors.setdefault(form_field(e.field), e.message)
         form.idempotency_key = new_key()
         return _form_page(form, 422)
     except (NotFound, Conflict) as err:
         form.errors[FORM_WIDE] = err.message
         form.idempotency_key = new_key()
         return _form_page(form, 422)
+    except OutcomeUnknown:
+        # The ledger may have appended it before the answer was lost: never say it was not recorded. The
+        # form keeps its key, so pressing Record again is answered with the first answer, not a duplicate.
+        form.errors[FORM_WIDE] = ("The ledger did not answer in time, so this may or may not have been recorded. "
+                                  "Press Record again with the same details: it will not be recorded twice.")
+        return _form_page(form, 504)
     except Unavailable:
         form.errors[FORM_WIDE] = ("The ledger could not save this just now. Nothing was recorded; "
                                   "please press Record again in a moment.")
@@ -84,12 +104,23 @@ def record_exchange() -> Response:
     return redirect(target, 303)  # type: ignore[return-value]
 
 
+def _recorded_earlier(form: ExchangeForm) -> Response:
+    """The ledger says the form's key was used for other details: an earlier attempt (one that timed
+    out, say) was recorded, and the form has changed since. Say so and link to it; a fresh key makes
+    the form, as it is now, a new exchange should the person really mean another one."""
+    earlier = exchange_id_for(form.idempotency_key)
+    form.errors[FORM_WIDE] = ("This form was already recorded earlier, with the details you first sent; "
+                              "nothing more was recorded now.")
+    form.idempotency_key = new_key()
+    return _form_page(form, 409, recorded_earlier=earlier)
+
+
 @bp.post("/exchanges/validate")
 def validate_field() -> Response:
     """Blur-time check of one field, answered as that field's error text (empty when fine)."""
     name = request.args.get("field", "")
     form = ExchangeForm.from_form(request.form)
-    errors = check(form, me().id, today_utc())
+    errors = check(form, me().id, today_utc(), latest_today())
     if name == "other" and "other" not in errors and form.other:
         form.errors = errors
         _check_other_exists(form)
@@ -189,16 +220,17 @@ def _transition(exchange_id: str, action: str, expect: str) -> Response:
         else:
             ledger.withdraw(exchange_id, by=me().id, key=key)
     except Invalid as err:
-        for e in err.errors:
-            errors[e.field.rsplit(".", 1)[-1] or FORM_WIDE] = e.message
+        errors = _card_errors(action, err)
     except Conflict:
         flash("This exchange has already moved on (someone acted on it a moment ago).", "info")
         return redirect(url_for("exchanges.detail", exchange_id=exchange_id), 303)  # type: ignore[return-value]
+    except OutcomeUnknown:
+        errors[FORM_WIDE] = ("The ledger did not answer in time, so this may already be saved. "
+                             "Press the button again: it will not be done twice.")
+        return _retry_card(exchange, action, key, errors, 504)
     except Unavailable:
         errors[FORM_WIDE] = "The ledger could not save this just now. Nothing changed; please try again in a moment."
-        context = _card_context(exchange, errors=errors, form=request.form)
-        context[f"{_key_name(action)}"] = key  # same command, same key: a retry appends once
-        return render_page("exchange.html", "partials/_exchange_card.html", code=503, **context)
+        return _retry_card(exchange, action, key, errors, 503)
     if errors:
         return render_page("exchange.html", "partials/_exchange_card.html", code=422,
                            **_card_context(exchange, errors=errors, form=request.form))
@@ -209,6 +241,31 @@ def _transition(exchange_id: str, action: str, expect: str) -> Response:
     if request.htmx:
         return make_response("", 204, redirect=target)
     return redirect(target, 303)  # type: ignore[return-value]
+
+
+def _card_errors(action: str, err: Invalid) -> dict[str, str]:
+    """The ledger's field errors: beside the field when the action's form shows it, else above the forms."""
+    errors: dict[str, str] = {}
+    wide: list[str] = []
+    for e in err.errors:
+        name = e.field.rsplit(".", 1)[-1]
+        if name in CARD_FIELDS[action]:
+            errors.setdefault(name, e.message)
+        elif is_key_field(e.field):
+            # Our keys are fresh per rendered form, so a reused one means an earlier attempt got through.
+            wide.append("Your earlier attempt already reached the ledger, with the details you sent first; "
+                        "nothing more was changed.")
+        else:
+            wide.append(e.message)
+    if wide or not errors:
+        errors[FORM_WIDE] = " ".join(dict.fromkeys(wide)) or "The ledger did not accept this."
+    return errors
+
+
+def _retry_card(exchange: Exchange, action: str, key: str, errors: dict[str, str], status: int) -> Response:
+    context = _card_context(exchange, errors=errors, form=request.form)
+    context[_key_name(action)] = key  # same command, same key: a retry appends once
+    return render_page("exchange.html", "partials/_exchange_card.html", code=status, **context)
 
 
 def _key_name(action: str) -> str:

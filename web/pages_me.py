@@ -9,7 +9,7 @@ from htmx_flask import request
 from reciprocity.contracts.commands import today_utc
 
 from .charts import KIND_COLOURS, balance_chart
-from .clients import KINDS, Invalid, Unavailable
+from .clients import KINDS, Invalid, OutcomeUnknown, Unavailable
 from .exchange_form import new_key, valid_key
 from .prompts import reflection_prompts
 from .ui import WINDOW_LABELS, WINDOWS, clients, me, render_page, window_arg
@@ -156,4 +156,7 @@ def _first_message(err: Invalid) -> str:
 
 
 def _try_again(err: Unavailable) -> str:
+    if isinstance(err, OutcomeUnknown):
+        # It may have been saved before the answer was lost; the form keeps its key, so again is safe.
+        return "The ledger did not answer in time, so this may already be saved. Press it again: it is saved once."
     return "The ledger could not save this just now. Nothing was changed; please try again in a moment."

@@ -23,7 +23,7 @@ class WebSettings(ServiceSettings):
     web_secure_cookies: bool | None = None
     # Seconds a client waits for the ledger, balance or notify before the page says "try again".
     web_upstream_timeout_s: float = Field(default=5.0, gt=0)
-    # Failed sign-ins allowed per client address and per member id within the window below.
+    # Failed sign-ins allowed per client address, and per member id from one address, within the window below.
     web_login_attempts: int = Field(default=10, ge=1)
     web_login_window_s: int = Field(default=900, ge=1)
 

@@ -1,8 +1,10 @@
 """In-memory stand-ins for the ledger, balance and notify clients of the web (reciprocity.web.clients).
 
 FakeLedger applies commands straight to a FakeBalance, so a unit test can record an exchange and see
-it on the next page, the way the real stack does after a moment. Idempotent per key like the ledger.
-Set `down = True` (or `fail_next`) to make a client raise like an unreachable service.
+it on the next page, the way the real stack does after a moment. Idempotent per key like the ledger:
+the same key and request get the first answer, the same key with another request a 422 on the key.
+Set `down = True` (or `fail_next`) to make a client raise like an unreachable service, and the
+ledger's `lose_next_answer = True` for a timeout after the command was appended.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from reciprocity.contracts.ids import exchange_id_for
 from reciprocity.web.clients import (
     KINDS,
     Appended,
@@ -29,6 +32,7 @@ from reciprocity.web.clients import (
     KindTotals,
     Member,
     NotFound,
+    OutcomeUnknown,
     PartitionStatus,
     ProjectionStatus,
     Relationship,
@@ -262,32 +266,47 @@ class FakeLedger:
         self.balance = balance
         self.down = False
         self.fail_next: Exception | None = None
+        # True: the next command is appended, then the answer is lost (OutcomeUnknown, like a read timeout).
+        self.lose_next_answer = False
         self.commands: list[tuple[str, dict[str, Any], str]] = []  # (name, body, key), appended ones only
-        self._answers: dict[str, Appended] = {}
+        self._answers: dict[str, tuple[tuple[str, dict[str, Any]], Appended]] = {}  # key: (request, first answer)
 
     def health(self) -> str | None:
         return "no answer (fake down)" if self.down else None
 
-    def _append(self, name: str, body: dict[str, Any], key: str, apply: Any, new_id: str | None = None) -> Appended:
+    def _append(self, name: str, body: dict[str, Any], key: str, apply: Any, new_id: str | None = None,
+                check: Any = None) -> Appended:
         if self.down:
             raise Unavailable(self.service, "Kafka is unreachable", retry_after=2)
         if self.fail_next is not None:
             err, self.fail_next = self.fail_next, None
             raise err
-        if key in self._answers:  # same key: the first answer, nothing appended
-            return self._answers[key]
+        if key in self._answers:  # the ledger looks at the key before anything else
+            request, answer = self._answers[key]
+            if request != (name, body):
+                raise Invalid(self.service, [FieldError("Idempotency-Key", (
+                    "this Idempotency-Key was already used for a different request; a retry must repeat the "
+                    "same method, path and body, and a new request needs a new key."))])
+            return answer  # same key and request: the first answer, nothing appended
+        if check is not None:
+            check()
         apply()
         self.commands.append((name, body, key))
         answer = Appended(event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, key)), topic="ledger.exchanges",
                           partition=0, offset=len(self.commands), id=new_id)
-        self._answers[key] = answer
+        self._answers[key] = ((name, body), answer)
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise OutcomeUnknown(self.service, "did not answer in time")
         return answer
 
     def record_exchange(self, body: dict[str, Any], *, key: str) -> Appended:
-        for party in ("giver", "receiver"):
-            if body[party] not in self.balance.members_by_id:
-                raise Invalid(self.service, [FieldError(party, f"unknown member {body[party]!r}")])
-        new_id = uuid.uuid5(uuid.NAMESPACE_OID, key).hex[:16]
+        def check() -> None:
+            for party in ("giver", "receiver"):
+                if body[party] not in self.balance.members_by_id:
+                    raise Invalid(self.service, [FieldError(party, f"unknown member {body[party]!r}")])
+
+        new_id = exchange_id_for(key)  # as the ledger names it
 
         def apply() -> None:
             self.balance.add_exchange(
@@ -295,19 +314,21 @@ class FakeLedger:
                 occurred_on=date.fromisoformat(body["occurred_on"]), recorded_by=body["recorded_by"],
                 note=body["note"], exchange_id=new_id, shared_by_recorder=body.get("shared", False))
 
-        return self._append("record_exchange", body, key, apply, new_id)
+        return self._append("record_exchange", body, key, apply, new_id, check)
 
     def _transition(self, name: str, exchange_id: str, by: str, key: str, status: str, **changes: Any) -> Appended:
-        exchange = self.balance.exchanges_by_id.get(exchange_id)
-        if exchange is None:
-            raise NotFound(self.service, "unknown exchange")
-        if key not in self._answers and exchange.status != "recorded":
-            raise Conflict(self.service, f"exchange is {exchange.status}")
+        def check() -> None:
+            exchange = self.balance.exchanges_by_id.get(exchange_id)
+            if exchange is None:
+                raise NotFound(self.service, "unknown exchange")
+            if exchange.status != "recorded":
+                raise Conflict(self.service, f"exchange is {exchange.status}")
 
         def apply() -> None:
+            exchange = self.balance.exchanges_by_id[exchange_id]
             self.balance.exchanges_by_id[exchange_id] = exchange.model_copy(update={"status": status, **changes})
 
-        return self._append(name, {"exchange_id": exchange_id, "by": by, **changes}, key, apply)
+        return self._append(name, {"exchange_id": exchange_id, "by": by, **changes}, key, apply, check=check)
 
     def acknowledge(self, exchange_id: str, *, by: str, thanks: str, shared: bool, key: str) -> Appended:
         return self._transition("acknowledge", exchange_id, by, key, "acknowledged", thanks=thanks,
@@ -380,6 +401,18 @@ def demo_world(clients: Clients) -> None:
         raised_at=datetime.now(UTC) - timedelta(days=1), window_start=today - timedelta(days=28), window_end=today,
         details={"reason": "ratio", "given_minutes": 345, "received_minutes": 75, "ratio": 4.6,
                  "given_last_7_days": 90, "weekly_capacity_minutes": 240}))
+
+
+def freeze_clock(monkeypatch: Any, now: datetime) -> None:
+    """Set the clock the contracts read (today_utc, latest_today), so a time of day can be tested."""
+    from reciprocity.contracts import commands
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Frozen:  # type: ignore[override]
+            return now  # type: ignore[return-value]
+
+    monkeypatch.setattr(commands, "datetime", Frozen)
 
 
 # -- Flask test-client helpers -------------------------------------------------------------------------

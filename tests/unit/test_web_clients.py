@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 import requests
-from reciprocity.web.clients import Conflict, HttpBalance, HttpLedger, HttpNotify, Invalid, NotFound, Unavailable
+from reciprocity.web.clients import (
+    Conflict,
+    HttpBalance,
+    HttpLedger,
+    HttpNotify,
+    Invalid,
+    NotFound,
+    OutcomeUnknown,
+    Unavailable,
+)
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 
 class Canned:
@@ -110,6 +120,27 @@ def test_ledger_errors_map_to_exceptions() -> None:
         client.withdraw("x-9", by="ada", key="k")
     with pytest.raises(Unavailable, match="did not answer"):
         client.withdraw("x-9", by="ada", key="k")
+
+
+def test_only_an_answer_we_can_trust_says_nothing_was_done() -> None:
+    refused = requests.ConnectionError(MaxRetryError(None, "/v1/exchanges",  # type: ignore[arg-type]
+                                                     NewConnectionError(None, "refused")))  # type: ignore[arg-type]
+    client, _ = ledger(
+        refused,
+        requests.ConnectTimeout("connect timed out"),
+        response(503, {"error": "Kafka is unreachable."}),
+        requests.ReadTimeout("read timed out"),  # sent: the ledger may have appended it
+        requests.ConnectionError("Connection aborted."),  # dropped mid-way
+        response(500, {"error": "crashed"}),
+        response(504, None),  # a proxy gave up waiting
+    )
+    for _ in range(3):
+        with pytest.raises(Unavailable) as sure:
+            client.record_exchange({}, key="k")
+        assert not isinstance(sure.value, OutcomeUnknown)
+    for _ in range(4):
+        with pytest.raises(OutcomeUnknown):
+            client.record_exchange({}, key="k")
 
 
 SUMMARY = {

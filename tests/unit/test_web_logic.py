@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from reciprocity.contracts.commands import today_utc
+from reciprocity.contracts.commands import latest_today, today_utc
 from reciprocity.web import access
 from reciprocity.web.charts import balance_chart, flow_graph
 from reciprocity.web.clients import Capacity, Circle, Exchange, Flow, KindTotals, Member, Summary, Totals, Week
-from reciprocity.web.exchange_form import FORM_WIDE, ExchangeForm, check, form_field, ledger_body, other_id, valid_key
+from reciprocity.web.exchange_form import (
+    FORM_WIDE,
+    ExchangeForm,
+    check,
+    form_field,
+    is_key_field,
+    ledger_body,
+    other_id,
+    valid_key,
+)
 from reciprocity.web.format import day, hours, minutes
 from reciprocity.web.prompts import reflection_prompts
 
+from tests.support.web_fakes import freeze_clock
+
 TODAY = today_utc()  # the contract checks dates against the real today
+LATEST = latest_today()  # and "not in the future" against the latest date anywhere (UTC+14)
 
 
 def member(member_id: str, circles: list[str] | None = None, leads: list[str] | None = None,
@@ -112,7 +124,7 @@ def test_a_good_form_has_no_errors_and_makes_the_ledger_body() -> None:
     ({"minutes": "0"}, "minutes", "1 to 1440"),
     ({"minutes": "1441"}, "minutes", "1 to 1440"),
     ({"occurred_on": ""}, "occurred_on", "Give the date"),
-    ({"occurred_on": (TODAY + timedelta(days=1)).isoformat()}, "occurred_on", "in the future"),
+    ({"occurred_on": (LATEST + timedelta(days=1)).isoformat()}, "occurred_on", "in the future"),
     ({"occurred_on": (TODAY - timedelta(days=366)).isoformat()}, "occurred_on", "365 days"),
     ({"note": "x" * 501}, "note", "keep it to 500"),
     ({"direction": "sideways"}, "direction", "gave or received"),
@@ -126,6 +138,13 @@ def test_form_errors_in_plain_words(changes: dict[str, str], field: str, words: 
 def test_boundaries_are_accepted() -> None:
     assert check(form(minutes="1", occurred_on=(TODAY - timedelta(days=365)).isoformat()), "ada", TODAY) == {}
     assert check(form(minutes="1440", note="x" * 500), "ada", TODAY) == {}
+
+
+def test_today_east_of_utc_is_not_the_future(monkeypatch: pytest.MonkeyPatch) -> None:
+    freeze_clock(monkeypatch, datetime(2025, 3, 1, 20, 0, tzinfo=UTC))  # already 2 March in Auckland
+    assert check(form(occurred_on="2025-03-02"), "ada", today_utc(), latest_today()) == {}
+    assert check(form(occurred_on="2025-03-02"), "ada", today_utc()) == {}  # the ledger's bound by default
+    assert "in the future" in check(form(occurred_on="2025-03-03"), "ada", today_utc(), latest_today())["occurred_on"]
 
 
 def test_other_accepts_the_autocomplete_label() -> None:
@@ -147,6 +166,7 @@ def test_ledger_fields_map_onto_the_form() -> None:
     assert form_field("minutes") == "minutes"
     assert form_field("body") == FORM_WIDE
     assert form_field("Idempotency-Key") == FORM_WIDE
+    assert is_key_field("Idempotency-Key") and is_key_field("idempotency-key") and not is_key_field("by")
 
 
 # -- prompts -------------------------------------------------------------------------------------------

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from reciprocity.web.clients import Conflict, FieldError, Invalid, Unavailable
+from reciprocity.contracts.ids import exchange_id_for
+from reciprocity.web.clients import Conflict, FieldError, Invalid, OutcomeUnknown, Unavailable
 
-from tests.support.web_fakes import DEMO_PASSWORD, demo_world, fake_clients, hidden, make_app, sign_in
+from tests.support.web_fakes import (
+    DEMO_PASSWORD,
+    demo_world,
+    fake_clients,
+    freeze_clock,
+    hidden,
+    make_app,
+    sign_in,
+)
 
 
 @pytest.fixture
@@ -93,6 +102,30 @@ def test_repeated_failed_sign_ins_are_slowed_down(tmp_path: Path, clients) -> No
     blocked = sign_in(client, "ada", DEMO_PASSWORD)
     assert blocked.status_code == 429
     assert "wait a few minutes" in text(blocked)
+
+
+def test_failing_elsewhere_does_not_lock_the_member_out(tmp_path: Path, clients) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(f"sqlite:///{tmp_path}/web.db", clients, web_login_attempts=3)
+    attacker = app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "203.0.113.9"  # what request.remote_addr reads (no ProxyFix)
+    for _ in range(5):
+        sign_in(attacker, "ada", "guess-guess")
+    assert sign_in(attacker, "ada", DEMO_PASSWORD).status_code == 429  # still slowed down there
+    assert sign_in(attacker, "ben", DEMO_PASSWORD).status_code == 429  # and that address is, for everyone
+    ada = app.test_client()
+    ada.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    answer = sign_in(ada, "ada")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/"
+
+
+def test_signing_in_to_ones_own_account_does_not_reset_the_address(tmp_path: Path, clients) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(f"sqlite:///{tmp_path}/web.db", clients, web_login_attempts=3)
+    guesser = app.test_client()  # both from the test client's one address
+    for _ in range(2):
+        assert sign_in(guesser, "ada", "guess-guess").status_code == 401
+    assert sign_in(app.test_client(), "ben").status_code == 302  # the guesser's own account
+    assert sign_in(guesser, "chen", "guess-guess").status_code == 401
+    assert sign_in(guesser, "chen", DEMO_PASSWORD).status_code == 429
 
 
 def test_balance_down_at_sign_in_is_a_friendly_503(app, clients) -> None:  # type: ignore[no-untyped-def]
@@ -245,6 +278,65 @@ def test_ledger_down_keeps_the_form_and_its_key(app, clients) -> None:  # type: 
     clients.ledger.down = False
     assert client.post("/exchanges/new", data=form).status_code == 303
     assert len(clients.ledger.commands) == 1
+
+
+def test_a_timed_out_record_may_have_landed_and_again_records_once(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    clients.ledger.lose_next_answer = True  # appended, then the answer is lost
+    form = new_exchange_form(client)
+    answer = client.post("/exchanges/new", data=form)
+    assert answer.status_code == 504
+    page = text(answer)
+    assert "may or may not have been recorded" in page and "Nothing was recorded" not in page
+    assert hidden(page, "idempotency_key") == form["idempotency_key"]  # pressing Record again is a retry
+    again = client.post("/exchanges/new", data=form)
+    assert again.status_code == 303
+    assert again.headers["Location"].startswith(f"/exchanges/{exchange_id_for(form['idempotency_key'])}?")
+    assert len(clients.ledger.commands) == 1
+
+
+def test_a_timeout_that_did_not_land_records_on_the_retry(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    clients.ledger.fail_next = OutcomeUnknown("ledger", "did not answer in time")
+    form = new_exchange_form(client)
+    assert client.post("/exchanges/new", data=form).status_code == 504
+    assert client.post("/exchanges/new", data=form).status_code == 303
+    assert len(clients.ledger.commands) == 1
+
+
+def test_changed_details_after_a_timeout_say_it_was_recorded_earlier(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    clients.ledger.lose_next_answer = True
+    form = new_exchange_form(client)
+    assert client.post("/exchanges/new", data=form).status_code == 504
+    edited = {**form, "minutes": "50"}  # same key, other details: the ledger refuses the key
+    answer = client.post("/exchanges/new", data=edited, headers={"HX-Request": "true"})
+    assert answer.status_code == 409
+    page = text(answer)
+    assert "already recorded earlier" in page
+    earlier = exchange_id_for(form["idempotency_key"])
+    assert re.search(rf'<a id="recorded-earlier" href="/exchanges/{earlier}">', page)
+    assert len(clients.ledger.commands) == 1
+    assert clients.ledger.commands[0][1]["minutes"] == 45
+    assert client.get(f"/exchanges/{earlier}").status_code == 200  # the link leads to it
+    fresh = hidden(page, "idempotency_key")
+    assert fresh != form["idempotency_key"]  # recording another one is a new command
+    assert client.post("/exchanges/new", data={**edited, "idempotency_key": fresh}).status_code == 303
+    assert len(clients.ledger.commands) == 2
+
+
+def test_a_member_east_of_utc_can_record_their_today(app, clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    freeze_clock(monkeypatch, datetime(2025, 3, 1, 20, 0, tzinfo=UTC))  # already 2 March in Auckland
+    client = client_as(app, "ada")
+    page = text(client.get("/exchanges/new"))
+    assert re.search(r'id="occurred_on"[^>]*max="2025-03-02"', page)  # the date picker offers it
+    form = {**new_exchange_form(client), "occurred_on": "2025-03-02"}
+    blur = client.post("/exchanges/validate?field=occurred_on", data=form)
+    assert "future" not in text(blur)
+    assert client.post("/exchanges/new", data=form).status_code == 303
+    assert clients.ledger.commands[0][1]["occurred_on"] == "2025-03-02"
+    too_late = client.post("/exchanges/new", data={**new_exchange_form(client), "occurred_on": "2025-03-03"})
+    assert too_late.status_code == 422 and "That date is in the future" in text(too_late)
 
 
 def test_blur_validation_answers_one_fields_message(app) -> None:  # type: ignore[no-untyped-def]
@@ -525,6 +617,40 @@ def test_withdraw_by_the_recorder(app, clients) -> None:  # type: ignore[no-unty
     assert clients.ledger.commands[0][:2] == ("withdraw", {"exchange_id": "ada-waiting", "by": "ada"})
 
 
+@pytest.mark.parametrize(("exchange_id", "action", "field"), [
+    ("pending-for-ada", "acknowledge", "by"),
+    ("pending-for-ada", "dispute", "Idempotency-Key"),
+    ("ada-waiting", "withdraw", "by"),
+    ("ada-waiting", "withdraw", "body"),
+])
+def test_ledger_errors_on_fields_the_card_does_not_show_are_shown_above_it(  # type: ignore[no-untyped-def]
+        app, clients, exchange_id: str, action: str, field: str) -> None:
+    ada = client_as(app, "ada")
+    page = text(ada.get(f"/exchanges/{exchange_id}"))
+    clients.ledger.fail_next = Invalid("ledger", [FieldError(field, f"{field} is not right here.")])
+    answer = ada.post(f"/exchanges/{exchange_id}/{action}", data={
+        "csrf_token": hidden(page, "csrf_token"), "reason": "It was 15 minutes"}, headers={"HX-Request": "true"})
+    assert answer.status_code == 422
+    shown = re.search(r'id="action-error">([^<]+)<', text(answer))
+    assert shown, "a 422 card must say what went wrong"
+    if field == "Idempotency-Key":
+        assert "earlier attempt already reached the ledger" in shown.group(1)
+    else:
+        assert f"{field} is not right here." in shown.group(1)
+
+
+def test_a_timed_out_acknowledge_keeps_its_key_and_may_have_been_saved(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    page = text(ada.get("/exchanges/pending-for-ada"))
+    key = hidden(page, "idempotency_key")
+    clients.ledger.fail_next = OutcomeUnknown("ledger", "did not answer in time")
+    answer = ada.post("/exchanges/pending-for-ada/acknowledge", headers={"HX-Request": "true"},
+                      data={"csrf_token": hidden(page, "csrf_token"), "idempotency_key": key})
+    assert answer.status_code == 504
+    assert "may already be saved" in text(answer) and "Nothing changed" not in text(answer)
+    assert hidden(text(answer), "idempotency_key") == key
+
+
 def test_a_conflict_says_it_moved_on(app, clients) -> None:  # type: ignore[no-untyped-def]
     ada = client_as(app, "ada")
     page = text(ada.get("/exchanges/pending-for-ada"))
@@ -554,6 +680,16 @@ def test_declare_capacity_pause_and_resume(app, clients) -> None:  # type: ignor
     assert clients.balance.members_by_id["ben"].status == "active"
     names = [c[0] for c in clients.ledger.commands]
     assert names == ["declare_capacity", "change_availability", "change_availability"]
+
+
+def test_a_timed_out_capacity_may_have_been_saved(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ben = client_as(app, "ben")
+    page = text(ben.get("/capacity"))
+    clients.ledger.lose_next_answer = True
+    answer = ben.post("/capacity", data={"csrf_token": hidden(page, "csrf_token"), "weekly_hours": "6",
+                                         "idempotency_key": hidden(page, "idempotency_key")})
+    assert answer.status_code == 503
+    assert "may already be saved" in text(answer) and "Nothing was changed" not in text(answer)
 
 
 def test_pause_in_the_past_is_refused(app, clients) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,11 @@ anything is wrong, each problem is reported with its line number and NOTHING is 
 Otherwise circles are formed (parents first), then members registered, then leads and capacities set.
 Importing is idempotent: what already exists as the file says is left alone, a member already in the
 ledger is moved to the circles the file lists, and every command carries an Idempotency-Key derived
-from its row, so an interrupted import can simply be run again. A circle's name and parent, and a
+from its row and from the ledger's value it changes, so an interrupted import can simply be run again,
+while a row whose value was changed since (say on the web) is sent as a new request. Should the ledger
+still answer a step with its first answer to the same request (nothing appended) although it does not
+hold what the file says, the step is sent again under a key that follows from that answer; what the
+ledger still does not hold in the end is reported (exit 2). A circle's name and parent, and a
 member's name, email and role, cannot be changed by an import (the ledger has no such commands): a
 difference is reported as a problem.
 """
@@ -31,22 +35,26 @@ import argparse
 import csv
 import hashlib
 import io
+import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 from reciprocity.contracts.commands import DeclareCapacity, FormCircle, RegisterMember, field_errors
 from reciprocity.contracts.ids import SLUG_RE
-from reciprocity.ledger.client import LedgerClient, LedgerError, segment
+from reciprocity.ledger.client import Answer, LedgerClient, LedgerError, segment
 
 COLUMNS = ("kind", "id", "name", "email", "circles", "role", "parent", "leads", "weekly_hours")
 REQUIRED = ("kind", "id", "name")
 MEMBER_ONLY = ("email", "circles", "role", "weekly_hours")
 CIRCLE_ONLY = ("parent", "leads")
+# How often one step is sent again after replayed answers (each a change the ledger made once and that
+# was undone since): a bound, not a number any real history reaches.
+MAX_RESENDS = 10
 
 
 class Directory(Protocol):
@@ -81,6 +89,20 @@ class Problem:
         return f"line {self.line}: {self.message}"
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a step brings about, to tell whether the ledger holds it after a replayed answer."""
+
+    kind: str  # "circle" or "member"
+    id: str
+    field: str | None = None  # None: that the circle or member exists
+    value: Any = None
+
+    def held_by(self, directory: Directory) -> bool:
+        there = directory.circle(self.id) if self.kind == "circle" else directory.member(self.id)
+        return there is not None and (self.field is None or there.get(self.field) == self.value)
+
+
 @dataclass
 class Step:
     method: str
@@ -88,6 +110,7 @@ class Step:
     body: dict[str, Any]
     key: str
     what: str
+    target: Target
 
 
 @dataclass
@@ -95,8 +118,10 @@ class ImportReport:
     rows: int = 0
     problems: list[Problem] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
-    done: int = 0
+    done: int = 0  # steps the ledger holds after sending them
     unchanged: int = 0  # rows already in the ledger exactly as the file says
+    earlier: list[Step] = field(default_factory=list)  # done, by an earlier request with the same key
+    missed: list[Step] = field(default_factory=list)  # sent, yet the ledger does not hold them
 
 
 def _ids(cell: str) -> list[str]:
@@ -243,9 +268,25 @@ def _cycles(circles: dict[str, Row]) -> list[Problem]:
     return problems
 
 
-def _key(row: Row, what: str) -> str:
-    digest = hashlib.sha256(row.raw.encode()).hexdigest()[:20]
+def _key(row: Row, what: str, against: Any) -> str:
+    """The Idempotency-Key of a step: its row, and the ledger's value the change was computed against.
+
+    The same file on the same ledger gives the same keys (a re-run is a retry: nothing twice). Were it
+    the row alone, re-applying a row after its value was changed since would repeat an old request, and
+    the ledger would answer with its first answer and append nothing.
+    """
+    basis = row.raw + "\x1e" + json.dumps(against, sort_keys=True, default=str)
+    digest = hashlib.sha256(basis.encode()).hexdigest()[:20]
     return f"roster/{row.kind}/{row.id}/{what}/{digest}"
+
+
+def _next_key(key: str, replayed: Any) -> str:
+    """The key to send a step again under after the ledger replayed `replayed` for `key` without holding
+    the step's value (the value went A -> B by this key, then back to A). Derived from that earlier
+    answer, so an import run again after an interruption arrives at the same keys."""
+    earlier = replayed.get("event_id", "") if isinstance(replayed, dict) else ""
+    digest = hashlib.sha256(f"{key}\n{earlier}".encode()).hexdigest()[:20]
+    return f"{key.rpartition('/')[0]}/{digest}"
 
 
 def plan_steps(rows: list[Row], directory: Directory, report: ImportReport) -> list[Step]:
@@ -266,10 +307,13 @@ def plan_steps(rows: list[Row], directory: Directory, report: ImportReport) -> l
     for row in ordered:
         there = directory.circle(row.id)
         if there is None:
-            steps.append(Step("POST", "/v1/circles", _form(row), _key(row, "form"), f"form circle {row.id}"))
+            steps.append(Step("POST", "/v1/circles", _form(row), _key(row, "form", None), f"form circle {row.id}",
+                              Target("circle", row.id)))
         if row.leads and (there is None or there["leads"] != row.leads):
-            steps.append(Step("PUT", f"/v1/circles/{segment(row.id)}/leads", {"leads": row.leads}, _key(row, "leads"),
-                              f"set the leads of {row.id}"))
+            steps.append(Step("PUT", f"/v1/circles/{segment(row.id)}/leads", {"leads": row.leads},
+                              _key(row, "leads", None if there is None else there["leads"]),
+                              f"set the leads of {row.id}",
+                              Target("circle", row.id, "leads", row.leads)))
         elif there is not None:
             report.unchanged += 1
     # Members go between circles and leads: leads must be registered first.
@@ -279,22 +323,43 @@ def plan_steps(rows: list[Row], directory: Directory, report: ImportReport) -> l
         there = directory.member(row.id)
         changed = False
         if there is None:
-            steps.append(Step("POST", "/v1/members", _register(row), _key(row, "register"), f"register {row.id}"))
+            steps.append(Step("POST", "/v1/members", _register(row), _key(row, "register", None), f"register {row.id}",
+                              Target("member", row.id)))
             changed = True
         elif there["circles"] != row.circles:
             steps.append(Step("PUT", f"/v1/members/{segment(row.id)}/circles", {"circles": row.circles},
-                              _key(row, "circles"), f"move {row.id} to circles {', '.join(row.circles) or '(none)'}"))
+                              _key(row, "circles", there["circles"]),
+                              f"move {row.id} to circles {', '.join(row.circles) or '(none)'}",
+                              Target("member", row.id, "circles", row.circles)))
             changed = True
         hours = _hours(row)
         if row.weekly_hours and (there is None or there["weekly_hours"] != hours):
             steps.append(Step("PUT", f"/v1/members/{segment(row.id)}/capacity", {"weekly_hours": hours},
-                              _key(row, "capacity"), f"declare {hours:g} hours a week for {row.id}"))
+                              _key(row, "capacity", None if there is None else there["weekly_hours"]),
+                              f"declare {hours:g} hours a week for {row.id}",
+                              Target("member", row.id, "weekly_hours", hours)))
             changed = True
         report.unchanged += not changed
     return steps + lead_steps
 
 
-def import_roster(text: str, directory: Directory, send: Callable[[Step], Any] | None) -> ImportReport:
+def send_step(step: Step, send: Callable[[Step], Answer], directory: Directory, report: ImportReport) -> None:
+    """Send one step; a replayed answer counts only if the ledger holds the step's value (else resend)."""
+    attempt = step
+    for _ in range(MAX_RESENDS + 1):
+        answer = send(attempt)
+        if not answer.replayed:
+            report.done += 1
+            return
+        if step.target.held_by(directory):  # e.g. an answer lost on the way, and the retry replayed
+            report.done += 1
+            report.earlier.append(step)
+            return
+        attempt = replace(attempt, key=_next_key(attempt.key, answer.body))
+    report.missed.append(step)
+
+
+def import_roster(text: str, directory: Directory, send: Callable[[Step], Answer] | None) -> ImportReport:
     """Check the whole file, then (unless `send` is None: a dry run) send each step in order."""
     report = ImportReport()
     rows, problems = read_roster(text)
@@ -307,8 +372,7 @@ def import_roster(text: str, directory: Directory, send: Callable[[Step], Any] |
     report.steps = plan_steps(rows, directory, report)
     if send is not None:
         for step in report.steps:
-            send(step)
-            report.done += 1
+            send_step(step, send, directory, report)
     return report
 
 
@@ -332,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     with LedgerClient(args.ledger_url, args.token) as client:
 
-        def send(step: Step) -> Any:
+        def send(step: Step) -> Answer:
             return client.command(step.method, step.path, step.body, key=step.key)
 
         try:
@@ -348,7 +412,16 @@ def run(args: argparse.Namespace) -> int:
         return 1
     verb = "Would do" if args.dry_run else "Done"
     for step in report.steps:
-        print(f"  {step.what}")
-    print(f"{verb}: {len(report.steps)} change(s) from {report.rows} row(s); {report.unchanged} row(s) already "
+        if step not in report.missed:
+            print(f"  {step.what}" + (" (made already by an earlier request; nothing appended now)"
+                                      if step in report.earlier else ""))
+    changes = len(report.steps) if args.dry_run else report.done
+    print(f"{verb}: {changes} change(s) from {report.rows} row(s); {report.unchanged} row(s) already "
           "in the ledger as the file says.")
+    if report.missed:
+        print(f"{len(report.missed)} change(s) NOT made: the ledger kept answering that it had made them before, "
+              "yet it does not hold them:", file=sys.stderr)
+        for step in report.missed:
+            print(f"  {step.what}", file=sys.stderr)
+        return 2
     return 0

@@ -7,6 +7,7 @@ Every rule that concerns one field is a field validator, so a rejected body name
 with 422, in sentences a person understands.
 """
 
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -41,6 +42,12 @@ class FormCircle(Command):
     parent: Slug | None = None
     policy: PolicyOverrides | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, name: str) -> str:
+        _refuse_control_characters(name)
+        return name
+
 
 class SetLeads(Command):
     leads: list[Slug] = Field(max_length=50)
@@ -58,6 +65,12 @@ class RegisterMember(Command):
     email: EmailStr
     circles: list[Slug] = Field(default_factory=list, max_length=50)
     role: Role = Role.MEMBER
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, name: str) -> str:
+        _refuse_control_characters(name)
+        return name
 
     @field_validator("circles")
     @classmethod
@@ -144,6 +157,16 @@ class Dispute(Command):
 
 class Withdraw(Command):
     by: Slug
+
+
+# Control characters (\n, \r, \t, NUL, ESC...) and the Unicode line and paragraph separators. A name
+# goes into email headers (Subject, To), which cannot hold a line break, and into one-line displays.
+_NOT_IN_NAMES = ("Cc", "Zl", "Zp")
+
+
+def _refuse_control_characters(name: str) -> None:
+    if any(unicodedata.category(char) in _NOT_IN_NAMES for char in name):
+        raise ValueError("name cannot contain line breaks, tabs or other control characters")
 
 
 def _refuse_repeats(ids: list[str]) -> None:

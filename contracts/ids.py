@@ -14,13 +14,23 @@ Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 
 # Fixed namespaces, so the same idempotency key or signal identity always maps to the same event id.
 COMMAND_NAMESPACE = uuid.UUID("6f1c2f0e-5a51-4b53-9c1e-7c0f3b8a9d10")
+# The second and later events of a command live in a namespace of their own, named "<index>:<key>".
+# They used to be uuid5(COMMAND_NAMESPACE, f"{key}#{index}"), which is also the first event of the
+# key "<key>#<index>": two commands shared an event id, and whatever dedupes by it dropped one event.
+COMMAND_FOLLOWER_NAMESPACE = uuid.UUID("b5e0d6a2-4c3f-4e8b-a1d7-9f2c6e3b8a45")
 SIGNAL_NAMESPACE = uuid.UUID("0d3b7c5e-8f7a-4a7e-b6d2-2a9e4f1c8b37")
 
 
 def command_event_id(idempotency_key: str, index: int = 0) -> uuid.UUID:
-    """The id of the `index`-th event a command appends, derived from the caller's Idempotency-Key."""
-    name = idempotency_key if index == 0 else f"{idempotency_key}#{index}"
-    return uuid.uuid5(COMMAND_NAMESPACE, name)
+    """The id of the `index`-th event a command appends, derived from the caller's Idempotency-Key.
+
+    The first event keeps the id it always had (the ledger finds a command's first answer by it). The
+    others are unambiguous for any key: the index is digits ended by the first ':', and their namespace
+    is not the first events' one.
+    """
+    if index == 0:
+        return uuid.uuid5(COMMAND_NAMESPACE, idempotency_key)
+    return uuid.uuid5(COMMAND_FOLLOWER_NAMESPACE, f"{index}:{idempotency_key}")
 
 
 def signal_event_id(member_id: str, signal_kind: str, window_start: str) -> uuid.UUID:

@@ -47,7 +47,7 @@ class NotReady(Exception):
 
 
 class KeyReused(Exception):
-    """The Idempotency-Key was used before for a different request."""
+    """The Idempotency-Key was used before for a different request (or its events' ids are in the log)."""
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
@@ -175,6 +175,11 @@ class Ledger:
                 wrap(event, producer=PRODUCER, event_id=command_event_id(key, i) if key is not None else None)
                 for i, event in enumerate(events)
             ]
+            if key is not None and any(env.event_id in self.state.applied for env in envelopes):
+                # Only the old derivation of a command's later events (f"{key}#{i}", see command_event_id)
+                # collides like this. Appended, the event would be dropped as a repeat by the ledger's own
+                # state and by every consumer: refuse the key instead, nothing is appended.
+                raise KeyReused(key)
             marks = ((HEADER_REQUEST, request_fingerprint.encode()), (HEADER_COUNT, str(len(events)).encode()))
             outgoing = [
                 Outgoing(topic=event.TOPIC, key=env.key.encode(), value=encode(env), headers=marks if i == 0 else ())

@@ -7,6 +7,7 @@ a suggestion, and never blame.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -97,7 +98,8 @@ def render(
     if raised is not None:
         base["cleared_kind"] = raised.signal_kind
         base["raised_on"] = _day(raised.raised_on)
-    subject = _subject(kind, signal, member.display_name, base["circles_text"], raised)
+    # Names come from events already in the log, which may hold line breaks: a header cannot.
+    subject = one_line(_subject(kind, signal, member.display_name, base["circles_text"], raised))
     env = _environment()
     emails = []
     for recipient in recipients:
@@ -110,7 +112,7 @@ def render(
             alert_id=alert_id,
             recipient=recipient.member_id,
             to=recipient.email,
-            to_name=recipient.name,
+            to_name=one_line(recipient.name),
             subject=subject,
             text=env.get_template(f"{kind}.txt.j2").render(context),
             html=env.get_template(f"{kind}.html.j2").render(context),
@@ -176,6 +178,14 @@ def _why(via: Via, member_name: str, directory: Directory) -> str:
     if via.because == "member_leads_circle":
         return f"you are a lead of {circle}, the circle above {about}, which {member_name} leads"
     return f"you are a lead of {circle}, the nearest circle above {about} with a lead to tell"
+
+
+def one_line(text: str) -> str:
+    """`text` fit for an email header: each run of whitespace and control characters (line breaks, tabs,
+    NUL, ESC...) becomes one space. Python refuses a header with a line break in it, and a name with one
+    would otherwise fail every alert about that member or circle."""
+    spaced = "".join(" " if unicodedata.category(char) == "Cc" else char for char in text)
+    return " ".join(spaced.split())  # split() also takes the Unicode line and paragraph separators
 
 
 def duration(minutes: int | None) -> str:

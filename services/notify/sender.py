@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import metrics
+from .rendering import one_line
 from .store import deliveries, reading, utcnow
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,9 @@ def build_message(row: Any, sender: str) -> EmailMessage:
     domain = parseaddr(sender)[1].rpartition("@")[2] or "reciprocity.local"
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = formataddr((row.to_name or "", row.to_address))
-    message["Subject"] = row.subject
+    # Again here, not only when rendering: deliveries planned before names were cleaned are still pending.
+    message["To"] = formataddr((one_line(row.to_name or ""), row.to_address))
+    message["Subject"] = one_line(row.subject)
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = f"<{row.alert_id}.{row.recipient}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to this

@@ -106,6 +106,7 @@ def test_circle_parent_must_exist(ledger: InProcessLedger, org: Org) -> None:
     ({"id": "fine-id", "name": ""}, "name"),
     ({"name": "No id"}, "id"),
     ({"id": "fine-id", "name": "Ok", "colour": "red"}, "colour"),
+    ({"id": "fine-id", "name": "Line\nbreak"}, "name"),
 ])
 def test_circle_body_rules(ledger: InProcessLedger, body: dict, field: str) -> None:
     assert field in fields(refused(ledger, 422, "POST", "/v1/circles", body))
@@ -141,6 +142,9 @@ def test_member_email_taken_is_409(ledger: InProcessLedger, org: Org) -> None:
     ({"role": "admin"}, "role"),
     ({"id": "Has Spaces"}, "id"),
     ({"name": "x" * 101}, "name"),
+    ({"name": "Ann\nLee"}, "name"),
+    ({"name": "Ann\r\nLee"}, "name"),
+    ({"name": "Ann\tLee"}, "name"),
 ])
 def test_member_body_rules(ledger: InProcessLedger, org: Org, overrides: dict, field: str) -> None:
     body = {"id": f"new-{org.u}", "name": "New", "email": f"new-{org.u}@example.org", "circles": [org.circle],
@@ -323,6 +327,19 @@ def test_key_spelling_of_the_body_does_not_matter(ledger: InProcessLedger, org: 
     again = ledger.post("/v1/exchanges", data=reordered, key=key)
     assert again.status_code == 201 and again.get_json() == first
     assert ledger.count() == before
+
+
+def test_keys_k_and_k_hash_1_get_events_of_their_own(ledger: InProcessLedger, org: Org) -> None:
+    """The second event of key K used to share its id with the first event of key K#1."""
+    other = f"other-{org.u}"
+    ledger.ok("POST", "/v1/circles", {"id": other, "name": "Other"})
+    key = f"pair-{org.u}"
+    ledger.ok("PUT", f"/v1/members/{org.ada}/circles", {"circles": [other]}, key=key)
+    ledger.ok("PUT", f"/v1/members/{org.bob}/circles", {"circles": [other]}, key=f"{key}#1")
+    ids = [env.event_id for env, e in ledger.events() if getattr(e, "member_id", None) in (org.ada, org.bob)
+           and isinstance(e, (MemberJoinedCircle, MemberLeftCircle))]
+    assert len(ids) == len(set(ids)) == 4
+    assert ledger.get(f"/v1/members/{org.bob}").get_json()["circles"] == [other]
 
 
 def test_a_refused_command_is_not_remembered(ledger: InProcessLedger, org: Org) -> None:

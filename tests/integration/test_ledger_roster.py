@@ -4,12 +4,15 @@ where it is wrong; a good file imports everything, once."""
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from reciprocity.cli.main import main as cli
+from reciprocity.contracts.events import MemberJoinedCircle, MemberLeftCircle
+from reciprocity.ledger.client import LedgerClient
 
 from tests.support.ledger import TOKEN, new_prefix, read_events
 from tests.support.services import ServiceProcess
@@ -75,3 +78,29 @@ def test_a_good_file_imports_everything_once(ledger, kafka_bootstrap: str, tmp_p
     assert run_import(url, later) == 0
     added = [e for _, e in read_events(kafka_bootstrap, prefix) if e not in events]
     assert sorted(type(e).__name__ for e in added) == ["MemberJoinedCircle", "MemberRegistered"]
+
+
+def test_a_row_applied_again_after_a_change_on_the_web_is_applied(ledger, kafka_bootstrap: str, tmp_path,
+                                                                   capsys) -> None:
+    """The import moves a member, the web moves them back, the same file again: the ledger must not
+    answer the import with its first answer (a replay, nothing appended) while the member stays put."""
+    url, prefix = ledger
+    u = uuid.uuid4().hex[:6]
+    member, before, after = f"moved-{u}", f"before-{u}", f"after-{u}"
+    first = tmp_path / "first.csv"
+    first.write_text("kind,id,name,email,circles\n"
+                     f"circle,{before},Before,,\ncircle,{after},After,,\n"
+                     f"member,{member},Moved,{member}@example.org,{before}\n")
+    moved = tmp_path / "moved.csv"
+    moved.write_text(f"kind,id,name,email,circles\nmember,{member},Moved,{member}@example.org,{after}\n")
+    assert run_import(url, first) == 0 and run_import(url, moved) == 0
+    with LedgerClient(url, TOKEN) as client:
+        client.command("PUT", f"/v1/members/{member}/circles", {"circles": [before]}, key=f"web-{u}")
+        capsys.readouterr()
+
+        assert run_import(url, moved) == 0
+        assert client.member(member)["circles"] == [after]
+    assert "Done: 1 change(s) from 1 row(s)" in capsys.readouterr().out
+    moves = [type(e).__name__ for _, e in read_events(kafka_bootstrap, prefix)
+             if isinstance(e, (MemberJoinedCircle, MemberLeftCircle)) and e.member_id == member]
+    assert moves == ["MemberLeftCircle", "MemberJoinedCircle"] * 3  # import, web, import again

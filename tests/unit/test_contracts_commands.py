@@ -1,5 +1,6 @@
 """Stateless command rules and the sentences a rejected body gets, field by field."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from reciprocity.contracts.commands import (
     field_name,
     today_utc,
 )
-from reciprocity.contracts.ids import EXCHANGE_ID_PATTERN, command_event_id, exchange_id_for
+from reciprocity.contracts.ids import COMMAND_NAMESPACE, EXCHANGE_ID_PATTERN, command_event_id, exchange_id_for
 
 
 def _errors(model, data) -> dict[str, str]:
@@ -100,3 +101,26 @@ def test_exchange_id_is_derived_from_the_key() -> None:
     assert re.match(EXCHANGE_ID_PATTERN, exchange_id_for("k-1"))
     assert re.match(EXCHANGE_ID_PATTERN, exchange_id_for(None))
     assert command_event_id("k-1") != command_event_id("k-1", 1)
+
+
+def test_event_ids_of_keys_k_and_k_hash_1_never_meet() -> None:
+    """The index-th event of "K" used to be the first event of "K#index"."""
+    of_k = {command_event_id("K", i) for i in range(4)}
+    of_k1 = {command_event_id("K#1", i) for i in range(4)}
+    assert len(of_k) == len(of_k1) == 4 and not of_k & of_k1
+    # The first event keeps the id it always had: a retry after the upgrade still finds its first answer.
+    assert command_event_id("K") == command_event_id("K", 0) == uuid.uuid5(COMMAND_NAMESPACE, "K")
+
+
+@pytest.mark.parametrize("name", ["Ann\nLee", "Ann\r\nLee", "Ann\tLee", "Ann\x00Lee", "Ann\x1bLee", "Ann\u2028Lee",
+                                  "Ann\x85Lee"])
+def test_names_refuse_line_breaks_and_control_characters(name: str) -> None:
+    message = "name cannot contain line breaks, tabs or other control characters."
+    assert _errors(RegisterMember, {"id": "ann-lee", "name": name, "email": "ann@example.org"}) == {"name": message}
+    assert _errors(FormCircle, {"id": "ops", "name": name}) == {"name": message}
+
+
+def test_names_keep_spaces_accents_and_punctuation() -> None:
+    assert RegisterMember(id="mira-j", name="Mira Jovanović-O'Neil (she/her)", email="m@example.org").name == (
+        "Mira Jovanović-O'Neil (she/her)")
+    assert FormCircle(id="ops", name="  Ops & Care  ").name == "Ops & Care"  # outer whitespace is stripped

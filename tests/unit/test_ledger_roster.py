@@ -1,9 +1,12 @@
 """Checking a roster CSV before anything is imported: every problem with its line number."""
 
+import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from reciprocity.cli.roster import ImportReport, check, import_roster, plan_steps, read_roster
+from reciprocity.cli.roster import ImportReport, Step, check, import_roster, plan_steps, read_roster, send_step
+from reciprocity.ledger.client import Answer
 
 SAMPLE = Path(__file__).parents[1] / "data" / "roster-sample.csv"
 HEADER = "kind,id,name,email,circles,role,parent,leads,weekly_hours\n"
@@ -100,3 +103,91 @@ def test_comments_blank_lines_and_a_byte_order_mark() -> None:
     text = "\ufeff" + HEADER + "# a comment,,,,\n\ncircle,solo,Solo,,,,,,\n"
     rows, problems = read_roster(text)
     assert problems == [] and [(r.id, r.line) for r in rows] == [("solo", 4)]
+
+
+class FakeLedger(FakeDirectory):
+    """A directory that also takes the steps, with the ledger's idempotency: a key seen before gets its
+    first answer again (replayed) and changes nothing."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.answers: dict[str, Answer] = {}
+        self.appended = 0
+
+    def send(self, step: Step) -> Answer:
+        if step.key in self.answers:
+            return replace(self.answers[step.key], replayed=True)
+        # Only what these tests send: PUT /v1/members/<id>/circles and /v1/members/<id>/capacity.
+        _v1, _members, member_id, what = step.path.strip("/").split("/")
+        field = {"circles": "circles", "capacity": "weekly_hours"}[what]
+        self.members[member_id][field] = step.body[field]
+        self.appended += 1
+        self.answers[step.key] = Answer(201, {"event_id": str(uuid.uuid4())})
+        return self.answers[step.key]
+
+
+def rosa_in(circles: list[str], hours: float | None = 3.0) -> FakeLedger:
+    ledger = FakeLedger(circles={c: {"id": c, "name": c.title(), "parent": None, "leads": []}
+                                 for c in ("garden", "kitchen", "bakery")})
+    ledger.members["rosa-delgado"] = {"id": "rosa-delgado", "name": "Rosa Delgado", "email": "rosa@example.org",
+                                      "role": "member", "circles": circles, "weekly_hours": hours}
+    return ledger
+
+
+ROSA = HEADER + "member,rosa-delgado,Rosa Delgado,rosa@example.org,garden,,,,3\n"
+
+
+def test_a_row_applied_again_after_its_value_changed_is_a_new_request() -> None:
+    """Circles set by the import, changed on the web since, the same roster again: the import must move
+    the member back, not send the first request's key again (which the ledger answers with a replay)."""
+    ledger = rosa_in(["kitchen"])
+    assert import_roster(ROSA, ledger, ledger.send).done == 1
+    assert ledger.members["rosa-delgado"]["circles"] == ["garden"]
+
+    ledger.members["rosa-delgado"]["circles"] = ["bakery"]  # changed on the web
+    report = import_roster(ROSA, ledger, ledger.send)
+    assert ledger.members["rosa-delgado"]["circles"] == ["garden"]
+    assert (report.done, report.earlier, report.missed, ledger.appended) == (1, [], [], 2)
+
+
+def test_the_same_roster_on_the_same_state_sends_the_same_keys() -> None:
+    """An interrupted import, run again, repeats its keys: the ledger appends nothing twice."""
+    first = import_roster(ROSA, rosa_in(["kitchen"], hours=None), send=None).steps
+    again = import_roster(ROSA, rosa_in(["kitchen"], hours=None), send=None).steps
+    assert [s.key for s in first] == [s.key for s in again] and len(first) == 2
+    elsewhere = import_roster(ROSA, rosa_in(["bakery"], hours=None), send=None).steps
+    assert elsewhere[0].key != first[0].key  # circles: computed against another value
+    assert elsewhere[1].key == first[1].key  # capacity: against the same value (none declared)
+
+
+def test_a_value_changed_back_is_set_again_under_a_key_that_follows_from_the_replay() -> None:
+    """A -> B by the import, B -> A on the web, the same roster again: the first key replays an answer
+    the ledger no longer holds; the step goes again, and the report says what was really done."""
+    ledger = rosa_in(["kitchen"])
+    import_roster(ROSA, ledger, ledger.send)
+    ledger.members["rosa-delgado"]["circles"] = ["kitchen"]  # changed back on the web
+    report = import_roster(ROSA, ledger, ledger.send)
+    assert ledger.members["rosa-delgado"]["circles"] == ["garden"]
+    assert (report.done, report.earlier, report.missed, ledger.appended) == (1, [], [], 2)
+
+    # And once more: the chain of keys goes one step further, and still appends only what is needed.
+    ledger.members["rosa-delgado"]["circles"] = ["kitchen"]
+    assert import_roster(ROSA, ledger, ledger.send).done == 1 and ledger.appended == 3
+    assert import_roster(ROSA, ledger, ledger.send).steps == [] and ledger.appended == 3
+
+
+def test_a_replay_the_ledger_holds_counts_as_made_earlier_and_one_it_does_not_hold_is_reported() -> None:
+    ledger = rosa_in(["kitchen"])
+    (step,) = import_roster(ROSA, ledger, send=None).steps
+
+    def lost_answer(sent: Step) -> Answer:  # the first try landed, its answer got lost; the retry replays
+        ledger.send(sent)
+        return ledger.send(sent)
+
+    report = ImportReport()
+    send_step(step, lost_answer, ledger, report)
+    assert (report.done, report.earlier, report.missed) == (1, [step], [])
+
+    stuck = ImportReport()
+    send_step(step, lambda _s: Answer(201, {"event_id": "e"}, replayed=True), rosa_in(["kitchen"]), stuck)
+    assert (stuck.done, stuck.missed) == (0, [step])

@@ -3,11 +3,13 @@
 import re
 from datetime import date
 from html import unescape
+from types import SimpleNamespace
 
 import pytest
 from reciprocity.notify import testing as t
-from reciprocity.notify.rendering import Raised, duration, member_url, render
+from reciprocity.notify.rendering import Raised, duration, member_url, one_line, render
 from reciprocity.notify.routing import CircleFacts, Directory, MemberFacts, Recipient, Via
+from reciprocity.notify.sender import build_message
 
 ANA = MemberFacts("ana", "Ana Lima", "ana@example.org")
 DIRECTORY = Directory(
@@ -92,6 +94,28 @@ def test_names_are_escaped_in_html_and_kept_in_text() -> None:
     (email,) = render("a", t.overextended("ana", ["design"]), odd, [BO], DIRECTORY, web_base_url=BASE)
     assert "Ana &lt;b&gt;Lima&lt;/b&gt; &amp; co" in email.html and "<b>Lima</b>" not in email.html
     assert "Ana <b>Lima</b> & co" in email.text
+
+
+def test_line_breaks_in_names_from_old_events_still_make_a_sendable_email() -> None:
+    """Events in the log may hold names with line breaks (the commands took them once): a header cannot."""
+    ann = MemberFacts("ana", "Ana\nLima", "ana@example.org")
+    odd = Directory({"ana": ann}, {"design": CircleFacts("design", "De\r\nsign\t\x00team", None, ("bo",))})
+    lead = Recipient("bo", "Bo\r\nChen", "bo@example.org", (Via("design", "design", "lead"),))
+    (email,) = render("a", t.overextended("ana", ["design"]), ann, [lead], odd, web_base_url=BASE)
+    assert email.subject == "Heads-up: Ana Lima may be carrying a lot (De sign team)"
+    assert email.to_name == "Bo Chen"
+    row = SimpleNamespace(alert_id="a", recipient="bo", to_name=email.to_name, to_address=email.to,
+                          subject=email.subject, text_body=email.text, html_body=email.html)
+    message = build_message(row, "Reciprocity <alerts@reciprocity.example>")
+    assert message["Subject"] == email.subject and message["To"] == "Bo Chen <bo@example.org>"
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    ("Ana Lima", "Ana Lima"), ("Ana\nLima", "Ana Lima"), (" Ana \r\n\t Lima ", "Ana Lima"),
+    ("Ana\x00Lima\x7f", "Ana Lima"), ("Ana\u2028Lima", "Ana Lima"), ("Jovanović", "Jovanović"),
+])
+def test_one_line(given: str, said: str) -> None:
+    assert one_line(given) == said
 
 
 def test_one_email_per_recipient() -> None:

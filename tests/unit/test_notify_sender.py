@@ -48,3 +48,14 @@ def test_the_message_has_both_parts_and_a_deterministic_message_id() -> None:
     assert message["Auto-Submitted"] == "auto-generated"
     assert message.get_body(("plain",)).get_content() == "plain words\n"
     assert message.get_body(("html",)).get_content() == "<p>html words</p>\n"
+
+
+def test_a_delivery_planned_with_a_line_break_in_a_name_still_builds() -> None:
+    """Rows rendered before names were made one line are still pending: Python refuses such a header."""
+    row = SimpleNamespace(alert_id="6c36ccc7", recipient="bo", to_name="Bo\r\nChen", to_address="bo@example.org",
+                          subject="Heads-up: Ana\nLima may be carrying a lot (Design)", text_body="plain words",
+                          html_body="<p>html words</p>")
+    message = build_message(row, "Reciprocity <alerts@reciprocity.example>")
+    assert message["To"] == "Bo Chen <bo@example.org>"
+    assert message["Subject"] == "Heads-up: Ana Lima may be carrying a lot (Design)"
+    assert b"Ana Lima" in message.as_bytes()

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # (logical topic, partition): how projections name a partition in their offset tables.
 PartitionKey = tuple[str, int]
 
+# How often an idle loop confirms its positions with the projection (see _store_positions_past_markers).
+CONFIRM_IDLE_POSITIONS_S = 5.0
+
 
 @dataclass(frozen=True)
 class Delivered:
@@ -132,6 +135,7 @@ class ProjectionConsumer:
         self._stored_next: dict[TopicPartition, int] = {}  # what the projection has, as far as we know
         # Records sent to the DLQ whose batch is not committed yet: a retried batch must not send them again.
         self._dead_lettered: set[tuple[TopicPartition, int]] = set()
+        self._confirmed_at = 0.0  # when idle positions were last confirmed with the projection
         self.health = ConsumerHealth()
 
     # --- names ---------------------------------------------------------------------------------
@@ -255,17 +259,26 @@ class ProjectionConsumer:
     def _store_positions_past_markers(self) -> None:
         """When idle, move stored offsets past what the consumer skipped without returning it: the
         commit marker a transaction leaves after its records. Otherwise every partition the ledger
-        wrote to would show a lag of 1 at rest."""
+        wrote to would show a lag of 1 at rest.
+
+        And every few seconds, confirm each partition's position with the projection even when nothing
+        moved (an empty span): a projection can make positions stale with no record arriving (balance's
+        replay switches to a generation that may lack what the old one got meanwhile), and only an
+        applied batch tells this loop so (StaleBatch), which an idle partition would never send."""
         assert self._consumer is not None
-        skipped: dict[PartitionKey, OffsetRange] = {}
+        now = time.monotonic()
+        confirm = now - self._confirmed_at >= CONFIRM_IDLE_POSITIONS_S
+        spans: dict[PartitionKey, OffsetRange] = {}
         for tp, stored in self._stored_next.items():
             if tp in self._paused_since or tp not in self._consumer.assignment():
                 continue
             position = self._consumer.position(tp)
-            if position is not None and position > stored:
-                skipped[self._key(tp)] = OffsetRange(first=stored, next=position)
-        if skipped:
-            self._apply([], skipped)
+            if position is not None and (position > stored or confirm):
+                spans[self._key(tp)] = OffsetRange(first=stored, next=max(position, stored))
+        if confirm:
+            self._confirmed_at = now
+        if spans:
+            self._apply([], spans)
 
     def _stop_partition(self, key: PartitionKey, err: Exception) -> None:
         """Pause the partition; where it resumes from is read when it does (the database may be what failed)."""

@@ -8,8 +8,9 @@
 3. Verification: every partition's stored offset reached the end offsets (lag 0), and the counters
    equal a direct recount of the exchanges table by status.
 4. Switch in one transaction: old -> retired, new -> active. A running service notices at its next batch
-   (StaleBatch) and goes on from the new generation's offsets, so events appended during the replay are
-   projected into it within a poll.
+   (StaleBatch), or within seconds on an idle partition (its loop confirms idle positions now and then),
+   and goes on from the new generation's offsets, so events it projected into the old generation during
+   the replay are projected into the new one too.
 
 No policy is evaluated during a replay and nothing is published: signal state is shared across
 generations (it mirrors what was published), and half-built numbers would raise false alarms. After

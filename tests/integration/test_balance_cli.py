@@ -88,3 +88,39 @@ def test_replay_status_dlq_and_export(kafka_bootstrap: str, unique_id: str, tmp_
             assert by_member["ann"]["reciprocity_index"] == "0.0"
     finally:
         log.close()
+
+
+def test_what_the_live_service_projected_during_a_replay_is_served_after_the_switch(
+        kafka_bootstrap: str, unique_id: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from reciprocity.balance.replay import replay
+
+    prefix = f"t{unique_id}."
+    make_topics(kafka_bootstrap, prefix)
+    log = EventLog(kafka_bootstrap, client_id="test-ledger", topic_prefix=prefix)
+    today = datetime.now(UTC).date()
+    early = [Exchange("ann", "bob", 30, today - timedelta(days=i), "help", giver_circles=["core"],
+                      receiver_circles=["core"]) for i in range(4)]
+    late = Exchange("bob", "ann", 45, today, "care", giver_circles=["core"], receiver_circles=["core"])
+
+    def ann_receives() -> int:
+        return balance.get("/v1/members/ann/summary")["received"]["pending_minutes"]
+
+    try:
+        with InProcessBalance(kafka_bootstrap, prefix, f"sqlite:///{tmp_path}/balance.db") as balance:
+            append(log, [circle("core"), member("ann", ["core"]), member("bob", ["core"])])
+            append(log, [x.recorded() for x in early])
+            balance.wait_caught_up()
+            assert ann_receives() == 0
+
+            def meanwhile(done: int, total: int) -> None:  # the replay's progress: it has begun reading
+                if done < total and ann_receives() == 0:
+                    append(log, [late.recorded()])  # past the end offsets the replay took: live only
+                    wait_for(lambda: ann_receives() == 45, 30, what="the live generation to project it")
+
+            result = replay(balance.engine, kafka_bootstrap, topic_prefix=prefix, batch_size=2, progress=meanwhile)
+            assert result.generation == 2 and result.events == 7  # the late exchange is not in the replay
+            # Its partition stays quiet, yet the live service finds the new generation lacks it.
+            wait_for(lambda: ann_receives() == 45, 30, what="the late exchange served from the new generation")
+            assert balance.get("/v1/projection/status")["generation"] == 2
+    finally:
+        log.close()

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import operator
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from reciprocity.contracts.events import ExchangeFacts
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, StaleBatch
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -26,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from . import metrics
 from . import tables as t
 from .generations import active_generation
-from .projector import Deltas, lifecycle_ids, project
+from .projector import Deltas, KnownExchange, lifecycle_ids, project
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,8 @@ class BalanceProjection:
         self.after_commit = after_commit
         # The generation whose stored offsets each partition was last positioned from (see _advance_offsets).
         self._positioned_for: dict[PartitionKey, int] = {}
+        # Events skipped as repeats of an applied event id, per type, in committed batches (replay checks).
+        self.repeated: Counter[str] = Counter()
         dialect = engine.dialect.name
         self._member_day = CounterUpsert(t.member_day, ("member_id", "day", "kind"), t.MEMBER_DAY_COUNTERS, dialect)
         self._pair_day = CounterUpsert(t.pair_day, ("giver", "receiver", "day", "kind"), t.PAIR_DAY_COUNTERS, dialect)
@@ -212,7 +216,7 @@ class BalanceProjection:
             .values(status=sa.bindparam("status"), thanks=sa.bindparam("thanks"),
                     dispute_reason=sa.bindparam("dispute_reason"),
                     shared_by_acknowledger=sa.bindparam("shared_by_acknowledger"),
-                    updated_at=sa.bindparam("updated_at"))
+                    updated_at=sa.bindparam("updated_at"), status_event_id=sa.bindparam("status_event_id"))
         )  # fmt: skip
 
     # --- Projection protocol -------------------------------------------------------------------
@@ -235,13 +239,22 @@ class BalanceProjection:
 
     def apply(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
         began = time.perf_counter()
+        careful = False
         for attempt in range(6):
             try:
                 with self.engine.begin() as conn:
-                    self._apply_in(conn, events, offsets)
+                    deltas = self._apply_in(conn, events, offsets, careful=careful)
+                if deltas is not None:
+                    self.repeated.update(deltas.repeated)
                 break
-            except (StaleBatch, IntegrityError):
+            except StaleBatch:
                 raise
+            except IntegrityError:
+                if careful:
+                    raise
+                # An exchange id the store holds already: look up every exchange of the batch, so that a
+                # repeated recording is skipped (and any other one fails as a ProjectionError).
+                careful = True
             except DBAPIError as err:
                 if attempt == 5 or not _transient(err):
                     raise
@@ -259,7 +272,7 @@ class BalanceProjection:
     # --- inside the transaction ----------------------------------------------------------------
 
     def _apply_in(self, conn: Connection, events: Sequence[Delivered],
-                  offsets: Mapping[PartitionKey, OffsetRange]) -> set[str]:
+                  offsets: Mapping[PartitionKey, OffsetRange], *, careful: bool = False) -> Deltas | None:
         gen = self.generation(conn)
         latest: dict[PartitionKey, datetime] = {}
         for e in events:
@@ -269,14 +282,18 @@ class BalanceProjection:
                 latest[key] = at
         self._advance_offsets(conn, gen, offsets, latest)
         if not events:
-            return set()
+            return None
         evs = [d.event for d in events]
-        known = self._known_status(conn, gen, lifecycle_ids(evs))
-        deltas = project(((d.envelope, d.event) for d in events), known)
+        known = self._known_exchanges(conn, gen, lifecycle_ids(evs, all_exchanges=careful))
+        applied = self._applied_directory(conn, gen, [str(d.envelope.event_id) for d in events
+                                                      if not isinstance(d.event, ExchangeFacts)])
+        deltas = project(((d.envelope, d.event) for d in events), known, applied)
+        if deltas.repeated:
+            log.info("skipped, their event id applied before: %s", dict(deltas.repeated))
         self.write(conn, gen, deltas)
         if self.signals is not None:
             self.signals.after_batch(conn, gen, deltas.touched_members)
-        return deltas.touched_members
+        return deltas
 
     def _advance_offsets(self, conn: Connection, gen: int, offsets: Mapping[PartitionKey, OffsetRange],
                          latest: Mapping[PartitionKey, datetime]) -> None:
@@ -319,17 +336,26 @@ class BalanceProjection:
             except IntegrityError as err:
                 raise StaleBatch(f"{topic}[{partition}] was stored by another consumer") from err
 
-    def _known_status(self, conn: Connection, gen: int, ids: set[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def _known_exchanges(self, conn: Connection, gen: int, ids: set[str]) -> dict[str, KnownExchange]:
+        x = t.exchanges.c
+        found: dict[str, KnownExchange] = {}
         ordered = sorted(ids)
         for i in range(0, len(ordered), _CHUNK):
-            chunk = ordered[i:i + _CHUNK]
             rows = conn.execute(
-                sa.select(t.exchanges.c.exchange_id, t.exchanges.c.status).where(
-                    t.exchanges.c.generation == gen, t.exchanges.c.exchange_id.in_(chunk)
-                )
+                sa.select(x.exchange_id, x.status, x.recorded_event_id, x.status_event_id)
+                .where(x.generation == gen, x.exchange_id.in_(ordered[i:i + _CHUNK]))
             )
-            found.update({r.exchange_id: r.status for r in rows})
+            found.update({r.exchange_id: KnownExchange(r.status, frozenset(filter(None, (r.recorded_event_id,
+                                                                                          r.status_event_id))))
+                          for r in rows})
+        return found
+
+    def _applied_directory(self, conn: Connection, gen: int, event_ids: list[str]) -> set[str]:
+        c = t.directory_applied.c
+        found: set[str] = set()
+        for i in range(0, len(event_ids), _CHUNK):
+            found.update(conn.execute(sa.select(c.event_id).where(
+                c.generation == gen, c.event_id.in_(event_ids[i:i + _CHUNK]))).scalars())
         return found
 
     def write(self, conn: Connection, gen: int, d: Deltas) -> None:
@@ -338,7 +364,8 @@ class BalanceProjection:
             self._insert_exchange.write(conn, gen, d.new_exchanges.values())  # PostgreSQL: sorted in SQL
         if d.exchange_updates:
             conn.execute(self._update_exchange, [
-                {"g_": gen, "x_": xid, "thanks": None, "dispute_reason": None, "shared_by_acknowledger": False, **u}
+                {"g_": gen, "x_": xid, "thanks": None, "dispute_reason": None, "shared_by_acknowledger": False,
+                 "status_event_id": None, **u}
                 for xid, u in sorted(d.exchange_updates.items())
             ])
         self._member_day.write(conn, gen, d.member_day)
@@ -346,6 +373,9 @@ class BalanceProjection:
         self._circle_day.write(conn, gen, d.circle_day)
         for op, values in d.directory:
             _DIRECTORY_OPS[op](conn, gen, values)
+        if d.directory_event_ids:
+            conn.execute(sa.insert(t.directory_applied),
+                         [{"generation": gen, "event_id": e} for e in d.directory_event_ids])
 
 
 # --- directory operations (rare: one statement each is fine) -----------------------------------

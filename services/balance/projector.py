@@ -1,9 +1,13 @@
 """Events -> row deltas: the pure half of the balance projection.
 
 Exchange events carry every fact (giver, receiver, kind, minutes, day, circles), so a batch of events
-becomes counter deltas without reading anything but the current status of exchanges recorded in an
-earlier batch (passed in as `known_status`). Deltas are aggregated per key here, so the store writes
-one row per key per batch with set-based upserts (`x = x + excluded.x`).
+becomes counter deltas without reading anything but what the store knows of exchanges recorded in an
+earlier batch (passed in as `known`). Deltas are aggregated per key here, so the store writes one row
+per key per batch with set-based upserts (`x = x + excluded.x`).
+
+A repeated event id is applied once (SPEC): an event whose id was applied before, in this batch, to its
+exchange (`known`), or among the directory events (`applied`), is skipped. Only copies re-appended by
+hand (a dead letter redriven, say) repeat an id; the ledger never does.
 
 Lifecycle (SPEC): ExchangeRecorded adds pending; ExchangeAcknowledged moves pending to settled;
 ExchangeDisputed and ExchangeWithdrawn remove the pending part, so they count nowhere. Every transition
@@ -14,10 +18,12 @@ fails (the consumer then stops that partition rather than corrupt the sums).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 from reciprocity.contracts.envelope import Envelope
 from reciprocity.contracts.events import (
@@ -54,6 +60,14 @@ class ProjectionError(ValueError):
     exchange that is not `recorded`). The batch changes nothing and the partition stops."""
 
 
+@dataclass(frozen=True)
+class KnownExchange:
+    """An exchange the store holds (recorded in an earlier batch)."""
+
+    status: str
+    event_ids: frozenset[str] = frozenset()  # the events applied to it: its recording, its transition
+
+
 @dataclass
 class Deltas:
     member_day: dict[MemberDayKey, list[int]] = field(default_factory=dict)
@@ -62,42 +76,60 @@ class Deltas:
     new_exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows recorded in this batch
     exchange_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows of earlier batches
     directory: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # ordered operations
+    directory_event_ids: list[str] = field(default_factory=list)  # to remember as applied
     touched_members: set[str] = field(default_factory=set)
+    repeated: Counter[str] = field(default_factory=Counter)  # per event type: skipped, their id applied before
+
+    @property
+    def repeats(self) -> int:
+        return sum(self.repeated.values())
 
 
-def lifecycle_ids(events: Iterable[Event]) -> set[str]:
-    """Exchange ids whose status the projector needs from the store: transitions of exchanges not
-    recorded earlier in the same batch."""
+def lifecycle_ids(events: Iterable[Event], *, all_exchanges: bool = False) -> set[str]:
+    """Exchange ids the projector needs `known` for: transitions of exchanges not recorded earlier in
+    the same batch; with `all_exchanges`, every exchange the batch names (to recognise a recording
+    repeated from an earlier batch, which is otherwise left to the store's key to notice)."""
     recorded_here: set[str] = set()
     needed: set[str] = set()
     for event in events:
-        if isinstance(event, ExchangeRecorded):
+        if isinstance(event, ExchangeRecorded) and not all_exchanges:
             recorded_here.add(event.exchange_id)
         elif isinstance(event, ExchangeFacts) and event.exchange_id not in recorded_here:
             needed.add(event.exchange_id)
     return needed
 
 
-def project(items: Iterable[tuple[Envelope, Event]], known_status: Mapping[str, str]) -> Deltas:
-    """Turn (envelope, event) pairs, in log order, into aggregated deltas."""
+def project(items: Iterable[tuple[Envelope, Event]], known: Mapping[str, KnownExchange],
+            applied: Collection[str] = ()) -> Deltas:
+    """Turn (envelope, event) pairs, in log order, into aggregated deltas. `applied`: ids of directory
+    events applied in earlier batches."""
     d = Deltas()
-    status: dict[str, str] = dict(known_status)
+    status: dict[str, str] = {xid: k.status for xid, k in known.items()}
+    # As UUIDs: hashing one is cheaper than formatting it, and most events never need it as text.
+    seen: set[UUID] = {UUID(i) for i in applied}
+    for k in known.values():
+        seen.update(UUID(i) for i in k.event_ids)
     member_day = d.member_day
     for envelope, event in items:
+        if envelope.event_id in seen:
+            d.repeated[envelope.type] += 1
+            continue
+        seen.add(envelope.event_id)
         if isinstance(event, ExchangeFacts):
-            _exchange(d, status, envelope, event, member_day)
+            _exchange(d, status, envelope, str(envelope.event_id), event, member_day)
         else:
             _directory(d, envelope, event)
+            d.directory_event_ids.append(str(envelope.event_id))
     return d
 
 
-def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, e: ExchangeFacts,
+def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: str, e: ExchangeFacts,
               member_day: dict[MemberDayKey, list[int]]) -> None:
     xid = e.exchange_id
     day, kind, minutes = _iso_day(e.occurred_on), e.kind.value, e.minutes
     if isinstance(e, ExchangeRecorded):
         if xid in status:
-            raise ProjectionError(f"exchange {xid} recorded twice (event {envelope.event_id})")
+            raise ProjectionError(f"exchange {xid} recorded twice (event {event_id})")
         status[xid] = RECORDED
         sign_pending, settle = 1, False
         d.new_exchanges[xid] = {
@@ -106,13 +138,13 @@ def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, e: Exchange
             "status": RECORDED, "thanks": None, "dispute_reason": None, "shared_by_recorder": e.shared,
             "shared_by_acknowledger": False, "giver_circles": _circles_json(e.giver_circles),
             "receiver_circles": _circles_json(e.receiver_circles), "updated_at": envelope.occurred_at,
-            "recorded_event_id": str(envelope.event_id),
+            "recorded_event_id": event_id, "status_event_id": None,
         }  # fmt: skip
     else:
         current = status.get(xid)
         if current != RECORDED:
             raise ProjectionError(
-                f"{envelope.type} of exchange {xid} in status {current or 'unknown'} (event {envelope.event_id})"
+                f"{envelope.type} of exchange {xid} in status {current or 'unknown'} (event {event_id})"
             )
         if isinstance(e, ExchangeAcknowledged):
             new, change = ACKNOWLEDGED, {"thanks": e.thanks or None, "shared_by_acknowledger": e.shared}
@@ -125,7 +157,7 @@ def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, e: Exchange
             raise ProjectionError(f"no projection for {envelope.type}")
         status[xid] = new
         sign_pending = -1
-        change = {"status": new, "updated_at": envelope.occurred_at, **change}
+        change = {"status": new, "updated_at": envelope.occurred_at, "status_event_id": event_id, **change}
         if xid in d.new_exchanges:
             d.new_exchanges[xid].update(change)
         else:

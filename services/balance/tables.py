@@ -113,6 +113,8 @@ exchanges = sa.Table(
     sa.Column("receiver_circles", sa.Text, nullable=False, server_default="[]"),  # JSON list
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("recorded_event_id", sa.String(36), nullable=False),
+    # The event that moved it out of `recorded`: with recorded_event_id, what a repeat is recognised by.
+    sa.Column("status_event_id", sa.String(36)),
 )
 sa.Index("ix_balance_exchanges_giver", exchanges.c.generation, exchanges.c.giver, exchanges.c.occurred_on)
 sa.Index("ix_balance_exchanges_receiver", exchanges.c.generation, exchanges.c.receiver, exchanges.c.occurred_on)
@@ -149,6 +151,16 @@ circles = sa.Table(
     sa.Column("parent", sa.String(64)),
     sa.Column("leads", sa.Text, nullable=False, server_default="[]"),  # JSON list of member ids
     sa.Column("policy", sa.Text),  # JSON of PolicyOverrides, or NULL
+)
+
+# Directory events applied to a generation, so a repeated event id is applied once (SPEC). Exchange
+# events need no such list: their row names the events applied to it (recorded_event_id, status_event_id).
+directory_applied = sa.Table(
+    "balance_directory_applied",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sqlite_with_rowid=False,
 )
 
 # The current episode of each (member, signal kind): what has been published, across generations.
@@ -194,4 +206,5 @@ outbox = sa.Table(
 )
 
 # Tables whose rows belong to a generation (what a replay fills and later deletes).
-GENERATION_TABLES = (offsets, member_day, pair_day, circle_day, exchanges, members, memberships, circles)
+GENERATION_TABLES = (offsets, member_day, pair_day, circle_day, exchanges, members, memberships, circles,
+                     directory_applied)

@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from reciprocity.balance.db import make_engine, migrate
+from reciprocity.balance.replay import replay
 from reciprocity.balance.tables import metadata
 from reciprocity.contracts.envelope import encode
-from reciprocity.contracts.events import ExchangeRecorded
-from reciprocity.contracts.topics import EXCHANGES
+from reciprocity.contracts.events import ExchangeRecorded, MemberJoinedCircle, MemberLeftCircle
+from reciprocity.contracts.topics import DIRECTORY, EXCHANGES
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.messaging.inspect import read_all
 
@@ -53,7 +54,7 @@ def test_migrations_create_the_schema_the_code_uses(db_url: str) -> None:
         ours = {"include_name": lambda name, type_, _parent: type_ != "table" or (
             name.startswith("balance_") and name != "balance_alembic_version")}
         assert compare_metadata(MigrationContext.configure(conn, opts=ours), metadata) == []
-        assert conn.execute(sa.text("SELECT version_num FROM balance_alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM balance_alembic_version")).scalar() == "0002"
     engine.dispose()
 
 
@@ -141,6 +142,44 @@ def test_lifecycle_counts_and_read_api(kafka_bootstrap: str, prefix: str, log: E
         balance.get("/v1/members/ann/exchanges?status=lost", status=422)
         assert balance.client.get("/health").status_code == 200
         assert b"balance_events_applied_total" in balance.client.get("/metrics").data
+
+
+def test_a_repeated_event_id_is_applied_once(kafka_bootstrap: str, prefix: str, log: EventLog, db_url: str) -> None:
+    """Copies re-appended by hand (as `reciprocity dlq redrive` does), each after the original was applied
+    in an earlier batch: an exchange's recording and acknowledgement, and a join its member left since."""
+    today = date.today()
+    a = Exchange("ann", "bob", 30, today, "help", giver_circles=["core"], receiver_circles=["core"])
+    b = Exchange("bob", "ann", 20, today, "care", giver_circles=["core"], receiver_circles=["core"])
+    recorded, acknowledged = env(a.recorded()), env(a.acknowledged())
+    joined = env(MemberJoinedCircle(member_id="ann", circle_id="ops"))
+
+    def send(*envelopes) -> None:  # type: ignore[no-untyped-def]
+        log.append([Outgoing.event(topic, e) for topic, e in envelopes])
+
+    with InProcessBalance(kafka_bootstrap, prefix, db_url) as balance:
+        append(log, [circle("core"), circle("ops"), member("ann", ["core"]), member("bob", ["core"])])
+        send((EXCHANGES.name, recorded), (DIRECTORY.name, joined))
+        balance.wait_caught_up()
+        send((EXCHANGES.name, acknowledged))
+        append(log, [MemberLeftCircle(member_id="ann", circle_id="ops")])
+        balance.wait_caught_up()
+
+        send((EXCHANGES.name, recorded), (EXCHANGES.name, acknowledged), (DIRECTORY.name, joined))
+        append(log, [b.recorded()])
+        wait_for(lambda: balance.client.get(f"/v1/exchanges/{b.id}").status_code == 200, 30, what="the next event")
+        balance.wait_caught_up()
+
+        ann = balance.get("/v1/members/ann/summary")
+        assert ann["given"] == {"minutes": 30, "count": 1, "pending_minutes": 0, "pending_count": 0}
+        assert ann["received"]["pending_minutes"] == 20
+        assert balance.get("/v1/exchanges/" + a.id)["status"] == "acknowledged"
+        assert balance.get("/v1/directory/members/ann")["circles"] == ["core"]  # the old join stays undone
+        assert balance.get("/v1/projection/status")["healthy"] is True
+
+        # A rebuild reads the copies too, and still adds up (its check counts recordings applied once).
+        assert replay(balance.engine, kafka_bootstrap, topic_prefix=prefix).generation == 2
+        assert balance.get("/v1/members/ann/summary") == ann
+        assert balance.get("/v1/directory/members/ann")["circles"] == ["core"]
 
 
 def test_poison_records_go_to_the_dlq_and_later_events_are_projected(

@@ -4,11 +4,11 @@ import json
 from datetime import date
 
 import pytest
-from reciprocity.balance.projector import ProjectionError, lifecycle_ids, project
+from reciprocity.balance.projector import KnownExchange, ProjectionError, lifecycle_ids, project
 from reciprocity.contracts.envelope import decode
 from reciprocity.contracts.schemas import GOLDEN_DIR
 
-from tests.support.balance_events import Exchange, env
+from tests.support.balance_events import Exchange, env, member
 
 DAY = date(2026, 2, 10)
 D = DAY.isoformat()  # days are keyed as ISO text
@@ -34,13 +34,13 @@ def test_lifecycle_deltas_aggregate_per_key() -> None:
 def test_transition_of_an_earlier_exchange_uses_known_status() -> None:
     a = Exchange("ann", "bob", 45, DAY, "help")
     assert lifecycle_ids([a.acknowledged()]) == {a.id}
-    d = project([(env(e), e) for e in [a.acknowledged("thanks")]], {a.id: "recorded"})
+    d = project([(env(e), e) for e in [a.acknowledged("thanks")]], {a.id: KnownExchange("recorded")})
     assert d.member_day[("ann", D, "help")] == [45, 1, 0, 0, -45, -1, 0, 0]
     assert d.exchange_updates[a.id]["status"] == "acknowledged" and d.exchange_updates[a.id]["thanks"] == "thanks"
 
 
-@pytest.mark.parametrize("known", [{}, {"x-1": "acknowledged"}, {"x-1": "withdrawn"}])
-def test_transition_not_from_recorded_fails(known: dict[str, str]) -> None:
+@pytest.mark.parametrize("known", [{}, {"x-1": KnownExchange("acknowledged")}, {"x-1": KnownExchange("withdrawn")}])
+def test_transition_not_from_recorded_fails(known: dict[str, KnownExchange]) -> None:
     a = Exchange("ann", "bob", 45, DAY, exchange_id="x-1")
     with pytest.raises(ProjectionError):
         project([(env(e), e) for e in [a.acknowledged()]], known)
@@ -63,3 +63,31 @@ def test_a_v1_golden_exchange_projects_as_its_v2_equivalent() -> None:
     assert old_deltas.pair_day == new_deltas.pair_day
     assert old_deltas.circle_day == new_deltas.circle_day
     assert old_deltas.new_exchanges == new_deltas.new_exchanges
+
+
+def test_a_repeated_event_id_is_applied_once() -> None:
+    """Within a batch, after an earlier batch (the exchange's known events), and for directory events."""
+    a = Exchange("ann", "bob", 45, DAY, "help")
+    recording, acknowledging = a.recorded(), a.acknowledged()
+    recorded, acknowledged = env(recording), env(acknowledging)
+    once = project([(recorded, recording)], {})
+    twice = project([(recorded, recording), (recorded, recording)], {})
+    assert twice.repeats == 1 and twice.member_day == once.member_day and len(twice.new_exchanges) == 1
+
+    known = {a.id: KnownExchange("acknowledged", frozenset({str(recorded.event_id), str(acknowledged.event_id)}))}
+    again = project([(recorded, recording), (acknowledged, acknowledging)], known)
+    assert again.repeats == 2 and not again.member_day and not again.new_exchanges and not again.exchange_updates
+
+    joined = member("ann", ["core"])
+    joined_env = env(joined)
+    first = project([(joined_env, joined)], {})
+    assert first.directory_event_ids == [str(joined_env.event_id)] and first.directory
+    later = project([(joined_env, joined)], {}, applied={str(joined_env.event_id)})
+    assert later.repeats == 1 and not later.directory and not later.touched_members
+
+
+def test_a_transition_names_the_event_that_made_it() -> None:
+    a = Exchange("ann", "bob", 45, DAY, "help")
+    acknowledged = env(a.acknowledged())
+    d = project([(acknowledged, a.acknowledged())], {a.id: KnownExchange("recorded")})
+    assert d.exchange_updates[a.id]["status_event_id"] == str(acknowledged.event_id)

@@ -77,6 +77,7 @@ class MemberFacts:
     paused: bool
     last_exchange_on: date | None  # latest day with an exchange in either direction
     registered_on: date | None
+    available_since: date | None = None  # first day available again after the latest pause
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,10 @@ def disconnection(facts: MemberFacts, policy: Policy, active: bool, today: date)
         silent_since, days = facts.registered_on, (today - facts.registered_on).days
     else:
         silent_since, days = None, None
+    back = facts.available_since
+    if back is not None and back <= today and (silent_since is None or back > silent_since):
+        # Back from a pause: a pause is opting out without stigma, so its days are not silence.
+        silent_since, days = back, (today - back).days
     disconnected = days is not None and days >= policy.disconnection_days
     details = {"last_exchange_on": facts.last_exchange_on.isoformat() if facts.last_exchange_on else None,
                "days_without_exchange": days}

@@ -435,7 +435,8 @@ def _capacity(conn: Connection, gen: int, v: dict[str, Any]) -> None:
 
 
 def _availability(conn: Connection, gen: int, v: dict[str, Any]) -> None:
-    _member_update(conn, gen, v["member_id"], {"status": v["status"], "paused_until": v["paused_until"]})
+    _member_update(conn, gen, v["member_id"], {"status": v["status"], "paused_until": v["paused_until"],
+                                               "available_since": v["available_since"]})
 
 
 _DIRECTORY_OPS: dict[str, Callable[[Connection, int, dict[str, Any]], None]] = {

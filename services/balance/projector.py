@@ -21,7 +21,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -268,8 +268,10 @@ def _directory(d: Deltas, envelope: Envelope, e: Event) -> None:
         d.directory.append(("capacity", {"member_id": e.member_id, "weekly_hours": e.weekly_hours}))
         d.touched_members.add(e.member_id)
     elif isinstance(e, AvailabilityChanged):
+        # Resumed: available from that day; a pause with an end: from the day after it; open-ended: not yet.
+        back = day if e.status == "active" else e.paused_until + timedelta(days=1) if e.paused_until else None
         d.directory.append(("availability", {"member_id": e.member_id, "status": e.status,
-                                             "paused_until": e.paused_until}))
+                                             "paused_until": e.paused_until, "available_since": back}))
         d.touched_members.add(e.member_id)
     # Signal events (balance.signals) are not on the topics this projection reads; anything else
     # arriving here is ignored on purpose: a directory fact the read models have no column for.

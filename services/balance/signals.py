@@ -145,6 +145,7 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
                 paused=is_paused(p.status, p.paused_until, today),
                 last_exchange_on=last_day,
                 registered_on=p.registered_on,
+                available_since=p.available_since,
             ))  # fmt: skip
     return facts, circles_of, policies
 

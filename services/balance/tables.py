@@ -131,6 +131,8 @@ members = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("paused_until", sa.Date),
     sa.Column("registered_on", sa.Date, nullable=False),
+    # The first day available again after the latest pause: silence is counted from there, not through it.
+    sa.Column("available_since", sa.Date),
 )
 
 memberships = sa.Table(

@@ -54,7 +54,7 @@ def test_migrations_create_the_schema_the_code_uses(db_url: str) -> None:
         ours = {"include_name": lambda name, type_, _parent: type_ != "table" or (
             name.startswith("balance_") and name != "balance_alembic_version")}
         assert compare_metadata(MigrationContext.configure(conn, opts=ours), metadata) == []
-        assert conn.execute(sa.text("SELECT version_num FROM balance_alembic_version")).scalar() == "0002"
+        assert conn.execute(sa.text("SELECT version_num FROM balance_alembic_version")).scalar() == "0003"
     engine.dispose()
 
 
@@ -239,3 +239,31 @@ def test_a_valid_event_that_cannot_be_projected_stops_its_partition(
             raise AssertionError("no exchange landed on another partition")
         wait_for(lambda: balance.client.get(f"/v1/exchanges/{other.id}").status_code == 200, 30,
                  what="an event of another partition projected")
+
+
+def test_a_member_back_from_a_pause_is_not_silent_for_the_pause(db_url: str) -> None:
+    from reciprocity.balance.policy import DEFAULT_POLICY, decide
+    from reciprocity.balance.projection import BalanceProjection
+    from reciprocity.balance.signals import gather_facts
+    from reciprocity.contracts.events import AvailabilityChanged
+
+    from tests.support.balance_events import Feeder
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    today = date.today()
+    long_ago = datetime.now(UTC) - timedelta(days=120)
+    feeder = Feeder(BalanceProjection(engine))
+    feeder.feed([circle("core"), member("ann", ["core"]), member("bob", ["core"])], at=long_ago)
+    feeder.feed([AvailabilityChanged(member_id="ann", status="paused", paused_until=today - timedelta(days=4))],
+                at=long_ago)
+    feeder.feed([AvailabilityChanged(member_id="bob", status="paused")], at=long_ago)
+    feeder.feed([AvailabilityChanged(member_id="bob", status="active")], at=datetime.now(UTC) - timedelta(days=2))
+    with engine.connect() as conn:
+        facts, _, _ = gather_facts(conn, 1, None, today)
+    by_id = {f.member_id: f for f in facts}
+    assert by_id["ann"].available_since == today - timedelta(days=3)  # the day after the pause's last
+    assert by_id["bob"].available_since == today - timedelta(days=2)  # the day they resumed
+    for f in facts:  # registered four months ago, never exchanged, yet back only days ago: not disconnected
+        assert decide(f, DEFAULT_POLICY, {}, today) == []
+    engine.dispose()

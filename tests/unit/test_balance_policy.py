@@ -17,8 +17,9 @@ TODAY = date(2026, 3, 1)
 
 
 def facts(given_28: int = 0, received_28: int = 0, given_7: int = 0, weekly_hours: float | None = None,
-          paused: bool = False, last: date | None = TODAY, registered: date | None = date(2025, 1, 1)) -> MemberFacts:
-    return MemberFacts("ann", given_28, received_28, given_7, weekly_hours, paused, last, registered)
+          paused: bool = False, last: date | None = TODAY, registered: date | None = date(2025, 1, 1),
+          back: date | None = None) -> MemberFacts:
+    return MemberFacts("ann", given_28, received_28, given_7, weekly_hours, paused, last, registered, back)
 
 
 def kinds(transitions) -> list[tuple[str, bool]]:  # type: ignore[no-untyped-def]
@@ -82,6 +83,21 @@ def test_disconnection_after_21_days_in_either_direction() -> None:
     assert kinds(decide(facts(last=TODAY), DEFAULT_POLICY, {DISCONNECTED: True}, TODAY)) == [(DISCONNECTED, False)]
     # still silent while active: nothing new
     assert decide(facts(last=TODAY - timedelta(days=30)), DEFAULT_POLICY, {DISCONNECTED: True}, TODAY) == []
+
+
+def test_the_days_of_a_pause_are_not_silence() -> None:
+    long_ago = TODAY - timedelta(days=90)
+    back = TODAY - timedelta(days=5)  # paused for months, available again five days ago
+    assert decide(facts(last=long_ago, back=back), DEFAULT_POLICY, {}, TODAY) == []
+    assert decide(facts(last=None, registered=long_ago, back=back), DEFAULT_POLICY, {}, TODAY) == []
+    later = back + timedelta(days=21)
+    raised = decide(facts(last=long_ago, back=back), DEFAULT_POLICY, {}, later)
+    assert kinds(raised) == [(DISCONNECTED, True)] and raised[0].window_start == back
+    # An exchange after the pause counts as usual; a return older than the last exchange changes nothing.
+    assert decide(facts(last=TODAY - timedelta(days=2), back=back), DEFAULT_POLICY, {}, later) == []
+    assert kinds(decide(facts(last=TODAY - timedelta(days=21), back=long_ago), DEFAULT_POLICY, {}, TODAY)) == [
+        (DISCONNECTED, True)
+    ]
 
 
 def test_strictest_policy_across_circles() -> None:

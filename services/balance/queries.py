@@ -36,7 +36,14 @@ def _iso(value: Any) -> str | None:
 
 
 def window_bounds(today: date, days: int) -> tuple[date, date]:
-    return today - timedelta(days=days - 1), today
+    """The last `days` days up to `today`, and the day after: the ledger takes dates up to the latest
+    calendar day anywhere (UTC+14), so a member east of UTC records their today before UTC's begins,
+    and it must count at once rather than some hours later."""
+    return today - timedelta(days=days - 1), last_day_anywhere(today)
+
+
+def last_day_anywhere(today: date) -> date:
+    return today + timedelta(days=1)
 
 
 def member_names(conn: Connection, gen: int, ids: Iterable[str] | None = None) -> dict[str, str]:

@@ -56,6 +56,7 @@ from .policy import (
     policy_for,
 )
 from .projection import dialect_insert
+from .queries import last_day_anywhere
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
                     sa.func.sum(received).label("r28"),
                     sa.func.sum(sa.case((md.day >= d7, given), else_=0)).label("g7"),
                 )
-                .where(md.generation == gen, only(md.member_id), md.day >= d28, md.day <= today)
+                .where(md.generation == gen, only(md.member_id), md.day >= d28, md.day <= last_day_anywhere(today))
                 .group_by(md.member_id)
             )
         }
@@ -124,7 +125,7 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
             r.member_id: r.last
             for r in conn.execute(
                 sa.select(md.member_id, sa.func.max(md.day).label("last"))
-                .where(md.generation == gen, only(md.member_id), md.day <= today, any_count > 0)
+                .where(md.generation == gen, only(md.member_id), md.day <= last_day_anywhere(today), any_count > 0)
                 .group_by(md.member_id)
             )
         }

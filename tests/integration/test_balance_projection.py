@@ -267,3 +267,24 @@ def test_a_member_back_from_a_pause_is_not_silent_for_the_pause(db_url: str) -> 
     for f in facts:  # registered four months ago, never exchanged, yet back only days ago: not disconnected
         assert decide(f, DEFAULT_POLICY, {}, today) == []
     engine.dispose()
+
+
+def test_an_exchange_dated_a_day_ahead_of_utc_counts_at_once(db_url: str) -> None:
+    """The ledger takes dates up to the latest day anywhere (UTC+14): in Auckland it is tomorrow already."""
+    from reciprocity.balance import queries
+    from reciprocity.balance.projection import BalanceProjection
+    from reciprocity.balance.signals import gather_facts
+
+    from tests.support.balance_events import Feeder
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    today = date.today()
+    feeder = Feeder(BalanceProjection(engine))
+    feeder.feed([circle("core"), member("ann", ["core"]), member("bob", ["core"])])
+    feeder.feed([Exchange("ann", "bob", 30, today + timedelta(days=1), "help").recorded()])
+    with engine.connect() as conn:
+        assert queries.summary(conn, 1, "ann", 28, today)["given"]["pending_minutes"] == 30
+        facts, _, _ = gather_facts(conn, 1, ["ann"], today)
+    assert facts[0].last_exchange_on == today + timedelta(days=1) and facts[0].given_28 == 30
+    engine.dispose()

@@ -36,13 +36,14 @@ def _iso(value: Any) -> str | None:
 
 
 def window_bounds(today: date, days: int) -> tuple[date, date]:
-    """The last `days` days up to `today`, and the day after: the ledger takes dates up to the latest
-    calendar day anywhere (UTC+14), so a member east of UTC records their today before UTC's begins,
-    and it must count at once rather than some hours later."""
-    return today - timedelta(days=days - 1), last_day_anywhere(today)
+    """The last `days` days up to `today` (what the API reports; rows are read up to last_day_anywhere)."""
+    return today - timedelta(days=days - 1), today
 
 
 def last_day_anywhere(today: date) -> date:
+    """The last day a window reads rows of: the ledger takes dates up to the latest calendar day
+    anywhere (UTC+14), so a member east of UTC records their today before UTC's begins, and it must
+    count at once rather than some hours later."""
     return today + timedelta(days=1)
 
 
@@ -76,7 +77,7 @@ def summary(conn: Connection, gen: int, member_id: str, window_days: int, today:
     sums = [sa.func.sum(md[c]).label(c) for c in t.MEMBER_DAY_COUNTERS]
     rows = conn.execute(
         sa.select(md.kind, *sums)
-        .where(md.generation == gen, md.member_id == member_id, md.day >= start, md.day <= end)
+        .where(md.generation == gen, md.member_id == member_id, md.day >= start, md.day <= last_day_anywhere(end))
         .group_by(md.kind)
     ).all()
     by_kind = {k: {"given_minutes": 0, "given_count": 0, "received_minutes": 0, "received_count": 0,
@@ -147,7 +148,7 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
     rows = conn.execute(
         sa.select(p.giver, p.receiver, p.day, p.kind, p.minutes, p.count, p.pending_count)
         .where(p.generation == gen, sa.or_(p.giver == member_id, p.receiver == member_id),
-               p.day >= start, p.day <= end)
+               p.day >= start, p.day <= last_day_anywhere(end))
     )
     rel: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -321,7 +322,7 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
         for r in conn.execute(
             sa.select(md.member_id, sa.func.sum(md.given_minutes).label("g"),
                       sa.func.sum(md.given_count + md.received_count).label("n"))
-            .where(md.generation == gen, md.member_id.in_(members), md.day >= start, md.day <= end)
+            .where(md.generation == gen, md.member_id.in_(members), md.day >= start, md.day <= last_day_anywhere(end))
             .group_by(md.member_id)
         ):
             given[r.member_id] = int(r.g or 0)
@@ -330,7 +331,7 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
         for r in conn.execute(
             sa.select(p.giver, p.receiver, sa.func.sum(p.minutes).label("minutes"))
             .where(p.generation == gen, p.giver.in_(members), p.receiver.in_(members), p.day >= start,
-                   p.day <= end)
+                   p.day <= last_day_anywhere(end))
             .group_by(p.giver, p.receiver)
         ):
             flows[(r.giver, r.receiver)] += int(r.minutes or 0)
@@ -338,7 +339,7 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
         r.kind: r for r in conn.execute(
             sa.select(cd.kind, sa.func.sum(cd.inside_count).label("ic"), sa.func.sum(cd.crossing_count).label("xc"),
                       sa.func.sum(cd.inside_minutes + cd.crossing_minutes).label("minutes"))
-            .where(cd.generation == gen, cd.circle_id == circle_id, cd.day >= start, cd.day <= end)
+            .where(cd.generation == gen, cd.circle_id == circle_id, cd.day >= start, cd.day <= last_day_anywhere(end))
             .group_by(cd.kind)
         )
     }  # fmt: skip

@@ -51,6 +51,7 @@ from .store import (
     circle_leads,
     circles,
     deliveries,
+    directory_applied,
     members,
     memberships,
     naive_utc,
@@ -115,7 +116,7 @@ class NotifyProjection:
         counts = {"pending": 0, "suppressed": 0}
         with self._engine.begin() as conn:
             self._advance_offsets(conn, spans)
-            directory_events = [d for d in events if isinstance(d.event, DirectoryEvent)]
+            directory_events = _not_applied_before(conn, [d for d in events if isinstance(d.event, DirectoryEvent)])
             signals = [d for d in events if isinstance(d.event, SignalEvent)]
             for d in events:
                 if not isinstance(d.event, DirectoryEvent | SignalEvent):
@@ -358,6 +359,27 @@ class NotifyProjection:
 
 
 # --- the directory view ---------------------------------------------------------------------------
+
+
+def _not_applied_before(conn: Connection, delivered: list[Delivered]) -> list[Delivered]:
+    """The directory events whose id was not applied before (in an earlier batch or earlier in this
+    one), remembered as applied now: a repeated event id is applied once (SPEC)."""
+    ids = [str(d.envelope.event_id) for d in delivered]
+    seen: set[str] = set()
+    for i in range(0, len(ids), 500):
+        seen.update(conn.execute(sa.select(directory_applied.c.event_id)
+                                 .where(directory_applied.c.event_id.in_(ids[i:i + 500]))).scalars())
+    fresh: list[Delivered] = []
+    for d, event_id in zip(delivered, ids, strict=True):
+        if event_id in seen:
+            log.info("directory event %s at %s[%d]@%d applied before; skipped", event_id, d.topic, d.partition,
+                     d.offset)
+            continue
+        seen.add(event_id)
+        fresh.append(d)
+    if fresh:
+        conn.execute(sa.insert(directory_applied), [{"event_id": str(d.envelope.event_id)} for d in fresh])
+    return fresh
 
 
 def apply_directory_event(conn: Connection, event: Event) -> None:

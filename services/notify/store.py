@@ -31,6 +31,13 @@ offsets = sa.Table(
     sa.Column("next_offset", sa.BigInteger, nullable=False),
 )
 
+# Directory events applied, so a repeated event id (a dead letter redriven beside its original) is
+# applied once: replaying an old join after a later leave would otherwise undo the leave.
+directory_applied = sa.Table(
+    "notify_directory_applied", metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+)
+
 members = sa.Table(
     "notify_members", metadata,
     sa.Column("member_id", sa.String(64), primary_key=True),

@@ -131,6 +131,19 @@ def test_no_email_to_oneself_the_parent_circles_leads_hear_instead(rig: Rig, sin
     assert "the circle above Design, which Bo Chen leads" in sink.messages()[0].get_body(("plain",)).get_content()
 
 
+def test_a_repeated_directory_event_is_applied_once(rig: Rig) -> None:
+    """A copy re-appended by hand (a redriven dead letter) must not undo what came after its original."""
+    first_leads = t.leads("ops", "bo")
+    copied = (t.envelope(first_leads), first_leads)
+    rig.feeder.apply(*t.organisation()[:-1], copied)
+    rig.feeder.apply(t.leads("ops", "cy"))
+    rig.feeder.apply(copied)
+    with rig.engine.connect() as conn:
+        leads = conn.execute(sa.select(store.circle_leads.c.member_id)
+                             .where(store.circle_leads.c.circle_id == "ops")).scalars().all()
+    assert leads == ["cy"]
+
+
 def test_nobody_to_tell_is_a_visible_failure_not_silence(rig: Rig, sink: MailSink) -> None:
     signal = t.overextended("solo", ["island"])
     env = t.envelope(signal)
@@ -403,7 +416,7 @@ def test_the_migrations_build_exactly_the_schema_the_code_uses(database: str, re
             diff = compare_metadata(context, store.metadata)
             version = conn.execute(sa.text("SELECT version_num FROM notify_alembic_version")).scalar_one()
         assert diff == []
-        assert version == "notify_0001"
+        assert version == "notify_0002"
     finally:
         engine.dispose()
 

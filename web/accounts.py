@@ -10,6 +10,7 @@ set-password` call; the app uses an `AccountStore` it keeps for its lifetime.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,16 @@ class AccountStore:
                 conn.execute(update(web_accounts).where(web_accounts.c.member_id == member_id)
                              .values(password_hash=_hasher.hash(password)))
         return True
+
+    def session_stamp(self, member_id: str) -> str | None:
+        """A short fingerprint of the member's password hash, kept in their session at sign-in: once the
+        password changes (or the account goes), every session signed in with the old one stops working,
+        a copied cookie included. None when there is no account."""
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                select(web_accounts.c.password_hash).where(web_accounts.c.member_id == member_id)
+            ).scalar_one_or_none()
+        return None if stored is None else hashlib.sha256(stored.encode()).hexdigest()[:16]
 
     def has_account(self, member_id: str) -> bool:
         with self.engine.connect() as conn:

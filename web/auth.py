@@ -119,6 +119,7 @@ def signin() -> Response:
     session.clear()  # a fresh session on sign-in: nothing from before carries over
     session.permanent = True
     session["member_id"] = member_id
+    session["stamp"] = accounts.session_stamp(member_id)
     log.info("signed in: %s", member_id)
     return redirect(_safe_next(next_url))  # type: ignore[return-value]
 
@@ -137,6 +138,11 @@ def load_signed_in_member() -> Response | None:
         return None
     member_id = session.get("member_id")
     if not member_id:
+        return _to_signin()
+    accounts: AccountStore = current_app.extensions["reciprocity.accounts"]
+    if session.get("stamp") != accounts.session_stamp(member_id):
+        session.clear()
+        flash("Your password was changed since you signed in, so please sign in again.", "info")
         return _to_signin()
     try:
         g.me = clients().balance.member(member_id)

@@ -69,6 +69,23 @@ def test_sign_in_and_out(app) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/").status_code == 302
 
 
+def test_a_password_change_ends_every_session_signed_in_with_the_old_one(app) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    sign_in(client, "ada")
+    with client.session_transaction() as copied:  # what a stolen cookie would carry
+        stolen = dict(copied)
+    assert client.get("/").status_code == 200
+    app.extensions["reciprocity.accounts"].set_password("ada", "a brand new passphrase")
+    answer = client.get("/")
+    assert answer.status_code == 302 and answer.headers["Location"].startswith("/signin")
+    assert "password was changed" in text(client.get(answer.headers["Location"]))
+    thief = app.test_client()
+    with thief.session_transaction() as session:
+        session.update(stolen)
+    assert thief.get("/").status_code == 302
+    assert sign_in(app.test_client(), "ada", "a brand new passphrase").status_code == 302
+
+
 def test_wrong_password_and_unknown_member_get_the_same_answer(app, clients) -> None:  # type: ignore[no-untyped-def]
     wrong = sign_in(app.test_client(), "ada", "not-the-password")
     unknown = sign_in(app.test_client(), "nobody", DEMO_PASSWORD)

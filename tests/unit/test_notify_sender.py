@@ -38,11 +38,15 @@ def test_backoff_doubles_up_to_the_cap() -> None:
     assert backoff(1, 0.05, 0.2) == 0.05 and backoff(5, 0.05, 0.2) == 0.2
 
 
+def planned(**changes: str) -> SimpleNamespace:
+    """A deliveries row as the sender reads it."""
+    return SimpleNamespace(**{"alert_id": "6c36ccc7", "recipient": "bo", "to_name": "Bo Chen",
+                              "to_address": "bo@example.org", "subject": "Heads-up: Ana Lima may be carrying a lot "
+                              "(Design)", "text_body": "plain words", "html_body": "<p>html words</p>", **changes})
+
+
 def test_the_message_has_both_parts_and_a_deterministic_message_id() -> None:
-    row = SimpleNamespace(alert_id="6c36ccc7", recipient="bo", to_name="Bo Chen", to_address="bo@example.org",
-                          subject="Heads-up: Ana Lima may be carrying a lot (Design)", text_body="plain words",
-                          html_body="<p>html words</p>")
-    message = build_message(row, "Reciprocity <alerts@reciprocity.example>")
+    message = build_message(planned(), "Reciprocity <alerts@reciprocity.example>")
     assert message["To"] == "Bo Chen <bo@example.org>"
     assert message["Message-ID"] == "<6c36ccc7.bo@reciprocity.example>"
     assert message["Auto-Submitted"] == "auto-generated"
@@ -52,9 +56,7 @@ def test_the_message_has_both_parts_and_a_deterministic_message_id() -> None:
 
 def test_a_delivery_planned_with_a_line_break_in_a_name_still_builds() -> None:
     """Rows rendered before names were made one line are still pending: Python refuses such a header."""
-    row = SimpleNamespace(alert_id="6c36ccc7", recipient="bo", to_name="Bo\r\nChen", to_address="bo@example.org",
-                          subject="Heads-up: Ana\nLima may be carrying a lot (Design)", text_body="plain words",
-                          html_body="<p>html words</p>")
+    row = planned(to_name="Bo\r\nChen", subject="Heads-up: Ana\nLima may be carrying a lot (Design)")
     message = build_message(row, "Reciprocity <alerts@reciprocity.example>")
     assert message["To"] == "Bo Chen <bo@example.org>"
     assert message["Subject"] == "Heads-up: Ana Lima may be carrying a lot (Design)"

@@ -6,6 +6,8 @@ One run measures, on a fresh topic set (a LocalKafka, or KAFKA_BOOTSTRAP_SERVERS
       only reads the N ExchangeRecorded records;
   (b) the full projection of the same records into SQLite and into PostgreSQL (LocalPostgres) through
       the real ProjectionConsumer + BalanceProjection, as events/s and as a ratio of (a);
+  (b2) the same projection into PostgreSQL by two balance processes in one consumer group (how the
+      service scales out; SQLite takes one writer at a time, so it is not measured there);
   (b0) the ceiling of (b) set by the database: the rows the projection writes for the same events,
       written in batches of the same size by the same code with nothing else timed (no Kafka, no
       decoding, no projecting). However fast the work in front of the database, one writer cannot
@@ -27,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,11 +37,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, all_topics
+from reciprocity.contracts.topics import EXCHANGES, all_topics
 from reciprocity.messaging.event_log import EventLog
 from rich.console import Console
 from rich.table import Table
 
+from .projection import project, project_by_group
 from .workload import Organisation, outgoing
 
 console = Console()
@@ -118,76 +120,6 @@ def read_only(bootstrap: str, prefix: str, n_expected: int) -> float:
     if seen < n_expected or first is None:
         raise RuntimeError(f"read only {seen} of {n_expected} records")
     return n_expected / (last - first)
-
-
-# --- (b) projection ------------------------------------------------------------------------------
-
-
-class TimedProjection:
-    """Passes through to the real projection, noting when the first batch began and the last ended."""
-
-    def __init__(self, inner, target: int) -> None:  # type: ignore[no-untyped-def]
-        self.inner = inner
-        self.target = target
-        self.applied = 0
-        self.first: float | None = None
-        self.last: float | None = None
-        self.batches = 0
-        self.done = threading.Event()
-
-    def load_offsets(self, partitions):  # type: ignore[no-untyped-def]
-        return self.inner.load_offsets(partitions)
-
-    def apply(self, events, offsets) -> None:  # type: ignore[no-untyped-def]
-        began = time.perf_counter()
-        self.inner.apply(events, offsets)
-        self.first = self.first or began
-        self.last = time.perf_counter()
-        self.batches += 1
-        self.applied += sum(1 for e in events if e.topic == EXCHANGES.name)
-        if self.applied >= self.target:
-            self.done.set()
-
-
-def project(bootstrap: str, prefix: str, database_url: str, n_expected: int, label: str) -> tuple[float, int]:
-    from reciprocity.balance.db import make_engine, migrate
-    from reciprocity.balance.projection import BalanceProjection
-    from reciprocity.balance.settings import BalanceSettings
-    from reciprocity.balance.signals import OutboxPublisher, SignalEngine
-    from reciprocity.messaging.consumer import ProjectionConsumer
-    from reciprocity.messaging.inspect import end_offsets
-
-    engine = make_engine(database_url)
-    migrate(engine)
-    # Wired as the service wires it: policy evaluation held until caught up, outbox published.
-    signals = SignalEngine(clock=lambda: datetime.now(UTC).date())
-    signals.hold_until(end_offsets(bootstrap, [DIRECTORY.name, EXCHANGES.name], topic_prefix=prefix))
-    log = EventLog(bootstrap, client_id="bench-balance", topic_prefix=prefix)
-    publisher = OutboxPublisher(engine, log)
-    timed = TimedProjection(BalanceProjection(engine, signals=signals, after_commit=publisher.publish), n_expected)
-    consumer = ProjectionConsumer(bootstrap, group_id=f"bench-{label}", topics=[DIRECTORY.name, EXCHANGES.name],
-                                  projection=timed, dead_letters=log, topic_prefix=prefix, client_id="bench",
-                                  max_records=BalanceSettings().balance_max_poll_records)
-    stop = threading.Event()
-    worker = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
-    worker.start()
-    try:
-        last_report = time.monotonic()
-        while not timed.done.wait(1.0):
-            if not worker.is_alive():
-                raise RuntimeError("consumer stopped")
-            if consumer.health.failed_partitions:
-                raise RuntimeError(f"projection failed: {consumer.health.reason()}")
-            if time.monotonic() - last_report > 10:
-                console.print(f"  {label}: {timed.applied:,}/{n_expected:,}", end="\r")
-                last_report = time.monotonic()
-    finally:
-        stop.set()
-        worker.join(timeout=30)
-        log.close()
-        engine.dispose()
-    assert timed.first is not None and timed.last is not None
-    return n_expected / (timed.last - timed.first), timed.batches
 
 
 # --- (b0) write-only bound ----------------------------------------------------------------------
@@ -381,6 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.add_row(f"(b0) PostgreSQL writes alone, batches of {batch:,}", f"{bound:,.0f} events/s",
                             f"{bound / floor:.2f}")
             console.print(f"(b0) PostgreSQL writes alone: {bound:,.0f} events/s")
+            rate = project_by_group(bootstrap, prefix, pg.create_database("bench_group"), n, "postgres-group")
+            results.add_row("(b2) projection into PostgreSQL by 2 balance processes in one group",
+                            f"{rate:,.0f} events/s", f"{rate / floor:.2f}")
+            console.print(f"(b2) PostgreSQL, 2 processes: {rate:,.0f} events/s")
         if "latency" not in args.skip:
             samples = latency(bootstrap, workdir, args.requests)
             results.add_row(f"(c) POST /v1/exchanges -> visible in summary, p50 ({len(samples)} requests)",

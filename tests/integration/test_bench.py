@@ -25,6 +25,7 @@ def test_bench_prints_every_figure_on_a_small_load(kafka_bootstrap: str) -> None
         "(b0) SQLite writes alone",
         "(b) projection into PostgreSQL",
         "(b0) PostgreSQL writes alone",
+        "(b2) projection into PostgreSQL by 2 balance processes",
         "(c) POST /v1/exchanges -> visible in summary, p50 (20 requests)",
         "(c) ... p99",
     ):

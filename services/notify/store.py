@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from reciprocity.contracts.topics import DIRECTORY
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -274,11 +275,14 @@ def stored_offsets(conn: Connection) -> dict[tuple[str, int], int]:
 def rewind_offsets(engine: Engine, topics: Sequence[str] | None = None) -> int:
     """Forget the consumed offsets (all, or of `topics`), so the next start reads from the beginning.
 
-    The directory is rebuilt idempotently; every signal is found in notify_alerts and sends nothing.
-    Only while notify is stopped: a running consumer keeps its position until it is reassigned.
+    The directory is rebuilt: the ids of its applied events are forgotten with the offsets, so the
+    re-read applies each once again, in log order. Every signal is found in notify_alerts and sends
+    nothing. Only while notify is stopped: a running consumer keeps its position until it is reassigned.
     """
     with engine.begin() as conn:
         query = sa.delete(offsets)
         if topics is not None:
             query = query.where(offsets.c.topic.in_(list(topics)))
+        if topics is None or DIRECTORY.name in topics:
+            conn.execute(sa.delete(directory_applied))
         return conn.execute(query).rowcount

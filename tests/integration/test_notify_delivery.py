@@ -194,11 +194,16 @@ def test_a_full_replay_from_offset_zero_sends_nothing_new(rig: Rig, sink: MailSi
     before_mail, before_rows = sent_to(sink), rig.rows()
     assert len(before_mail) == 3
 
+    with rig.engine.begin() as conn:  # a directory view gone wrong: a rewind rebuilds it
+        memberships = conn.execute(sa.select(store.memberships)).all()
+        conn.execute(sa.delete(store.memberships))
     assert store.rewind_offsets(rig.engine) > 0
     rig.feeder.replay()
     rig.drain()
     assert sent_to(sink) == before_mail
     assert rig.rows() == before_rows
+    with rig.engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(store.memberships)).all()) == sorted(memberships)
 
 
 # --- ordering across topics ------------------------------------------------------------------

@@ -59,7 +59,11 @@ class SmtpConfig:
     ca_file: str | None = None  # a private CA to trust besides the system's (an internal relay)
 
     def tls_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.ca_file)
+        # create_default_context(cafile=...) would trust that file only; the system's CAs stay trusted.
+        context = ssl.create_default_context()
+        if self.ca_file:
+            context.load_verify_locations(cafile=self.ca_file)
+        return context
 
 
 class SmtpTransport:

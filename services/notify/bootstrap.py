@@ -7,10 +7,12 @@ import threading
 
 import sqlalchemy as sa
 from reciprocity.common.service import Worker
-from reciprocity.contracts.topics import all_topics
-from reciprocity.messaging.consumer import ProjectionConsumer
+from reciprocity.contracts.topics import SIGNALS, all_topics
+from reciprocity.messaging.consumer import PartitionKey, ProjectionConsumer
 from reciprocity.messaging.event_log import EventLog
+from reciprocity.messaging.inspect import end_offsets
 from reciprocity.messaging.topics_admin import ensure_topics
+from sqlalchemy.engine import Engine
 
 from . import store
 from .projection import TOPICS, CrashHook, NotifyProjection
@@ -61,6 +63,8 @@ class Notifier:
             try:
                 ensure_topics(self.settings.kafka_bootstrap_servers, all_topics(self.settings.topic_prefix),
                               timeout_s=5)
+                if self.settings.notify_skip_history:
+                    self.projection.history_until = history_to_skip(self.engine, self.settings)
                 break
             except Exception as err:  # Kafka not up yet: /health says "not connected" meanwhile
                 log.warning("cannot make sure the topics exist yet (%r); retrying", err)
@@ -103,3 +107,18 @@ class Notifier:
         self.stop()
         self.dead_letters.close()
         self.engine.dispose()
+
+
+def history_to_skip(engine: Engine, settings: NotifySettings) -> dict[PartitionKey, int]:
+    """With NOTIFY_SKIP_HISTORY, on a delivery log that has consumed nothing of balance.signals yet: the
+    end offsets of balance.signals now, below which signals are recorded but not mailed. Nothing once
+    any offset of it is stored (a restart must not skip what arrived while notify was down)."""
+    with engine.connect() as conn:
+        started = conn.execute(sa.select(store.offsets.c.topic).where(store.offsets.c.topic == SIGNALS.name)
+                               .limit(1)).first()
+    if started:
+        return {}
+    ends = end_offsets(settings.kafka_bootstrap_servers, [SIGNALS.name], topic_prefix=settings.topic_prefix)
+    log.warning("NOTIFY_SKIP_HISTORY: the %d alert record(s) already in %s are recorded, not mailed",
+                sum(ends.values()), SIGNALS.name)
+    return ends

@@ -103,6 +103,9 @@ class NotifyProjection:
         self._clock = clock
         self._on_planned = on_planned or (lambda: None)
         self._hook = crash_hook or _no_crash
+        # Signals below these offsets were in the log before this delivery log began (NOTIFY_SKIP_HISTORY):
+        # recorded, never mailed.
+        self.history_until: dict[PartitionKey, int] = {}
 
     # --- Projection protocol ------------------------------------------------------------------
 
@@ -178,6 +181,10 @@ class NotifyProjection:
             source_partition=d.partition, source_offset=d.offset,
             status="waiting", reason=None, attempts=0, first_seen_at=now,
         ))
+        if d.offset < self.history_until.get((d.topic, d.partition), -1):
+            self._record(conn, alert, _Outcome("nothing_to_send", "in balance.signals before this delivery log "
+                                                                  "began (NOTIFY_SKIP_HISTORY): not mailed"), counts)
+            return
         if self._member_blocked(conn, alert.member_id, event_id):
             self._record(conn, alert, _Outcome("waiting", "waiting behind an earlier signal about this member"),
                          counts)

@@ -28,6 +28,9 @@ class NotifySettings(ServiceSettings):
     # How long a signal waits for the directory to know its member, circles and leads before it is
     # recorded as failed (visible in /v1/deliveries?status=failed).
     notify_directory_wait_s: float = Field(default=600.0, gt=0)
+    # On an empty delivery log (a lost notify database, or notify added beside a running balance): record
+    # the alerts already in balance.signals without mailing them. Otherwise every one of them is mailed.
+    notify_skip_history: bool = False
     # At most one email per lead, per member, per signal kind within this many days.
     notify_rate_limit_days: float = Field(default=7.0, ge=0)
     # How often the sender looks for due deliveries when nobody wakes it.

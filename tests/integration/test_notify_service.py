@@ -246,6 +246,29 @@ def test_a_full_replay_of_the_topics_sends_nothing_new(settings: NotifySettings,
     assert len(sink.messages()) == len(before) == 2
 
 
+def test_a_new_delivery_log_with_skip_history_mails_only_what_comes_after(
+        settings: NotifySettings, log: EventLog, sink: MailSink, tmp_path: Path) -> None:
+    produce(log, *t.organisation())
+    (old,) = produce(log, t.overextended("ana", ["design"]))
+    with notify(settings):
+        mails(sink, 1)
+    # The delivery log is lost; a new notify starts on an empty database with NOTIFY_SKIP_HISTORY.
+    fresh = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path}/new-notify.db",
+                                        "notify_skip_history": True})
+    with notify(fresh) as (notifier, client):
+        wait_for(lambda: caught_up(fresh.kafka_bootstrap_servers, fresh.topic_prefix, notifier.engine),
+                 timeout_s=60, what="the new notify to read the old signals")
+        recorded = client.get(f"/v1/alerts/{old.event_id}").get_json()
+        assert recorded["status"] == "nothing_to_send" and "NOTIFY_SKIP_HISTORY" in recorded["reason"]
+        produce(log, t.disconnected("cy", ["design", "ops"]))
+        mails(sink, 2)
+        wait_for(lambda: caught_up(fresh.kafka_bootstrap_servers, fresh.topic_prefix, notifier.engine),
+                 timeout_s=60, what="the new signal consumed")
+        notifier.sender.send_due()
+    subjects = [m["Subject"] for m in sink.messages()]
+    assert len(subjects) == 2 and sum("Ana Lima" in s for s in subjects) == 1  # ana's alert was not sent again
+
+
 # --- a real process, killed ---------------------------------------------------------------------
 
 

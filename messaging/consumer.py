@@ -10,9 +10,10 @@ unhealthy, because skipping it would corrupt the sums.
 
 import gc
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 # (logical topic, partition): how projections name a partition in their offset tables.
 PartitionKey = tuple[str, int]
 
-# How often an idle loop confirms its positions with the projection (see _store_positions_past_markers).
+# How often an idle loop confirms its positions with the projection (see _settle_idle_positions).
 CONFIRM_IDLE_POSITIONS_S = 5.0
 
 
@@ -202,7 +203,7 @@ class ProjectionConsumer:
         polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._max_records)
         self.health.last_poll_at = time.time()
         if not polled:
-            self._store_positions_past_markers()
+            self._settle_idle_positions()
             return 0
         # Only around the work on a batch: the wait in poll() keeps collection running for the
         # service's other threads.
@@ -236,8 +237,7 @@ class ProjectionConsumer:
             self.health.applied += len(events)
             for key, span in offsets.items():
                 self._stored_next[self._tp(key)] = span.next
-            if self._dead_lettered:
-                self._forget_dead_letters(lambda tp, offset: offsets.get(self._key(tp), _NO_SPAN).next > offset)
+            self._forget_dead_letters({self._tp(key): span.next for key, span in offsets.items()})
             return
         except StaleBatch as err:
             log.warning("%s; seeking back to the stored offsets", err)
@@ -256,7 +256,7 @@ class ProjectionConsumer:
         for key, span in offsets.items():
             self._apply([e for e in events if (e.topic, e.partition) == key], {key: span})
 
-    def _store_positions_past_markers(self) -> None:
+    def _settle_idle_positions(self) -> None:
         """When idle, move stored offsets past what the consumer skipped without returning it: the
         commit marker a transaction leaves after its records. Otherwise every partition the ledger
         wrote to would show a lag of 1 at rest.
@@ -309,8 +309,10 @@ class ProjectionConsumer:
             self.health.failed_partitions.pop(_label(self._key(tp)), None)
             self._consumer.resume(tp)
 
-    def _forget_dead_letters(self, done: Callable[[TopicPartition, int], bool]) -> None:
-        self._dead_lettered = {(tp, offset) for tp, offset in self._dead_lettered if not done(tp, offset)}
+    def _forget_dead_letters(self, below: dict[TopicPartition, int | float]) -> None:
+        """Forget the dead letters of each partition in `below` at offsets below its value (committed)."""
+        if self._dead_lettered:
+            self._dead_lettered = {(tp, o) for tp, o in self._dead_lettered if o >= below.get(tp, -1)}
 
     def _seek_to_stored(self, keys: Sequence[PartitionKey]) -> None:
         assert self._consumer is not None
@@ -348,9 +350,6 @@ class ProjectionConsumer:
         self.health.dead_lettered += 1
 
 
-_NO_SPAN = OffsetRange(first=-1, next=-1)
-
-
 def _label(key: PartitionKey) -> str:
     return f"{key[0]}[{key[1]}]"
 
@@ -369,8 +368,7 @@ class _SeekToStored(ConsumerRebalanceListener):
             owner._paused_since.pop(tp, None)
             owner._stored_next.pop(tp, None)
             owner.health.failed_partitions.pop(_label(owner._key(tp)), None)
-        gone = set(revoked)
-        owner._forget_dead_letters(lambda tp, _offset: tp in gone)
+        owner._forget_dead_letters(dict.fromkeys(revoked, math.inf))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         owner = self._owner

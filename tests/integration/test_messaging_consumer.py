@@ -5,7 +5,6 @@ loop's failures: a database that goes away, a partition that stays stopped."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -47,15 +46,18 @@ class FlakyProjection(StrictProjection):
         self.down = False
         self.refuse = refuse
         self.attempts = 0  # calls of apply
+        self.refusals = 0  # calls of either while down
 
     def load_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
         if self.down:
+            self.refusals += 1
             raise ConnectionError("database is down")
         return super().load_offsets(partitions)
 
     def apply(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
         self.attempts += 1
         if self.down:
+            self.refusals += 1
             raise ConnectionError("database is down")
         if any(e.event.circle_id == self.refuse for e in events):  # type: ignore[attr-defined]
             raise ValueError(f"cannot project {self.refuse}")
@@ -124,7 +126,7 @@ def test_the_loop_outlives_a_database_outage(kafka_bootstrap: str, unique_id: st
     with consuming(kafka_bootstrap, prefix, projection, retry_failed_after_s=0.3) as consumer:
         wait_for(lambda: "database is down" in (consumer.health.reason() or ""), 60,
                  what="health to name the database, not Kafka")
-        time.sleep(1.0)  # a few retries against the dead database
+        wait_for(lambda: projection.refusals >= 3, 60, what="a few retries against the dead database")
         projection.down = False
         wait_for(lambda: len(projection.circles) == 8, 60, what="every event once the database is back")
         wait_for(lambda: consumer.health.healthy, 30, what="health to recover")
@@ -133,7 +135,8 @@ def test_the_loop_outlives_a_database_outage(kafka_bootstrap: str, unique_id: st
         writer.append([circle_formed(n) for n in range(8, 12)])
         wait_for(lambda: "database is down" in (consumer.health.reason() or ""), 60,
                  what="a failed batch while the database is down")
-        time.sleep(1.0)
+        refused = projection.refusals
+        wait_for(lambda: projection.refusals >= refused + 2, 60, what="failed retries to resume")
         projection.down = False
         wait_for(lambda: len(projection.circles) == 12, 60, what="the rest once the database is back")
         wait_for(lambda: consumer.health.healthy, 30, what="health to recover again")

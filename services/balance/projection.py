@@ -15,6 +15,7 @@ import operator
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,13 +85,14 @@ class CounterUpsert:
             + ", ".join(f"{_q(c)} = {table.name}.{_q(c)} + excluded.{_q(c)}" for c in self.counters)
         )
 
-    def write(self, conn: Connection, generation: int, deltas: Mapping[tuple, list[int]]) -> int:
-        """Days in the keys are ISO text. On PostgreSQL rows are upserted in key order, so concurrent
-        writers lock rows in the same order (no deadlocks); SQLite has one writer at a time.
-        All-zero deltas (recorded and withdrawn in one batch) are skipped."""
-        if not deltas:
-            return 0
-        rows = [(generation, *key, *counts) for key, counts in deltas.items() if any(counts)]
+    def rows(self, generation: int, deltas: Mapping[tuple, list[int]]) -> list[tuple]:
+        """The driver's rows for `deltas` (days in the keys are ISO text). All-zero deltas (recorded and
+        withdrawn in one batch) are left out."""
+        return [(generation, *key, *counts) for key, counts in deltas.items() if any(counts)]
+
+    def execute(self, conn: Connection, rows: list[tuple]) -> int:
+        """On PostgreSQL rows are upserted in key order, so concurrent writers lock rows in the same
+        order (no deadlocks); SQLite has one writer at a time."""
         if not rows:
             return 0
         if self.dialect == "sqlite":
@@ -144,14 +146,11 @@ class RowInsert:
                 elif isinstance(c.type, sa.Boolean):
                     self._convert.append((i, int))
 
-    def write(self, conn: Connection, generation: int, rows: Iterable[Mapping[str, Any]]) -> None:
+    def rows(self, generation: int, rows: Iterable[Mapping[str, Any]]) -> list[tuple]:
+        """The driver's rows: as they are for COPY (PostgreSQL), as SQLAlchemy would store them in SQLite."""
         get, convert = self._get, self._convert
-        if self.dialect != "sqlite":  # COPY takes the Python values as they are
-            tuples = [(generation, *get(r)) for r in rows]
-            if tuples:
-                self._staging.load(conn, tuples)
-                conn.exec_driver_sql(self._head)
-            return
+        if not convert:
+            return [(generation, *get(r)) for r in rows]
         tuples = []
         for r in rows:
             values = [generation, *get(r)]
@@ -159,8 +158,16 @@ class RowInsert:
                 if values[i] is not None:
                     values[i] = fn(values[i])
             tuples.append(tuple(values))
-        if tuples:
+        return tuples
+
+    def execute(self, conn: Connection, tuples: list[tuple]) -> None:
+        if not tuples:
+            return
+        if self.dialect == "sqlite":
             conn.exec_driver_sql(self._head + self._row_ph, tuples)
+        else:
+            self._staging.load(conn, tuples)
+            conn.exec_driver_sql(self._head)
 
 
 def _memo(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -186,6 +193,20 @@ def _transient(err: DBAPIError) -> bool:
         return True
     text = str(err.orig).lower()
     return "database is locked" in text or "database is busy" in text
+
+
+@dataclass(frozen=True)
+class BatchRows:
+    """What one batch writes: the counter and exchange rows as the driver takes them, built before the
+    transaction's statements run (so the bench can time the database alone), and the deltas for the
+    rest (exchange updates, directory operations)."""
+
+    generation: int
+    deltas: Deltas
+    exchanges: list[tuple]
+    member_day: list[tuple]
+    pair_day: list[tuple]
+    circle_day: list[tuple]
 
 
 class BalanceProjection:
@@ -359,18 +380,26 @@ class BalanceProjection:
         return found
 
     def write(self, conn: Connection, gen: int, d: Deltas) -> None:
-        if d.new_exchanges:
-            # A plain INSERT: an exchange id recorded twice violates the key and fails the batch.
-            self._insert_exchange.write(conn, gen, d.new_exchanges.values())  # PostgreSQL: sorted in SQL
+        self.write_rows(conn, self.rows(gen, d))
+
+    def rows(self, gen: int, d: Deltas) -> BatchRows:
+        return BatchRows(gen, d, self._insert_exchange.rows(gen, d.new_exchanges.values()),
+                         self._member_day.rows(gen, d.member_day), self._pair_day.rows(gen, d.pair_day),
+                         self._circle_day.rows(gen, d.circle_day))
+
+    def write_rows(self, conn: Connection, r: BatchRows) -> None:
+        gen, d = r.generation, r.deltas
+        # A plain INSERT: an exchange id recorded twice violates the key and fails the batch.
+        self._insert_exchange.execute(conn, r.exchanges)  # PostgreSQL: sorted in SQL
         if d.exchange_updates:
             conn.execute(self._update_exchange, [
                 {"g_": gen, "x_": xid, "thanks": None, "dispute_reason": None, "shared_by_acknowledger": False,
                  "status_event_id": None, **u}
                 for xid, u in sorted(d.exchange_updates.items())
             ])
-        self._member_day.write(conn, gen, d.member_day)
-        self._pair_day.write(conn, gen, d.pair_day)
-        self._circle_day.write(conn, gen, d.circle_day)
+        self._member_day.execute(conn, r.member_day)
+        self._pair_day.execute(conn, r.pair_day)
+        self._circle_day.execute(conn, r.circle_day)
         for op, values in d.directory:
             _DIRECTORY_OPS[op](conn, gen, values)
         if d.directory_event_ids:

@@ -255,9 +255,16 @@ def create_app(
             raise BadRequest("active must be true or false")
         active = None if raw == "" else raw == "true"
         circle, member = request.args.get("circle") or None, request.args.get("member") or None
-        with engine.connect() as conn:
-            found = queries.signals(conn, circle=circle, member=member, active=active)
-        return jsonify({"signals": found})
+
+        def run(conn: Any, gen: int) -> Any:
+            # A mistyped filter must not read as "no alerts".
+            if circle and not queries.circle_known(conn, gen, circle):
+                return not_found(f"circle {circle}")
+            if member and not queries.member_known(conn, gen, member):
+                return not_found(f"member {member}")
+            return jsonify({"signals": queries.signals(conn, circle=circle, member=member, active=active)})
+
+        return read(run)
 
     @app.get("/v1/projection/status")
     def projection_status() -> Any:

@@ -58,6 +58,11 @@ def member_names(conn: Connection, gen: int, ids: Iterable[str] | None = None) -
     return {r.member_id: r.name for r in conn.execute(query)}
 
 
+def circle_known(conn: Connection, gen: int, circle_id: str) -> bool:
+    c = t.circles.c
+    return conn.execute(sa.select(c.circle_id).where(c.generation == gen, c.circle_id == circle_id)).first() is not None
+
+
 def member_known(conn: Connection, gen: int, member_id: str) -> bool:
     m, x = t.members.c, t.exchanges.c
     if conn.execute(sa.select(m.member_id).where(m.generation == gen, m.member_id == member_id)).first():

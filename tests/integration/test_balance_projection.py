@@ -138,6 +138,9 @@ def test_lifecycle_counts_and_read_api(kafka_bootstrap: str, prefix: str, log: E
         balance.get("/v1/members/nobody/summary", status=404)
         balance.get("/v1/exchanges/nope", status=404)
         balance.get("/v1/circles/nope/health", status=404)
+        assert balance.get("/v1/signals?circle=core")["signals"] == []
+        balance.get("/v1/signals?circle=nope", status=404)
+        balance.get("/v1/signals?member=nobody", status=404)
         balance.get("/v1/members/ann/summary?window=forever", status=422)
         balance.get("/v1/members/ann/exchanges?status=lost", status=422)
         assert balance.client.get("/health").status_code == 200

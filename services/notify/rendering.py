@@ -7,10 +7,12 @@ a suggestion, and never blame.
 
 from __future__ import annotations
 
+import re
+import textwrap
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,13 @@ from reciprocity.contracts.events import MemberDisconnected, MemberOverextended,
 from .routing import Directory, MemberFacts, Recipient, Via
 
 TEMPLATES = Path(__file__).parent / "templates"
+TEXT_WIDTH = 72  # the plain-text part is hard wrapped: one template line is one paragraph or bullet
 
 OVEREXTENDED = "overextended"
 DISCONNECTED = "disconnected"
 CLEARED = "cleared"
+
+CAPACITY_WINDOW_DAYS = 7  # balance compares the last 7 days, today included, with the weekly capacity
 
 SUGGESTIONS = {
     OVEREXTENDED: "Ask how they are; rebalance mentoring pairs, share out some of what they carry, "
@@ -91,9 +96,12 @@ def render(
         "circles_text": _join(circles) or "no circle",
         "window_start": _day(signal.window_start),
         "window_end": _day(signal.window_end),
-        "window_days": (signal.window_end - signal.window_start).days,
+        # Windows are inclusive of both ends: balance's 28-day window runs from today - 27 to today.
+        "window_days": (signal.window_end - signal.window_start).days + 1,
+        "window": span(signal.window_start, signal.window_end),
         "suggestion": SUGGESTIONS.get(kind, ""),
         "facts": _facts(signal),
+        "paused": member.paused_on(signal.window_end),
     }
     if raised is not None:
         base["cleared_kind"] = raised.signal_kind
@@ -106,7 +114,7 @@ def render(
         context: dict[str, Any] = {
             **base,
             "lead_name": recipient.name,
-            "reasons": [_why(v, member.display_name, directory) for v in recipient.via],
+            "reasons": reasons(recipient.via, member.display_name, directory),
         }
         emails.append(Email(
             alert_id=alert_id,
@@ -114,7 +122,7 @@ def render(
             to=recipient.email,
             to_name=one_line(recipient.name),
             subject=subject,
-            text=env.get_template(f"{kind}.txt.j2").render(context),
+            text=wrap_text(env.get_template(f"{kind}.txt.j2").render(context)),
             html=env.get_template(f"{kind}.html.j2").render(context),
         ))
     return emails
@@ -134,6 +142,7 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["duration"] = duration
+    env.filters["amount"] = amount
     return env
 
 
@@ -151,33 +160,65 @@ def _subject(kind: str, signal: SignalEvent, name: str, circles: str, raised: Ra
 def _facts(signal: SignalEvent) -> dict[str, Any]:
     """The numbers that crossed the line, ready for the templates (None where there is none)."""
     if isinstance(signal, MemberOverextended):
-        capacity = signal.weekly_capacity_minutes
+        end = signal.window_end
         return {
             "reason": signal.reason,
             "by_ratio": signal.reason in ("ratio", "ratio_and_capacity"),
             "by_capacity": signal.reason in ("capacity", "ratio_and_capacity"),
             "given_minutes": signal.given_minutes,
             "received_minutes": signal.received_minutes,
-            "ratio": None if signal.ratio is None else f"{signal.ratio:.1f}",
+            "ratio": None if signal.ratio is None else _ratio(signal.ratio),
             "given_last_7_days": signal.given_last_7_days,
-            "weekly_capacity_minutes": capacity,
+            # balance's capacity window: the 7 days up to and including the window's end
+            "last_7_days": span(end - timedelta(days=CAPACITY_WINDOW_DAYS - 1), end),
+            "weekly_capacity_minutes": signal.weekly_capacity_minutes,
         }
     if isinstance(signal, MemberDisconnected):
+        days = signal.days_without_exchange
+        # The silent days counted, inclusive: a last exchange on D and an end on D+38 make 38 days, from
+        # D+1 (the event's window start). Counted from here, the dates and the count always agree, also
+        # for a member who never exchanged (balance counts the days after registration).
+        quiet_from = signal.window_end - timedelta(days=max(days, 1) - 1)
         return {
-            "days_without_exchange": signal.days_without_exchange,
+            "days_without_exchange": days,
+            "quiet_period": span(quiet_from, signal.window_end),
             "last_exchange_on": _day(signal.last_exchange_on) if signal.last_exchange_on else None,
         }
     return {}
 
 
-def _why(via: Via, member_name: str, directory: Directory) -> str:
-    circle = directory.circle_name(via.circle_id)
-    about = directory.circle_name(via.about_circle_id)
-    if via.because == "lead":
-        return f"you are a lead of {circle}, one of {member_name}'s circles"
-    if via.because == "member_leads_circle":
-        return f"you are a lead of {circle}, the circle above {about}, which {member_name} leads"
-    return f"you are a lead of {circle}, the nearest circle above {about} with a lead to tell"
+def reasons(vias: Sequence[Via], member_name: str, directory: Directory) -> str:
+    """Why a lead is told, as one or two sentences: each kind of reason once, naming all its circles.
+
+    "You lead Commons and Engineering, circles Amara Okafor belongs to." A lead told as the lead of a
+    parent circle hears which of the member's circles it stands above, and why."""
+    direct: list[str] = []
+    above: dict[tuple[str, str], list[str]] = {}  # (because, parent circle) -> the member's circles below
+    for via in vias:
+        if via.because == "lead":
+            direct.append(directory.circle_name(via.circle_id))
+        else:
+            above.setdefault((via.because, directory.circle_name(via.circle_id)), []).append(
+                directory.circle_name(via.about_circle_id))
+    clauses = []
+    direct = list(dict.fromkeys(direct))
+    if len(direct) == 1:
+        clauses.append(f"{direct[0]}, a circle {member_name} belongs to")
+    elif direct:
+        clauses.append(f"{_join(direct)}, circles {member_name} belongs to")
+    for (because, parent), below in above.items():
+        below = list(dict.fromkeys(below))
+        if because == "member_leads_circle":
+            led = "which " + member_name + " leads" if len(below) == 1 else f"circles {member_name} leads"
+            clauses.append(f"{parent}, the circle above {_join(below)}, {led}")
+        else:
+            none = "it has" if len(below) == 1 else "they have"
+            clauses.append(f"{parent}, the nearest circle above {_join(below)}, as {none} no other lead "
+                           f"available to tell")
+    if not clauses:
+        return ""
+    sentences = [f"You lead {clauses[0]}."] + [f"You also lead {c}." for c in clauses[1:]]
+    return " ".join(sentences)
 
 
 def one_line(text: str) -> str:
@@ -198,8 +239,51 @@ def duration(minutes: int | None) -> str:
     return f"{hours} h" if not rest else f"{hours} h {rest} min"
 
 
+def amount(minutes: int | None) -> str:
+    """An amount of time given or received, said once and kindly: 0 -> "nothing", 125 -> "2 h 5 min"."""
+    return "nothing" if minutes == 0 else duration(minutes)
+
+
+def _ratio(ratio: float) -> str:
+    """6.67 -> "6.7", 3.0 -> "3"."""
+    return f"{ratio:.1f}".removesuffix(".0")
+
+
 def _day(day: date) -> str:
     return f"{day.day} {day:%B %Y}"  # "3 April 2025": no zero padding, no locale surprises
+
+
+def span(start: date, end: date) -> str:
+    """Both days, said once where they share it: "16 to 22 November 2026", "26 October to 22 November 2026"."""
+    if start == end:
+        return _day(end)
+    if start.year != end.year:
+        return f"{_day(start)} to {_day(end)}"
+    if start.month != end.month:
+        return f"{start.day} {start:%B} to {_day(end)}"
+    return f"{start.day} to {_day(end)}"
+
+
+def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
+    """Hard wrap the plain-text part: each long line becomes a paragraph of lines of at most `width`
+    (a bullet's continuation lines indented under its text). Words are never broken, so links stay whole."""
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        lead = line[:len(line) - len(line.lstrip())]
+        indent = lead + "  " if line.lstrip().startswith("- ") else lead
+        glued = _UNBROKEN.sub(lambda m: m.group(0).replace(" ", _GLUE), line)
+        wrapped = textwrap.fill(glued, width, subsequent_indent=indent, break_long_words=False,
+                                break_on_hyphens=False)
+        out.append(wrapped.replace(_GLUE, " "))
+    return "\n".join(out)
+
+
+# Kept on one line when wrapping: a duration ("12 h 5 min") and a day ("22 November 2026").
+_UNBROKEN = re.compile(r"\b\d+ h(?: \d+ min)?\b|\b\d+ min\b|\b\d{1,2} [A-Z][a-z]+(?: \d{4})?\b")
+_GLUE = "\x00"
 
 
 def _join(items: Sequence[str]) -> str:

@@ -50,16 +50,22 @@ def overextended(member_id: str, circles: Sequence[str], *, window_end: date = W
                  received: int = 60, given_7: int = 200, capacity: int | None = None,
                  reason: str = "ratio") -> MemberOverextended:
     return MemberOverextended(
-        member_id=member_id, circles=list(circles), window_start=window_end - timedelta(days=28),
+        # balance's window: the 28 days up to and including its end
+        member_id=member_id, circles=list(circles), window_start=window_end - timedelta(days=27),
         window_end=window_end, reason=reason, given_minutes=given, received_minutes=received,  # type: ignore[arg-type]
         ratio=None if received == 0 else given / received, given_last_7_days=given_7,
         weekly_capacity_minutes=capacity,
     )
 
 
-def disconnected(member_id: str, circles: Sequence[str], *, window_end: date = WINDOW_END, days: int = 23,
+def disconnected(member_id: str, circles: Sequence[str], *, window_end: date = WINDOW_END, days: int | None = None,
                  last: date | None = None) -> MemberDisconnected:
-    return MemberDisconnected(member_id=member_id, circles=list(circles), window_start=window_end - timedelta(days=28),
+    """As balance raises it: the window starts on the first silent day (the day after the last exchange, or
+    the day of registration `days` before the end for a member who never exchanged)."""
+    if days is None:
+        days = (window_end - last).days if last else 23
+    start = last + timedelta(days=1) if last else window_end - timedelta(days=days)
+    return MemberDisconnected(member_id=member_id, circles=list(circles), window_start=start,
                               window_end=window_end, last_exchange_on=last, days_without_exchange=days)
 
 

@@ -108,7 +108,7 @@ def test_a_signal_becomes_one_multipart_email_per_lead(rig: Rig, sink: MailSink)
     assert "Ana Lima" in message["Subject"]
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    assert "400 minutes" in text and "60 minutes" in text and f"{BASE}/members/ana" in text
+    assert "6 h 40 min" in text and "1 h" in text and f"{BASE}/members/ana" in text
     assert f'href="{BASE}/members/ana"' in html
     (row,) = rig.rows()
     assert row["status"] == "sent" and row["sent_at"] is not None and row["attempts"] == 1
@@ -120,7 +120,7 @@ def test_a_lead_of_two_of_the_members_circles_gets_one_email(rig: Rig, sink: Mai
     rig.drain()
     assert [to for to, _ in sent_to(sink)] == ["bo@example.org"]
     text = sink.messages()[0].get_body(("plain",)).get_content()
-    assert "a lead of Design, one of Cy Park's circles; you are a lead of Ops" in text
+    assert "You lead Design and Ops, circles Cy Park belongs to." in " ".join(text.split())
 
 
 def test_no_email_to_oneself_the_parent_circles_leads_hear_instead(rig: Rig, sink: MailSink) -> None:
@@ -300,12 +300,16 @@ def test_smtp_down_then_up_every_alert_arrives_once(rig: Rig, sink: MailSink) ->
     rig.feeder.apply(*t.organisation(), t.overextended("ana", ["design"]), t.disconnected("cy", ["design"]))
     rig.sender.send_due()
     pending = rig.rows(status="pending")
-    assert len(pending) == 2 and pending[0]["attempts"] == 1
-    assert "Connection refused" in pending[0]["last_error"]
+    tried = max(pending, key=lambda r: r["attempts"])  # whichever the sender tried first
+    assert len(pending) == 2 and tried["attempts"] == 1
+    assert "Connection refused" in tried["last_error"]
     reason = rig.sender.health_reason()
     assert reason is not None and reason.startswith("degraded: SMTP unreachable: ")
 
-    wait_for(lambda: (rig.sender.send_due(), rig.rows(status="pending")[0]["attempts"] >= 3)[1], timeout_s=10,
+    def most_attempts() -> int:
+        return max(r["attempts"] for r in rig.rows(status="pending"))
+
+    wait_for(lambda: (rig.sender.send_due(), most_attempts() >= 3)[1], timeout_s=10,
              interval_s=0.02, what="backoff retries while the server is down")
     sink.up()
     rig.drain()

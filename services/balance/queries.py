@@ -151,7 +151,7 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
     start, end = window_bounds(today, window_days)
     p = t.pair_day.c
     rows = conn.execute(
-        sa.select(p.giver, p.receiver, p.day, p.kind, p.minutes, p.count, p.pending_count)
+        sa.select(p.giver, p.receiver, p.day, p.kind, p.minutes, p.count, p.pending_minutes, p.pending_count)
         .where(p.generation == gen, sa.or_(p.giver == member_id, p.receiver == member_id),
                p.day >= start, p.day <= last_day_anywhere(end))
     )
@@ -166,12 +166,19 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
         item = rel.setdefault(other, {
             "other": other, "given_minutes": 0, "received_minutes": 0, "given_count": 0, "received_count": 0,
             "by_kind": {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS}, "last_exchange_on": None,
+            # Recorded, not yet acknowledged: shown as such beside the settled flow (SPEC).
+            "pending_given_minutes": 0, "pending_received_minutes": 0, "pending_given_count": 0,
+            "pending_received_count": 0,
+            "pending_by_kind": {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS},
         })  # fmt: skip
         side = "given" if gave else "received"
         item[f"{side}_minutes"] += int(r.minutes)
         item[f"{side}_count"] += int(r.count)
+        item[f"pending_{side}_minutes"] += int(r.pending_minutes)
+        item[f"pending_{side}_count"] += int(r.pending_count)
         if r.kind in item["by_kind"]:
             item["by_kind"][r.kind][f"{side}_minutes"] += int(r.minutes)
+            item["pending_by_kind"][r.kind][f"{side}_minutes"] += int(r.pending_minutes)
         day = _day(r.day)
         if item["last_exchange_on"] is None or day > item["last_exchange_on"]:
             item["last_exchange_on"] = day

@@ -98,6 +98,9 @@ def test_lifecycle_counts_and_read_api(kafka_bootstrap: str, prefix: str, log: E
         assert [r["other"] for r in rel] == ["bob"]  # cid: only a withdrawn exchange
         assert rel[0]["given_minutes"] == 60 and rel[0]["given_count"] == 1 and rel[0]["received_minutes"] == 0
         assert rel[0]["other_name"] == "Bob" and rel[0]["last_exchange_on"] == b.facts["occurred_on"].isoformat()
+        assert rel[0]["pending_given_minutes"] == 30 and rel[0]["pending_given_count"] == 1  # b, not acknowledged
+        assert rel[0]["pending_received_minutes"] == 0 and rel[0]["pending_received_count"] == 0  # c: disputed
+        assert rel[0]["pending_by_kind"]["help"] == {"given_minutes": 30, "received_minutes": 0}
 
         statuses = {x["exchange_id"]: x["status"] for x in balance.get("/v1/members/ann/exchanges")["exchanges"]}
         assert statuses == {a.id: "acknowledged", b.id: "recorded", c.id: "disputed", d.id: "withdrawn"}

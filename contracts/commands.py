@@ -7,9 +7,11 @@ Every rule that concerns one field is a field validator, so a rejected body name
 with 422, in sentences a person understands.
 """
 
+import json
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, ValidationInfo, field_validator
 
@@ -33,7 +35,20 @@ def latest_today() -> date:
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # No NaN or infinity in any number: `weekly_hours: NaN` used to fail as "must be at most 168".
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+
+C = TypeVar("C", bound=Command)
+
+
+def parse_command(command_cls: type[C], body: Mapping[str, Any]) -> C:
+    """Validate a command's JSON body (as `json.loads` gave it) strictly, as JSON: a number must be a
+    JSON number, a flag a JSON true/false, text a JSON string; dates are ISO strings ("2025-03-31"), as
+    JSON has no dates. Lax validation turned `"minutes": true` into 1 minute, `"minutes": "12"` into 12
+    and `"shared": "yes"` into true. (The web validates its form input with `model_validate`, laxly,
+    before it builds such a body.)"""
+    return command_cls.model_validate_json(json.dumps(body), strict=True)
 
 
 class FormCircle(Command):

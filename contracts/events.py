@@ -51,7 +51,8 @@ class Event(BaseModel):
 class PolicyOverrides(BaseModel):
     """Per-circle overrides of the alert policy's defaults; None keeps the default."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # An infinite ratio would pass `gt=1` and make the policy meaningless; NaN compares false to all.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     overextension_min_given_minutes: int | None = Field(default=None, ge=0)
     overextension_ratio: float | None = Field(default=None, gt=1)

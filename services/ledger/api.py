@@ -78,7 +78,7 @@ COMMANDS: tuple[CommandRoute, ...] = (
                  "Pause (optionally until a date) or resume."),
     CommandRoute("record_exchange", "POST", "/v1/exchanges", RecordExchange,
                  "Record an exchange between two registered members. The answer's `id` is the new exchange's "
-                 "id: 'x-' and 16 hex digits, derived from the Idempotency-Key when one is given.",
+                 "id: 'x-' and 16 hex digits, derived from the Idempotency-Key.",
                  conflicts="an exchange with this id already exists"),
     CommandRoute("acknowledge", "POST", "/v1/exchanges/<exchange_id>/acknowledge", Acknowledge,
                  "The other party (not the recorder) acknowledges a recorded exchange, optionally with thanks.",
@@ -127,10 +127,11 @@ def openapi_document(version: str = "1") -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in COMMANDS:
         parameters: list[dict[str, Any]] = [{
-            "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string",
-                                                                                    "maxLength": 255},
-            "description": "A retry with the same key and body gets the first answer and appends nothing; the "
-                           "same key with another body is refused (422).",
+            "name": "Idempotency-Key", "in": "header", "required": True,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "Required (422 without it): a fresh value per command. A retry with the same key and "
+                           "body gets the first answer and appends nothing; the same key with another body is "
+                           "refused (422).",
         }]
         if route.param:
             parameters.insert(0, {"name": route.param, "in": "path", "required": True, "schema": {"type": "string"}})

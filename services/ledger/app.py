@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +59,23 @@ def _error(status: int, message: str, **headers: str) -> tuple[Response, int, di
 
 def _invalid(errors: list[FieldError]) -> tuple[Response, int]:
     return jsonify(errors=[e.model_dump() for e in errors]), 422
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text} is out of range")
+    return number
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Standard JSON only: Python's json also reads NaN, Infinity and -Infinity, and turns 1e999 into
+    infinity; none of them is a number a command can take."""
+    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
 
 
 def create_app(settings: LedgerSettings, event_log: EventLog | None = None) -> Flask:
@@ -107,12 +125,17 @@ def create_app(settings: LedgerSettings, event_log: EventLog | None = None) -> F
 
         def _run(route: CommandRoute, path: dict[str, str]) -> tuple[str, Any]:
             key = request.headers.get(KEY_HEADER)
-            if key is not None and not (0 < len(key) <= KEY_MAX and key.isprintable() and key.isascii()):
+            if not key:
+                # Without a key a client's retry (after a timeout, a dropped connection) appends twice.
+                return "invalid", _invalid([FieldError(field=KEY_HEADER, message=(
+                    f"the {KEY_HEADER} header is required: a fresh value (a UUID, say) per command, the same "
+                    "one again when retrying it."))])
+            if not (len(key) <= KEY_MAX and key.isprintable() and key.isascii()):
                 return "invalid", _invalid([FieldError(field=KEY_HEADER, message=(
                     f"the {KEY_HEADER} header must be 1 to {KEY_MAX} printable ASCII characters."))])
             raw = request.get_data(cache=False)
             try:
-                body = json.loads(raw) if raw.strip() else {}
+                body = _parse_json(raw) if raw.strip() else {}
             except (ValueError, UnicodeDecodeError) as err:
                 return "invalid", _invalid([FieldError(field="body", message=f"the body is not valid JSON ({err}).")])
             if not isinstance(body, dict):

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from reciprocity.contracts.commands import Appended, Command, RecordExchange, Unchanged
+from reciprocity.contracts.commands import Appended, Command, RecordExchange, Unchanged, parse_command
 from reciprocity.contracts.envelope import ContractError, decode, encode, wrap
 from reciprocity.contracts.ids import command_event_id, exchange_id_for
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES
@@ -161,7 +161,7 @@ class Ledger:
                     raise KeyReused(key)
                 return Answer(earlier.status, earlier.body, earlier.fingerprint, replayed=True)
 
-            command = command_cls.model_validate(body)
+            command = parse_command(command_cls, body)
             if isinstance(command, RecordExchange):
                 target = exchange_id_for(key)
             events = handle(command, self.state, target)

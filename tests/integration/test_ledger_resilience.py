@@ -68,7 +68,7 @@ def test_health_is_503_until_the_state_is_loaded(tmp_path) -> None:
         assert health.status_code == 503
         assert "not read its state" in health.json()["checks"]["state"]
         answer = requests.post(ledger.url + "/v1/circles", json={"id": "ops", "name": "Ops"},
-                               headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+                               headers={"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "ops"}, timeout=30)
         assert answer.status_code == 503 and answer.headers["Retry-After"]
         # Open endpoints still answer.
         assert requests.get(ledger.url + "/openapi.json", timeout=10).status_code == 200
@@ -111,7 +111,7 @@ def test_a_restarted_ledger_keeps_state_and_first_answers(kafka_bootstrap: str, 
 
     with ServiceProcess("reciprocity.ledger.app", env=env, log_dir=tmp_path) as second:
         ack = requests.post(second.url + f"/v1/exchanges/{exchange_id}/acknowledge", json={"by": bob},
-                            headers=auth, timeout=30)
+                            headers={**auth, "Idempotency-Key": "a1"}, timeout=30)
         assert ack.status_code == 409 and "already disputed" in ack.json()["error"]
         # Every retry gets the first answer, and nothing is appended twice.
         for (method, path, body, key), answer in zip(commands, first_answers, strict=True):

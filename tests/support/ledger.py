@@ -22,6 +22,8 @@ from reciprocity.messaging.inspect import read_all
 from reciprocity.messaging.topics_admin import ensure_topics
 
 TOKEN = "test-ledger-token"
+# The default of InProcessLedger.call's `key`: a new Idempotency-Key for each command.
+FRESH_KEY: Any = object()
 
 
 def new_prefix(label: str = "ledger") -> str:
@@ -39,11 +41,15 @@ class InProcessLedger:
     bootstrap: str
     prefix: str
 
-    def call(self, method: str, path: str, body: Any = None, *, key: str | None = None, token: str | None = TOKEN,
-             headers: dict[str, str] | None = None, data: bytes | str | None = None) -> Any:
+    def call(self, method: str, path: str, body: Any = None, *, key: str | None = FRESH_KEY,
+             token: str | None = TOKEN, headers: dict[str, str] | None = None, data: bytes | str | None = None) -> Any:
+        """`key`: the Idempotency-Key of a POST or PUT (the ledger requires one); by default a fresh one,
+        None sends none."""
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
+        if key is FRESH_KEY:
+            key = f"test-{uuid.uuid4()}" if method in ("POST", "PUT") else None
         if key is not None:
             sent["Idempotency-Key"] = key
         if data is not None:

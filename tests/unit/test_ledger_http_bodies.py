@@ -1,0 +1,193 @@
+"""The ledger's HTTP layer on an in-memory event log (no Kafka): request bodies are read as strict JSON,
+and every command needs an Idempotency-Key. A refused request appends nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from reciprocity.contracts.commands import today_utc
+from reciprocity.ledger.api import COMMANDS
+from reciprocity.ledger.app import create_app, ledger_of
+from reciprocity.ledger.settings import LedgerSettings
+from reciprocity.messaging.event_log import Outgoing, Position
+
+TOKEN = "unit-token"
+
+
+class MemoryLog:
+    """Takes every append, in order, like a broker that never fails."""
+
+    def __init__(self) -> None:
+        self.records: list[Outgoing] = []
+
+    def append(self, records: Sequence[Outgoing]) -> list[Position]:
+        positions = [Position(r.topic, 0, len(self.records) + i) for i, r in enumerate(records)]
+        self.records.extend(records)
+        return positions
+
+    def ping(self, _topic: str) -> bool:
+        return True
+
+
+@dataclass
+class Api:
+    client: FlaskClient
+    log: MemoryLog
+
+    def call(self, method: str, path: str, body: Any = None, *, key: str | None = "fresh",
+             data: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        if key is not None:
+            headers["Idempotency-Key"] = uuid.uuid4().hex if key == "fresh" else key
+        if data is not None:
+            return self.client.open(path, method=method, data=data, headers=headers,
+                                    content_type="application/json")
+        return self.client.open(path, method=method, json=body, headers=headers)
+
+    def ok(self, method: str, path: str, body: Any) -> Any:
+        answer = self.call(method, path, body)
+        assert answer.status_code in (200, 201), answer.get_json()
+        return answer.get_json()
+
+    def refused(self, method: str, path: str, body: Any = None, **kw: Any) -> dict[str, str]:
+        """A request that must answer 422 with field errors and append nothing: {field: message}."""
+        before = len(self.log.records)
+        answer = self.call(method, path, body, **kw)
+        assert answer.status_code == 422, (answer.status_code, answer.get_json())
+        assert len(self.log.records) == before, "a refused request appended something"
+        return {e["field"]: e["message"] for e in answer.get_json()["errors"]}
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    log = MemoryLog()
+    app = create_app(LedgerSettings(kafka_bootstrap_servers="127.0.0.1:1", ledger_token=TOKEN),
+                     event_log=log)  # type: ignore[arg-type]
+    ledger_of(app).stale_reason = None  # as if loaded from empty topics
+    api = Api(app.test_client(), log)
+    api.ok("POST", "/v1/circles", {"id": "aa", "name": "AA"})
+    for member in ("ada", "bob"):
+        api.ok("POST", "/v1/members", {"id": member, "name": member.title(), "email": f"{member}@example.org",
+                                       "circles": ["aa"]})
+    yield api
+
+
+def exchange(**overrides: Any) -> dict[str, Any]:
+    return {"giver": "ada", "receiver": "bob", "kind": "mentoring", "minutes": 45, "note": "pairing",
+            "occurred_on": str(today_utc()), "recorded_by": "ada", **overrides}
+
+
+# --- strict JSON types (item: "minutes": true was 1 minute) -------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("minutes", True, "minutes must be a whole number."),
+    ("minutes", False, "minutes must be a whole number."),
+    ("minutes", "12", "minutes must be a whole number."),
+    ("minutes", 10.0, "minutes must be a whole number."),
+    ("minutes", "ten", "minutes must be a whole number."),
+    ("shared", "yes", "shared must be true or false."),
+    ("shared", 1, "shared must be true or false."),
+    ("shared", "true", "shared must be true or false."),
+    ("occurred_on", 1_700_000_000, "occurred_on must be a date written like 2025-03-31."),
+    ("kind", 1, "kind must be one of 'mentoring', 'feedback', 'help', 'knowledge', 'resource' or 'care'."),
+    ("note", 12, "note must be text."),
+])
+def test_record_exchange_refuses_wrong_json_types(api: Api, field: str, value: Any, message: str) -> None:
+    errors = api.refused("POST", "/v1/exchanges", exchange(**{field: value}))
+    assert set(errors) == {field}
+    if field != "kind":  # the enum's wording is pydantic's
+        assert errors[field] == message
+
+
+def test_record_exchange_takes_an_iso_date_string_and_real_types(api: Api) -> None:
+    answer = api.ok("POST", "/v1/exchanges", exchange(minutes=12, shared=True))
+    recorded = api.call("GET", f"/v1/exchanges/{answer['id']}").get_json()
+    assert recorded["minutes"] == 12 and recorded["occurred_on"] == str(today_utc())
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("POST", "/v1/circles", {"id": "cc", "name": 5}, "name"),
+    ("POST", "/v1/circles", {"id": "cc", "name": "C", "policy": {"disconnection_days": "21"}},
+     "policy.disconnection_days"),
+    ("POST", "/v1/circles", {"id": "cc", "name": "C", "policy": {"disconnection_days": True}},
+     "policy.disconnection_days"),
+    ("POST", "/v1/circles", {"id": "cc", "name": "C", "policy": {"overextension_ratio": "3"}},
+     "policy.overextension_ratio"),
+    ("POST", "/v1/circles", {"id": "cc", "name": "C", "policy": {"overextension_min_given_minutes": 240.0}},
+     "policy.overextension_min_given_minutes"),
+    ("PUT", "/v1/circles/aa/leads", {"leads": "ada"}, "leads"),
+    ("POST", "/v1/members", {"id": "cleo", "name": "Cleo", "email": "cleo@example.org", "circles": "aa"}, "circles"),
+    ("PUT", "/v1/members/ada/circles", {"circles": {"aa": True}}, "circles"),
+    ("PUT", "/v1/members/ada/capacity", {"weekly_hours": "10"}, "weekly_hours"),
+    ("PUT", "/v1/members/ada/capacity", {"weekly_hours": True}, "weekly_hours"),
+    ("PUT", "/v1/members/ada/availability", {"status": "paused", "paused_until": 20990101}, "paused_until"),
+    ("POST", "/v1/exchanges/x-0000000000000000/acknowledge", {"by": "bob", "shared": "yes"}, "shared"),
+    ("POST", "/v1/exchanges/x-0000000000000000/acknowledge", {"by": "bob", "thanks": 3}, "thanks"),
+    ("POST", "/v1/exchanges/x-0000000000000000/dispute", {"by": "bob", "reason": ["no"]}, "reason"),
+    ("POST", "/v1/exchanges/x-0000000000000000/withdraw", {"by": 7}, "by"),
+])
+def test_every_command_refuses_wrong_json_types(api: Api, method: str, path: str, body: Any, field: str) -> None:
+    assert field in api.refused(method, path, body)
+
+
+def test_capacity_takes_a_json_integer_or_fraction(api: Api) -> None:
+    api.ok("PUT", "/v1/members/ada/capacity", {"weekly_hours": 10})
+    api.ok("PUT", "/v1/members/ada/capacity", {"weekly_hours": 7.5})
+    assert api.call("GET", "/v1/members/ada").get_json()["weekly_hours"] == 7.5
+
+
+# --- NaN and infinity ---------------------------------------------------------------------------------------
+
+
+def test_capacity_nan_as_a_string_is_not_a_number(api: Api) -> None:
+    assert api.refused("PUT", "/v1/members/ada/capacity", {"weekly_hours": "NaN"}) == {
+        "weekly_hours": "weekly_hours must be a number."}
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"])
+def test_non_finite_numbers_never_get_in(api: Api, literal: str) -> None:
+    errors = api.refused("PUT", "/v1/members/ada/capacity", data=f'{{"weekly_hours": {literal}}}')
+    assert set(errors) == {"body"} and "not valid JSON" in errors["body"]
+    errors = api.refused("POST", "/v1/circles", data=f'{{"id": "cc", "name": "C", "policy": '
+                                                     f'{{"overextension_ratio": {literal}}}}}')
+    assert set(errors) == {"body"}
+
+
+# --- Idempotency-Key required ------------------------------------------------------------------------------------
+
+
+BODIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "form_circle": ("/v1/circles", {"id": "cc", "name": "CC"}),
+    "set_leads": ("/v1/circles/aa/leads", {"leads": ["ada"]}),
+    "register_member": ("/v1/members", {"id": "cleo", "name": "Cleo", "email": "cleo@example.org"}),
+    "change_circles": ("/v1/members/ada/circles", {"circles": []}),
+    "declare_capacity": ("/v1/members/ada/capacity", {"weekly_hours": 10}),
+    "change_availability": ("/v1/members/ada/availability", {"status": "paused"}),
+    "record_exchange": ("/v1/exchanges", exchange()),
+    "acknowledge": ("/v1/exchanges/x-0000000000000000/acknowledge", {"by": "bob"}),
+    "dispute": ("/v1/exchanges/x-0000000000000000/dispute", {"by": "bob", "reason": "no"}),
+    "withdraw": ("/v1/exchanges/x-0000000000000000/withdraw", {"by": "ada"}),
+}
+
+
+@pytest.mark.parametrize("route", COMMANDS, ids=lambda r: r.name)
+@pytest.mark.parametrize("key", [None, ""], ids=["missing", "empty"])
+def test_every_command_requires_an_idempotency_key(api: Api, route: Any, key: str | None) -> None:
+    path, body = BODIES[route.name]
+    errors = api.refused(route.method, path, body, key=key)
+    assert set(errors) == {"Idempotency-Key"}
+    assert "required" in errors["Idempotency-Key"]
+
+
+def test_openapi_marks_the_idempotency_key_required(api: Api) -> None:
+    doc = api.client.get("/openapi.json").get_json()
+    for route in COMMANDS:
+        operation = doc["paths"][route.path.replace("<", "{").replace(">", "}")][route.method.lower()]
+        (key,) = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+        assert key["in"] == "header" and key["required"] is True

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from reciprocity.balance.dead_letters import REDRIVE_OF, REDRIVE_TO, dlq_names, read_dead_letters
+from reciprocity.contracts.topics import SOURCE_TOPICS
 from rich.console import Console
 from rich.table import Table
+
+# The exit status of a command line the operator got wrong (argparse's own, and the other commands').
+USAGE_ERROR = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,11 +42,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rd.set_defaults(func=run_redrive)
 
 
+def known_topics() -> list[str]:
+    """The topics that have a DLQ: the source topics of the registry."""
+    return list(SOURCE_TOPICS)
+
+
+def unknown_topic(topic: str | None) -> str | None:
+    """Why `topic` names no DLQ (one line), or None when it is a known source topic, its DLQ, or None (all)."""
+    if topic is None or topic.removesuffix(".dlq") in SOURCE_TOPICS:
+        return None
+    return (f"reciprocity dlq: unknown topic {topic!r}; known topics: {', '.join(known_topics())} "
+            "(or their DLQs, the same name ending in .dlq)")
+
+
+def _refuse_unknown(topic: str | None) -> bool:
+    problem = unknown_topic(topic)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+    return problem is not None
+
+
+def _unreadable(err: Exception) -> int:
+    print(f"reciprocity dlq: cannot read the dead letters: {err}", file=sys.stderr)
+    return 1
+
+
 def run_list(args: argparse.Namespace) -> int:
     from reciprocity.common.settings import ServiceSettings
+    from reciprocity.messaging.event_log import BrokerUnavailable  # imports kafka: only when reading
 
+    if _refuse_unknown(args.topic):
+        return USAGE_ERROR
     s = ServiceSettings()
-    letters = read_dead_letters(s.kafka_bootstrap_servers, s.topic_prefix, dlq_names(args.topic))
+    try:
+        letters = read_dead_letters(s.kafka_bootstrap_servers, s.topic_prefix, dlq_names(args.topic))
+    except BrokerUnavailable as err:
+        return _unreadable(err)
     if args.json:
         print(json.dumps([d.as_dict() for d in letters], indent=2))
         return 0
@@ -56,11 +92,16 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_redrive(args: argparse.Namespace) -> int:
     from reciprocity.common.settings import ServiceSettings
-    from reciprocity.messaging.event_log import EventLog, Outgoing
+    from reciprocity.messaging.event_log import BrokerUnavailable, EventLog, Outgoing
 
+    if _refuse_unknown(args.topic):
+        return USAGE_ERROR
     s = ServiceSettings()
     (dlq,) = dlq_names(args.topic)
-    letters = read_dead_letters(s.kafka_bootstrap_servers, s.topic_prefix, [dlq])
+    try:
+        letters = read_dead_letters(s.kafka_bootstrap_servers, s.topic_prefix, [dlq])
+    except BrokerUnavailable as err:
+        return _unreadable(err)
     chosen = letters if args.all else [d for d in letters if d.offset in set(args.offset)]
     missing = set() if args.all else set(args.offset) - {d.offset for d in chosen}
     console = Console(stderr=True)

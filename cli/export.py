@@ -1,5 +1,8 @@
 """`reciprocity export exchanges|balances --csv [--window 28d]`: the balance read models as CSV on
-stdout (active generation)."""
+stdout (active generation).
+
+An operator sees operations, not private notes: the exchanges export has no note, thanks or dispute
+reason column, only who, what, how long, when, the status and the sharing flags."""
 
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 EXCHANGE_FIELDS = ["exchange_id", "occurred_on", "giver", "giver_name", "receiver", "receiver_name", "kind",
-                   "minutes", "status", "recorded_by", "recorded_at", "note", "thanks", "dispute_reason",
-                   "shared_by_recorder", "shared_by_acknowledger"]
+                   "minutes", "status", "recorded_by", "recorded_at", "shared_by_recorder", "shared_by_acknowledger"]
+# Never the parties' own words (note, thanks, dispute_reason): "an operator sees operations, not private notes".
 BALANCE_FIELDS = ["member_id", "name", "circles", "window_from", "window_to", "given_minutes", "given_count",
                   "received_minutes", "received_count", "pending_given_minutes", "pending_received_minutes",
                   "reciprocity_index"]

@@ -68,7 +68,9 @@ def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | Non
                 rows = conn.execute(sa.text("SELECT topic, partition, next_offset FROM notify_offsets")).all()
             engine.dispose()
             stored = {(r.topic, r.partition): (int(r.next_offset), None) for r in rows}
-            parts = partition_status(stored, signal_ends if ends is not None else None)
+            # notify stores only its next offsets, no time of the last event: no "last event" for it.
+            parts = [{k: v for k, v in part.items() if k != "last_event_at"}
+                     for part in partition_status(stored, signal_ends if ends is not None else None)]
             report["projections"].append({"projection": "notify", "database": _safe(notify_url), "partitions": parts,
                                           "lag": _lag(parts)})
         except Exception as err:
@@ -116,11 +118,14 @@ def run(args: argparse.Namespace) -> int:
         if "error" in p:
             console.print(f"[yellow]{p['projection']}[/yellow] ({p['database']}): {p['error']}")
             continue
-        table = Table("topic", "partition", "applied", "end", "lag", "last event",
+        # Only a projection that records when its last event happened (balance) gets that column.
+        timed = any("last_event_at" in part for part in p["partitions"])
+        table = Table("topic", "partition", "applied", "end", "lag", *(["last event"] if timed else []),
                       title=f"{p['projection']} — lag {p['lag'] if p['lag'] is not None else '?'}")
         for part in p["partitions"]:
             table.add_row(part["topic"], str(part["partition"]), str(part["applied_offset"]),
                           "?" if part["end_offset"] is None else str(part["end_offset"]),
-                          "?" if part["lag"] is None else str(part["lag"]), part.get("last_event_at") or "")
+                          "?" if part["lag"] is None else str(part["lag"]),
+                          *([part.get("last_event_at") or ""] if timed else []))
         console.print(table)
     return 0 if report["kafka_error"] is None else 1

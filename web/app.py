@@ -57,7 +57,13 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
+        # Sessions last 14 days from when the cookie was last written. The cookie is written only when a
+        # request changes the session (sign-in, a flash message, ...) or, at most once a day, when a page
+        # is opened (auth.renew_session): never by a background (htmx) request that changed nothing. Such
+        # a response, finishing after a newer one, would otherwise put the older session back in the
+        # browser (a "Recorded." message lost to a member search sent just before the form answered).
         PERMANENT_SESSION_LIFETIME=timedelta(days=14),
+        SESSION_REFRESH_EACH_REQUEST=False,
         # A form left open over lunch should still submit; the token is bound to the session anyway.
         WTF_CSRF_TIME_LIMIT=12 * 3600,
         WTF_CSRF_SSL_STRICT=settings.is_https,

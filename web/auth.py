@@ -4,6 +4,14 @@ A member signs in with their directory id and the password kept in web_accounts.
 (Flask's signed cookie: HttpOnly, SameSite=Lax, Secure outside local) holds only the member id; the
 member's name, circles and role are read from the directory on every request, so a change there
 (new lead, operator role removed) takes effect at once.
+
+Expiry: the cookie (and its signature's age) lasts PERMANENT_SESSION_LIFETIME (14 days) from when it was
+last written. Flask does not re-send it on every answer (SESSION_REFRESH_EACH_REQUEST is off): an answer
+to a request that changed nothing would carry the session *as that request saw it*, and arriving after a
+newer answer (a member search sent just before the form it belongs to was answered) it would overwrite
+newer state, such as the "Recorded." message. Instead `renew_session` slides the expiry at most once a day,
+on a page the member opens (a GET that is not an htmx request), so a member who keeps using the site stays
+signed in and one who leaves it for 14 days is signed out.
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ from .ui import clients, render_page
 log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
+
+# How old the session cookie may get before opening a page writes it again (sliding the 14 days on).
+RENEW_AFTER_S = 24 * 3600
 
 # Endpoints anyone may reach without signing in.
 PUBLIC_ENDPOINTS = {"auth.signin", "static", "health", "metrics"}
@@ -120,6 +131,7 @@ def signin() -> Response:
     session.permanent = True
     session["member_id"] = member_id
     session["stamp"] = accounts.session_stamp(member_id)
+    session["renewed"] = int(time.time())
     log.info("signed in: %s", member_id)
     return redirect(_safe_next(next_url))  # type: ignore[return-value]
 
@@ -150,7 +162,26 @@ def load_signed_in_member() -> Response | None:
         session.clear()
         flash("Your member record could not be found, so you were signed out.", "info")
         return _to_signin()
+    renew_session()
     return None
+
+
+def renew_session() -> None:
+    """Slide the session's expiry on, at most once a day, and only on a page the member opens.
+
+    Writing the cookie means sending the whole session as this request saw it. A page the member opens
+    is the newest thing in the tab; a background htmx request (a poll, the member search) is not, and its
+    answer may arrive after a newer one that changed the session, so it never writes the cookie.
+    """
+    if request.method != "GET" or request.htmx:
+        return
+    now = int(time.time())
+    try:
+        renewed = int(session.get("renewed", 0))
+    except (TypeError, ValueError):
+        renewed = 0
+    if now - renewed >= RENEW_AFTER_S:
+        session["renewed"] = now
 
 
 def _to_signin() -> Response:

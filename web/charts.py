@@ -156,18 +156,64 @@ class FlowGraph:
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     top: float = 0  # the picture is cropped to the ring's labels: viewBox "0 top width height"
+    # A big circle is drawn in part (its strongest flows); these say what the picture leaves out.
+    people_total: int = 0
+    flows_total: int = 0
+    left_out_flows: int = 0
+    left_out_minutes: int = 0
+
+    @property
+    def partial(self) -> bool:
+        return self.left_out_flows > 0 or len(self.nodes) < self.people_total
 
     @property
     def view_box(self) -> str:
         return f"0 {self.top:.0f} {self.width} {self.height}"
 
 
-def flow_graph(flows: Sequence[Flow], names: Mapping[str, str], *, size: int = 560) -> FlowGraph:
-    """Members on a ring (sorted by name, so the picture is stable), one curved arrow per flow."""
+# Beyond these, a ring of names and its arrows tangle: a big circle shows its strongest flows only.
+MAX_RING_PEOPLE = 16
+MAX_RING_FLOWS = 30
+
+
+def strongest_flows(flows: Sequence[Flow], *, max_people: int = MAX_RING_PEOPLE,
+                    max_flows: int = MAX_RING_FLOWS) -> list[Flow]:
+    """The largest flows, taken largest first while they keep to `max_people` people and `max_flows` arrows."""
+    chosen: list[Flow] = []
+    people: set[str] = set()
+    for f in sorted(flows, key=lambda f: (-f.minutes, f.giver, f.receiver)):
+        new = {f.giver, f.receiver} - people
+        if len(people) + len(new) > max_people:
+            continue
+        chosen.append(f)
+        people |= new
+        if len(chosen) >= max_flows:
+            break
+    return chosen
+
+
+def flow_graph(flows: Sequence[Flow], names: Mapping[str, str], *, size: int = 560,
+               max_people: int = MAX_RING_PEOPLE, max_flows: int = MAX_RING_FLOWS) -> FlowGraph:
+    """Members on a ring (sorted by name, so the picture is stable), one curved arrow per flow.
+
+    A small circle shows every member, also those without a flow. A bigger one (more than `max_people`
+    people or `max_flows` flows) shows only its strongest flows and the people they join, and says how
+    much it leaves out; the table beside the picture lists every flow.
+    """
     # Labels need room on both sides, so the picture is wider than the ring.
     graph = FlowGraph(width=size + 240, height=size)
-    people = sorted({f.giver for f in flows} | {f.receiver for f in flows} | set(names),
-                    key=lambda m: (names.get(m, m).lower(), m))
+    flows = [f for f in flows if f.giver != f.receiver]
+    everyone = {f.giver for f in flows} | {f.receiver for f in flows} | set(names)
+    graph.people_total, graph.flows_total = len(everyone), len(flows)
+    if len(everyone) > max_people or len(flows) > max_flows:
+        shown = strongest_flows(flows, max_people=max_people, max_flows=max_flows)
+        graph.left_out_flows = len(flows) - len(shown)
+        graph.left_out_minutes = sum(f.minutes for f in flows) - sum(f.minutes for f in shown)
+        flows = shown
+        on_ring = {f.giver for f in flows} | {f.receiver for f in flows}
+    else:
+        on_ring = everyone
+    people = sorted(on_ring, key=lambda m: (names.get(m, m).lower(), m))
     if not people:
         return graph
     cx, cy = graph.width / 2, size / 2

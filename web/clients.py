@@ -140,10 +140,24 @@ class Relationship(Shape):
     received_count: int = 0
     by_kind: dict[str, dict[str, int]] = {}
     last_exchange_on: date | None = None
+    # Recorded and not yet acknowledged, as balance counts them per pair.
+    pending_given_minutes: int = 0
+    pending_received_minutes: int = 0
+    pending_given_count: int = 0
+    pending_received_count: int = 0
+    pending_by_kind: dict[str, dict[str, int]] = {}
 
     @property
     def name(self) -> str:
         return self.other_name or self.other
+
+    @property
+    def settled_count(self) -> int:
+        return self.given_count + self.received_count
+
+    @property
+    def pending_count(self) -> int:
+        return self.pending_given_count + self.pending_received_count
 
 
 class Exchange(Shape):
@@ -181,6 +195,19 @@ class Exchange(Shape):
 
     def other_party(self, member_id: str) -> str:
         return self.receiver if member_id == self.giver else self.giver
+
+
+class LedgerExchange(Shape):
+    """An exchange as the ledger (the write side) knows it: whether it exists, before balance shows it."""
+
+    exchange_id: str
+    giver: str
+    receiver: str
+    recorded_by: str
+    status: str = "recorded"
+
+    def involves(self, member_id: str) -> bool:
+        return member_id in (self.giver, self.receiver)
 
 
 class Member(Shape):
@@ -325,6 +352,7 @@ class Appended(Shape):
 
 class Ledger(Protocol):
     def health(self) -> str | None: ...
+    def exchange(self, exchange_id: str) -> LedgerExchange: ...
     def record_exchange(self, body: dict[str, Any], *, key: str) -> Appended: ...
     def acknowledge(self, exchange_id: str, *, by: str, thanks: str, shared: bool, key: str) -> Appended: ...
     def dispute(self, exchange_id: str, *, by: str, reason: str, key: str) -> Appended: ...
@@ -483,6 +511,10 @@ class HttpLedger(_Http):
 
     def _command(self, method: str, path: str, body: dict[str, Any], key: str) -> Appended:
         return self._parse(Appended, self._call(method, path, json=body, headers={"Idempotency-Key": key}))
+
+    def exchange(self, exchange_id: str) -> LedgerExchange:
+        """Whether the ledger has this exchange (NotFound if not), even if balance does not show it yet."""
+        return self._parse(LedgerExchange, self._call("GET", f"/v1/exchanges/{_seg(exchange_id)}"))
 
     def record_exchange(self, body: dict[str, Any], *, key: str) -> Appended:
         return self._command("POST", "/v1/exchanges", body, key)

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, abort
 from . import access
 from .charts import KIND_COLOURS, balance_chart, flow_graph
 from .clients import KINDS, Circle
+from .pages_me import relationships_by_name
 from .ui import WINDOW_LABELS, WINDOWS, clients, forbid, me, render_page, window_arg
 
 bp = Blueprint("circles", __name__)
@@ -19,6 +20,18 @@ SIGNAL_HINTS = {
     "MemberOverextended": "Ask how they are, and whether some of what they carry could move to someone else "
                           "(rebalancing mentoring pairs often helps).",
     "MemberDisconnected": "A friendly check-in often helps more than a reminder: ask how they are doing.",
+}
+
+# The same alerts on a member's own page: spoken to her, without the advice meant for her leads.
+SIGNAL_WORDS_SELF = {
+    "MemberOverextended": "may be over-extended",
+    "MemberDisconnected": "have not exchanged with anyone for a while",
+}
+SIGNAL_HINTS_SELF = {
+    "MemberOverextended": "Your circle's leads see this too, so they can help. If you are carrying a lot, it is "
+                          "fine to say no, hand something on, or pause for a while on the Capacity page.",
+    "MemberDisconnected": "Your circle's leads see this too, and may check in. Whenever you are ready, an exchange "
+                          "either way clears it; if you need a break, you can pause on the Capacity page.",
 }
 
 
@@ -53,6 +66,9 @@ def circle(circle_id: str) -> Response:
     graph = None
     if not health.private and health.flows and access.can_see_flows(member, found):
         graph = flow_graph(health.flows, names)
+    # The table lists every flow, largest first, whatever the picture leaves out.
+    flow_rows = sorted(health.flows, key=lambda f: (-f.minutes, names.get(f.giver, f.giver).lower(),
+                                                    names.get(f.receiver, f.receiver).lower()))
     signals = balance.signals(circle=circle_id, active=True) if in_care else []
     all_names = {**names}
     for s in signals:
@@ -61,7 +77,7 @@ def circle(circle_id: str) -> Response:
         "circle.html", circle=found, health=health, graph=graph, signals=signals, is_lead=is_lead, in_care=in_care,
         people=sorted(people, key=lambda p: p.display_name.lower()), names=all_names, window=window,
         windows=WINDOWS, window_labels=WINDOW_LABELS, signal_words=SIGNAL_WORDS, signal_hints=SIGNAL_HINTS,
-        can_see_flows=access.can_see_flows(member, found),
+        can_see_flows=access.can_see_flows(member, found), flow_rows=flow_rows,
     )
 
 
@@ -77,14 +93,17 @@ def member_page(member_id: str) -> Response:
     window = window_arg()
     summary = balance.summary(target.id, window)
     timeline = balance.timeline(target.id, weeks=12)
-    relationships = sorted(balance.relationships(target.id, "90d"), key=lambda r: (r.name.lower(), r.other))
+    relationships = relationships_by_name(target.id, "90d")
     signals = balance.signals(member=target.id, active=True)
     circle_names = {c.id: c.name or c.id for c in circles}
     in_care = access.circles_in_care(viewer, circles)
+    is_self = target.id == viewer.id
     return render_page(
-        "member.html", target=target, is_self=target.id == viewer.id, summary=summary,
+        "member.html", target=target, is_self=is_self, summary=summary,
         chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=KINDS, colours=KIND_COLOURS,
-        relationships=relationships, signals=signals, signal_words=SIGNAL_WORDS, signal_hints=SIGNAL_HINTS,
+        relationships=relationships, signals=signals,
+        signal_words=SIGNAL_WORDS_SELF if is_self else SIGNAL_WORDS,
+        signal_hints=SIGNAL_HINTS_SELF if is_self else SIGNAL_HINTS,
         circle_names=circle_names, window=window, windows=WINDOWS, window_labels=WINDOW_LABELS,
         led_here=[c for c in target.circles if c in viewer.leads_circles],
         in_care_here=[c for c in target.circles if c in in_care and c not in viewer.leads_circles],

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from htmx_flask import make_response, request
 from reciprocity.contracts.commands import latest_today, today_utc
 from reciprocity.contracts.events import NOTE_MAX
-from reciprocity.contracts.ids import exchange_id_for
+from reciprocity.contracts.ids import SLUG_RE, exchange_id_for
 
 from . import access
 from .clients import KINDS, Conflict, Exchange, Invalid, NotFound, OutcomeUnknown, Unavailable
@@ -67,9 +67,10 @@ def new_exchange() -> Response:
 def record_exchange() -> Response:
     form = ExchangeForm.from_form(request.form)
     member = me()
+    who = _resolve_other(form)
     form.errors = check(form, member.id, today_utc(), latest_today())
-    if "other" not in form.errors:
-        _check_other_exists(form)
+    if who:
+        form.errors["other"] = who
     if form.errors:
         form.idempotency_key = new_key()
         return _form_page(form, 422)
@@ -120,21 +121,47 @@ def validate_field() -> Response:
     """Blur-time check of one field, answered as that field's error text (empty when fine)."""
     name = request.args.get("field", "")
     form = ExchangeForm.from_form(request.form)
+    who = _resolve_other(form) if name == "other" else None
     errors = check(form, me().id, today_utc(), latest_today())
-    if name == "other" and "other" not in errors and form.other:
-        form.errors = errors
-        _check_other_exists(form)
-        errors = form.errors
+    if who:
+        errors["other"] = who
     return make_response(render_template("partials/_field_error.html", message=errors.get(name, "")))
 
 
-def _check_other_exists(form: ExchangeForm) -> None:
+def _resolve_other(form: ExchangeForm) -> str | None:
+    """Who "With whom?" names: a member id, a "Name (id)" suggestion, or a member's full name typed out.
+
+    A name that exactly one member has (case and spacing aside) becomes "Name (id)", which the rest of
+    the form reads as that id. Answers the field's error, or None (an empty field is `check`'s business).
+    """
+    typed = " ".join(form.other.split())
+    if not typed:
+        return None
+    candidate = other_id(typed)
+    balance = clients().balance
+    if SLUG_RE.match(candidate):
+        try:
+            balance.member(candidate)
+            return None
+        except NotFound:
+            if typed.endswith(")"):  # a suggestion's "Name (id)" whose id is unknown
+                return f"There is no member with the id “{candidate}”. Pick one from the list."
+        except Unavailable:
+            return None  # the ledger checks it anyway; a slow directory must not block recording
     try:
-        clients().balance.member(other_id(form.other))
-    except NotFound:
-        form.errors["other"] = f"There is no member with the id “{other_id(form.other)}”. Pick one from the list."
+        found = balance.members(q=typed)
     except Unavailable:
-        pass  # the ledger checks it anyway; a slow directory must not block recording
+        return "We could not look that name up just now. Pick someone from the suggestions, or try again in a moment."
+    same = [m for m in found if " ".join(m.display_name.split()).casefold() == typed.casefold()]
+    if len(same) == 1:
+        form.other = f"{same[0].display_name} ({same[0].id})"
+        return None
+    if same:
+        ids = ", ".join(m.id for m in same)
+        return f"Several members are called “{typed}” ({ids}); pick one from the list."
+    if SLUG_RE.match(candidate):
+        return f"There is no member with the id “{candidate}”. Pick one from the list."
+    return f"There is no member called “{typed}”. Check the spelling, or pick someone from the list."
 
 
 @bp.get("/members/search")
@@ -167,11 +194,29 @@ def detail(exchange_id: str) -> Response:
     except NotFound:
         if not expect and tries_n <= MAX_LOOKS:
             raise
+        # Balance does not show it. Only an exchange the ledger has is "just recorded, catching up": any
+        # other id is a 404, whatever the link says (NotFound from the ledger is answered as such).
+        confirmed = _ledger_has(exchange_id)
         # Just recorded: the read side has not caught up yet. Say so, and look again shortly.
         return render_page("exchange.html", "partials/_exchange_card.html", exchange=None,
-                           exchange_id=exchange_id, expect=expect, tries=tries_n, slow=tries_n > MAX_LOOKS)
+                           exchange_id=exchange_id, expect=expect, tries=tries_n, slow=tries_n > MAX_LOOKS,
+                           unconfirmed=not confirmed)
     return render_page("exchange.html", "partials/_exchange_card.html",
                        **_card_context(exchange, expect, tries=tries_n, slow=tries_n > MAX_LOOKS))
+
+
+def _ledger_has(exchange_id: str) -> bool:
+    """True when the ledger has the exchange and the viewer is one of its parties; False when the ledger
+    cannot be asked just now. NotFound (the ledger has no such exchange) and 403 are raised."""
+    try:
+        found = clients().ledger.exchange(exchange_id)
+    except NotFound:
+        raise
+    except Unavailable:
+        return False
+    if not found.involves(me().id):
+        forbid("This exchange is between two other people, so only they can see it.")
+    return True
 
 
 def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict[str, object]:

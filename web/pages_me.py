@@ -9,7 +9,7 @@ from htmx_flask import request
 from reciprocity.contracts.commands import today_utc
 
 from .charts import KIND_COLOURS, balance_chart
-from .clients import KINDS, Invalid, OutcomeUnknown, Unavailable
+from .clients import KINDS, Invalid, OutcomeUnknown, Relationship, Unavailable
 from .exchange_form import new_key, valid_key
 from .prompts import reflection_prompts
 from .ui import WINDOW_LABELS, WINDOWS, clients, me, render_page, window_arg
@@ -60,11 +60,17 @@ def dashboard() -> Response:
     return response
 
 
+def relationships_by_name(member_id: str, window: str) -> list[Relationship]:
+    """The member's relationships in the window, settled and pending flows side by side (balance counts
+    both per pair), sorted by name: a list of people, not a ranking."""
+    found = clients().balance.relationships(member_id, window)
+    return sorted(found, key=lambda r: (r.name.lower(), r.other))
+
+
 @bp.get("/people")
 def people() -> Response:
     window = window_arg("90d")
-    relationships = clients().balance.relationships(me().id, window)
-    relationships.sort(key=lambda r: (r.name.lower(), r.other))  # by name: a list of people, not a ranking
+    relationships = relationships_by_name(me().id, window)
     return render_page("people.html", "partials/_people_table.html", relationships=relationships, window=window,
                        windows=WINDOWS, window_labels=WINDOW_LABELS, kinds=KINDS)
 

@@ -30,6 +30,7 @@ from reciprocity.web.clients import (
     Flow,
     Invalid,
     KindTotals,
+    LedgerExchange,
     Member,
     NotFound,
     OutcomeUnknown,
@@ -159,18 +160,23 @@ class FakeBalance:
         self._check("relationships")
         acc: dict[str, dict[str, Any]] = {}
         for e in self._mine(member_id, int(window.rstrip("d"))):
-            if e.status != "acknowledged":
+            if e.status not in ("acknowledged", "recorded"):
                 continue
+            # Like balance: settled (acknowledged) and pending (recorded) flows side by side.
             other = e.other_party(member_id)
             row = acc.setdefault(other, {"other": other, "other_name": self._name(other), "given_minutes": 0,
                                          "received_minutes": 0, "given_count": 0, "received_count": 0,
-                                         "by_kind": {}, "last_exchange_on": e.occurred_on})
-            side = "given" if e.giver == member_id else "received"
-            row[f"{side}_minutes"] += e.minutes
-            row[f"{side}_count"] += 1
-            kind = row["by_kind"].setdefault(e.kind, {"given_minutes": 0, "received_minutes": 0})
-            kind[f"{side}_minutes"] += e.minutes
+                                         "by_kind": {}, "last_exchange_on": e.occurred_on,
+                                         "pending_given_minutes": 0, "pending_received_minutes": 0,
+                                         "pending_given_count": 0, "pending_received_count": 0,
+                                         "pending_by_kind": {}})
             row["last_exchange_on"] = max(row["last_exchange_on"], e.occurred_on)
+            side = "given" if e.giver == member_id else "received"
+            pending = "pending_" if e.status == "recorded" else ""
+            row[f"{pending}{side}_minutes"] += e.minutes
+            row[f"{pending}{side}_count"] += 1
+            kind = row[f"{pending}by_kind"].setdefault(e.kind, {"given_minutes": 0, "received_minutes": 0})
+            kind[f"{side}_minutes"] += e.minutes
         return [Relationship(**row) for row in acc.values()]
 
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]:
@@ -268,11 +274,29 @@ class FakeLedger:
         self.fail_next: Exception | None = None
         # True: the next command is appended, then the answer is lost (OutcomeUnknown, like a read timeout).
         self.lose_next_answer = False
+        # True: recorded exchanges stay in the ledger only (`unprojected`) until `catch_up()`, like a
+        # balance that has not read them yet.
+        self.projection_lags = False
+        self.unprojected: dict[str, Exchange] = {}
         self.commands: list[tuple[str, dict[str, Any], str]] = []  # (name, body, key), appended ones only
         self._answers: dict[str, tuple[tuple[str, dict[str, Any]], Appended]] = {}  # key: (request, first answer)
 
     def health(self) -> str | None:
         return "no answer (fake down)" if self.down else None
+
+    def exchange(self, exchange_id: str) -> LedgerExchange:
+        if self.down:
+            raise Unavailable(self.service, "did not answer")
+        found = self.unprojected.get(exchange_id) or self.balance.exchanges_by_id.get(exchange_id)
+        if found is None:
+            raise NotFound(self.service, f"there is no exchange '{exchange_id}'.")
+        return LedgerExchange(exchange_id=found.exchange_id, giver=found.giver, receiver=found.receiver,
+                              recorded_by=found.recorded_by, status=found.status)
+
+    def catch_up(self) -> None:
+        """Balance reads what the ledger appended meanwhile."""
+        self.balance.exchanges_by_id.update(self.unprojected)
+        self.unprojected.clear()
 
     def _append(self, name: str, body: dict[str, Any], key: str, apply: Any, new_id: str | None = None,
                 check: Any = None) -> Appended:
@@ -313,6 +337,8 @@ class FakeLedger:
                 body["giver"], body["receiver"], kind=body["kind"], minutes=body["minutes"],
                 occurred_on=date.fromisoformat(body["occurred_on"]), recorded_by=body["recorded_by"],
                 note=body["note"], exchange_id=new_id, shared_by_recorder=body.get("shared", False))
+            if self.projection_lags:
+                self.unprojected[new_id] = self.balance.exchanges_by_id.pop(new_id)
 
         return self._append("record_exchange", body, key, apply, new_id, check)
 

@@ -259,3 +259,18 @@ def test_health_reasons() -> None:
     assert "no answer" in (client.health() or "")
     client.http.get = lambda *a, **k: response(200, {"status": "ok"})  # type: ignore[method-assign]
     assert client.health() is None
+
+
+def test_ledger_tells_whether_an_exchange_exists() -> None:
+    client, canned = ledger(
+        response(200, {"exchange_id": "x-1", "giver": "ada", "receiver": "ben", "kind": "help", "minutes": 30,
+                       "occurred_on": "2025-03-01", "note": "", "recorded_by": "ada", "shared": False,
+                       "giver_circles": [], "receiver_circles": [], "status": "recorded", "recorded_at": None,
+                       "settled_by": None, "settled_at": None}),
+        response(404, {"error": "there is no exchange 'x-nope'."}),
+    )
+    found = client.exchange("x-1")
+    assert (found.giver, found.receiver, found.status) == ("ada", "ben", "recorded") and found.involves("ben")
+    assert canned.calls[0]["method"] == "GET" and canned.calls[0]["url"] == "http://ledger.test/v1/exchanges/x-1"
+    with pytest.raises(NotFound):
+        client.exchange("x-nope")

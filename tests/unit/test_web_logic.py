@@ -262,3 +262,48 @@ def test_format() -> None:
     assert minutes(45) == "45 min"
     assert hours(90) == "1.5 h"
     assert day(date(2021, 3, 4)) == "4 Mar 2021"
+
+
+def _big_circle(people: int = 45) -> tuple[list[Flow], dict[str, str]]:
+    import random
+
+    rng = random.Random(7)
+    first = ["Amara", "Lukas", "Priya", "Tomás", "Samuel", "Henrik", "Mei-Lin", "Isabel", "Zara", "Rafael"]
+    last = ["Okafor", "Brandt", "Raman", "Lindqvist", "Adeyemi", "Larsen", "Chen", "Ferreira", "Ahmed", "Gómez"]
+    ids = [f"m{i:02d}" for i in range(people)]
+    names = {m: f"{first[i % 10]} {last[(i * 3 + i // 10) % 10]}" for i, m in enumerate(ids)}
+    pairs = {(g, r) for g, r in (rng.sample(ids, 2) for _ in range(200))}
+    return [Flow(giver=g, receiver=r, minutes=rng.randint(10, 600)) for g, r in sorted(pairs)], names
+
+
+def test_a_big_circles_graph_shows_its_strongest_flows_and_says_what_it_leaves_out() -> None:
+    flows, names = _big_circle()
+    graph = flow_graph(flows, names)
+    assert graph.partial and graph.people_total == 45 and graph.flows_total == len(flows)
+    assert len(graph.nodes) <= 16 and len(graph.edges) <= 30
+    shown = sorted(e.minutes for e in graph.edges)
+    assert graph.left_out_flows == len(flows) - len(graph.edges)
+    assert graph.left_out_minutes == sum(f.minutes for f in flows) - sum(shown)
+    assert max(f.minutes for f in flows) == shown[-1]  # the largest flow is always drawn
+    # Every arrow joins two people on the ring, and every person on the ring has an arrow.
+    on_ring = {n.id for n in graph.nodes}
+    assert {e.giver for e in graph.edges} | {e.receiver for e in graph.edges} == on_ring
+
+
+def test_a_big_circles_labels_do_not_overlap() -> None:
+    flows, names = _big_circle()
+    graph = flow_graph(flows, names)
+    boxes = []
+    for n in graph.nodes:
+        width = 8.0 * len(n.label.text)  # generous for a 14 px sans-serif
+        left = {"start": n.label.x, "end": n.label.x - width, "middle": n.label.x - width / 2}[n.label.anchor]
+        boxes.append((left, n.label.y - 14, left + width, n.label.y + 4))
+        assert 0 <= left and left + width <= graph.width, n.label  # inside the picture
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+
+
+def test_a_small_circle_still_shows_everyone() -> None:
+    graph = flow_graph([Flow(giver="ada", receiver="ben", minutes=60)], {"ada": "Ada", "ben": "Ben", "chen": "Chen"})
+    assert not graph.partial and {n.id for n in graph.nodes} == {"ada", "ben", "chen"}

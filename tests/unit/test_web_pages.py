@@ -203,6 +203,55 @@ def test_htmx_requests_carry_the_csrf_token_as_a_header(app, clients) -> None:  
     assert len(clients.ledger.commands) == 1
 
 
+def session_cookie(client) -> str:  # type: ignore[no-untyped-def]
+    cookie = client.get_cookie("reciprocity_session")
+    assert cookie is not None
+    return cookie.value
+
+
+def test_a_late_answer_that_changed_nothing_cannot_put_an_older_session_back(app) -> None:  # type: ignore[no-untyped-def]
+    """The race of the record form: the member search (sent 200 ms after typing, with the session as it was)
+    is answered after the form, whose answer put "Recorded." in the session. A search answer re-sending
+    its older session would overwrite that, and the message would be lost."""
+    ada = client_as(app, "ada")
+    form = new_exchange_form(ada)
+    before = session_cookie(ada)  # what the search request carries
+    recorded = ada.post("/exchanges/new", data=form, headers={"HX-Request": "true"})
+    assert recorded.status_code == 204
+    assert session_cookie(ada) != before  # the flash message is in the newer session
+
+    late = app.test_client()
+    late.set_cookie("reciprocity_session", before)
+    search = late.get("/members/search?other=be", headers={"HX-Request": "true"})
+    assert search.status_code == 200 and "Ben Okafor" in text(search)
+    for header in search.headers.getlist("Set-Cookie"):  # the browser applies whatever arrives last
+        name, _, rest = header.partition("=")
+        ada.set_cookie(name, rest.split(";", 1)[0])
+    assert "Recorded." in text(ada.get(recorded.headers["HX-Redirect"]))
+    assert not search.headers.getlist("Set-Cookie")
+
+
+def test_the_session_is_renewed_at_most_daily_and_only_by_pages(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from reciprocity.web import auth
+
+    ada = client_as(app, "ada")
+    ada.get("/")  # the first page after signing in puts a CSRF token in the session
+    assert "Set-Cookie" not in ada.get("/").headers  # nothing changed, nothing re-sent
+    later = auth.time.time() + auth.RENEW_AFTER_S + 5
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    assert "Set-Cookie" not in ada.get("/", headers={"HX-Request": "true"}).headers  # a poll never renews
+    assert "Set-Cookie" not in ada.get("/members/search?q=be", headers={"HX-Request": "true"}).headers
+    renewed = ada.get("/people")
+    assert "reciprocity_session=" in renewed.headers["Set-Cookie"]  # a page a day later slides the expiry
+    assert "Set-Cookie" not in ada.get("/people").headers
+
+
+def test_the_member_search_stops_when_the_form_is_sent(app) -> None:  # type: ignore[no-untyped-def]
+    page = text(client_as(app, "ada").get("/exchanges/new"))
+    datalist = re.search(r"<datalist[^>]*>", page)
+    assert datalist and 'hx-sync="closest form:abort"' in datalist.group(0)
+
+
 # -- recording an exchange -----------------------------------------------------------------------------
 
 
@@ -268,6 +317,35 @@ def test_unknown_member_is_caught_before_the_ledger(app, clients) -> None:  # ty
     assert answer.status_code == 422
     assert "There is no member with the id \u201cnobody-here\u201d" in text(answer)
     assert clients.ledger.commands == []
+
+
+def test_a_full_name_typed_out_records_with_that_member(app, clients) -> None:  # type: ignore[no-untyped-def]
+    client = client_as(app, "ada")
+    answer = client.post("/exchanges/new", data={**new_exchange_form(client), "other": "  ben   OKAFOR "})
+    assert answer.status_code == 303, text(answer)
+    assert clients.ledger.commands[0][1]["receiver"] == "ben"
+    token = hidden(text(client.get("/exchanges/new")), "csrf_token")
+    blur = client.post("/exchanges/validate?field=other", data={"csrf_token": token, "other": "Chen Wei"})
+    assert blur.status_code == 200 and text(blur).strip() == ""
+
+
+def test_a_name_several_members_share_or_nobody_has_is_explained(app, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.balance.add_member("lukas", "Lukas Brandt", ["garden"])
+    clients.balance.add_member("lukas-b", "Lukas Brandt", ["kitchen"])
+    client = client_as(app, "ada")
+    several = client.post("/exchanges/new", data={**new_exchange_form(client), "other": "lukas brandt"})
+    assert several.status_code == 422
+    assert ("Several members are called \u201clukas brandt\u201d (lukas, lukas-b); pick one from the list"
+            in text(several))
+    assert "not a member id" not in text(several)
+    nobody = client.post("/exchanges/new", data={**new_exchange_form(client), "other": "Lukas Brand"})
+    assert nobody.status_code == 422 and "There is no member called \u201cLukas Brand\u201d" in text(nobody)
+    token = hidden(text(client.get("/exchanges/new")), "csrf_token")
+    blur = client.post("/exchanges/validate?field=other", data={"csrf_token": token, "other": "Lukas Brandt"})
+    assert "Several members are called" in text(blur)
+    assert clients.ledger.commands == []
+    myself = client.post("/exchanges/new", data={**new_exchange_form(client), "other": "Ada Lovelace"})
+    assert "choose someone other than yourself" in text(myself)
 
 
 def test_the_ledgers_field_errors_are_shown_on_the_form(app, clients) -> None:  # type: ignore[no-untyped-def]
@@ -393,6 +471,47 @@ def test_people_page_and_its_partial(app) -> None:  # type: ignore[no-untyped-de
     row = re.search(r'<tr id="person-ben" data-member="ben">.*?</tr>', text(partial), re.S)
     assert row and 'class="num given" data-minutes="165"' in row.group(0)
     assert 'class="num received" data-minutes="30"' in row.group(0)
+
+
+def test_people_with_only_pending_exchanges_show_what_waits(app, clients) -> None:  # type: ignore[no-untyped-def]
+    clients.balance.add_member("eve", "Eve Moss", ["garden"])
+    clients.balance.add_exchange("ada", "eve", kind="help", minutes=50)  # waiting; nothing acknowledged
+    client = client_as(app, "ada")
+    page = text(client.get("/people"))
+    row = re.search(r'<tr id="person-eve".*?</tr>', page, re.S)
+    assert row, "a person with only pending exchanges is listed"
+    cells = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row.group(0)))
+    given = re.search(r'<td class="num given".*?</td>', row.group(0), re.S)
+    assert given and re.sub(r"<[^>]+>", "", given.group(0)).strip() == "50 min waiting"  # not "0 min"
+    assert "50 min waiting" in cells and "nothing acknowledged yet" in cells
+    assert "Help: 50 min given, waiting for acknowledgement" in cells
+    ben = re.search(r'<tr id="person-ben".*?</tr>', page, re.S)
+    assert ben and 'data-pending-minutes="25"' in ben.group(0) and "+ 25 min waiting" in ben.group(0)
+    member = text(client.get("/members/ada"))
+    assert re.search(r'<tr data-member="eve">.*?50 min waiting.*?</tr>', member, re.S)
+
+
+def test_headline_totals_count_what_waits_and_say_so(app, clients) -> None:  # type: ignore[no-untyped-def]
+    """The numbers agree with the alerts (which count pending too): the total, then the split."""
+    numbers = text(client_as(app, "ada").get("/", headers={"HX-Request": "true", "HX-Target": "numbers"}))
+    given = re.search(r'<div class="stat" id="given-total".*?</div>', numbers, re.S)
+    assert given and 'data-total-minutes="260"' in given.group(0)  # 210 acknowledged + 50 waiting (4 weeks)
+    words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", given.group(0)))
+    assert "4 h 20 min 3 h 30 min acknowledged, 50 min waiting for acknowledgement" in words
+    assert "acknowledged exchanges only" in numbers  # the reciprocity index is settled only
+    lead = text(client_as(app, "lena").get("/members/ada"))
+    assert 'data-total-minutes="260"' in lead and "waiting for acknowledgement" in lead
+    assert "last 12 weeks, acknowledged exchanges" in lead
+    assert "counting exchanges still waiting for acknowledgement" in lead  # the alert says what it counts
+
+
+def test_her_own_alert_is_worded_for_her_and_the_leads_view_is_unchanged(app) -> None:  # type: ignore[no-untyped-def]
+    own = re.sub(r"\s+", " ", text(client_as(app, "ada").get("/members/ada")))
+    assert "Ask how they are" not in own
+    assert "You may be over-extended" in own and "it is fine to say no" in own
+    lead = re.sub(r"\s+", " ", text(client_as(app, "lena").get("/members/ada")))
+    assert "Ada Lovelace may be over-extended" in lead and "Ask how they are" in lead
+    assert "You may be over-extended" not in lead
 
 
 def test_dashboard_regions_poll_their_own_partials(app) -> None:  # type: ignore[no-untyped-def]
@@ -558,6 +677,22 @@ def test_circle_alerts_for_leads_and_flows_for_members(app) -> None:  # type: ig
     assert 'id="flow-graph"' not in outsider and "shown to the circle\u2019s members and leads" in outsider
 
 
+def test_a_big_circles_picture_is_partial_but_its_table_lists_every_flow(app, clients) -> None:  # type: ignore[no-untyped-def]
+    from reciprocity.web.clients import CircleHealth, Flow
+
+    ids = [f"p{i:02d}" for i in range(45)]
+    flows = [Flow(giver=ids[i], receiver=ids[(i * 7 + 3) % 45], minutes=10 + i * 5) for i in range(45)]
+    flows += [Flow(giver=ids[i], receiver=ids[(i + 1) % 45], minutes=15 + i) for i in range(45)]
+    clients.balance.health_overrides["garden"] = CircleHealth(circle_id="garden", name="Garden circle",
+                                                              member_count=45, flows=flows)
+    page = text(client_as(app, "ada").get("/circles/garden"))
+    assert len(re.findall(r'<path class="flow"', page)) <= 30
+    note = re.search(r'id="flow-graph-note"[^>]*>(.*?)</p>', page, re.S)
+    assert note and "the table below lists every flow" in note.group(1)
+    table = re.search(r'<table id="flow-table">.*?</table>', page, re.S)
+    assert table and len(re.findall(r"<tr><td>", table.group(0))) == len(flows)
+
+
 def test_small_circles_keep_their_measures_private(app) -> None:  # type: ignore[no-untyped-def]
     page = text(client_as(app, "omar").get("/circles/kitchen"))
     assert "not shown for circles under 5 members" in page
@@ -586,19 +721,55 @@ def test_acknowledge_with_thanks_settles_it(app, clients) -> None:  # type: igno
 
 def test_detail_polls_until_the_read_side_catches_up(app, clients) -> None:  # type: ignore[no-untyped-def]
     ada = client_as(app, "ada")
-    waiting = ada.get("/exchanges/not-projected-yet?expect=recorded")
+    clients.ledger.projection_lags = True
+    recorded = ada.post("/exchanges/new", data=new_exchange_form(ada))
+    assert recorded.status_code == 303
+    waiting = ada.get(recorded.headers["Location"])
     assert waiting.status_code == 200
     assert 'hx-trigger="load delay:1s"' in text(waiting) and "in a moment" in text(waiting)
-    assert ada.get("/exchanges/not-projected-yet").status_code == 404
+    assert "Recorded." in text(waiting)
+    not_projected = recorded.headers["Location"].split("?")[0]
+    assert ada.get(not_projected).status_code == 404  # without `expect`, balance's word is final
+    clients.ledger.catch_up()
+    assert "You gave Ben Okafor 45 min of mentoring" in text(ada.get(recorded.headers["Location"] + "&n=1"))
+    clients.ledger.projection_lags = True
+    not_projected = ada.post("/exchanges/new", data=new_exchange_form(ada)).headers["Location"].split("?")[0]
     stale = text(ada.get("/exchanges/pending-for-ada?expect=acknowledged"))  # still `recorded` in balance
     assert 'hx-trigger="load delay:1s"' in stale and 'id="acknowledge-form"' not in stale
     assert "n=1" in stale
-    gave_up = ada.get("/exchanges/not-projected-yet?expect=recorded&n=60")
+    gave_up = ada.get(f"{not_projected}?expect=recorded&n=60")
     assert gave_up.status_code == 200 and "load delay" not in text(gave_up) and "longer than usual" in text(gave_up)
     settled = clients.balance.exchanges_by_id["ada-waiting"]
     clients.balance.exchanges_by_id["ada-waiting"] = settled.model_copy(update={"status": "acknowledged"})
     moved_on = text(ada.get("/exchanges/ada-waiting?expect=withdrawn"))  # the other person acted first
     assert "load delay" not in moved_on and 'data-status="acknowledged"' in moved_on
+
+
+def test_an_exchange_nobody_recorded_is_not_found_whatever_the_link_expects(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    for expect in ("recorded", "acknowledged"):
+        answer = ada.get(f"/exchanges/x-nope?expect={expect}")
+        assert answer.status_code == 404
+        assert "Recorded" not in text(answer) and "saved in the ledger" not in text(answer)
+    assert ada.get("/exchanges/x-nope?expect=recorded", headers={"HX-Request": "true"}).status_code == 404
+
+
+def test_someone_elses_unprojected_exchange_is_not_shown_as_recorded(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ben = client_as(app, "ben")
+    clients.ledger.projection_lags = True
+    location = ben.post("/exchanges/new", data={**new_exchange_form(ben), "other": "chen"}).headers["Location"]
+    answer = client_as(app, "ada").get(location)
+    assert answer.status_code == 403 and "saved in the ledger" not in text(answer)
+
+
+def test_while_the_ledger_cannot_be_asked_the_waiting_page_claims_nothing(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    clients.ledger.down = True
+    answer = ada.get("/exchanges/x-maybe?expect=recorded")
+    assert answer.status_code == 200
+    page = text(answer)
+    assert "saved in the ledger" not in page and "could not check" in page
+    assert 'hx-trigger="load delay:1s"' in page  # and it keeps looking
 
 
 def test_autocomplete_swaps_into_the_datalist_only(app) -> None:  # type: ignore[no-untyped-def]

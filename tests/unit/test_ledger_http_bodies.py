@@ -4,7 +4,7 @@ and every command needs an Idempotency-Key. A refused request appends nothing.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,24 +14,10 @@ from reciprocity.contracts.commands import today_utc
 from reciprocity.ledger.api import COMMANDS
 from reciprocity.ledger.app import create_app, ledger_of
 from reciprocity.ledger.settings import LedgerSettings
-from reciprocity.messaging.event_log import Outgoing, Position
+
+from tests.support.memory_log import MemoryLog
 
 TOKEN = "unit-token"
-
-
-class MemoryLog:
-    """Takes every append, in order, like a broker that never fails."""
-
-    def __init__(self) -> None:
-        self.records: list[Outgoing] = []
-
-    def append(self, records: Sequence[Outgoing]) -> list[Position]:
-        positions = [Position(r.topic, 0, len(self.records) + i) for i, r in enumerate(records)]
-        self.records.extend(records)
-        return positions
-
-    def ping(self, _topic: str) -> bool:
-        return True
 
 
 @dataclass

@@ -1,29 +1,13 @@
 """The ledger's application service without Kafka: event ids derived from Idempotency-Keys."""
 
 import uuid
-from collections.abc import Sequence
 
 import pytest
 from reciprocity.contracts.commands import ChangeCircles, FormCircle, RegisterMember
-from reciprocity.contracts.envelope import decode
 from reciprocity.contracts.ids import COMMAND_NAMESPACE, command_event_id
 from reciprocity.ledger.service import KeyReused, Ledger
-from reciprocity.messaging.event_log import Outgoing, Position
 
-
-class MemoryLog:
-    """Takes every append, in order, like a broker that never fails."""
-
-    def __init__(self) -> None:
-        self.records: list[Outgoing] = []
-
-    def append(self, records: Sequence[Outgoing]) -> list[Position]:
-        positions = [Position(r.topic, 0, len(self.records) + i) for i, r in enumerate(records)]
-        self.records.extend(records)
-        return positions
-
-    def event_ids(self) -> list[uuid.UUID]:
-        return [decode(r.value)[0].event_id for r in self.records]
+from tests.support.memory_log import MemoryLog
 
 
 @pytest.fixture

@@ -93,6 +93,16 @@ def ledger_server(received: list[dict[str, Any]], down: threading.Event) -> Flas
         return jsonify(event_id=str(uuid.uuid4()), topic="ledger.exchanges", partition=0, offset=len(received),
                        id=f"x-{len(received):016x}"), 201
 
+    @app.get("/v1/exchanges/<exchange_id>")
+    def exchange(exchange_id: str) -> Any:
+        """What the web asks while balance has not shown a new exchange yet: does the ledger have it?"""
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return jsonify(error="missing or wrong token"), 401
+        for i, sent in enumerate(received, start=1):
+            if exchange_id == f"x-{i:016x}":
+                return jsonify(exchange_id=exchange_id, status="recorded", **sent["body"])
+        return jsonify(error=f"there is no exchange {exchange_id!r}."), 404
+
     return app
 
 

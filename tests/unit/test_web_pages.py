@@ -246,12 +246,6 @@ def test_the_session_is_renewed_at_most_daily_and_only_by_pages(app, monkeypatch
     assert "Set-Cookie" not in ada.get("/people").headers
 
 
-def test_the_member_search_stops_when_the_form_is_sent(app) -> None:  # type: ignore[no-untyped-def]
-    page = text(client_as(app, "ada").get("/exchanges/new"))
-    datalist = re.search(r"<datalist[^>]*>", page)
-    assert datalist and 'hx-sync="closest form:abort"' in datalist.group(0)
-
-
 # -- recording an exchange -----------------------------------------------------------------------------
 
 

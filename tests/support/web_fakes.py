@@ -166,17 +166,18 @@ class FakeBalance:
             other = e.other_party(member_id)
             row = acc.setdefault(other, {"other": other, "other_name": self._name(other), "given_minutes": 0,
                                          "received_minutes": 0, "given_count": 0, "received_count": 0,
-                                         "by_kind": {}, "last_exchange_on": e.occurred_on,
+                                         "last_exchange_on": e.occurred_on,
                                          "pending_given_minutes": 0, "pending_received_minutes": 0,
                                          "pending_given_count": 0, "pending_received_count": 0,
-                                         "pending_by_kind": {}})
+                                         # every kind, zeros included, as balance answers
+                                         **{f: {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS}
+                                            for f in ("by_kind", "pending_by_kind")}})
             row["last_exchange_on"] = max(row["last_exchange_on"], e.occurred_on)
             side = "given" if e.giver == member_id else "received"
             pending = "pending_" if e.status == "recorded" else ""
             row[f"{pending}{side}_minutes"] += e.minutes
             row[f"{pending}{side}_count"] += 1
-            kind = row[f"{pending}by_kind"].setdefault(e.kind, {"given_minutes": 0, "received_minutes": 0})
-            kind[f"{side}_minutes"] += e.minutes
+            row[f"{pending}by_kind"][e.kind][f"{side}_minutes"] += e.minutes
         return [Relationship(**row) for row in acc.values()]
 
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]:

@@ -479,6 +479,7 @@ def test_people_with_only_pending_exchanges_show_what_waits(app, clients) -> Non
     assert given and re.sub(r"<[^>]+>", "", given.group(0)).strip() == "50 min waiting"  # not "0 min"
     assert "50 min waiting" in cells and "nothing acknowledged yet" in cells
     assert "Help: 50 min given, waiting for acknowledgement" in cells
+    assert cells.count("waiting for acknowledgement") == 1  # balance lists every kind; the zeros are not shown
     ben = re.search(r'<tr id="person-ben".*?</tr>', page, re.S)
     assert ben and 'data-pending-minutes="25"' in ben.group(0) and "+ 25 min waiting" in ben.group(0)
     member = text(client.get("/members/ada"))

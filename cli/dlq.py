@@ -42,24 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rd.set_defaults(func=run_redrive)
 
 
-def known_topics() -> list[str]:
-    """The topics that have a DLQ: the source topics of the registry."""
-    return list(SOURCE_TOPICS)
-
-
-def unknown_topic(topic: str | None) -> str | None:
-    """Why `topic` names no DLQ (one line), or None when it is a known source topic, its DLQ, or None (all)."""
-    if topic is None or topic.removesuffix(".dlq") in SOURCE_TOPICS:
-        return None
-    return (f"reciprocity dlq: unknown topic {topic!r}; known topics: {', '.join(known_topics())} "
-            "(or their DLQs, the same name ending in .dlq)")
-
-
 def _refuse_unknown(topic: str | None) -> bool:
-    problem = unknown_topic(topic)
-    if problem is not None:
-        print(problem, file=sys.stderr)
-    return problem is not None
+    """Say in one line why `topic` names no DLQ; False for a source topic, its DLQ, or None (all of them)."""
+    if topic is None or topic.removesuffix(".dlq") in SOURCE_TOPICS:
+        return False
+    print(f"reciprocity dlq: unknown topic {topic!r}; known topics: {', '.join(SOURCE_TOPICS)} "
+          "(or their DLQs, the same name ending in .dlq)", file=sys.stderr)
+    return True
 
 
 def _unreadable(err: Exception) -> int:

@@ -155,10 +155,6 @@ class Relationship(Shape):
     def settled_count(self) -> int:
         return self.given_count + self.received_count
 
-    @property
-    def pending_count(self) -> int:
-        return self.pending_given_count + self.pending_received_count
-
 
 class Exchange(Shape):
     exchange_id: str

@@ -193,6 +193,13 @@ class Exchange(Shape):
         return self.receiver if member_id == self.giver else self.giver
 
 
+class ExchangePage(Shape):
+    """One page of a member's history, newest first; `next_cursor` fetches the next (None: the last)."""
+
+    exchanges: list[Exchange] = []
+    next_cursor: str | None = None
+
+
 class LedgerExchange(Shape):
     """An exchange as the ledger (the write side) knows it: whether it exists, before balance shows it."""
 
@@ -363,6 +370,9 @@ class Balance(Protocol):
     def timeline(self, member_id: str, weeks: int = 12) -> Timeline: ...
     def relationships(self, member_id: str, window: str = "90d") -> list[Relationship]: ...
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]: ...
+    def exchange_page(self, member_id: str, *, status: str | None = None, kind: str | None = None,
+                      other: str | None = None, since: date | None = None, until: date | None = None,
+                      limit: int = 50, cursor: str | None = None) -> ExchangePage: ...
     def exchange(self, exchange_id: str) -> Exchange: ...
     def appreciations(self, limit: int = 50) -> list[Exchange]: ...
     def members(self, q: str = "", circle: str = "") -> list[Member]: ...
@@ -549,11 +559,21 @@ class HttpBalance(_Http):
         return self._parse_list(Relationship, data, "relationships")
 
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]:
+        return self.exchange_page(member_id, status=status, limit=limit).exchanges
+
+    def exchange_page(self, member_id: str, *, status: str | None = None, kind: str | None = None,
+                      other: str | None = None, since: date | None = None, until: date | None = None,
+                      limit: int = 50, cursor: str | None = None) -> ExchangePage:
         params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status
+        for name, value in (("status", status), ("kind", kind), ("with", other), ("cursor", cursor),
+                            ("from", since.isoformat() if since else None),
+                            ("to", until.isoformat() if until else None)):
+            if value:
+                params[name] = value
         data = self._call("GET", f"/v1/members/{_seg(member_id)}/exchanges", params=params)
-        return self._parse_list(Exchange, data, "exchanges")
+        exchanges = self._parse_list(Exchange, data, "exchanges")
+        cursor = data.get("next_cursor")
+        return ExchangePage(exchanges=exchanges, next_cursor=cursor if isinstance(cursor, str) else None)
 
     def exchange(self, exchange_id: str) -> Exchange:
         return self._parse(Exchange, self._call("GET", f"/v1/exchanges/{_seg(exchange_id)}"))

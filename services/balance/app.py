@@ -69,6 +69,16 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _date_arg(name: str) -> date | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date like 2026-03-01, got {raw!r}") from None
+
+
 class EndOffsetCache:
     """Log end offsets for the status endpoint, fetched at most every `ttl_s` (each fetch is a round
     trip to the broker)."""
@@ -205,15 +215,30 @@ def create_app(
 
     @app.get("/v1/members/<member_id>/exchanges")
     def member_exchanges(member_id: str) -> Any:
+        """The member's exchanges, newest first, a page at a time (README: "Balance read API")."""
         status = request.args.get("status") or None
         if status is not None and status not in STATUSES:
             raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+        kind = request.args.get("kind") or None
+        if kind is not None and kind not in t.KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(t.KINDS)}")
+        other = request.args.get("with") or None
+        if other is not None and len(other) > 64:
+            raise BadRequest("with must be a member id (at most 64 characters)")
+        since, until = _date_arg("from"), _date_arg("to")
+        if since and until and since > until:
+            raise BadRequest("from must not be after to")
         limit = _int_arg("limit", 50, 1, 500)
+        cursor = request.args.get("cursor") or None
+        wanted = queries.HistoryFilter(status=status, kind=kind, other=other, since=since, until=until)
 
         def run(conn: Any, gen: int) -> Any:
             if not queries.member_known(conn, gen, member_id):
                 return None
-            return {"exchanges": queries.exchanges_of(conn, gen, member_id, status, limit)}
+            try:
+                return queries.exchange_page(conn, gen, member_id, wanted, limit, cursor)
+            except queries.BadCursor as err:
+                raise BadRequest(str(err)) from err
 
         found = read(run)
         return jsonify(found) if found else not_found(f"member {member_id}")

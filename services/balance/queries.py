@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -67,10 +69,9 @@ def member_known(conn: Connection, gen: int, member_id: str) -> bool:
     m, x = t.members.c, t.exchanges.c
     if conn.execute(sa.select(m.member_id).where(m.generation == gen, m.member_id == member_id)).first():
         return True
-    return conn.execute(
-        sa.select(x.exchange_id).where(x.generation == gen, sa.or_(x.giver == member_id, x.receiver == member_id))
-        .limit(1)
-    ).first() is not None
+    # One indexed probe per side (an OR of the two is served by neither index).
+    return any(conn.execute(sa.select(x.exchange_id).where(x.generation == gen, side == member_id).limit(1)).first()
+               for side in (x.giver, x.receiver))
 
 
 # --- member views ------------------------------------------------------------------------------
@@ -150,11 +151,12 @@ def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date
 def relationships(conn: Connection, gen: int, member_id: str, window_days: int, today: date) -> dict[str, Any]:
     start, end = window_bounds(today, window_days)
     p = t.pair_day.c
-    rows = conn.execute(
+    # One query per side, each served by an index ((generation, giver, ...) and (generation, receiver,
+    # day)); an OR of the two is served by neither.
+    rows = [r for side in (p.giver, p.receiver) for r in conn.execute(
         sa.select(p.giver, p.receiver, p.day, p.kind, p.minutes, p.count, p.pending_minutes, p.pending_count)
-        .where(p.generation == gen, sa.or_(p.giver == member_id, p.receiver == member_id),
-               p.day >= start, p.day <= last_day_anywhere(end))
-    )
+        .where(p.generation == gen, side == member_id, p.day >= start, p.day <= last_day_anywhere(end))
+    )]
     rel: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r.count == 0 and r.pending_count == 0:
@@ -211,13 +213,94 @@ def _exchange_list(conn: Connection, gen: int, rows: list[Any]) -> list[dict[str
     return [_exchange_dict(r, names) for r in rows]
 
 
-def exchanges_of(conn: Connection, gen: int, member_id: str, status: str | None, limit: int) -> list[dict[str, Any]]:
+class BadCursor(ValueError):
+    """A cursor this service did not hand out (or from another version of it)."""
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Which of a member's exchanges a page lists; every field optional."""
+
+    status: str | None = None
+    kind: str | None = None
+    other: str | None = None  # the other party
+    since: date | None = None  # occurred_on from (inclusive)
+    until: date | None = None  # occurred_on to (inclusive)
+
+
+def encode_cursor(occurred_on: date, recorded_at: datetime, exchange_id: str) -> str:
+    """Opaque to clients: where the next page starts (the last row of this one, excluded)."""
+    raw = json.dumps([occurred_on.isoformat(), _naive_utc(recorded_at).isoformat(), exchange_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[date, datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        day, at, xid = json.loads(raw)
+        return date.fromisoformat(day), datetime.fromisoformat(at), str(xid)
+    except (ValueError, TypeError) as err:
+        raise BadCursor("cursor is not one this service handed out") from err
+
+
+def _naive_utc(value: Any) -> datetime:
+    """recorded_at as SQLite returns it (naive UTC) and PostgreSQL (aware): one comparable form."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _history_side(gen: int, side: sa.Column, other_side: sa.Column, member_id: str, f: HistoryFilter,
+                  after: tuple[date, datetime, str] | None, limit: int) -> sa.Select:
+    """One party's side of a member's history in its order (newest day first, then newest recorded, then
+    id: a total order, so a cursor names one place in it): a range scan of the (generation, side,
+    occurred_on) index read backwards, filtered, stopped after `limit` rows."""
     x = t.exchanges.c
-    query = sa.select(t.exchanges).where(x.generation == gen, sa.or_(x.giver == member_id, x.receiver == member_id))
-    if status:
-        query = query.where(x.status == status)
-    rows = conn.execute(query.order_by(x.occurred_on.desc(), x.recorded_at.desc(), x.exchange_id).limit(limit)).all()
-    return _exchange_list(conn, gen, rows)
+    query = sa.select(t.exchanges).where(x.generation == gen, side == member_id)
+    if f.status:
+        query = query.where(x.status == f.status)
+    if f.kind:
+        query = query.where(x.kind == f.kind)
+    if f.other:
+        query = query.where(other_side == f.other)
+    if f.since:
+        query = query.where(x.occurred_on >= f.since)
+    if f.until:
+        query = query.where(x.occurred_on <= f.until)
+    if after is not None:
+        day, at, xid = after
+        at = at.replace(tzinfo=UTC)  # PostgreSQL compares instants; SQLite's text drops the zone (UTC)
+        query = query.where(
+            x.occurred_on <= day,  # the index range; the rest picks up within the day
+            sa.or_(x.occurred_on < day,
+                   sa.and_(x.occurred_on == day,
+                           sa.or_(x.recorded_at < at, sa.and_(x.recorded_at == at, x.exchange_id < xid)))),
+        )
+    return query.order_by(x.occurred_on.desc(), x.recorded_at.desc(), x.exchange_id.desc()).limit(limit)
+
+
+def exchange_page(conn: Connection, gen: int, member_id: str, f: HistoryFilter, limit: int,
+                  cursor: str | None = None) -> dict[str, Any]:
+    """A page of the member's exchanges, newest first, and the cursor of the next page (None: last page).
+
+    Cost is one index range scan per side (given, received) of `limit + 1` rows at most after the
+    filters, whatever the size of everyone else's history: an `OR` of giver and receiver ordered by
+    date is served by neither index, which made every page read the whole table."""
+    after = decode_cursor(cursor) if cursor else None
+    x = t.exchanges.c
+    rows = [*conn.execute(_history_side(gen, x.giver, x.receiver, member_id, f, after, limit + 1)),
+            *conn.execute(_history_side(gen, x.receiver, x.giver, member_id, f, after, limit + 1))]
+    rows.sort(key=lambda r: (_day(r.occurred_on), _naive_utc(r.recorded_at), r.exchange_id), reverse=True)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more else None
+    next_cursor = encode_cursor(_day(last.occurred_on), last.recorded_at, last.exchange_id) if last else None  # type: ignore[arg-type]
+    return {"exchanges": _exchange_list(conn, gen, rows), "next_cursor": next_cursor}
+
+
+def exchanges_of(conn: Connection, gen: int, member_id: str, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` exchanges of the member (one status only, if given)."""
+    return exchange_page(conn, gen, member_id, HistoryFilter(status=status), limit)["exchanges"]
 
 
 def exchange(conn: Connection, gen: int, exchange_id: str) -> dict[str, Any] | None:
@@ -254,11 +337,19 @@ def exchanges_between(conn: Connection, gen: int, start: date | None, end: date 
 # --- directory ---------------------------------------------------------------------------------
 
 
-def _circles_by_member(conn: Connection, gen: int) -> dict[str, list[str]]:
+def _circles_by_member(conn: Connection, gen: int, member_ids: list[str] | None = None) -> dict[str, list[str]]:
+    """Circles of the given members (of everyone with None), each list sorted."""
     ms = t.memberships.c
     found: dict[str, list[str]] = defaultdict(list)
-    for r in conn.execute(sa.select(ms.member_id, ms.circle_id).where(ms.generation == gen).order_by(ms.circle_id)):
-        found[r.member_id].append(r.circle_id)
+    query = sa.select(ms.member_id, ms.circle_id).where(ms.generation == gen).order_by(ms.circle_id)
+    if member_ids is None:
+        chunks: list[Any] = [query]
+    else:
+        ordered = sorted(set(member_ids))
+        chunks = [query.where(ms.member_id.in_(ordered[i:i + 500])) for i in range(0, len(ordered), 500)]
+    for chunk in chunks:
+        for r in conn.execute(chunk):
+            found[r.member_id].append(r.circle_id)
     return found
 
 
@@ -268,18 +359,18 @@ def _member_dict(r: Any, circles: list[str]) -> dict[str, Any]:
 
 
 def directory_members(conn: Connection, gen: int, q: str = "", circle: str = "") -> list[dict[str, Any]]:
-    m = t.members.c
-    circles = _circles_by_member(conn, gen)
+    """Members, by name; with `circle`, that circle's only, read through the memberships' key rather
+    than by listing everyone (a circle page must not cost the size of the organisation)."""
+    m, ms = t.members.c, t.memberships.c
+    query = sa.select(t.members).where(m.generation == gen)
+    if circle:
+        query = query.where(m.member_id.in_(
+            sa.select(ms.member_id).where(ms.generation == gen, ms.circle_id == circle).scalar_subquery()))
     needle = q.strip().lower()
-    out = []
-    for r in conn.execute(sa.select(t.members).where(m.generation == gen).order_by(m.name, m.member_id)):
-        mine = circles.get(r.member_id, [])
-        if circle and circle not in mine:
-            continue
-        if needle and needle not in r.member_id.lower() and needle not in r.name.lower():
-            continue
-        out.append(_member_dict(r, mine))
-    return out
+    rows = [r for r in conn.execute(query.order_by(m.name, m.member_id))
+            if not needle or needle in r.member_id.lower() or needle in r.name.lower()]
+    circles = _circles_by_member(conn, gen, None if not (circle or needle) else [r.member_id for r in rows])
+    return [_member_dict(r, circles.get(r.member_id, [])) for r in rows]
 
 
 def directory_member(conn: Connection, gen: int, member_id: str) -> dict[str, Any] | None:

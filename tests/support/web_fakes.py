@@ -26,6 +26,7 @@ from reciprocity.web.clients import (
     DeadLetter,
     DeadLetters,
     Exchange,
+    ExchangePage,
     FieldError,
     Flow,
     Invalid,
@@ -181,9 +182,21 @@ class FakeBalance:
         return [Relationship(**row) for row in acc.values()]
 
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]:
+        return self.exchange_page(member_id, status=status, limit=limit).exchanges
+
+    def exchange_page(self, member_id: str, *, status: str | None = None, kind: str | None = None,
+                      other: str | None = None, since: date | None = None, until: date | None = None,
+                      limit: int = 50, cursor: str | None = None) -> ExchangePage:
+        """Balance's filters and order; the cursor here is simply the position of the next row."""
         self._check("exchanges")
-        found = [e for e in self._mine(member_id) if status is None or e.status == status]
-        return sorted(found, key=lambda e: (e.occurred_on, e.recorded_at or datetime.min), reverse=True)[:limit]
+        found = [e for e in self._mine(member_id)
+                 if (status is None or e.status == status) and (kind is None or e.kind == kind)
+                 and (other is None or e.other_party(member_id) == other)
+                 and (since is None or e.occurred_on >= since) and (until is None or e.occurred_on <= until)]
+        found.sort(key=lambda e: (e.occurred_on, e.recorded_at or datetime.min, e.exchange_id), reverse=True)
+        start = int(cursor or 0)
+        more = len(found) > start + limit
+        return ExchangePage(exchanges=found[start:start + limit], next_cursor=str(start + limit) if more else None)
 
     def exchange(self, exchange_id: str) -> Exchange:
         self._check("exchange")

@@ -57,8 +57,14 @@ def is_lead_of(viewer: Member, circle: Circle) -> bool:
 
 
 def can_see_flows(viewer: Member, circle: Circle) -> bool:
-    """Who gives to whom, by name: for the circle's own members and its leads."""
+    """Who is connected with whom, by name and without amounts: for the circle's own members and its leads."""
     return circle.id in viewer.circles or is_lead_of(viewer, circle)
+
+
+def can_see_amounts(viewer: Member, circle: Circle, circles: Iterable[Circle]) -> bool:
+    """How much one person gave another: for the two of them (on their own pages) and for the leads of their
+    circles, here the leads of this circle and of the circles it is nested in; never its other members."""
+    return circle.id in circles_in_care(viewer, circles)
 
 
 def can_see_signals(viewer: Member, circle: Circle, circles: Iterable[Circle]) -> bool:

@@ -213,22 +213,9 @@ def flow_graph(flows: Sequence[Flow], names: Mapping[str, str], *, size: int = 5
         on_ring = {f.giver for f in flows} | {f.receiver for f in flows}
     else:
         on_ring = everyone
-    people = sorted(on_ring, key=lambda m: (names.get(m, m).lower(), m))
-    if not people:
+    where = _place_on_ring(graph, on_ring, names, size)
+    if not where:
         return graph
-    cx, cy = graph.width / 2, size / 2
-    radius = size / 2 - 40
-    where: dict[str, tuple[float, float]] = {}
-    for i, person in enumerate(people):
-        angle = -math.pi / 2 + 2 * math.pi * i / len(people)
-        x, y = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
-        where[person] = (x, y)
-        lx, ly = cx + (radius + 14) * math.cos(angle), cy + (radius + 14) * math.sin(angle)
-        anchor = "middle" if abs(math.cos(angle)) < 0.2 else ("start" if math.cos(angle) > 0 else "end")
-        ly += 14 if math.sin(angle) > 0.8 else (-6 if math.sin(angle) < -0.8 else 4)
-        graph.nodes.append(Node(person, names.get(person, person), round(x, 1), round(y, 1),
-                                Label(round(lx, 1), round(ly, 1), names.get(person, person), anchor)))
-
     biggest = max((f.minutes for f in flows), default=1) or 1
     node_r = 7
     for f in sorted(flows, key=lambda f: f.minutes):  # thin arrows under thick ones
@@ -251,8 +238,73 @@ def flow_graph(flows: Sequence[Flow], names: Mapping[str, str], *, size: int = 5
             title=f"{names.get(f.giver, f.giver)} gave {names.get(f.receiver, f.receiver)} {minutes(f.minutes)}",
             giver=f.giver, receiver=f.receiver, minutes=f.minutes,
         ))
-    # With an odd number of people the ring leaves a band of empty space below: crop to what is drawn.
+    _crop(graph, size)
+    return graph
+
+
+def _place_on_ring(graph: FlowGraph, people_ids: set[str], names: Mapping[str, str],
+                   size: int) -> dict[str, tuple[float, float]]:
+    """Put people on a ring sorted by name (a stable picture, never an order of amounts); their positions."""
+    people = sorted(people_ids, key=lambda m: (names.get(m, m).lower(), m))
+    cx, cy = graph.width / 2, size / 2
+    radius = size / 2 - 40
+    where: dict[str, tuple[float, float]] = {}
+    for i, person in enumerate(people):
+        angle = -math.pi / 2 + 2 * math.pi * i / len(people)
+        x, y = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
+        where[person] = (x, y)
+        lx, ly = cx + (radius + 14) * math.cos(angle), cy + (radius + 14) * math.sin(angle)
+        anchor = "middle" if abs(math.cos(angle)) < 0.2 else ("start" if math.cos(angle) > 0 else "end")
+        ly += 14 if math.sin(angle) > 0.8 else (-6 if math.sin(angle) < -0.8 else 4)
+        graph.nodes.append(Node(person, names.get(person, person), round(x, 1), round(y, 1),
+                                Label(round(lx, 1), round(ly, 1), names.get(person, person), anchor)))
+    return where
+
+
+def _crop(graph: FlowGraph, size: int) -> None:
+    """With an odd number of people the ring leaves a band of empty space below: crop to what is drawn."""
+    if not graph.nodes:
+        return
     top = min(n.label.y for n in graph.nodes) - 24
     bottom = max(max(n.y, n.label.y) for n in graph.nodes) + 24
     graph.top, graph.height = round(max(0.0, top), 1), round(min(float(size), bottom) - max(0.0, top))
+
+
+@dataclass(frozen=True)
+class Tie:
+    """Two people who exchanged in the window, either way; no direction, no amount."""
+
+    a: str
+    b: str
+
+
+def ties_of(flows: Sequence[Flow]) -> list[Tie]:
+    """The pairs who exchanged, each once, with its two ids in order."""
+    pairs = {tuple(sorted((f.giver, f.receiver))) for f in flows if f.giver != f.receiver}
+    return [Tie(a, b) for a, b in sorted(pairs)]
+
+
+def connection_graph(flows: Sequence[Flow], names: Mapping[str, str]) -> FlowGraph:
+    """Who is connected with whom, for a circle's members: every person on a ring (sorted by name) and one
+    plain line per pair that exchanged, either way. Every line is as thick as the next, with no arrow and
+    no minutes, so nobody can read from it how much one person gave another (that is for the two of them
+    and their leads). The ring grows with the number of people so that names keep apart; the picture
+    scales to the screen's width."""
+    ties = ties_of(flows)
+    everyone = {t.a for t in ties} | {t.b for t in ties} | set(names)
+    size = max(560, 18 * len(everyone))
+    graph = FlowGraph(width=size + 240, height=size)
+    graph.people_total, graph.flows_total = len(everyone), len(ties)
+    where = _place_on_ring(graph, everyone, names, size)
+    node_r = 7
+    for tie in ties:
+        (x1, y1), (x2, y2) = where[tie.a], where[tie.b]
+        dx, dy = x2 - x1, y2 - y1
+        dist = math.hypot(dx, dy) or 1
+        ux, uy = dx / dist, dy / dist
+        sx, sy, ex, ey = x1 + ux * node_r, y1 + uy * node_r, x2 - ux * node_r, y2 - uy * node_r
+        a, b = names.get(tie.a, tie.a), names.get(tie.b, tie.b)
+        graph.edges.append(Edge(path=f"M{sx:.1f},{sy:.1f} L{ex:.1f},{ey:.1f}", width=1.5,
+                                title=f"{a} and {b} exchanged", giver=tie.a, receiver=tie.b, minutes=0))
+    _crop(graph, size)
     return graph

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort
 
 from . import access
-from .charts import KIND_COLOURS, balance_chart, flow_graph
+from .charts import KIND_COLOURS, Tie, balance_chart, connection_graph, flow_graph, ties_of
 from .clients import KINDS, Circle
 from .pages_me import relationships_by_name
 from .ui import WINDOW_LABELS, WINDOWS, clients, forbid, me, render_page, window_arg
@@ -63,12 +63,20 @@ def circle(circle_id: str) -> Response:
     in_care = access.can_see_signals(member, found, everything)
     people = balance.members(circle=circle_id) if (in_care or access.can_see_flows(member, found)) else []
     names = {p.id: p.display_name for p in people}
-    graph = None
-    if not health.private and health.flows and access.can_see_flows(member, found):
-        graph = flow_graph(health.flows, names)
-    # The table lists every flow, largest first, whatever the picture leaves out.
-    flow_rows = sorted(health.flows, key=lambda f: (-f.minutes, names.get(f.giver, f.giver).lower(),
-                                                    names.get(f.receiver, f.receiver).lower()))
+    # Minutes between two people are for the two of them and their leads: the leads (of this circle or
+    # of one it is nested in) see the weighted picture and every flow, listed by name; the circle's other
+    # members see only who is connected with whom, with neither amounts nor directions.
+    can_see_ties = access.can_see_flows(member, found)
+    graph, flow_rows, connections = None, [], []
+    if not health.private and health.flows:
+        if access.can_see_amounts(member, found, everything):
+            graph = flow_graph(health.flows, names)
+            flow_rows = sorted(health.flows, key=lambda f: (names.get(f.giver, f.giver).lower(),
+                                                            names.get(f.receiver, f.receiver).lower(),
+                                                            f.giver, f.receiver))
+        elif can_see_ties:
+            graph = connection_graph(health.flows, names)
+            connections = connections_by_name(ties_of(health.flows), names)
     signals = balance.signals(circle=circle_id, active=True) if in_care else []
     all_names = {**names}
     for s in signals:
@@ -77,8 +85,23 @@ def circle(circle_id: str) -> Response:
         "circle.html", circle=found, health=health, graph=graph, signals=signals, is_lead=is_lead, in_care=in_care,
         people=sorted(people, key=lambda p: p.display_name.lower()), names=all_names, window=window,
         windows=WINDOWS, window_labels=WINDOW_LABELS, signal_words=SIGNAL_WORDS, signal_hints=SIGNAL_HINTS,
-        can_see_flows=access.can_see_flows(member, found), flow_rows=flow_rows,
+        can_see_flows=access.can_see_amounts(member, found, everything), can_see_ties=can_see_ties,
+        flow_rows=flow_rows, connections=connections,
     )
+
+
+def connections_by_name(ties: list[Tie], names: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """Each person with the people they exchanged with, both by name: the picture's words, without amounts."""
+    linked: dict[str, set[str]] = {}
+    for tie in ties:
+        linked.setdefault(tie.a, set()).add(tie.b)
+        linked.setdefault(tie.b, set()).add(tie.a)
+
+    def name(member_id: str) -> str:
+        return names.get(member_id, member_id)
+
+    return [(name(p), sorted((name(o) for o in others), key=str.lower))
+            for p, others in sorted(linked.items(), key=lambda kv: (name(kv[0]).lower(), kv[0]))]
 
 
 @bp.get("/members/<member_id>")

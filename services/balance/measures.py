@@ -109,7 +109,7 @@ def circle_health(
         "feedback_cycles": round(feedback_cycles(feedback_count, len(members), window_days), 4),
         "flows": [
             {"giver": g, "receiver": r, "minutes": m}
-            for (g, r), m in sorted(flows.items(), key=lambda kv: (-kv[1], kv[0]))
+            for (g, r), m in sorted(flows.items())
             if m > 0
         ],
     }

@@ -190,7 +190,8 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
         item["other_name"] = names.get(other, other)
         item["last_exchange_on"] = _iso(item["last_exchange_on"])
         out.append(item)
-    out.sort(key=lambda i: (-(i["given_minutes"] + i["received_minutes"]), i["other"]))
+    # A list of people, never a ranking by how much (SPEC, Measures: privacy).
+    out.sort(key=lambda i: (i["other_name"].lower(), i["other"]))
     return {"member_id": member_id, "relationships": out}
 
 

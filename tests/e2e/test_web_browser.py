@@ -184,6 +184,13 @@ def test_leads_members_and_operators_see_what_is_theirs(stack: Stack, browser: B
     expect(lead.locator("#participation")).to_be_visible()
     expect(lead.locator("#alerts")).to_be_visible()
     expect(lead.locator("#circle-members")).to_contain_text("Ada Lovelace")
+    # A lead sees the amounts between people, every flow listed by name (never largest first).
+    lead.click("#flows summary")
+    rows = lead.locator("#flow-table tbody tr")
+    expect(rows).to_have_count(6)
+    froms = [rows.nth(i).locator("td").nth(0).inner_text() for i in range(6)]
+    assert froms == sorted(froms, key=str.lower) and froms[0] == "Ada Lovelace"
+    expect(rows.filter(has_text="Ben Okafor").filter(has_text="2 h")).to_have_count(1)  # Ada gave Ben 120 min
     shot(lead, shots, "e2e-13-circle-for-lead")
     lead.click("#circle-members >> text=Ada Lovelace")
     expect(lead).to_have_url(re.compile(f"/members/{ada}$"))
@@ -196,8 +203,16 @@ def test_leads_members_and_operators_see_what_is_theirs(stack: Stack, browser: B
     expect(member.locator("main")).to_contain_text("for them and for the leads of their circles")
     shot(member, shots, "e2e-15-member-page-refused")
     member.goto(f"/circles/{circle}")
+    # A plain member sees who is connected with whom: five pairs, every line alike, no amounts, no table.
     expect(member.locator("#flow-graph")).to_be_visible()
+    expect(member.locator("#flow-graph path.tie")).to_have_count(5)
+    expect(member.locator("#flow-graph path.flow")).to_have_count(0)
+    expect(member.locator("#flow-table")).to_have_count(0)
+    flows_text = member.locator("#flows").inner_text() + member.locator("#flow-graph").inner_html()
+    assert not re.search(r"\d+ (min|h)\b", flows_text), flows_text
+    expect(member.locator("#connection-list li").first).to_contain_text("Ada Lovelace")
     expect(member.locator("#alerts")).to_have_count(0)
+    shot(member, shots, "e2e-15b-circle-for-member")
     member.goto("/ops")
     expect(member.locator("h1")).to_have_text("This page is private")
 

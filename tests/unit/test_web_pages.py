@@ -672,7 +672,7 @@ def test_circle_alerts_for_leads_and_flows_for_members(app) -> None:  # type: ig
     assert 'id="flow-graph"' not in outsider and "shown to the circle\u2019s members and leads" in outsider
 
 
-def test_a_big_circles_picture_is_partial_but_its_table_lists_every_flow(app, clients) -> None:  # type: ignore[no-untyped-def]
+def _big_garden(clients):  # type: ignore[no-untyped-def]
     from reciprocity.web.clients import CircleHealth, Flow
 
     ids = [f"p{i:02d}" for i in range(45)]
@@ -680,12 +680,37 @@ def test_a_big_circles_picture_is_partial_but_its_table_lists_every_flow(app, cl
     flows += [Flow(giver=ids[i], receiver=ids[(i + 1) % 45], minutes=15 + i) for i in range(45)]
     clients.balance.health_overrides["garden"] = CircleHealth(circle_id="garden", name="Garden circle",
                                                               member_count=45, flows=flows)
-    page = text(client_as(app, "ada").get("/circles/garden"))
+    return flows
+
+
+def test_a_big_circles_picture_is_partial_but_its_table_lists_every_flow_by_name(app, clients) -> None:  # type: ignore[no-untyped-def]
+    flows = _big_garden(clients)
+    page = text(client_as(app, "lena").get("/circles/garden"))  # lena leads garden
     assert len(re.findall(r'<path class="flow"', page)) <= 30
     note = re.search(r'id="flow-graph-note"[^>]*>(.*?)</p>', page, re.S)
     assert note and "the table below lists every flow" in note.group(1)
-    table = re.search(r'<table id="flow-table">.*?</table>', page, re.S)
-    assert table and len(re.findall(r"<tr><td>", table.group(0))) == len(flows)
+    table = re.search(r'<table id="flow-table".*?</table>', page, re.S)
+    assert table
+    rows = re.findall(r'<tr><td data-label="From">(.*?)</td><td data-label="To">(.*?)</td>', table.group(0))
+    assert len(rows) == len(flows)
+    assert rows == sorted(rows, key=lambda r: (r[0].lower(), r[1].lower()))  # by name, never by amount
+
+
+def test_a_member_sees_who_is_connected_but_no_amounts_between_others(app, clients) -> None:  # type: ignore[no-untyped-def]
+    flows = _big_garden(clients)
+    whole = text(client_as(app, "ada").get("/circles/garden"))  # ada is a plain member of garden
+    section = re.search(r'<section class="card" aria-labelledby="flows-title" id="flows">.*?</section>', whole, re.S)
+    assert section
+    page = section.group(0)
+    assert 'id="flow-graph"' in page and 'data-weighted="false"' in page
+    assert 'id="flow-table"' not in page and '<path class="flow"' not in page
+    assert not re.search(r"\d+ (min|h)\b", page) and not re.search(r" gave \S+ \d", page)
+    widths = set(re.findall(r'stroke-width="([^"]+)"', page))
+    assert widths <= {"1.6"}  # only the nodes' outline: every tie is drawn alike
+    ties = {tuple(sorted((f.giver, f.receiver))) for f in flows if f.giver != f.receiver}
+    assert len(re.findall(r'<path class="tie"', page)) == len(ties)
+    listed = re.findall(r'<li><div class="line"><span class="what">(.*?)</span>', page)
+    assert listed == sorted(listed, key=str.lower)
 
 
 def test_small_circles_keep_their_measures_private(app) -> None:  # type: ignore[no-untyped-def]

@@ -8,13 +8,13 @@ with 422, in sentences a person understands.
 """
 
 import json
-import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, ValidationInfo, field_validator
 
+from .bounds import MAX_PAUSE_DAYS, lone_surrogate, refuse_in_free_text, refuse_in_one_line, surrogate_in
 from .events import NOTE_MAX, Kind, PolicyOverrides, Role
 from .ids import SLUG_PATTERN, Slug
 
@@ -27,6 +27,11 @@ _EARLIEST_ZONE_AHEAD = timedelta(hours=14)
 
 def today_utc() -> date:
     return datetime.now(UTC).date()
+
+
+def latest_pause_end() -> date:
+    """The furthest day a pause may be set to end (SPEC: at most 365 days ahead)."""
+    return today_utc() + timedelta(days=MAX_PAUSE_DAYS)
 
 
 def latest_today() -> date:
@@ -60,8 +65,7 @@ class FormCircle(Command):
     @field_validator("name")
     @classmethod
     def _one_line(cls, name: str) -> str:
-        _refuse_control_characters(name)
-        return name
+        return refuse_in_one_line("name", name)
 
 
 class SetLeads(Command):
@@ -84,8 +88,7 @@ class RegisterMember(Command):
     @field_validator("name")
     @classmethod
     def _one_line(cls, name: str) -> str:
-        _refuse_control_characters(name)
-        return name
+        return refuse_in_one_line("name", name)
 
     @field_validator("circles")
     @classmethod
@@ -121,6 +124,9 @@ class ChangeAvailability(Command):
             raise ValueError("paused_until only goes with status 'paused'; leave it out to resume")
         if until < today_utc():
             raise ValueError("paused_until cannot be in the past")
+        if until > latest_pause_end():
+            raise ValueError(f"paused_until can be at most {MAX_PAUSE_DAYS} days ahead (until "
+                             f"{latest_pause_end().isoformat()}); leave it out to pause until you resume")
         return until
 
 
@@ -150,6 +156,11 @@ class RecordExchange(Command):
             raise ValueError(f"occurred_on cannot be more than {MAX_DAYS_BACK} days ago")
         return day
 
+    @field_validator("note")
+    @classmethod
+    def _plain_text(cls, note: str) -> str:
+        return refuse_in_free_text("note", note)
+
     @field_validator("recorded_by")
     @classmethod
     def _recorder_is_a_party(cls, recorded_by: str, info: ValidationInfo) -> str:
@@ -164,24 +175,24 @@ class Acknowledge(Command):
     thanks: str = Field(default="", max_length=NOTE_MAX)
     shared: bool = Field(default=False, description="the acknowledger agrees to show it on the appreciation wall")
 
+    @field_validator("thanks")
+    @classmethod
+    def _plain_text(cls, thanks: str) -> str:
+        return refuse_in_free_text("thanks", thanks)
+
 
 class Dispute(Command):
     by: Slug
     reason: str = Field(min_length=1, max_length=NOTE_MAX)
 
+    @field_validator("reason")
+    @classmethod
+    def _plain_text(cls, reason: str) -> str:
+        return refuse_in_free_text("reason", reason)
+
 
 class Withdraw(Command):
     by: Slug
-
-
-# Control characters (\n, \r, \t, NUL, ESC...) and the Unicode line and paragraph separators. A name
-# goes into email headers (Subject, To), which cannot hold a line break, and into one-line displays.
-_NOT_IN_NAMES = ("Cc", "Zl", "Zp")
-
-
-def _refuse_control_characters(name: str) -> None:
-    if any(unicodedata.category(char) in _NOT_IN_NAMES for char in name):
-        raise ValueError("name cannot contain line breaks, tabs or other control characters")
 
 
 def _refuse_repeats(ids: list[str]) -> None:
@@ -291,6 +302,9 @@ def _sentence(error: Any) -> str:
         return f"{label} must be a list."
     if kind == "string_type":
         return f"{label} must be text."
+    if kind == "string_unicode":  # pydantic's own check for lone surrogates, before any validator of ours
+        char = surrogate_in(given) if isinstance(given, str) else None
+        return lone_surrogate(label, char or "\ud800") + "."
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"{label} must be a JSON object."
     if kind == "value_error":

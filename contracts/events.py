@@ -5,16 +5,19 @@ exchange's giver, receiver, kind, minutes, day and circles, so no projection joi
 partitions or reads state it did not build itself.
 """
 
-from datetime import date
 from enum import StrEnum
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from .bounds import EARLIEST_EVENT_DAY, LATEST_EVENT_DAY, EventDay, FreeText, OneLine, PauseEnd
 from .ids import Slug
 
 Minutes = int
 NOTE_MAX = 500
+# Sums a signal carries fit a 32-bit column with room to spare (a year of 1440-minute days is 525,600).
+MINUTES_BOUND = 2**31 - 1
+MAX_DAYS_WITHOUT = (LATEST_EVENT_DAY - EARLIEST_EVENT_DAY).days
 
 
 class Kind(StrEnum):
@@ -34,7 +37,8 @@ class Role(StrEnum):
 class Event(BaseModel):
     """Base of every event payload. `TYPE` and `VERSION` name the schema; `TOPIC` where it lives."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No NaN or infinity in any number (JSON has neither; a ratio of NaN compares false to everything).
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
@@ -67,7 +71,7 @@ class DirectoryEvent(Event):
 class CircleFormed(DirectoryEvent):
     TYPE: ClassVar[str] = "CircleFormed"
     circle_id: Slug
-    name: str = Field(min_length=1, max_length=100)
+    name: OneLine = Field(min_length=1, max_length=100)
     parent: Slug | None = None
     policy: PolicyOverrides | None = None
 
@@ -87,7 +91,7 @@ class CircleLeadsChanged(DirectoryEvent):
 class MemberRegistered(DirectoryEvent):
     TYPE: ClassVar[str] = "MemberRegistered"
     member_id: Slug
-    name: str = Field(min_length=1, max_length=100)
+    name: OneLine = Field(min_length=1, max_length=100)
     email: EmailStr
     circles: list[Slug]
     role: Role = Role.MEMBER
@@ -127,7 +131,7 @@ class AvailabilityChanged(DirectoryEvent):
     TYPE: ClassVar[str] = "AvailabilityChanged"
     member_id: Slug
     status: Literal["active", "paused"]
-    paused_until: date | None = None
+    paused_until: PauseEnd = None
 
     def key(self) -> str:
         return self.member_id
@@ -145,7 +149,7 @@ class ExchangeFacts(Event):
     receiver: Slug
     kind: Kind
     minutes: Minutes = Field(ge=1, le=1440)
-    occurred_on: date
+    occurred_on: EventDay
     giver_circles: list[Slug] = Field(description="the giver's circles when it was recorded")
     receiver_circles: list[Slug] = Field(description="the receiver's circles when it was recorded")
 
@@ -158,7 +162,7 @@ class ExchangeRecorded(ExchangeFacts):
 
     TYPE: ClassVar[str] = "ExchangeRecorded"
     VERSION: ClassVar[int] = 2
-    note: str = Field(default="", max_length=NOTE_MAX)
+    note: FreeText = Field(default="", max_length=NOTE_MAX)
     recorded_by: Slug
     shared: bool = False
 
@@ -166,14 +170,14 @@ class ExchangeRecorded(ExchangeFacts):
 class ExchangeAcknowledged(ExchangeFacts):
     TYPE: ClassVar[str] = "ExchangeAcknowledged"
     by: Slug
-    thanks: str = Field(default="", max_length=NOTE_MAX)
+    thanks: FreeText = Field(default="", max_length=NOTE_MAX)
     shared: bool = Field(default=False, description="the acknowledger agrees to share it too")
 
 
 class ExchangeDisputed(ExchangeFacts):
     TYPE: ClassVar[str] = "ExchangeDisputed"
     by: Slug
-    reason: str = Field(min_length=1, max_length=NOTE_MAX)
+    reason: FreeText = Field(min_length=1, max_length=NOTE_MAX)
 
 
 class ExchangeWithdrawn(ExchangeFacts):
@@ -188,8 +192,8 @@ class SignalEvent(Event):
     TOPIC: ClassVar[str] = "balance.signals"
     member_id: Slug
     circles: list[Slug]
-    window_start: date
-    window_end: date
+    window_start: EventDay
+    window_end: EventDay
 
     def key(self) -> str:
         return self.member_id
@@ -198,23 +202,23 @@ class SignalEvent(Event):
 class MemberOverextended(SignalEvent):
     TYPE: ClassVar[str] = "MemberOverextended"
     reason: Literal["ratio", "capacity", "ratio_and_capacity"]
-    given_minutes: int = Field(description="given in the 28-day window, settled and pending")
-    received_minutes: int
-    ratio: float | None = Field(description="given / received; None when nothing was received")
-    given_last_7_days: int
-    weekly_capacity_minutes: int | None
+    given_minutes: int = Field(ge=0, le=MINUTES_BOUND, description="given in the 28-day window, settled and pending")
+    received_minutes: int = Field(ge=0, le=MINUTES_BOUND)
+    ratio: float | None = Field(ge=0, description="given / received; None when nothing was received")
+    given_last_7_days: int = Field(ge=0, le=MINUTES_BOUND)
+    weekly_capacity_minutes: int | None = Field(ge=0, le=MINUTES_BOUND)
 
 
 class MemberDisconnected(SignalEvent):
     TYPE: ClassVar[str] = "MemberDisconnected"
-    last_exchange_on: date | None
-    days_without_exchange: int
+    last_exchange_on: EventDay | None
+    days_without_exchange: int = Field(ge=0, le=MAX_DAYS_WITHOUT)
 
 
 class SignalCleared(SignalEvent):
     TYPE: ClassVar[str] = "SignalCleared"
     signal_kind: Literal["overextended", "disconnected"]
-    raised_event_id: str = Field(description="event_id of the signal this clears")
+    raised_event_id: str = Field(min_length=1, max_length=64, description="event_id of the signal this clears")
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

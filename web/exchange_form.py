@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from pydantic import ValidationError
-from reciprocity.contracts.commands import MAX_DAYS_BACK, RecordExchange, latest_today
+from reciprocity.contracts.commands import MAX_DAYS_BACK, Command, RecordExchange, field_errors, latest_today
 from reciprocity.contracts.events import NOTE_MAX
 from reciprocity.contracts.ids import SLUG_RE
 
@@ -117,13 +117,22 @@ def check(form: ExchangeForm, me: str, today: date, latest: date | None = None) 
         errors["note"] = f"The note is {len(form.note)} characters long; keep it to {NOTE_MAX}."
     if not errors:
         # The contract itself is the last word: anything it still refuses is shown on the form.
-        try:
-            RecordExchange.model_validate(ledger_body(form, me))
-        except ValidationError as err:
-            for e in err.errors():
-                name = form_field(str(e["loc"][0]) if e["loc"] else "")
-                errors.setdefault(name, str(e["msg"]).removeprefix("Value error, "))
+        for name, message in contract_errors(RecordExchange, ledger_body(form, me)).items():
+            errors.setdefault(form_field(name), message)
     return errors
+
+
+def contract_errors(command: type[Command], body: Mapping[str, object]) -> dict[str, str]:
+    """The command's own refusals of `body`, by body field (the first per field), in the sentences the
+    ledger answers with: the web refuses before sending, and says the same."""
+    try:
+        command.model_validate(body)
+    except ValidationError as err:
+        found: dict[str, str] = {}
+        for e in field_errors(err):
+            found.setdefault(e.field, e.message)
+        return found
+    return {}
 
 
 def ledger_body(form: ExchangeForm, me: str) -> dict[str, object]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from htmx_flask import make_response, request
-from reciprocity.contracts.commands import latest_today, today_utc
+from reciprocity.contracts.commands import Acknowledge, Dispute, latest_today, today_utc
 from reciprocity.contracts.events import NOTE_MAX
 from reciprocity.contracts.ids import SLUG_RE, exchange_id_for
 
@@ -22,6 +22,7 @@ from .exchange_form import (
     FORM_WIDE,
     ExchangeForm,
     check,
+    contract_errors,
     form_field,
     is_key_field,
     ledger_body,
@@ -251,6 +252,8 @@ def _transition(exchange_id: str, action: str, expect: str) -> Response:
             thanks = (request.form.get("thanks") or "").strip()
             if len(thanks) > NOTE_MAX:
                 errors["thanks"] = f"Keep the thanks to {NOTE_MAX} characters."
+            elif refused := contract_errors(Acknowledge, {"by": me().id, "thanks": thanks}).get("thanks"):
+                errors["thanks"] = refused
             else:
                 ledger.acknowledge(exchange_id, by=me().id, thanks=thanks, shared=request.form.get("shared") == "on",
                                    key=key)
@@ -260,6 +263,8 @@ def _transition(exchange_id: str, action: str, expect: str) -> Response:
                 errors["reason"] = "Say briefly what does not match, so the two of you can sort it out."
             elif len(reason) > NOTE_MAX:
                 errors["reason"] = f"Keep the reason to {NOTE_MAX} characters."
+            elif refused := contract_errors(Dispute, {"by": me().id, "reason": reason}).get("reason"):
+                errors["reason"] = refused
             else:
                 ledger.dispute(exchange_id, by=me().id, reason=reason, key=key)
         else:

@@ -6,11 +6,11 @@ from datetime import date
 
 from flask import Blueprint, Response, flash, redirect, url_for
 from htmx_flask import request
-from reciprocity.contracts.commands import today_utc
+from reciprocity.contracts.commands import ChangeAvailability, today_utc
 
 from .charts import KIND_COLOURS, balance_chart
 from .clients import KINDS, Invalid, OutcomeUnknown, Relationship, Unavailable
-from .exchange_form import new_key, valid_key
+from .exchange_form import contract_errors, new_key, valid_key
 from .prompts import reflection_prompts
 from .ui import WINDOW_LABELS, WINDOWS, clients, me, render_page, window_arg
 
@@ -134,6 +134,8 @@ def pause() -> Response:
             return _capacity_page(422, pause_error="Give the date you expect to be back.", paused_until=typed)
         if until < today_utc():
             return _capacity_page(422, pause_error="That date has passed; choose today or later.", paused_until=typed)
+        if refused := contract_errors(ChangeAvailability, {"status": "paused", "paused_until": until}):
+            return _capacity_page(422, pause_error=next(iter(refused.values())), paused_until=typed)
     try:
         clients().ledger.change_availability(me().id, status="paused", paused_until=until, key=key)
     except Invalid as err:

@@ -22,7 +22,8 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
-from reciprocity.contracts.commands import FieldError, field_errors
+from reciprocity.contracts.bounds import MAX_BODY_DEPTH, describe, lone_surrogate, surrogate_in
+from reciprocity.contracts.commands import FieldError, field_errors, field_name
 from reciprocity.contracts.topics import EXCHANGES, all_topics
 from reciprocity.messaging.event_log import BrokerUnavailable, EventLog
 from reciprocity.messaging.topics_admin import ensure_topics
@@ -75,7 +76,38 @@ def _no_constant(name: str) -> Any:
 def _parse_json(raw: bytes) -> Any:
     """Standard JSON only: Python's json also reads NaN, Infinity and -Infinity, and turns 1e999 into
     infinity; none of them is a number a command can take."""
-    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:  # a body nested thousands of levels deep: refused, not a 500
+        raise ValueError(f"it is nested too deeply (a body takes at most {MAX_BODY_DEPTH} levels)") from None
+
+
+def _unreadable_parts(body: Any) -> list[FieldError]:
+    """What no command can take, wherever it sits in the body, before anything else reads it: nesting
+    deeper than any command's body, and lone surrogates (JSON can escape one, "\\ud800", but it is no
+    character: it cannot be encoded as UTF-8, stored in PostgreSQL nor shown)."""
+    errors: list[FieldError] = []
+    stack: list[tuple[tuple[int | str, ...], Any]] = [((), body)]
+    while stack and len(errors) < 10:
+        loc, value = stack.pop()
+        if len(loc) > MAX_BODY_DEPTH:
+            return [FieldError(field="body", message=(
+                f"the body is nested too deeply (a body takes at most {MAX_BODY_DEPTH} levels)."))]
+        items: list[tuple[int | str, Any]] = []
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if (char := surrogate_in(name)) is not None:
+                    errors.append(FieldError(field=field_name(loc) if loc else "body", message=(
+                        f"a field name holds a lone surrogate ({describe(char)}), which is not a character.")))
+                else:
+                    items.append((name, item))
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        elif isinstance(value, str) and (char := surrogate_in(value)) is not None:
+            label = next((str(p) for p in reversed(loc) if isinstance(p, str)), "the body")
+            errors.append(FieldError(field=field_name(loc), message=lone_surrogate(label, char) + "."))
+        stack.extend(((*loc, name), item) for name, item in reversed(items))
+    return errors
 
 
 def create_app(settings: LedgerSettings, event_log: EventLog | None = None) -> Flask:
@@ -140,6 +172,8 @@ def create_app(settings: LedgerSettings, event_log: EventLog | None = None) -> F
                 return "invalid", _invalid([FieldError(field="body", message=f"the body is not valid JSON ({err}).")])
             if not isinstance(body, dict):
                 return "invalid", _invalid([FieldError(field="body", message="the body must be a JSON object.")])
+            if unreadable := _unreadable_parts(body):
+                return "invalid", _invalid(unreadable)
             target = path.get(route.param) if route.param else None
             try:
                 answer = ledger.execute(route.body, body, target=target, key=key,

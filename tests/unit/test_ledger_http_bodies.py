@@ -3,6 +3,7 @@ and every command needs an Idempotency-Key. A refused request appends nothing.""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -177,3 +178,37 @@ def test_openapi_marks_the_idempotency_key_required(api: Api) -> None:
         operation = doc["paths"][route.path.replace("<", "{").replace(">", "}")][route.method.lower()]
         (key,) = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
         assert key["in"] == "header" and key["required"] is True
+
+
+# --- bounds on every value (issue: a 9999 pause, a NUL, a lone surrogate, deep JSON) -------------------------
+
+
+def test_a_pause_beyond_365_days_is_refused(api: Api) -> None:
+    errors = api.refused("PUT", "/v1/members/ada/availability", {"status": "paused", "paused_until": "9999-12-31"})
+    assert errors["paused_until"].startswith("paused_until can be at most 365 days ahead (until ")
+
+
+def test_a_nul_in_a_note_is_refused(api: Api) -> None:
+    assert api.refused("POST", "/v1/exchanges", exchange(note="before\x00after")) == {
+        "note": "note cannot contain control characters other than line breaks (found U+0000)."}
+
+
+@pytest.mark.parametrize("field", ["note", "giver", "kind"])
+def test_a_lone_surrogate_anywhere_is_refused_not_a_500(api: Api, field: str) -> None:
+    # Written by hand: a JSON encoder would not produce this escape from text.
+    body = json.dumps(exchange(**{field: "SURROGATE"})).replace("SURROGATE", "ab\\ud800")
+    assert api.refused("POST", "/v1/exchanges", data=body) == {
+        field: f"{field} holds a lone surrogate (U+D800), which is not a character; remove it or paste the text "
+               "again."}
+
+
+def test_a_lone_surrogate_in_a_field_name_is_refused(api: Api) -> None:
+    body = json.dumps(exchange()).replace('"note"', '"no\\udc00te"')
+    assert "lone surrogate (U+DC00)" in api.refused("POST", "/v1/exchanges", data=body)["body"]
+
+
+@pytest.mark.parametrize("depth", [12, 2000, 100_000])
+def test_deeply_nested_json_is_refused_not_a_500(api: Api, depth: int) -> None:
+    body = '{"note": ' + "[" * depth + "]" * depth + "}"
+    message = api.refused("POST", "/v1/exchanges", data=body)["body"]
+    assert "nested too deeply (a body takes at most 10 levels)" in message

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
+from reciprocity.contracts.commands import today_utc
 from reciprocity.contracts.ids import exchange_id_for
 from reciprocity.web.clients import Conflict, FieldError, Invalid, OutcomeUnknown, Unavailable
 
@@ -906,6 +908,49 @@ def test_pause_in_the_past_is_refused(app, clients) -> None:  # type: ignore[no-
     answer = ben.post("/capacity/pause", data={"csrf_token": token, "paused_until": "2000-01-01"})
     assert answer.status_code == 422 and "That date has passed" in text(answer)
     assert clients.ledger.commands == []
+
+
+def test_pause_beyond_365_days_is_refused_with_the_ledgers_words(app, clients) -> None:  # type: ignore[no-untyped-def]
+    """31/12/9999 was accepted once and stopped the read side for everyone (issue 10)."""
+    ben = client_as(app, "ben")
+    token = hidden(text(ben.get("/capacity")), "csrf_token")
+    answer = ben.post("/capacity/pause", data={"csrf_token": token, "paused_until": "9999-12-31"})
+    last = (today_utc() + timedelta(days=365)).isoformat()
+    assert answer.status_code == 422
+    assert f"paused_until can be at most 365 days ahead (until {last})" in text(answer)
+    assert clients.ledger.commands == []
+
+
+def test_a_nul_in_a_note_thanks_or_reason_is_refused_and_nothing_is_sent(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    answer = ada.post("/exchanges/new", data={**new_exchange_form(ada), "note": "bad\x00note"})
+    assert answer.status_code == 422
+    assert re.search(r'id="note-error"[^>]*>note cannot contain control characters other than line breaks '
+                     r'\(found U\+0000\)', text(answer))
+    page = text(ada.get("/exchanges/pending-for-ada"))
+    answer = ada.post("/exchanges/pending-for-ada/dispute", data={"csrf_token": hidden(page, "csrf_token"),
+                                                                 "reason": "it was\x00 less"})
+    assert answer.status_code == 422 and "reason cannot contain control characters" in text(answer)
+    answer = ada.post("/exchanges/pending-for-ada/acknowledge", data={"csrf_token": hidden(page, "csrf_token"),
+                                                                     "thanks": "ta\x1b"})
+    assert answer.status_code == 422 and "thanks cannot contain control characters" in text(answer)
+    assert clients.ledger.commands == []
+
+
+def test_a_note_with_line_breaks_from_a_textarea_is_kept(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    assert ada.post("/exchanges/new", data={**new_exchange_form(ada), "note": "one\r\ntwo"}).status_code == 303
+    assert clients.ledger.commands[0][1]["note"].replace("\r\n", "\n") == "one\ntwo"
+
+
+def test_a_surrogate_sent_as_utf8ish_bytes_is_no_500(app, clients) -> None:  # type: ignore[no-untyped-def]
+    """A browser cannot send a lone surrogate (UTF-8 has none); the bytes one would have are read as U+FFFD."""
+    ada = client_as(app, "ada")
+    form = {**new_exchange_form(ada), "note": "SURROGATE"}
+    raw = urlencode(form).replace("SURROGATE", "%ED%A0%80")
+    answer = ada.post("/exchanges/new", data=raw, content_type="application/x-www-form-urlencoded")
+    assert answer.status_code in (303, 422)
+    assert all("\ud800" not in body["note"] for _, body, _ in clients.ledger.commands)
 
 
 # -- when things break ---------------------------------------------------------------------------------

@@ -137,6 +137,18 @@ class AvailabilityChanged(DirectoryEvent):
         return self.member_id
 
 
+class NotificationSettingsChanged(DirectoryEvent):
+    """What a member chose to hear by email about herself (both on unless she turned them off)."""
+
+    TYPE: ClassVar[str] = "NotificationSettingsChanged"
+    member_id: Slug
+    own_alert_emails: bool = Field(description="a short email to her when a signal about her is raised")
+    daily_digest: bool = Field(description="a daily email of what waits for her and what others did with hers")
+
+    def key(self) -> str:
+        return self.member_id
+
+
 # --- ledger.exchanges -------------------------------------------------------------------------
 
 
@@ -185,6 +197,35 @@ class ExchangeWithdrawn(ExchangeFacts):
     by: Slug
 
 
+class CorrectedFacts(BaseModel):
+    """The values a correction replaced (the note only as changed or not: it is private text)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Kind
+    minutes: Minutes = Field(ge=1, le=1440)
+    occurred_on: EventDay
+
+
+class ExchangeCorrected(ExchangeFacts):
+    """The recorder corrected a still-`recorded` exchange. The facts are the corrected ones; `previous`
+    holds what they replaced, so a projection can move the minutes without reading its own rows."""
+
+    TYPE: ClassVar[str] = "ExchangeCorrected"
+    by: Slug
+    note: FreeText = Field(default="", max_length=NOTE_MAX)
+    previous: CorrectedFacts
+    note_changed: bool = False
+
+
+class ExchangeSharingChanged(ExchangeFacts):
+    """One party agrees to show the exchange on the appreciation wall, or stops sharing it. The wall
+    shows an acknowledged exchange only while both parties share it."""
+
+    TYPE: ClassVar[str] = "ExchangeSharingChanged"
+    by: Slug
+    shared: bool
+
+
 # --- balance.signals --------------------------------------------------------------------------
 
 
@@ -216,9 +257,14 @@ class MemberDisconnected(SignalEvent):
 
 
 class SignalCleared(SignalEvent):
+    """v2 added `reason`: why it cleared. A pause clears a signal without anyone being told (SPEC)."""
+
     TYPE: ClassVar[str] = "SignalCleared"
+    VERSION: ClassVar[int] = 2
     signal_kind: Literal["overextended", "disconnected"]
     raised_event_id: str = Field(min_length=1, max_length=64, description="event_id of the signal this clears")
+    reason: Literal["rebalanced", "exchanged", "paused"] | None = Field(
+        default=None, description="None: cleared before v2, when the reason was not recorded")
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -231,10 +277,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MemberLeftCircle,
         CapacityDeclared,
         AvailabilityChanged,
+        NotificationSettingsChanged,
         ExchangeRecorded,
         ExchangeAcknowledged,
         ExchangeDisputed,
         ExchangeWithdrawn,
+        ExchangeCorrected,
+        ExchangeSharingChanged,
         MemberOverextended,
         MemberDisconnected,
         SignalCleared,

@@ -34,3 +34,10 @@ def exchange_recorded_v1_to_v2(payload: Payload) -> Payload:
     # v1 predates the appreciation wall: nothing recorded then was agreed to be shared.
     payload.setdefault("shared", False)
     return payload
+
+
+@upcaster("SignalCleared", 1)
+def signal_cleared_v1_to_v2(payload: Payload) -> Payload:
+    # v1 did not say why a signal cleared: None, not a guess (a pause and a rebalance look alike there).
+    payload.setdefault("reason", None)
+    return payload

@@ -75,3 +75,21 @@ def test_unknown_type_and_bad_payload_are_contract_errors() -> None:
         decode(json.dumps(bad))
     with pytest.raises(ContractError, match="not JSON"):
         decode(b"{nope")
+
+
+def test_signal_cleared_v1_reads_as_v2_without_a_reason() -> None:
+    from reciprocity.contracts.events import SignalCleared
+
+    _, old = decode(json.dumps(_golden("SignalCleared.v1")))
+    _, new = decode(json.dumps(_golden("SignalCleared.v2")))
+    assert isinstance(old, SignalCleared) and old.reason is None  # v1 never said why; no guess
+    assert new.reason == "paused"
+
+
+def test_a_correction_carries_what_it_replaced_but_never_the_old_note() -> None:
+    from reciprocity.contracts.events import ExchangeCorrected
+
+    _, event = decode(json.dumps(_golden("ExchangeCorrected.v1")))
+    assert isinstance(event, ExchangeCorrected)
+    assert (event.previous.kind, event.previous.minutes) == ("mentoring", 45) and event.minutes == 60
+    assert set(type(event.previous).model_fields) == {"kind", "minutes", "occurred_on"}

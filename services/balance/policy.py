@@ -1,14 +1,16 @@
 """The alert policy (SPEC "Alert policy"): pure decisions from a member's numbers and current state.
 
-Counts are settled + pending (never disputed or withdrawn): a giver whose help goes unacknowledged is
-still giving.
+Counts are settled, plus pending ones their giver recorded (never disputed or withdrawn): a giver whose
+help goes unacknowledged is still giving, but an exchange recorded by its receiver counts only once the
+giver acknowledged it, so nobody can raise an alert about someone else (gathered in `signals.py`).
 
 - over-extension: in the last 28 days given >= min_given (240) and given >= ratio (3) x received; or in
   the last 7 days given > declared weekly capacity. Cleared (hysteresis) when the ratio part no longer
   holds with the gentler clear ratio (given < clear_ratio x received, or the volume fell below
   min_given x clear_ratio / ratio) AND the capacity is respected again.
 - disconnection: an active (not paused) member with no exchange in either direction for 21 days.
-- paused members raise nothing; an active episode of a member who pauses is cleared.
+- paused members raise nothing; an active episode of a member who pauses is cleared, with the reason
+  "paused", which notify never mails (pausing is never reported).
 
 A member in several circles gets the strictest policy: each threshold is the most sensitive one among
 their circles' overrides (lowest minimum, lowest ratios, fewest days). Leads of every circle get alerts,

@@ -56,6 +56,7 @@ from .policy import (
     policy_for,
 )
 from .projection import dialect_insert
+from .projector import RECORDED
 from .queries import last_day_anywhere
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,11 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
     facts: list[MemberFacts] = []
     circles_of: dict[str, list[str]] = {}
     policies: dict[str, Policy] = {}
-    given = md.given_minutes + md.pending_given_minutes
-    received = md.received_minutes + md.pending_received_minutes
+    # Settled minutes from the daily rows; pending ones are added below only where the giver recorded
+    # them (SPEC, Alert policy): an exchange recorded by its receiver counts once acknowledged, so that
+    # nobody can raise an alert about someone else by recording what they "received".
+    given = md.given_minutes
+    received = md.received_minutes
     any_count = md.given_count + md.pending_given_count + md.received_count + md.pending_received_count
     for chunk in batches:
         def only(col: sa.ColumnElement, chunk: Sequence[str] | None = chunk) -> sa.ColumnElement[bool]:
@@ -121,6 +125,7 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
                 .group_by(md.member_id)
             )
         }
+        pending_given, pending_received = _pending_recorded_by_giver(conn, gen, chunk, d28, d7, today)
         last = {
             r.member_id: r.last
             for r in conn.execute(
@@ -137,11 +142,12 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
             circles = sorted(circles_of.get(p.member_id, []))
             circles_of[p.member_id] = circles
             policies[p.member_id] = policy_for([circle_policies.get(c) for c in circles], DEFAULT_POLICY)
+            pg28, pg7 = pending_given.get(p.member_id, (0, 0))
             facts.append(MemberFacts(
                 member_id=p.member_id,
-                given_28=int(s.g28 or 0) if s else 0,
-                received_28=int(s.r28 or 0) if s else 0,
-                given_7=int(s.g7 or 0) if s else 0,
+                given_28=(int(s.g28 or 0) if s else 0) + pg28,
+                received_28=(int(s.r28 or 0) if s else 0) + pending_received.get(p.member_id, 0),
+                given_7=(int(s.g7 or 0) if s else 0) + pg7,
                 weekly_hours=p.weekly_hours,
                 paused=is_paused(p.status, p.paused_until, today),
                 last_exchange_on=last_day,
@@ -149,6 +155,27 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
                 available_since=p.available_since,
             ))  # fmt: skip
     return facts, circles_of, policies
+
+
+def _pending_recorded_by_giver(conn: Connection, gen: int, chunk: Sequence[str] | None, d28: date, d7: date,
+                               today: date) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+    """Minutes of still-pending exchanges that their giver recorded, in the 28-day window: per giver
+    (28 days, 7 days) and per receiver (28 days). Read from the exchanges table through its
+    (generation, giver|receiver, occurred_on) indexes."""
+    x = t.exchanges.c
+    in_window = sa.and_(x.generation == gen, x.status == RECORDED, x.recorded_by == x.giver,
+                        x.occurred_on >= d28, x.occurred_on <= last_day_anywhere(today))
+    by_giver = sa.select(
+        x.giver, sa.func.sum(x.minutes).label("m28"),
+        sa.func.sum(sa.case((x.occurred_on >= d7, x.minutes), else_=0)).label("m7"),
+    ).where(in_window).group_by(x.giver)
+    by_receiver = sa.select(x.receiver, sa.func.sum(x.minutes).label("m28")).where(in_window).group_by(x.receiver)
+    if chunk is not None:
+        by_giver = by_giver.where(x.giver.in_(chunk))
+        by_receiver = by_receiver.where(x.receiver.in_(chunk))
+    given = {r.giver: (int(r.m28 or 0), int(r.m7 or 0)) for r in conn.execute(by_giver)}
+    received = {r.receiver: int(r.m28 or 0) for r in conn.execute(by_receiver)}
+    return given, received
 
 
 class SignalEngine:
@@ -284,7 +311,7 @@ class SignalEngine:
         event_id = clear_event_id(member_id, tr.kind, raised_start)
         event = SignalCleared(member_id=member_id, circles=circles, window_start=raised_start,
                               window_end=tr.window_end, signal_kind=tr.kind,  # type: ignore[arg-type]
-                              raised_event_id=state["raised_event_id"])
+                              raised_event_id=state["raised_event_id"], reason=tr.details.get("why"))
         now = self.now()
         envelope = wrap(event, producer=PRODUCER, event_id=_uuid(event_id), occurred_at=now)
         self._set_state(conn, member_id, tr.kind, False, state["raised_event_id"], raised_start, now)

@@ -310,6 +310,9 @@ class NotifyProjection:
         ).first()
         if raised is None:
             return _Outcome("nothing_to_send", f"the alert it clears ({event.raised_event_id}) was never received")
+        if event.reason == "paused":
+            # SPEC: pausing is never reported. The leads' pages show "paused", with no reason and no email.
+            return _Outcome("nothing_to_send", "cleared by a pause: a pause is never reported")
         if raised.status == "waiting":
             return _Outcome("waiting", "waiting for the alert it clears")
         told = conn.execute(
@@ -321,6 +324,9 @@ class NotifyProjection:
             return _Outcome("nothing_to_send", "the alert it clears reached nobody (suppressed or failed)")
         directory = load_directory(conn, event.member_id, event.circles)
         member = directory.members.get(event.member_id) or MemberFacts(event.member_id)
+        if event.reason is None and member.paused_on(event.window_end):
+            # A v1 clear did not say why; a member paused on its day was most likely cleared by the pause.
+            return _Outcome("nothing_to_send", "cleared while the member is paused: a pause is never reported")
         recipients = [Recipient(t.recipient, t.to_name or t.recipient, t.to_address or "", ()) for t in told]
         emails = render(alert.event_id, event, member, recipients, directory, web_base_url=self._web_base_url,
                         raised=Raised(raised.kind, raised.signal_at.date()))

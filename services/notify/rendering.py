@@ -101,7 +101,6 @@ def render(
         "window": span(signal.window_start, signal.window_end),
         "suggestion": SUGGESTIONS.get(kind, ""),
         "facts": _facts(signal),
-        "paused": member.paused_on(signal.window_end),
     }
     if raised is not None:
         base["cleared_kind"] = raised.signal_kind

@@ -69,11 +69,12 @@ def disconnected(member_id: str, circles: Sequence[str], *, window_end: date = W
                               window_end=window_end, last_exchange_on=last, days_without_exchange=days)
 
 
-def cleared(raised: Envelope, signal: SignalEvent, *, window_end: date | None = None) -> SignalCleared:
+def cleared(raised: Envelope, signal: SignalEvent, *, window_end: date | None = None,
+            reason: str | None = "rebalanced") -> SignalCleared:
     kind = signal_kind(signal)
     return SignalCleared(member_id=signal.member_id, circles=list(signal.circles), window_start=signal.window_start,
                          window_end=window_end or signal.window_end, signal_kind=kind,  # type: ignore[arg-type]
-                         raised_event_id=str(raised.event_id))
+                         raised_event_id=str(raised.event_id), reason=reason)  # type: ignore[arg-type]
 
 
 def organisation() -> list[Event]:

@@ -280,6 +280,28 @@ def test_an_all_clear_goes_to_those_told_and_is_not_rate_limited(rig: Rig, sink:
     assert rig.alert(clear_again_env.event_id)["status"] == "nothing_to_send"
 
 
+def test_a_pause_clears_without_an_email_to_anyone(rig: Rig, sink: MailSink) -> None:
+    raised = t.overextended("ana", ["design"])
+    raised_env = t.envelope(raised, occurred_at=t.at(0))
+    rig.feeder.apply(*t.organisation(), (raised_env, raised))
+    rig.drain()
+    assert [s.split(":")[0] for _, s in sent_to(sink)] == ["Heads-up"]
+    clear = t.cleared(raised_env, raised, reason="paused")
+    clear_env = t.envelope(clear, occurred_at=t.at(1))
+    # A v1 clear (no reason) of a member paused that day is not mailed either.
+    again = t.disconnected("cy", ["design"])
+    again_env = t.envelope(again, occurred_at=t.at(1))
+    old_clear = t.cleared(again_env, again, reason=None)
+    old_clear_env = t.envelope(old_clear, occurred_at=t.at(2))
+    rig.feeder.apply(t.paused("ana"), (clear_env, clear), t.paused("cy"), (again_env, again),
+                     (old_clear_env, old_clear))
+    rig.drain()
+    assert [s.split(":")[0] for _, s in sent_to(sink)] == ["Heads-up", "Heads-up"]  # ana's, then cy's raise
+    assert rig.alert(clear_env.event_id)["reason"] == "cleared by a pause: a pause is never reported"
+    assert rig.alert(old_clear_env.event_id)["status"] == "nothing_to_send"
+    assert rig.rows(alert_id=str(clear_env.event_id)) == []
+
+
 # --- faults -------------------------------------------------------------------------------------
 
 

@@ -242,16 +242,16 @@ def test_the_text_part_is_hard_wrapped_without_splitting_amounts_dates_or_links(
     assert wrap_text("- " + "word " * 30).splitlines()[1].startswith("  word")
 
 
-def test_an_all_clear_for_a_member_who_paused_does_not_say_they_are_exchanging_again() -> None:
+def test_an_all_clear_never_speaks_of_a_pause() -> None:
+    # A pause clears a signal without any email (notify plans none); an all clear that is sent says
+    # what changed and nothing about anyone's availability.
     raised = t.disconnected("amara", ["commons"])
-    clear = t.cleared(t.envelope(raised), raised, window_end=END)
-    resting = MemberFacts("amara", "Amara Okafor", "amara@example.org", status="paused")
-    (email,) = render("c", clear, resting, [BO], ORG, web_base_url=BASE, raised=Raised("disconnected", END))
-    for part in parts(email):
-        assert "taking a pause" in part and "exchanging with others again" not in part
+    clear = t.cleared(t.envelope(raised), raised, window_end=END, reason="exchanged")
     (email,) = render("c", clear, AMARA, [BO], ORG, web_base_url=BASE, raised=Raised("disconnected", END))
     assert "exchanging with others again" in one_line(email.text)
     assert "had not exchanged with anyone for a while" in one_line(email.text)
+    for part in parts(email):
+        assert "pause" not in part
 
 
 @pytest.mark.parametrize(("start", "end", "said"), [

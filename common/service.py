@@ -27,12 +27,13 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
-def health_response(problems: dict[str, str | None]) -> tuple[Response, int]:
-    """200 when every check is None (fine), else 503 naming each failing check and why."""
+def health_response(problems: dict[str, str | None], details: dict[str, Any] | None = None) -> tuple[Response, int]:
+    """200 when every check is None (fine), else 503 naming each failing check and why. `details` are
+    shown beside the checks and decide nothing (how many records a consumer parked, say)."""
     failing = {name: why for name, why in problems.items() if why}
     body: dict[str, Any] = {"status": "ok" if not failing else "unavailable", "checks": {
         name: (why or "ok") for name, why in problems.items()
-    }}
+    }, **(details or {})}
     return jsonify(body), (200 if not failing else 503)
 
 

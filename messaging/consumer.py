@@ -3,9 +3,13 @@
 The projection stores (topic, partition, next offset) in the same database transaction as its rows.
 On assignment the loop seeks to those stored offsets, so a crash at any point neither loses nor
 double-applies an event. Each polled batch goes to the projection at once (set-based upserts in one
-transaction). A record that is not a valid event goes to `<topic>.dlq` with headers saying where it
-came from and why; a valid event whose projection fails stops its partition and makes the loop
-unhealthy, because skipping it would corrupt the sums.
+transaction).
+
+Poison is parked, not fatal (reciprocity.messaging.poison): a record that is not a valid event, or a
+valid event whose projection fails on its own when its batch is applied again piece by piece, goes to
+`<topic>.dlq` with headers saying where it came from, why, and which consumer parked it; the rest of
+the batch and the partition go on. Only infrastructure failures (the database or the broker out of
+reach) stop a partition, which is retried from its stored offset.
 """
 
 import gc
@@ -21,11 +25,12 @@ from typing import Protocol
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
-from reciprocity.contracts.envelope import ContractError, Envelope, decode
+from reciprocity.contracts.envelope import ContractError, Envelope, decode, encode
 from reciprocity.contracts.events import Event
 from reciprocity.contracts.topics import dlq_topic
 
 from .event_log import BrokerUnavailable, EventLog, Outgoing
+from .poison import PARKED, apply_isolating_poison, describe_failure, dlq_headers, is_infrastructure_failure
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,9 @@ class Delivered:
     offset: int
     envelope: Envelope
     event: Event
+    # The record as it was read, so a poison event is parked byte for byte (a redrive re-appends it).
+    raw_key: bytes | None = None
+    raw_value: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,7 @@ class ConsumerHealth:
     connected: bool = False
     last_poll_at: float | None = None
     failed_partitions: dict[str, str] = field(default_factory=dict)
-    dead_lettered: int = 0
+    dead_lettered: int = 0  # records this process parked since it started (unreadable or unprojectable)
     applied: int = 0
     loop_error: str | None = None  # why the loop last had to start over, until it polls again
 
@@ -87,6 +95,12 @@ class ConsumerHealth:
         if self.failed_partitions:
             return "; ".join(f"{p} stopped: {e}" for p, e in sorted(self.failed_partitions.items()))
         return None
+
+    def summary(self) -> dict[str, object]:
+        """For /health: what is stopped and why, and how many records were parked (which is no failure:
+        the operator sees them on /ops and in `reciprocity status`)."""
+        return {"stopped_partitions": dict(sorted(self.failed_partitions.items())),
+                "parked_since_start": self.dead_lettered}
 
 
 @contextmanager
@@ -224,37 +238,65 @@ class ProjectionConsumer:
                     envelope, event = decode(record.value)
                 except ContractError as err:
                     if (tp, record.offset) not in self._dead_lettered:
-                        self._dead_letter(key, record, str(err))
+                        self._dead_letter(key, record.offset, record.key, record.value, str(err), "unreadable")
                         self._dead_lettered.add((tp, record.offset))
                     continue
-                events.append(Delivered(key[0], key[1], record.offset, envelope, event))
+                events.append(Delivered(key[0], key[1], record.offset, envelope, event, record.key, record.value))
         self._apply(events, offsets)
         return len(events)
 
     def _apply(self, events: list[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
         try:
             self._projection.apply(events, offsets)
-            self.health.applied += len(events)
-            for key, span in offsets.items():
-                self._stored_next[self._tp(key)] = span.next
-            self._forget_dead_letters({self._tp(key): span.next for key, span in offsets.items()})
+            self._committed(offsets, len(events))
             return
         except StaleBatch as err:
-            log.warning("%s; seeking back to the stored offsets", err)
-            try:
-                self._seek_to_stored(list(offsets))
-            except Exception as seek_err:  # the database went away meanwhile: retry as a stopped partition
-                for key in offsets:
-                    self._stop_partition(key, seek_err)
+            self._stale(list(offsets), err)
             return
         except Exception as err:
-            if len(offsets) == 1:
-                self._stop_partition(next(iter(offsets)), err)
+            if is_infrastructure_failure(err):
+                for key in offsets:
+                    self._stop_partition(key, err)
                 return
-            log.warning("batch failed (%r); retrying partition by partition", err)
-        # Find the partition(s) at fault, so the healthy ones go on.
+            log.warning("batch failed (%s); looking for the event at fault, partition by partition",
+                        describe_failure(err))
+        # Parks the events at fault (each failing on its own), so the rest and the other partitions go on.
         for key, span in offsets.items():
-            self._apply([e for e in events if (e.topic, e.partition) == key], {key: span})
+            mine = [e for e in events if (e.topic, e.partition) == key]
+            try:
+                apply_isolating_poison(self._projection, key, mine, span, self._park)
+            except StaleBatch as err:
+                self._stale([key], err)
+            except Exception as err:  # the database or the broker went away meanwhile: stop and retry
+                self._stop_partition(key, err)
+            else:
+                self._committed({key: span}, len(mine))
+
+    def _committed(self, offsets: dict[PartitionKey, OffsetRange], applied: int) -> None:
+        self.health.applied += applied
+        for key, span in offsets.items():
+            self._stored_next[self._tp(key)] = span.next
+        self._forget_dead_letters({self._tp(key): span.next for key, span in offsets.items()})
+
+    def _stale(self, keys: list[PartitionKey], err: StaleBatch) -> None:
+        log.warning("%s; seeking back to the stored offsets", err)
+        try:
+            self._seek_to_stored(keys)
+        except Exception as seek_err:  # the database went away meanwhile: retry as a stopped partition
+            for key in keys:
+                self._stop_partition(key, seek_err)
+
+    def _park(self, event: Delivered, err: BaseException) -> None:
+        """Park a valid event whose projection fails on its own (once per offset, however often its
+        batch is retried before the offset moves past it)."""
+        tp = self._tp((event.topic, event.partition))
+        if (tp, event.offset) in self._dead_lettered:
+            return
+        value = event.raw_value if event.raw_value is not None else encode(event.envelope)
+        key = event.raw_key if event.raw_value is not None else event.envelope.key.encode()
+        self._dead_letter((event.topic, event.partition), event.offset, key, value,
+                          f"projection failed: {describe_failure(err)}", "unprojectable")
+        self._dead_lettered.add((tp, event.offset))
 
     def _settle_idle_positions(self) -> None:
         """When idle, move stored offsets past what the consumer skipped without returning it: the
@@ -329,25 +371,16 @@ class ProjectionConsumer:
                 self._consumer.seek_to_beginning(tp)
                 self._stored_next.pop(tp, None)
 
-    def _dead_letter(self, key: PartitionKey, record: object, error: str) -> None:
+    def _dead_letter(self, key: PartitionKey, offset: int, record_key: bytes | None, value: bytes | None,
+                     error: str, why: str) -> None:
         topic, partition = key
-        offset = getattr(record, "offset", -1)
-        log.warning("dead-lettering %s[%d]@%d: %s", topic, partition, offset, error)
+        log.warning("parking %s[%d]@%d in %s: %s", topic, partition, offset, dlq_topic(topic), error)
         self._dead_letters.append([
-            Outgoing(
-                topic=dlq_topic(topic),
-                key=getattr(record, "key", None),
-                value=getattr(record, "value", b"") or b"",
-                headers=(
-                    ("dlq.source.topic", topic.encode()),
-                    ("dlq.source.partition", str(partition).encode()),
-                    ("dlq.source.offset", str(offset).encode()),
-                    ("dlq.error", error.encode()[:2000]),
-                    ("dlq.consumer.group", self._group_id.encode()),
-                ),
-            )
+            Outgoing(topic=dlq_topic(topic), key=record_key, value=value or b"",
+                     headers=dlq_headers(topic, partition, offset, error, self._group_id))
         ])
         self.health.dead_lettered += 1
+        PARKED.labels(topic, self._group_id, why).inc()
 
 
 def _label(key: PartitionKey) -> str:

@@ -112,6 +112,21 @@ class DeadLetterCache:
         self._at = -float("inf")
         self._value: list[DeadLetter] | str = []
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
+
+    def peek(self) -> list[DeadLetter] | str | None:
+        """What was read last (None before the first read), without waiting: a stale value starts a
+        read in the background. For /health, which must answer at once even when Kafka does not."""
+        with self._lock:
+            value, stale = (None if self._at == -float("inf") else self._value), time.monotonic() - self._at > self._ttl
+        if stale and self._refreshing.acquire(blocking=False):
+            def refresh() -> None:
+                try:
+                    self.get()
+                finally:
+                    self._refreshing.release()
+            threading.Thread(target=refresh, name="dead-letter-refresh", daemon=True).start()
+        return value
 
     def get(self) -> list[DeadLetter] | str:
         """The dead letters, or why they cannot be read."""
@@ -173,9 +188,16 @@ def create_app(
                 problems["database"] = None
         except Exception as err:
             problems["database"] = f"database unreachable: {err.__class__.__name__}"
+        details: dict[str, Any] = {}
         if consumer_health is not None:
             problems["consumer"] = consumer_health.reason()
-        return health_response(problems)
+            details["consumer"] = consumer_health.summary()
+        # Parked records are no failure (the read side goes on) but are never silent: how many wait in
+        # the DLQs, as last read (the read itself happens off this request, see DeadLetterCache.peek).
+        waiting = dead_letter_cache.peek()
+        details["dead_letters_waiting"] = (None if waiting is None or isinstance(waiting, str)
+                                           else sum(d.redriven_to is None for d in waiting))
+        return health_response(problems, details)
 
     @app.get("/v1/members/<member_id>/summary")
     def member_summary(member_id: str) -> Any:

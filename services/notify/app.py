@@ -25,7 +25,7 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
-        return health_response(notifier.health())
+        return health_response(notifier.health(), {"consumer": notifier.consumer.health.summary()})
 
     @app.before_request
     def refresh_gauges() -> None:

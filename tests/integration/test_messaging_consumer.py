@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from reciprocity.contracts.envelope import wrap
+from reciprocity.contracts.envelope import encode, wrap
 from reciprocity.contracts.events import CircleFormed
 from reciprocity.contracts.topics import DIRECTORY, all_topics, dlq_topic
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, ProjectionConsumer, StaleBatch
@@ -144,16 +144,23 @@ def test_the_loop_outlives_a_database_outage(kafka_bootstrap: str, unique_id: st
     writer.close()
 
 
-def test_a_stopped_partition_dead_letters_its_poison_record_once(kafka_bootstrap: str, unique_id: str) -> None:
+def test_poison_is_parked_once_and_the_partition_goes_on(kafka_bootstrap: str, unique_id: str) -> None:
     prefix = f"t.msgpoison.{unique_id}."
     ensure_topics(kafka_bootstrap, all_topics(prefix))
     writer = EventLog(kafka_bootstrap, client_id="test", topic_prefix=prefix)
-    # Same key, so same partition and batch: a poison record, then an event the projection refuses.
-    writer.append([Outgoing(topic=DIRECTORY.name, key=b"circle-stuck", value=b"{not json"), circle_formed("stuck")])
+    # Same key, so same partition and batch: an unreadable record, an event the projection refuses every
+    # time it is tried, and one after them.
+    stuck = circle_formed("stuck")
+    after = Outgoing(DIRECTORY.name, stuck.key,
+                     encode(wrap(CircleFormed(circle_id="circle-after", name="after"), producer="test")))
+    writer.append([Outgoing(topic=DIRECTORY.name, key=stuck.key, value=b"{not json"), stuck, after])
     projection = FlakyProjection(refuse="circle-stuck")
     with consuming(kafka_bootstrap, prefix, projection, retry_failed_after_s=0.2) as consumer:
-        wait_for(lambda: projection.attempts >= 5, 60, what="the stopped partition to be retried a few times")
-        assert "cannot project circle-stuck" in (consumer.health.reason() or "")
+        wait_for(lambda: "circle-after" in projection.circles, 60, what="the event after the poison projected")
+        assert consumer.health.healthy and consumer.health.dead_lettered == 2
     letters = list(read_all(kafka_bootstrap, [dlq_topic(DIRECTORY.name)], topic_prefix=prefix))
-    assert [r.value for r in letters] == [b"{not json"]
+    assert [r.value for r in letters] == [b"{not json", stuck.value]
+    assert letters[1].headers["dlq.error"] == b"projection failed: ValueError: cannot project circle-stuck"
+    assert letters[1].headers["dlq.consumer.group"] == f"{prefix}strict".encode()
+    assert projection.circles == ["circle-after"]
     writer.close()

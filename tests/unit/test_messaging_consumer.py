@@ -26,3 +26,129 @@ def test_a_revoked_stopped_partition_no_longer_makes_this_process_unhealthy() ->
     assert set(consumer._paused_since) == {kept}
     assert consumer._dead_lettered == {(kept, 2)}
     assert stopped.topic == "p.ledger.directory"
+
+
+# --- poison is parked, not fatal ---------------------------------------------------------------------------
+
+import uuid  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+
+import pytest  # noqa: E402
+import sqlalchemy.exc  # noqa: E402
+from reciprocity.contracts.envelope import wrap  # noqa: E402
+from reciprocity.contracts.events import MemberJoinedCircle  # noqa: E402
+from reciprocity.messaging.consumer import Delivered, OffsetRange, StaleBatch  # noqa: E402
+from reciprocity.messaging.poison import apply_isolating_poison, describe_failure, is_infrastructure_failure  # noqa: E402
+
+KEY = ("ledger.directory", 0)
+
+
+def delivered(offset: int, circle: str = "c-ok") -> Delivered:
+    event = MemberJoinedCircle(member_id="ada-l", circle_id=circle)
+    env = wrap(event, producer="test", event_id=uuid.uuid4(), occurred_at=datetime.now(UTC))
+    return Delivered(KEY[0], KEY[1], offset, env, event, b"ada-l", f"raw-{offset}".encode())
+
+
+class ListProjection:
+    """Applies events to a list in one 'transaction' (all or nothing), with a compare-and-set offset. An
+    event whose circle is 'c-poison' fails every time; `down` makes every apply fail as a database away."""
+
+    def __init__(self) -> None:
+        self.applied: list[int] = []
+        self.next: int | None = None
+        self.transactions = 0
+        self.down = False
+
+    def load_offsets(self, partitions):  # type: ignore[no-untyped-def]
+        return {KEY: self.next} if self.next is not None else {}
+
+    def apply(self, events, offsets) -> None:  # type: ignore[no-untyped-def]
+        self.transactions += 1
+        if self.down:
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+        span = offsets[KEY]
+        if self.next is not None and self.next != span.first:
+            raise StaleBatch("moved")
+        for e in events:
+            if e.event.circle_id == "c-poison":
+                raise OverflowError("date value out of range")
+        self.applied += [e.offset for e in events]
+        self.next = span.next
+
+
+def test_poison_events_are_parked_and_the_rest_applied_in_order() -> None:
+    projection, parked = ListProjection(), []
+    events = [delivered(o, "c-poison" if o in (3, 11) else "c-ok") for o in range(2, 20)]
+    count = apply_isolating_poison(projection, KEY, events, OffsetRange(2, 21), lambda e, err: parked.append(
+        (e.offset, describe_failure(err))))
+    assert count == 2
+    assert parked == [(3, "OverflowError: date value out of range"), (11, "OverflowError: date value out of range")]
+    assert projection.applied == [o for o in range(2, 20) if o not in (3, 11)]
+    assert projection.next == 21  # past the batch, the commit marker after it included
+    assert projection.transactions < 18  # halves, not one transaction per event
+
+
+def test_an_unreachable_database_is_not_poison() -> None:
+    projection = ListProjection()
+    projection.down = True
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        apply_isolating_poison(projection, KEY, [delivered(0)], OffsetRange(0, 1), lambda e, err: None)
+    assert is_infrastructure_failure(projection_error := sqlalchemy.exc.OperationalError("x", {}, OSError()))
+    assert not is_infrastructure_failure(sqlalchemy.exc.DataError("INSERT", {"note": "secret"}, ValueError("NUL")))
+    assert "secret" not in describe_failure(sqlalchemy.exc.DataError("INSERT", {"note": "secret"}, ValueError("NUL")))
+    assert projection_error is not None
+
+
+class FakeKafka:
+    def __init__(self) -> None:
+        self.paused: list = []
+
+    def pause(self, tp) -> None:  # type: ignore[no-untyped-def]
+        self.paused.append(tp)
+
+    def assignment(self):  # type: ignore[no-untyped-def]
+        return set()
+
+
+class FakeDlq:
+    def __init__(self) -> None:
+        self.appended: list = []
+
+    def append(self, outgoing):  # type: ignore[no-untyped-def]
+        self.appended += outgoing
+
+
+def _consumer(projection):  # type: ignore[no-untyped-def]
+    dlq = FakeDlq()
+    consumer = ProjectionConsumer("127.0.0.1:9", group_id="balance", topics=["ledger.directory"],
+                                  projection=projection, dead_letters=dlq, topic_prefix="p.")  # type: ignore[arg-type]
+    consumer._consumer = FakeKafka()  # type: ignore[assignment]
+    consumer.health.connected = True
+    return consumer, dlq
+
+
+def test_the_consumer_parks_a_poison_event_with_headers_and_stays_healthy() -> None:
+    projection = ListProjection()
+    consumer, dlq = _consumer(projection)
+    events = [delivered(0), delivered(1, "c-poison"), delivered(2)]
+    consumer._apply(events, {KEY: OffsetRange(0, 3)})
+    consumer._apply(events[2:], {KEY: OffsetRange(2, 3)})  # a retried batch: stale, and nothing parked twice
+    assert projection.applied == [0, 2] and projection.next == 3
+    (record,) = dlq.appended
+    assert record.topic == "ledger.directory.dlq" and record.value == b"raw-1" and record.key == b"ada-l"
+    headers = dict(record.headers)
+    assert headers["dlq.source.topic"] == b"ledger.directory" and headers["dlq.source.partition"] == b"0"
+    assert headers["dlq.source.offset"] == b"1" and headers["dlq.consumer.group"] == b"p.balance"
+    assert headers["dlq.error"] == b"projection failed: OverflowError: date value out of range"
+    assert consumer.health.healthy and consumer.health.summary() == {"stopped_partitions": {},
+                                                                     "parked_since_start": 1}
+
+
+def test_the_consumer_stops_a_partition_when_the_database_is_away_and_parks_nothing() -> None:
+    projection = ListProjection()
+    projection.down = True
+    consumer, dlq = _consumer(projection)
+    consumer._apply([delivered(0), delivered(1)], {KEY: OffsetRange(0, 2)})
+    assert dlq.appended == [] and projection.applied == []
+    assert not consumer.health.healthy
+    assert "ledger.directory[0]" in consumer.health.summary()["stopped_partitions"]  # type: ignore[operator]

@@ -8,6 +8,7 @@ from . import access
 from .charts import KIND_COLOURS, Tie, balance_chart, connection_graph, flow_graph, ties_of
 from .clients import KINDS, Circle
 from .pages_me import relationships_by_name
+from .signal_words import SIGNAL_HINTS_SELF, SIGNAL_WORDS_SELF
 from .ui import WINDOW_LABELS, WINDOWS, clients, forbid, me, render_page, window_arg
 
 bp = Blueprint("circles", __name__)
@@ -21,19 +22,6 @@ SIGNAL_HINTS = {
                           "(rebalancing mentoring pairs often helps).",
     "MemberDisconnected": "A friendly check-in often helps more than a reminder: ask how they are doing.",
 }
-
-# The same alerts on a member's own page: spoken to her, without the advice meant for her leads.
-SIGNAL_WORDS_SELF = {
-    "MemberOverextended": "may be over-extended",
-    "MemberDisconnected": "have not exchanged with anyone for a while",
-}
-SIGNAL_HINTS_SELF = {
-    "MemberOverextended": "Your circle's leads see this too, so they can help. If you are carrying a lot, it is "
-                          "fine to say no, hand something on, or pause for a while on the Capacity page.",
-    "MemberDisconnected": "Your circle's leads see this too, and may check in. Whenever you are ready, an exchange "
-                          "either way clears it; if you need a break, you can pause on the Capacity page.",
-}
-
 
 @bp.get("/circles")
 def circles() -> Response:

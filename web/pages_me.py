@@ -12,6 +12,7 @@ from .charts import KIND_COLOURS, balance_chart
 from .clients import KINDS, Invalid, OutcomeUnknown, Relationship, Unavailable
 from .exchange_form import contract_errors, new_key, valid_key
 from .prompts import reflection_prompts
+from .signal_words import SIGNAL_HINTS_SELF
 from .ui import WINDOW_LABELS, WINDOWS, clients, me, render_page, window_arg
 
 bp = Blueprint("me", __name__)
@@ -51,10 +52,13 @@ def dashboard() -> Response:
         waiting_for_others=len(numbers["pending_for_others"]),  # type: ignore[arg-type]
         today=today_utc(),
     )
+    # Nothing about me without me: every signal in force about her, told to her (SPEC, Alert policy).
+    about_me = clients().balance.signals(member=me().id, active=True)
     response = render_page(
         "dashboard.html", "partials/_dashboard_numbers.html",
         chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=KINDS, colours=KIND_COLOURS,
-        prompts=prompts, windows=WINDOWS, window_labels=WINDOW_LABELS, **numbers,
+        prompts=prompts, windows=WINDOWS, window_labels=WINDOW_LABELS, about_me=about_me,
+        signal_hints_self=SIGNAL_HINTS_SELF, **numbers,
     )
     response.vary.add("HX-Target")
     return response
@@ -111,6 +115,13 @@ def declare_capacity() -> Response:
         if not 0 <= hours <= 168:
             return _capacity_page(422, capacity_error="Give a number of hours from 0 to 168, or leave it empty.",
                                   weekly_hours=typed)
+    if hours is not None and request.form.get("confirm_over") != "yes":
+        # Declaring less than she already gave this week would tell her leads at once that she is over
+        # her capacity: say so first, and let her choose (save anyway, or pause instead).
+        given_7 = clients().balance.summary(me().id, "7d").capacity.given_last_7_days_minutes or 0
+        if given_7 > round(hours * 60):
+            return _capacity_page(200, weekly_hours=typed, capacity_key=key, over_capacity={
+                "hours": hours, "given_minutes": given_7})
     try:
         clients().ledger.declare_capacity(me().id, weekly_hours=hours, key=key)
     except Invalid as err:

@@ -892,6 +892,22 @@ def test_declare_capacity_pause_and_resume(app, clients) -> None:  # type: ignor
     assert names == ["declare_capacity", "change_availability", "change_availability"]
 
 
+def test_a_capacity_already_exceeded_this_week_is_warned_about_before_it_is_saved(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")  # ada gave 2 h 20 min in the last 7 days, 50 min of it pending (demo world)
+    page = text(ada.get("/capacity"))
+    form = {"csrf_token": hidden(page, "csrf_token"), "idempotency_key": hidden(page, "idempotency_key"),
+            "weekly_hours": "1"}
+    warned = ada.post("/capacity", data=form)
+    assert warned.status_code == 200 and clients.ledger.commands == []
+    warning = re.search(r'id="capacity-warning".*?</div>', text(warned), re.S)
+    assert warning and "you already gave 2 h 20 min, more than 1 h" in warning.group(0)
+    assert "pause" in warning.group(0) and 'name="confirm_over" value="yes"' in text(warned)
+    assert ada.post("/capacity", data={**form, "confirm_over": "yes"}).status_code == 302
+    assert [c[0] for c in clients.ledger.commands] == ["declare_capacity"]
+    # Room enough: saved at once, no warning.
+    assert ada.post("/capacity", data={**form, "weekly_hours": "3", "idempotency_key": "k-3" * 8}).status_code == 302
+
+
 def test_a_timed_out_capacity_may_have_been_saved(app, clients) -> None:  # type: ignore[no-untyped-def]
     ben = client_as(app, "ben")
     page = text(ben.get("/capacity"))
@@ -1018,3 +1034,19 @@ def test_ledger_503_is_retryable_from_htmx(app, clients) -> None:  # type: ignor
     assert answer.status_code == 503
     assert "please try again" in text(answer) and "<html" not in text(answer)
     assert hidden(text(answer), "idempotency_key") == hidden(page, "idempotency_key")
+
+
+# -- nothing about me without me ---------------------------------------------------------------------------
+
+
+def test_a_member_sees_on_her_dashboard_what_her_leads_were_told_about_her(app, clients) -> None:  # type: ignore[no-untyped-def]
+    page = text(client_as(app, "ada").get("/"))
+    about = re.search(r'<section class="card attention"[^>]*id="about-me">.*?</section>', page, re.S)
+    assert about, "ada's dashboard says nothing of the alert about her"
+    words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", about.group(0)))
+    assert "You may be carrying a lot" in words and "your leads were told on" in words
+    signal = clients.balance.signal_list[0]
+    assert f"you gave {signal.details['given_minutes'] // 60} h" in words  # the numbers the leads got
+    assert "Ask how they are" not in words  # the advice meant for her leads is not hers
+    for other in ("ben", "lena"):  # nobody else's dashboard shows it
+        assert 'id="about-me"' not in text(client_as(app, other).get("/"))

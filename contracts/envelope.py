@@ -1,6 +1,7 @@
 """The envelope every message carries, and the one codec between events and bytes."""
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,8 +47,16 @@ def encode(envelope: Envelope) -> bytes:
 def decode(raw: bytes | str) -> tuple[Envelope, Event]:
     """Parse a message value into its envelope and the newest version of its event.
 
-    Raises ContractError for anything that is not valid JSON, a known type, or a valid payload.
+    Raises ContractError for anything that is not valid JSON, a known type, or a valid payload. Records
+    of the newest versions as our producers write them take the fast path (fastcodec.py); anything it
+    declines takes the pydantic path, which decides.
     """
+    found = (_fast_decode or _decode_trusted)(raw)
+    return found if found is not None else decode_validated(raw)
+
+
+def decode_validated(raw: bytes | str) -> tuple[Envelope, Event]:
+    """`decode` through pydantic alone: the reference the fast path is held to."""
     try:
         envelope = Envelope.model_validate_json(raw)  # parsed and checked in one pass, in Rust
     except ValidationError as err:
@@ -71,3 +80,15 @@ def decode(raw: bytes | str) -> tuple[Envelope, Event]:
 
 def _brief(err: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in err.errors()[:5])
+
+
+_fast_decode: Callable[[bytes | str], tuple[Envelope, Event] | None] | None = None
+
+
+def _decode_trusted(raw: bytes | str) -> tuple[Envelope, Event] | None:
+    global _fast_decode
+    if _fast_decode is None:  # imported on first use: fastcodec derives its decoders from this module's models
+        from .fastcodec import decode_trusted
+
+        _fast_decode = decode_trusted
+    return _fast_decode(raw)

@@ -21,6 +21,11 @@ def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaste
     return register
 
 
+def has_upcaster(event_type: str, version: int) -> bool:
+    """Whether a payload of `version` is lifted further on read."""
+    return (event_type, version) in _UPCASTERS
+
+
 def upcast(event_type: str, version: int, payload: Payload) -> tuple[int, Payload]:
     """Lift `payload` from `version` to the newest version known; return (new_version, payload)."""
     while (step := _UPCASTERS.get((event_type, version))) is not None:

@@ -1,0 +1,311 @@
+"""A fast, validating decoder for records our own producers write, with the pydantic path as fallback.
+
+`decode()` (envelope.py) spends most of a projection's decoding time building pydantic models. Here
+msgspec parses and checks the same record in C against a decoder derived, at import, from the very
+pydantic models in `events.py`, then hands back the same pydantic objects, filled without validating
+them again (the check was done). The derived decoder accepts less than pydantic, never more: pydantic
+is lax (`"5"` for an int, `5.0`, `"yes"` for a bool, dates with a time), msgspec is strict, and
+whatever this module does not accept it declines (returns None), and `decode()` takes the pydantic path,
+which accepts or raises ContractError exactly as before.
+
+Declined on any doubt, automatically:
+- a type this process does not know, or a version other than the event's newest (old versions go
+  through the upcasters on the pydantic path);
+- an event whose model uses anything outside the small vocabulary translated below (validators,
+  serialisers, nested models, e-mail addresses, default factories, any constraint not listed): adding
+  one to a contract silently moves that type to the pydantic path, it never makes this path lenient;
+- any value msgspec refuses, and date-times that are not plain RFC 3339 with an offset.
+
+tests/unit/test_contracts_fastcodec.py holds both paths to agreeing on every golden file and on
+generated records, valid and not.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import types
+import typing
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import annotated_types as at
+import msgspec
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic.types import StringConstraints
+from pydantic_core import PydanticUndefined
+
+from .envelope import Envelope
+from .events import EVENT_TYPES, Event
+from .ids import SLUG_PATTERN
+from .upcasting import has_upcaster
+
+_set = object.__setattr__
+
+
+class Unsupported(Exception):
+    """A model uses something this module does not translate: its type stays on the pydantic path."""
+
+
+# --- the envelope ----------------------------------------------------------------------------------
+
+
+class _RawEnvelope(msgspec.Struct, forbid_unknown_fields=True):
+    event_id: uuid.UUID
+    type: Annotated[str, msgspec.Meta(min_length=1)]
+    version: Annotated[int, msgspec.Meta(ge=1)]
+    occurred_at: str  # checked below: msgspec's datetime parsing is laxer than pydantic's AwareDatetime
+    producer: Annotated[str, msgspec.Meta(min_length=1)]
+    key: Annotated[str, msgspec.Meta(min_length=1)]
+    payload: msgspec.Raw
+
+
+_ENVELOPE = msgspec.json.Decoder(_RawEnvelope)
+_ANY = msgspec.json.Decoder()
+# What every producer of ours writes (datetime.isoformat of an aware UTC time); anything else declines.
+_AWARE_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})\Z")
+_ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
+
+
+# --- events: msgspec types derived from the pydantic models -------------------------------------
+
+
+def _pattern(p: str) -> str:
+    """A pydantic (Rust regex) pattern for Python's `re` (what msgspec uses): `$` there is the end of the
+    text, in `re` it also matches before a final newline, so "ann\\n" would pass here and fail there."""
+    if not (p.startswith("^") and p.endswith("$")) or "$" in p[:-1] or "\\" in p:
+        raise Unsupported(f"pattern {p!r}")
+    return p[:-1] + r"\Z"
+
+
+def _meta(metadata: list[Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for m in metadata:
+        if isinstance(m, at.MinLen):
+            meta["min_length"] = m.min_length
+        elif isinstance(m, at.MaxLen):
+            meta["max_length"] = m.max_length
+        elif isinstance(m, at.Ge):
+            meta["ge"] = m.ge
+        elif isinstance(m, at.Le):
+            meta["le"] = m.le
+        elif isinstance(m, at.Gt):
+            meta["gt"] = m.gt
+        elif isinstance(m, at.Lt):
+            meta["lt"] = m.lt
+        elif isinstance(m, StringConstraints):
+            if any(getattr(m, a) is not None for a in ("strip_whitespace", "to_upper", "to_lower", "strict",
+                                                        "ascii_only")):
+                raise Unsupported(repr(m))
+            for a in ("min_length", "max_length"):
+                if getattr(m, a) is not None:
+                    meta[a] = getattr(m, a)
+            if m.pattern is not None:
+                meta["pattern"] = _pattern(str(m.pattern))  # checked after decoding: see _EventDecoder
+        elif isinstance(m, FieldInfo):  # Annotated[..., Field(...)] inside a type
+            meta.update(_meta(m.metadata))
+        else:
+            raise Unsupported(repr(m))
+    return meta
+
+
+def _translate(annotation: Any, metadata: list[Any]) -> Any:
+    """The msgspec type checking what pydantic checks for `annotation` with `metadata` (or Unsupported)."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        inner, *extra = typing.get_args(annotation)
+        return _translate(inner, [*extra, *metadata])
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if len(args) != 2 or type(None) not in args:
+            raise Unsupported(repr(annotation))
+        (inner,) = [a for a in args if a is not type(None)]
+        return _translate(inner, metadata) | None
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        item_type = _translate(item, [])
+        meta = _meta(metadata)
+        return Annotated[list[item_type], msgspec.Meta(**meta)] if meta else list[item_type]  # type: ignore[valid-type]
+    if origin is Literal:
+        if not all(isinstance(v, str) for v in typing.get_args(annotation)) or metadata:
+            raise Unsupported(repr(annotation))
+        return annotation
+    if annotation in (str, int):
+        meta = _meta(metadata)
+        return Annotated[annotation, msgspec.Meta(**meta)] if meta else annotation
+    if annotation is float:
+        # pydantic takes a JSON integer for a float as msgspec does (as a float); NaN/Infinity: msgspec
+        # refuses them outright, so whatever a model's allow_inf_nan says, nothing lenient passes here.
+        meta = _meta(metadata)
+        return Annotated[float, msgspec.Meta(**meta)] if meta else float
+    if annotation in (bool, date) and not metadata:
+        return annotation
+    if isinstance(annotation, type) and issubclass(annotation, enum.StrEnum) and not metadata:
+        return annotation
+    raise Unsupported(repr(annotation))
+
+
+class _EventDecoder:
+    """Decodes one (type, newest version) payload into the field values of its pydantic model."""
+
+    def __init__(self, cls: type[Event]) -> None:
+        if cls.model_config.get("extra") != "forbid" or cls.model_config.get("strict"):
+            raise Unsupported("model config")
+        decorators = cls.__pydantic_decorators__
+        if any((decorators.validators, decorators.field_validators, decorators.root_validators,
+                decorators.model_validators, decorators.field_serializers, decorators.model_serializers,
+                decorators.computed_fields)) or cls.__pydantic_post_init__ or cls.__private_attributes__:
+            raise Unsupported("validators, serialisers or private attributes")
+        fields: dict[str, Any] = {}
+        self.defaults: dict[str, Any] = {}
+        # Patterns (the slugs) are matched after decoding, through a set of values seen valid before:
+        # msgspec runs Python's `re` on every value, most of its decoding time, for a few hundred
+        # distinct member and circle ids.
+        self.patterns: list[tuple[str, bool, re.Pattern[str]]] = []
+        for name, info in cls.model_fields.items():
+            if info.alias not in (None, name) or info.validation_alias is not None or info.default_factory:
+                raise Unsupported(f"{name}: alias or default factory")
+            typ = _translate(info.annotation, info.metadata)
+            typ, pattern, in_list = _take_pattern(typ)
+            if pattern is not None:
+                self.patterns.append((name, in_list, re.compile(pattern)))
+            if info.default is PydanticUndefined:
+                fields[name] = typ
+            else:
+                if not isinstance(info.default, str | int | float | bool | type(None) | enum.Enum):
+                    raise Unsupported(f"{name}: default {info.default!r}")
+                fields[name] = typing.NotRequired[typ]
+                self.defaults[name] = info.default
+        shape = typing.TypedDict(f"Fast{cls.__name__}", fields)  # type: ignore[operator]
+        self.cls = cls
+        self.names = frozenset(cls.model_fields)
+        self.order = list(cls.model_fields)
+        self.n_fields = len(self.order)
+        self.decoder = msgspec.json.Decoder(shape)
+
+    def decode(self, raw: bytes, keys: Any) -> Event | None:
+        """`keys`: the payload's keys as parsed (a TypedDict lets unknown keys pass; the models forbid them)."""
+        if not keys <= self.names:
+            return None
+        given = self.decoder.decode(raw)
+        for name, in_list, pattern in self.patterns:
+            value = given.get(name)
+            if value is None:  # absent (a default applies) or an optional value left out: nothing to match
+                continue
+            for item in value if in_list else (value,):
+                if item not in _MATCHED and not _matches(pattern, item):
+                    return None
+        if len(given) == self.n_fields:
+            values = given if list(given) == self.order else {name: given[name] for name in self.order}
+        else:  # defaults filled in, in the model's field order (model_dump_json follows it)
+            defaults = self.defaults
+            values = {name: given[name] if name in given else defaults[name] for name in self.order}
+        return _filled(self.cls, values, set(given))
+
+
+_MATCHED: set[str] = set()
+
+
+def _matches(pattern: re.Pattern[str], value: str) -> bool:
+    if pattern.match(value) is None:
+        return False
+    if pattern.pattern == _SLUG:  # the one pattern whose matches are remembered (any other: every time)
+        if len(_MATCHED) > 200_000:
+            _MATCHED.clear()
+        _MATCHED.add(value)
+    return True
+
+
+_SLUG = _pattern(SLUG_PATTERN)
+
+
+def _take_pattern(typ: Any) -> tuple[Any, str | None, bool]:
+    """(the type without its pattern, the pattern, whether it applies to list items) for a field that
+    is a string, an optional string or a list of strings with a pattern; anything else unchanged."""
+    def split(t: Any) -> tuple[Any, str | None]:
+        if typing.get_origin(t) is Annotated:
+            base, *metas = typing.get_args(t)
+            (meta,) = metas
+            if meta.pattern is not None:
+                rest = {k: getattr(meta, k) for k in ("min_length", "max_length", "ge", "le", "gt", "lt")
+                        if getattr(meta, k) is not None}
+                return (Annotated[base, msgspec.Meta(**rest)] if rest else base), meta.pattern
+        return t, None
+
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(typ) if a is not type(None)]
+        base, pattern = split(inner)
+        if pattern is not None and base is not str and typing.get_origin(base) is not Annotated:
+            raise Unsupported(repr(typ))
+        return (base | None if pattern else typ), pattern, False
+    if origin is list:
+        (item,) = typing.get_args(typ)
+        base, pattern = split(item)
+        return (list[base] if pattern else typ), pattern, True  # type: ignore[valid-type]
+    if origin is Annotated and typing.get_origin(typing.get_args(typ)[0]) is list:
+        return typ, None, False  # a constrained list of patterned items: msgspec checks it all
+    base, pattern = split(typ)
+    return base, pattern, False
+
+
+def _filled(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
+    """A model instance from values already checked, as pydantic's model_construct builds one (without
+    its per-field bookkeeping, which is most of its cost)."""
+    obj = cls.__new__(cls)
+    _set(obj, "__dict__", values)
+    _set(obj, "__pydantic_fields_set__", fields_set)
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
+
+
+def _build(event_types: dict[str, type[Event]]) -> tuple[dict[tuple[str, int], _EventDecoder], dict[str, str]]:
+    fast: dict[tuple[str, int], _EventDecoder] = {}
+    declined: dict[str, str] = {}
+    for name, cls in event_types.items():
+        if has_upcaster(name, cls.VERSION):  # not its newest version after all: leave it to the upcasters
+            declined[name] = "an upcaster starts at its newest version"
+            continue
+        try:
+            fast[(name, cls.VERSION)] = _EventDecoder(cls)
+        except (Unsupported, TypeError) as err:
+            declined[name] = str(err)
+    return fast, declined
+
+
+FAST, DECLINED = _build(EVENT_TYPES)
+
+
+def decode_trusted(raw: bytes | str, fast: dict[tuple[str, int], _EventDecoder] | None = None,
+                   ) -> tuple[Envelope, Event] | None:
+    """(envelope, event) as `decode` returns them, or None: not a record this path vouches for (then
+    the pydantic path decides, and raises ContractError if it is not valid)."""
+    try:
+        env = _ENVELOPE.decode(raw)
+        found = (FAST if fast is None else fast).get((env.type, env.version))
+        if found is None or not _AWARE_DATETIME.match(env.occurred_at):
+            return None
+        occurred_at = datetime.fromisoformat(env.occurred_at)
+        payload = env.payload
+        payload_dict = _ANY.decode(payload)
+        if type(payload_dict) is not dict:
+            return None
+        event = found.decode(payload, payload_dict.keys())
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+        return None
+    if event is None:
+        return None
+    envelope = _filled(Envelope, {"event_id": env.event_id, "type": env.type, "version": env.version,
+                                  "occurred_at": occurred_at, "producer": env.producer, "key": env.key,
+                                  "payload": payload_dict}, set(_ENVELOPE_FIELDS))
+    return envelope, event
+
+
+def coverage() -> dict[str, str]:
+    """Per event type: "fast", or why it takes the pydantic path (for the bench and operators)."""
+    return {name: "fast" if (name, cls.VERSION) in FAST else f"pydantic: {DECLINED.get(name, '?')}"
+            for name, cls in sorted(EVENT_TYPES.items())}
+

@@ -1,0 +1,233 @@
+"""The fast decoder (contracts/fastcodec.py) and the pydantic path agree: on every golden file and on
+generated records, valid and not, whatever the fast path accepts, pydantic accepts with equal values,
+and whatever pydantic rejects, the fast path rejects (declines: `decode` then raises as before). On
+records of the newest versions as our producers write them the fast path is the one taken."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, Field, field_validator
+from reciprocity.contracts import fastcodec
+from reciprocity.contracts.envelope import ContractError, decode, decode_validated, encode, wrap
+from reciprocity.contracts.events import (
+    EVENT_TYPES,
+    DirectoryEvent,
+    ExchangeAcknowledged,
+    ExchangeDisputed,
+    ExchangeRecorded,
+    ExchangeWithdrawn,
+)
+from reciprocity.contracts.schemas import golden_examples
+
+from bench.workload import Organisation
+
+
+def _fields_set(model: BaseModel) -> set[str]:
+    return set(model.model_fields_set)
+
+
+def assert_agree(raw: bytes | str) -> tuple[Any, Any] | None:
+    """The property: returns what the fast path gave (None if it declined)."""
+    fast = fastcodec.decode_trusted(raw)
+    try:
+        reference = decode_validated(raw)
+    except ContractError:
+        assert fast is None, f"fast path accepted what pydantic rejects: {raw!r}"
+        with pytest.raises(ContractError):
+            decode(raw)
+        return None
+    if fast is not None:
+        (fe, fv), (pe, pv) = fast, reference
+        assert type(fv) is type(pv) and type(fe) is type(pe)
+        assert fe == pe and fv == pv, raw
+        assert fe.model_dump() == pe.model_dump() and fv.model_dump() == pv.model_dump()
+        assert fe.model_dump_json() == pe.model_dump_json() and fv.model_dump_json() == pv.model_dump_json()
+        assert _fields_set(fv) == _fields_set(pv) and _fields_set(fe) == _fields_set(pe)
+        assert fv.key() == pv.key() and fe.occurred_at == pe.occurred_at and fe.event_id == pe.event_id
+        assert fe.occurred_at.utcoffset() == pe.occurred_at.utcoffset()
+    assert decode(raw) == reference
+    return fast
+
+
+@pytest.mark.parametrize("path", [p for p, _ in golden_examples()], ids=lambda p: p.stem)
+def test_every_golden_file(path) -> None:  # type: ignore[no-untyped-def]
+    raw = path.read_bytes()
+    fast = assert_agree(raw)
+    envelope = json.loads(raw)
+    newest = EVENT_TYPES[envelope["type"]].VERSION == envelope["version"]
+    if newest and (envelope["type"], envelope["version"]) in fastcodec.FAST:
+        assert fast is not None, "a newest-version golden file the fast path declined"
+    if not newest:
+        assert fast is None  # old versions go through the upcasters
+
+
+def test_the_hot_exchange_events_take_the_fast_path() -> None:
+    for cls in (ExchangeRecorded, ExchangeAcknowledged, ExchangeDisputed, ExchangeWithdrawn):
+        assert (cls.TYPE, cls.VERSION) in fastcodec.FAST or cls.TYPE in fastcodec.DECLINED
+    assert fastcodec.coverage()["ExchangeRecorded"] in ("fast", f"pydantic: {fastcodec.DECLINED.get('ExchangeRecorded')}")
+
+
+def _workload_records(n: int) -> list[bytes]:
+    org = Organisation(n_members=50, n_circles=6, seed=7)
+    out = [encode(wrap(e, producer="ledger")) for e in org.directory()]
+    for x in org.exchanges(n):
+        facts = x.model_dump(include=set(ExchangeWithdrawn.model_fields) - {"by"})
+        out.append(encode(wrap(x, producer="ledger")))
+        out.append(encode(wrap(ExchangeAcknowledged(**facts, by=x.receiver, thanks="Merci\nbeaucoup ✨", shared=True),
+                               producer="ledger")))
+        out.append(encode(wrap(ExchangeDisputed(**facts, by=x.receiver, reason="no"), producer="ledger")))
+        out.append(encode(wrap(ExchangeWithdrawn(**facts, by=x.giver), producer="ledger")))
+    return out
+
+
+def test_records_as_our_producers_write_them() -> None:
+    taken = 0
+    for raw in _workload_records(300):
+        fast = assert_agree(raw)
+        taken += fast is not None
+        if fast is None:
+            assert json.loads(raw)["type"] not in {"ExchangeRecorded", "ExchangeAcknowledged"} or \
+                "ExchangeRecorded" in fastcodec.DECLINED
+    assert taken >= 1200
+
+
+# --- generated records: valid ones mutated in every field, the envelope's included ------------------
+
+_GOLDEN = {json.loads(p.read_bytes())["type"]: json.loads(p.read_bytes()) for p, _ in golden_examples()
+           if EVENT_TYPES[json.loads(p.read_bytes())["type"]].VERSION == json.loads(p.read_bytes())["version"]}
+
+_TRICKY_STRINGS = [
+    "", "a", "ann", "ann\n", "\nann", "Ann", "an n", "a" * 63, "a" * 64, "a" * 65, "é", "ümit", "x-" + "0" * 16,
+    "a" * 500, "a" * 501, "é" * 500, "é" * 501, "\ud800", "line\nbreak", "tab\there", "nul\x00", "😀" * 3,
+    "2026-03-01", "2026-02-30", "2026-03-01T00:00:00", "2026-03-01T00:00:00Z", "20260301", "0001-01-01",
+    "9999-12-31", "mentoring", "MENTORING", "care ", "true", "1", "5.0", "null", "recorded",
+    "active", "paused", "ratio", "overextended",
+]
+_TRICKY_VALUES = [None, True, False, 0, 1, -1, 5, 1440, 1441, 168, 168.5, 1e308, -0.0, 5.0, 2**63, 2**64 + 1,
+                  10**30, 0.1, [], ["ann"], ["ann", "ann"], ["Ann"], [1], {}, {"a": 1}, *_TRICKY_STRINGS]
+_DATETIMES = [
+    "2026-03-01T10:00:00Z", "2026-03-01T10:00:00.123456Z", "2026-03-01T10:00:00.1234567Z",
+    "2026-03-01T10:00:00+05:30", "2026-03-01T10:00:00-00:00", "2026-03-01T10:00:00+23:59", "2026-03-01T10:00:00+24:00",
+    "2026-03-01T10:00:00", "2026-03-01 10:00:00Z", "2026-03-01T10:00Z", "2026-03-01t10:00:00z",
+    "2026-03-01T24:00:00Z", "2026-03-01T23:59:60Z", "0000-01-01T00:00:00Z", "2026-02-29T00:00:00Z",
+    "2026-03-01T10:00:00.Z", "2026-03-01T10:00:00,5Z", "1772359200", 1772359200, None,
+]
+_UUIDS = ["c348f1ab-ac9b-5999-8f21-f708321cfc1a", "C348F1AB-AC9B-5999-8F21-F708321CFC1A",
+          "c348f1abac9b59998f21f708321cfc1a", "{c348f1ab-ac9b-5999-8f21-f708321cfc1a}",
+          "urn:uuid:c348f1ab-ac9b-5999-8f21-f708321cfc1a", "c348f1ab-ac9b-5999-8f21-f708321cfc1", "", 5, None]
+
+
+@st.composite
+def _mutated(draw: st.DrawFn) -> bytes:
+    envelope = json.loads(json.dumps(draw(st.sampled_from(sorted(_GOLDEN.items())))[1]))
+    payload = envelope["payload"]
+    names = sorted(EVENT_TYPES[envelope["type"]].model_fields)
+    for _ in range(draw(st.integers(0, 3))):
+        action = draw(st.sampled_from(["set", "set", "set", "drop", "extra", "envelope", "list"]))
+        if action == "set":
+            payload[draw(st.sampled_from(names))] = draw(st.sampled_from(_TRICKY_VALUES) | st.text(max_size=70)
+                                                         | st.integers() | st.floats())
+        elif action == "drop" and payload:
+            payload.pop(draw(st.sampled_from(sorted(payload))))
+        elif action == "extra":
+            payload[draw(st.sampled_from(["extra", "by", "note", "shared"]))] = draw(st.sampled_from(_TRICKY_VALUES))
+        elif action == "list":
+            lists = [n for n in names if isinstance(payload.get(n), list)]
+            if lists:
+                payload[draw(st.sampled_from(lists))] = draw(st.lists(st.sampled_from(_TRICKY_STRINGS), max_size=3))
+        else:
+            field = draw(st.sampled_from(["event_id", "type", "version", "occurred_at", "producer", "key",
+                                          "payload", "extra"]))
+            envelope[field] = draw({
+                "event_id": st.sampled_from(_UUIDS), "occurred_at": st.sampled_from(_DATETIMES),
+                "version": st.sampled_from([0, 1, 2, 3, "1", 1.0, True, None]),
+                "type": st.sampled_from([*EVENT_TYPES, "", "Unknown", None]),
+            }.get(field, st.sampled_from(_TRICKY_VALUES)))
+    if draw(st.booleans()):
+        return json.dumps(envelope, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
+    return json.dumps(envelope).encode()
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated())
+def test_generated_records_agree(raw: bytes) -> None:
+    assert_agree(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(at=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                       timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
+                                                  timezone(-timedelta(hours=11))])),
+       day=st.dates(min_value=date(1, 1, 1)), minutes=st.integers(1, 1440), note=st.text(max_size=500),
+       shared=st.booleans())
+def test_generated_valid_exchanges_take_the_fast_path(at: datetime, day: date, minutes: int, note: str,
+                                                      shared: bool) -> None:
+    event = ExchangeRecorded(exchange_id="x-0123456789abcdef", giver="ann", receiver="bob.b", kind="care",
+                             minutes=minutes, occurred_on=day, giver_circles=["core"], receiver_circles=[],
+                             note=note, recorded_by="ann", shared=shared)
+    raw = encode(wrap(event, producer="ledger", event_id=uuid.uuid4(), occurred_at=at))
+    fast = assert_agree(raw)
+    if "ExchangeRecorded" not in fastcodec.DECLINED:
+        assert fast is not None
+
+
+def test_raw_control_characters_and_duplicate_keys() -> None:
+    golden = json.dumps(_GOLDEN["ExchangeRecorded"])
+    assert_agree(golden.replace('"Walked', '"Wal\x01ked'))  # unescaped control character: not JSON
+    assert_agree(golden.replace('"minutes": 45', '"minutes": 45, "minutes": 2000'))
+    assert_agree(golden.replace('"minutes": 45', '"minutes": 2000, "minutes": 45'))
+    assert_agree(golden.replace('"version": 2', '"version": 2, "version": 1'))
+    assert_agree(golden[:-1])
+    assert_agree(b"\xff\xfe")
+    assert_agree("[]")
+
+
+# --- the fallback is automatic: a model the fast path cannot mirror stays on the pydantic path ------
+
+
+class _Validated(DirectoryEvent):
+    TYPE = "Validated"
+    member_id: str = Field(min_length=2)
+
+    @field_validator("member_id")
+    @classmethod
+    def _no_x(cls, value: str) -> str:
+        if "x" in value:
+            raise ValueError("no x")
+        return value
+
+    def key(self) -> str:
+        return self.member_id
+
+
+class _Plain(DirectoryEvent):
+    TYPE = "Plain"
+    VERSION = 3
+    member_id: str = Field(min_length=2)
+    count: int | None = Field(default=None, ge=0)
+
+    def key(self) -> str:
+        return self.member_id
+
+
+def test_a_model_with_anything_untranslated_is_declined_and_new_plain_ones_are_fast() -> None:
+    fast, declined = fastcodec._build({"Validated": _Validated, "Plain": _Plain})  # type: ignore[dict-item]
+    assert "Validated" in declined and ("Plain", 3) in fast
+
+    def raw(type_: str, version: int, payload: dict[str, Any]) -> bytes:
+        return json.dumps({"event_id": str(uuid.uuid4()), "type": type_, "version": version,
+                           "occurred_at": "2026-03-01T10:00:00Z", "producer": "ledger", "key": "k",
+                           "payload": payload}).encode()
+
+    assert fastcodec.decode_trusted(raw("Validated", 1, {"member_id": "xx"}), fast) is None
+    _, event = fastcodec.decode_trusted(raw("Plain", 3, {"member_id": "ann"}), fast)  # type: ignore[misc]
+    assert isinstance(event, _Plain) and event == _Plain(member_id="ann") and event.model_fields_set == {"member_id"}
+    assert fastcodec.decode_trusted(raw("Plain", 2, {"member_id": "ann"}), fast) is None  # not its newest
+    assert fastcodec.decode_trusted(raw("Plain", 3, {"member_id": "ann", "count": -1}), fast) is None

@@ -68,12 +68,6 @@ def test_every_golden_file(path) -> None:  # type: ignore[no-untyped-def]
         assert fast is None  # old versions go through the upcasters
 
 
-def test_the_hot_exchange_events_take_the_fast_path() -> None:
-    for cls in (ExchangeRecorded, ExchangeAcknowledged, ExchangeDisputed, ExchangeWithdrawn):
-        assert (cls.TYPE, cls.VERSION) in fastcodec.FAST or cls.TYPE in fastcodec.DECLINED
-    assert fastcodec.coverage()["ExchangeRecorded"] in ("fast", f"pydantic: {fastcodec.DECLINED.get('ExchangeRecorded')}")
-
-
 def _workload_records(n: int) -> list[bytes]:
     org = Organisation(n_members=50, n_circles=6, seed=7)
     out = [encode(wrap(e, producer="ledger")) for e in org.directory()]

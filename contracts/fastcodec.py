@@ -27,16 +27,18 @@ import re
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import annotated_types as at
 import msgspec
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic.types import StringConstraints
 from pydantic_core import PydanticUndefined
 
+from . import bounds
 from .envelope import Envelope
 from .events import EVENT_TYPES, Event
 from .ids import SLUG_PATTERN
@@ -111,18 +113,47 @@ def _meta(metadata: list[Any]) -> dict[str, Any]:
     return meta
 
 
-def _translate(annotation: Any, metadata: list[Any]) -> Any:
-    """The msgspec type checking what pydantic checks for `annotation` with `metadata` (or Unsupported)."""
+# The validators of contracts/bounds.py, each as the condition under which it leaves a value as it is:
+# a value that meets it is accepted here unchanged; any other declines to the pydantic path, which
+# cleans it (texts, far pause ends) or refuses it (dates out of bounds).
+_UNCHANGED_BY: dict[Callable[..., Any], Callable[[Any], bool]] = {
+    bounds.clean_free_text: lambda v: _NOT_IN_FREE_TEXT.search(v) is None,
+    bounds.clean_one_line: lambda v: _NOT_IN_ONE_LINE.search(v) is None,
+    bounds.within_event_days: lambda d: bounds.EARLIEST_EVENT_DAY <= d <= bounds.LATEST_EVENT_DAY,
+    bounds.pause_end_on_read: lambda d: d <= bounds.LATEST_EVENT_DAY,
+}
+_NOT_IN_FREE_TEXT = getattr(bounds, "_NOT_IN_FREE_TEXT")  # noqa: B009 (the very patterns the cleaners use)
+_NOT_IN_ONE_LINE = getattr(bounds, "_NOT_IN_ONE_LINE")  # noqa: B009
+
+
+def _checks_of(metadata: list[Any], checks: list[Callable[[Any], bool]] | None) -> list[Any]:
+    """`metadata` without the known validators, whose conditions go to `checks` (None: not allowed here)."""
+    rest = []
+    for m in metadata:
+        if isinstance(m, BeforeValidator | AfterValidator):
+            condition = _UNCHANGED_BY.get(m.func)  # type: ignore[arg-type]
+            if condition is None or checks is None:
+                raise Unsupported(repr(m))
+            checks.append(condition)
+        else:
+            rest.append(m)
+    return rest
+
+
+def _translate(annotation: Any, metadata: list[Any], checks: list[Callable[[Any], bool]] | None = None) -> Any:
+    """The msgspec type checking what pydantic checks for `annotation` with `metadata` (or Unsupported);
+    conditions of known validators on the (top-level, non-None) value go to `checks`."""
+    metadata = _checks_of(metadata, checks)
     origin = typing.get_origin(annotation)
     if origin is Annotated:
         inner, *extra = typing.get_args(annotation)
-        return _translate(inner, [*extra, *metadata])
+        return _translate(inner, [*extra, *metadata], checks)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(annotation)
         if len(args) != 2 or type(None) not in args:
             raise Unsupported(repr(annotation))
         (inner,) = [a for a in args if a is not type(None)]
-        return _translate(inner, metadata) | None
+        return _translate(inner, metadata, checks) | None
     if origin is list:
         (item,) = typing.get_args(annotation)
         item_type = _translate(item, [])
@@ -164,13 +195,16 @@ class _EventDecoder:
         # msgspec runs Python's `re` on every value, most of its decoding time, for a few hundred
         # distinct member and circle ids.
         self.patterns: list[tuple[str, bool, re.Pattern[str]]] = []
+        self.checks: list[tuple[str, Callable[[Any], bool]]] = []
         for name, info in cls.model_fields.items():
             if info.alias not in (None, name) or info.validation_alias is not None or info.default_factory:
                 raise Unsupported(f"{name}: alias or default factory")
-            typ = _translate(info.annotation, info.metadata)
+            checks: list[Callable[[Any], bool]] = []
+            typ = _translate(info.annotation, info.metadata, checks)
             typ, pattern, in_list = _take_pattern(typ)
             if pattern is not None:
                 self.patterns.append((name, in_list, re.compile(pattern)))
+            self.checks.extend((name, check) for check in checks)
             if info.default is PydanticUndefined:
                 fields[name] = typ
             else:
@@ -197,6 +231,10 @@ class _EventDecoder:
             for item in value if in_list else (value,):
                 if item not in _MATCHED and not _matches(pattern, item):
                     return None
+        for name, check in self.checks:
+            value = given.get(name)
+            if value is not None and not check(value):
+                return None
         if len(given) == self.n_fields:
             values = given if list(given) == self.order else {name: given[name] for name in self.order}
         else:  # defaults filled in, in the model's field order (model_dump_json follows it)

@@ -102,7 +102,8 @@ _TRICKY_STRINGS = [
     "a" * 500, "a" * 501, "é" * 500, "é" * 501, "\ud800", "line\nbreak", "tab\there", "nul\x00", "😀" * 3,
     "2026-03-01", "2026-02-30", "2026-03-01T00:00:00", "2026-03-01T00:00:00Z", "20260301", "0001-01-01",
     "9999-12-31", "mentoring", "MENTORING", "care ", "true", "1", "5.0", "null", "recorded",
-    "active", "paused", "ratio", "overextended",
+    "active", "paused", "ratio", "overextended", "1899-12-31", "1900-01-01", "2999-12-31", "3000-01-01",
+    "a\r\nb", "a\rb", "a\x85b", "a\u2028b", "a\x7fb", "a\x0bb", "\ufffd",
 ]
 _TRICKY_VALUES = [None, True, False, 0, 1, -1, 5, 1440, 1441, 168, 168.5, 1e308, -0.0, 5.0, 2**63, 2**64 + 1,
                   10**30, 0.1, [], ["ann"], ["ann", "ann"], ["Ann"], [1], {}, {"a": 1}, *_TRICKY_STRINGS]
@@ -159,7 +160,8 @@ def test_generated_records_agree(raw: bytes) -> None:
 @given(at=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
                        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
                                                   timezone(-timedelta(hours=11))])),
-       day=st.dates(min_value=date(1, 1, 1)), minutes=st.integers(1, 1440), note=st.text(max_size=500),
+       day=st.dates(min_value=date(1900, 1, 1), max_value=date(2999, 12, 31)), minutes=st.integers(1, 1440),
+       note=st.text(max_size=500),
        shared=st.booleans())
 def test_generated_valid_exchanges_take_the_fast_path(at: datetime, day: date, minutes: int, note: str,
                                                       shared: bool) -> None:

@@ -505,7 +505,7 @@ def test_headline_totals_count_what_waits_and_say_so(app, clients) -> None:  # t
 def test_her_own_alert_is_worded_for_her_and_the_leads_view_is_unchanged(app) -> None:  # type: ignore[no-untyped-def]
     own = re.sub(r"\s+", " ", text(client_as(app, "ada").get("/members/ada")))
     assert "Ask how they are" not in own
-    assert "You may be over-extended" in own and "it is fine to say no" in own
+    assert "You may be over-extended" in own and "It is fine to say no" in own
     lead = re.sub(r"\s+", " ", text(client_as(app, "lena").get("/members/ada")))
     assert "Ada Lovelace may be over-extended" in lead and "Ask how they are" in lead
     assert "You may be over-extended" not in lead

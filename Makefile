@@ -15,7 +15,7 @@ KAFKA_JARS := var/kafka/libs/.pom-sha256
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help install system-packages test lint run smoke bench clean distclean
+.PHONY: help install system-packages test lint run smoke bench chaos clean distclean
 
 help:
 	@echo "make install    venv + dependencies, missing Debian packages, Kafka broker jars (no-op when done)"
@@ -23,6 +23,7 @@ help:
 	@echo "make test       ruff, then unit, integration and e2e tests against real Kafka/PostgreSQL/SMTP/Chromium"
 	@echo "make smoke      start the stack as make run does, check every /health and the mail sink, stop"
 	@echo "make bench      benchmarks"
+	@echo "make chaos      the whole stack under load while its processes are SIGKILLed (CHAOS_KILLS=100)"
 	@echo "make lint       ruff"
 	@echo "make clean      remove local data under var/ (keeps the Kafka jars); distclean also removes .venv"
 
@@ -78,6 +79,10 @@ smoke: install
 
 bench: install
 	$(PY) -m bench
+
+# Not part of `make test`: about 15 minutes of the whole stack being killed; see bench/chaos/.
+chaos: install $(KAFKA_JARS)
+	$(PY) -m bench.chaos
 
 clean:
 	rm -rf test-results .pytest_cache .ruff_cache

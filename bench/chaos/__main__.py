@@ -1,0 +1,347 @@
+"""`make chaos` (`python -m bench.chaos`): the whole stack under load while processes are SIGKILLed.
+
+1. Starts its own broker (LocalKafka) and every service of the Procfile on free loopback ports, with
+   its own SQLite read models and mail sink under var/chaos/<time>/ (logs there too).
+2. Registers an organisation through the ledger's API, then sends a steady load of commands (see
+   load.py) while it SIGKILLs, at random, balance, notify, the ledger and the broker, restarting each,
+   CHAOS_KILLS times (default 100) or until CHAOS_SECONDS (default 600) have passed.
+3. Lets the system settle (waits, with a deadline, for the ledger to answer, balance and notify to have
+   consumed everything, the outboxes to drain and the expected alerts to arrive), then checks what the
+   ledger acknowledged against the read model, the signals and the mailbox (check.py).
+
+Its last line is `chaos: K kills, A acknowledged, L lost, D double-applied, E alerts expected, S
+delivered, U duplicate emails`; it exits 1 when anything was lost or applied twice, an expected alert
+is missing, or an email came twice outside notify's send window.
+
+Environment: CHAOS_KILLS (100), CHAOS_SECONDS (600, the longest the kills go on), CHAOS_RATE (commands
+per second, 4), CHAOS_SEED (random), CHAOS_SETTLE_S (300, the deadline for settling).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+from reciprocity.balance import tables as bt
+from reciprocity.balance.db import make_engine
+from reciprocity.balance.generations import active_generation
+from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS
+from reciprocity.messaging.inspect import end_offsets
+from reciprocity.notify import store as nt
+
+from .check import COUNTERS, ExchangeRow, Mail, check, check_alerts, last_line
+from .load import NOTE_PREFIX, Client, Load, count_outcomes
+from .stack import REPO, Process, Stack
+
+TOKENS = {"LEDGER_TOKEN": "chaos-ledger-token", "BALANCE_TOKEN": "chaos-balance-token",
+          "NOTIFY_TOKEN": "chaos-notify-token"}
+TARGETS = ("ledger", "balance", "notify", "kafka")
+# A process is killed again only after it has lived this long and answers: a kill loop faster than
+# start-up would only ever kill processes that are still importing.
+MIN_UPTIME_S = 5.0
+_KIND_OF_TYPE = {"MemberOverextended": "overextended", "MemberDisconnected": "disconnected"}
+
+
+def say(text: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
+
+
+def wait_until(condition: Callable[[], Any], deadline: float, what: str, interval_s: float = 1.0) -> bool:
+    """Poll until `condition()` is truthy or the (monotonic) deadline passes; say which."""
+    began = time.monotonic()
+    while True:
+        try:
+            if condition():
+                say(f"{what}: yes after {time.monotonic() - began:.0f}s")
+                return True
+        except Exception as err:  # a database or broker still coming back: ask again
+            last = repr(err)[:200]
+        else:
+            last = "not yet"
+        if time.monotonic() > deadline:
+            say(f"{what}: NOT reached by the deadline ({last})")
+            return False
+        time.sleep(interval_s)
+
+
+@dataclass
+class Chaos:
+    stack: Stack
+    rng: random.Random
+    kills: list[tuple[float, str, str]] = field(default_factory=list)  # (epoch, role, process name)
+    kafka_restarting: threading.Event = field(default_factory=threading.Event)
+    kafka_restart_s: list[float] = field(default_factory=list)
+    kafka_up_since: float = field(default_factory=time.monotonic)
+
+    def candidates(self) -> list[str]:
+        roles = [r for r in TARGETS if r != "kafka" and any(self._killable(p) for p in self.stack.of_role(r))]
+        if (not self.kafka_restarting.is_set() and self.stack.kafka.is_running()
+                and time.monotonic() - self.kafka_up_since >= 2 * MIN_UPTIME_S):
+            roles.append("kafka")
+        return roles
+
+    @staticmethod
+    def _killable(process: Process) -> bool:
+        return time.monotonic() - process.started_at >= MIN_UPTIME_S and process.up()
+
+    def kill_one(self) -> bool:
+        roles = self.candidates()
+        if not roles:
+            return False
+        role = self.rng.choice(roles)
+        if role == "kafka":
+            self.stack.kill_kafka()
+            self.kills.append((time.time(), role, "kafka"))
+            self.kafka_restarting.set()
+            threading.Thread(target=self._restart_kafka, name="chaos-kafka-restart", daemon=True).start()
+            return True
+        process = self.rng.choice([p for p in self.stack.of_role(role) if self._killable(p)])
+        process.kill()
+        self.kills.append((time.time(), role, process.name))
+        time.sleep(self.rng.uniform(0.0, 1.5))  # a supervisor's restart delay
+        process.start()
+        return True
+
+    def _restart_kafka(self) -> None:
+        began = time.monotonic()
+        try:
+            for attempt in range(5):
+                try:
+                    self.stack.kafka.start()
+                    break
+                except Exception as err:
+                    say(f"kafka restart attempt {attempt + 1} failed: {str(err)[:300]}")
+                    time.sleep(2)
+            self.kafka_restart_s.append(time.monotonic() - began)
+            self.kafka_up_since = time.monotonic()
+        finally:
+            self.kafka_restarting.clear()
+
+    def run(self, kills: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while len(self.kills) < kills and time.monotonic() < deadline:
+            time.sleep(self.rng.uniform(1.0, 4.0))
+            if not self.kill_one():
+                continue
+            if len(self.kills) % 10 == 0:
+                say(f"{len(self.kills)} kills: " + ", ".join(f"{r} {n}" for r, n in
+                                                            sorted(Counter(k[1] for k in self.kills).items())))
+
+    def restore(self, deadline: float) -> bool:
+        """Everything running again (the last kill's restarts may still be under way)."""
+        wait_until(lambda: not self.kafka_restarting.is_set(), deadline, "broker restarted")
+        if not self.stack.kafka.is_running():
+            self.stack.kafka.start()
+        for process in self.stack.processes:
+            if not process.alive():
+                say(f"{process.name} is not running (exit {process.popen.returncode if process.popen else '?'}); "
+                    "starting it")
+                process.start()
+        return wait_until(lambda: all(p.up() for p in self.stack.processes), deadline, "every process answers")
+
+
+# --- reading the outcome --------------------------------------------------------------------------
+
+
+class ReadSide:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.balance = make_engine(stack.database["balance"], immediate=False)
+        self.notify = sa.create_engine(stack.database["notify"])
+
+    def balance_lag(self) -> int:
+        ends = end_offsets(self.stack.kafka.bootstrap_servers, (DIRECTORY.name, EXCHANGES.name), timeout_s=5)
+        with self.balance.connect() as conn:
+            gen = active_generation(conn)
+            stored = {(r.topic, r.partition): r.next_offset for r in
+                      conn.execute(sa.select(bt.offsets).where(bt.offsets.c.generation == gen))}
+        return sum(max(0, end - stored.get(key, 0)) for key, end in ends.items())
+
+    def outbox(self) -> int:
+        with self.balance.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(bt.outbox)).scalar_one())
+
+    def alert_members(self) -> dict[str, tuple[str, str]]:
+        with self.balance.connect() as conn:
+            return {r.event_id: (r.member_id, _KIND_OF_TYPE.get(r.type, r.type))
+                    for r in conn.execute(sa.select(bt.signals))}
+
+    def notify_lag(self) -> int:
+        ends = end_offsets(self.stack.kafka.bootstrap_servers, (SIGNALS.name, DIRECTORY.name), timeout_s=5)
+        with self.notify.connect() as conn:
+            stored = {(r.topic, r.partition): r.next_offset for r in conn.execute(sa.select(nt.offsets))}
+        return sum(max(0, end - stored.get(key, 0)) for key, end in ends.items())
+
+    def notify_unfinished(self) -> int:
+        with self.notify.connect() as conn:
+            pending = conn.execute(sa.select(sa.func.count()).select_from(nt.deliveries)
+                                   .where(nt.deliveries.c.status == "pending")).scalar_one()
+            waiting = conn.execute(sa.select(sa.func.count()).select_from(nt.alerts)
+                                   .where(nt.alerts.c.status == "waiting")).scalar_one()
+        return int(pending) + int(waiting)
+
+    def exchanges(self) -> list[ExchangeRow]:
+        with self.balance.connect() as conn:
+            gen = active_generation(conn)
+            x = bt.exchanges
+            return [ExchangeRow(r.exchange_id, r.note[len(NOTE_PREFIX):] if r.note.startswith(NOTE_PREFIX) else None,
+                                r.giver, r.receiver, r.minutes, r.status)
+                    for r in conn.execute(sa.select(x.c.exchange_id, x.c.note, x.c.giver, x.c.receiver, x.c.minutes,
+                                                    x.c.status).where(x.c.generation == gen))]
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        md = bt.member_day
+        with self.balance.connect() as conn:
+            gen = active_generation(conn)
+            query = (sa.select(md.c.member_id, *[sa.func.sum(md.c[name]).label(name) for name in COUNTERS])
+                     .where(md.c.generation == gen).group_by(md.c.member_id))
+            return {r.member_id: {name: int(r._mapping[name] or 0) for name in COUNTERS}
+                    for r in conn.execute(query)}
+
+    def directory(self, targets: set[tuple[str, ...]]) -> dict[tuple[str, ...], Any]:
+        with self.balance.connect() as conn:
+            gen = active_generation(conn)
+            members = {r.member_id: r for r in conn.execute(
+                sa.select(bt.members).where(bt.members.c.generation == gen))}
+            circles = {r.circle_id: r for r in conn.execute(
+                sa.select(bt.circles).where(bt.circles.c.generation == gen))}
+            memberships: dict[str, list[str]] = {}
+            for r in conn.execute(sa.select(bt.memberships).where(bt.memberships.c.generation == gen)):
+                memberships.setdefault(r.member_id, []).append(r.circle_id)
+        seen: dict[tuple[str, ...], Any] = {}
+        for target in targets:
+            what, entity = target[0], target[1]
+            member, circle = members.get(entity), circles.get(entity)
+            if (what == "member" and member is not None) or (what == "circle" and circle is not None):
+                seen[target] = True
+            elif what == "leads" and circle is not None:
+                seen[target] = tuple(sorted(json.loads(circle.leads or "[]")))
+            elif what == "capacity" and member is not None:
+                seen[target] = member.weekly_hours
+            elif what == "availability" and member is not None:
+                until = member.paused_until.isoformat() if member.paused_until and member.status == "paused" else None
+                seen[target] = (member.status, until)
+            elif what == "circles" and member is not None:
+                seen[target] = tuple(sorted(memberships.get(entity, [])))
+        return seen
+
+    def mails(self) -> list[Mail]:
+        found = []
+        for folder in ("new", "cur"):
+            for path in sorted((self.stack.maildir / folder).glob("*")):
+                with open(path, "rb") as raw:
+                    message = email.message_from_binary_file(raw, policy=email.policy.default)
+                alert_id, recipient = message.get("X-Reciprocity-Alert"), message.get("X-Reciprocity-Recipient")
+                if alert_id and recipient:
+                    found.append(Mail(str(alert_id), str(recipient), path.stat().st_mtime))
+        return found
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "?")
+    mem_kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines()
+                  if x.startswith("MemTotal"))
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    return f"{os.cpu_count()} cores, {model}, {mem_kb / 1024 / 1024:.1f} GiB RAM, load average {load} at start"
+
+
+def main() -> int:
+    kills_wanted = int(os.environ.get("CHAOS_KILLS", "100"))
+    chaos_seconds = float(os.environ.get("CHAOS_SECONDS", "600"))
+    rate = float(os.environ.get("CHAOS_RATE", "4"))
+    seed = int(os.environ.get("CHAOS_SEED", str(random.randrange(1_000_000))))
+    settle_s = float(os.environ.get("CHAOS_SETTLE_S", "300"))
+    run_dir = REPO / "var" / "chaos" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    began = time.monotonic()
+    say(f"chaos run in {run_dir} (seed {seed}); {machine()}")
+    stack = Stack.create(run_dir, extra_env={**TOKENS, "LOG_LEVEL": "INFO"})
+    stop_load = threading.Event()
+    try:
+        stack.start()
+        say(f"started: kafka on {stack.kafka.bootstrap_servers}, "
+            + ", ".join(f"{p.name} ({p.url or 'no port'})" for p in stack.processes))
+        if not wait_until(lambda: requests.get(stack.url("ledger") + "/health", timeout=3).status_code == 200,
+                          time.monotonic() + 180, "ledger healthy"):
+            raise SystemExit(_dump_logs(stack.processes))
+        load = Load(lambda: Client(stack.url("ledger"), TOKENS["LEDGER_TOKEN"]), seed=seed)
+        load.setup()
+        say(f"organisation registered ({len(load.org.sent)} commands); load at {rate}/s, kills begin")
+        threads = load.run(stop_load, rate)
+        chaos = Chaos(stack, random.Random(seed))
+        chaos_began = time.monotonic()
+        chaos.run(kills_wanted, chaos_seconds)
+        chaos_took = time.monotonic() - chaos_began
+        say(f"{len(chaos.kills)} kills in {chaos_took:.0f}s; restoring every process, then stopping the load")
+        deadline = time.monotonic() + settle_s
+        chaos.restore(deadline)
+        stop_load.set()
+        for thread in threads:
+            thread.join(timeout=max(1.0, deadline - time.monotonic()))
+        outcomes = count_outcomes(load.org.sent)
+        say(f"load stopped: {len(load.org.sent)} commands, outcomes {dict(sorted(outcomes.items()))}")
+
+        read = ReadSide(stack)
+        expected = load.org.expected_alerts()
+        wait_until(lambda: requests.get(stack.url("ledger") + "/health", timeout=3).status_code == 200,
+                   deadline, "ledger healthy")
+        wait_until(lambda: read.balance_lag() == 0, deadline, "balance lag 0")
+        steady = {member for member, _ in expected}
+        wait_until(lambda: steady <= {m for m, kind in read.alert_members().values() if kind == "overextended"}
+                   and read.outbox() == 0, deadline, "expected signals raised and published")
+        wait_until(lambda: read.notify_lag() == 0 and read.notify_unfinished() == 0, deadline,
+                   "notify lag 0, nothing pending")
+        wait_until(lambda: check_alerts(expected, read.alert_members(), read.mails(), []).delivered
+                   == len(expected), deadline, "expected emails in the mailbox")
+
+        rows = read.exchanges()
+        verdict = check(load.org.sent, rows, read.counters(),
+                        read.directory({s.target for s in load.org.sent if s.target is not None}))
+        notify_kills = [at for at, role, _ in chaos.kills if role == "notify"]
+        alerts = check_alerts(expected, read.alert_members(), read.mails(), notify_kills)
+        unexpected = Counter(kind for m, kind in read.alert_members().values() if m not in steady)
+        for title, items in (("LOST", verdict.lost), ("DOUBLE-APPLIED", verdict.double_applied),
+                             ("MISSING ALERT", alerts.missing), ("DUPLICATE EMAIL OUTSIDE THE SEND WINDOW",
+                                                                alerts.unexplained_duplicates)):
+            for item in items[:25]:
+                say(f"{title}: {item}")
+            if len(items) > 25:
+                say(f"{title}: ... and {len(items) - 25} more")
+        say(f"kills by role: {dict(sorted(Counter(k[1] for k in chaos.kills).items()))}; broker restarts took "
+            + (f"{min(chaos.kafka_restart_s):.0f}-{max(chaos.kafka_restart_s):.0f}s" if chaos.kafka_restart_s else "-"))
+        say(f"commands: {dict(sorted(outcomes.items()))}; ledger 500s seen: "
+            f"{sum(c.server_errors for c in load.clients)}; exchanges in the read model: {len(rows)}")
+        say(f"signals about members who should raise none: {dict(unexpected) or 'none'}")
+        say(f"whole run {time.monotonic() - began:.0f}s (kills {chaos_took:.0f}s); logs in {run_dir}")
+        ok = verdict.ok and alerts.ok
+        if not ok:
+            _dump_logs(stack.processes, lines=15)
+        print(last_line(len(chaos.kills), verdict, alerts), flush=True)
+        return 0 if ok else 1
+    finally:
+        stop_load.set()
+        stack.stop()
+
+
+def _dump_logs(processes: list[Process], lines: int = 40) -> int:
+    for process in processes:
+        print(f"--- {process.name} ({process.log_path}) ---\n{process.log_tail(lines)}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

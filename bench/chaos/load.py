@@ -243,7 +243,7 @@ class Load:
         roll = rng.random()
         steady_due = [m for m in org.steady_members()
                       if m.acknowledged_given < STEADY_TARGET_MINUTES and m.id not in org.busy]
-        if roll < 0.06 and steady_due:
+        if roll < 0.10 and steady_due:
             return self._record_steady(min(steady_due, key=lambda m: m.acknowledged_given))
         if roll < 0.48:
             return self._record_churn()

@@ -294,3 +294,32 @@ def test_an_exchange_dated_a_day_ahead_of_utc_counts_at_once(db_url: str) -> Non
         facts, _, _ = gather_facts(conn, 1, ["ann"], today)
     assert facts[0].last_exchange_on == today + timedelta(days=1) and facts[0].given_28 == 30
     engine.dispose()
+
+
+def test_an_empty_span_that_reaches_the_start_targets_ends_the_wait_for_judgement(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After a restart the signal engine judges nobody until the projection reaches the log's end as it
+    was at start. When the killed process had applied every record but not yet moved past the ledger's
+    last commit marker, only an empty span (no record) gets there: that must end the wait too, or every
+    alert waits for the next full sweep (5 minutes by default). Found by `make chaos`."""
+    from reciprocity.balance.projection import BalanceProjection
+    from reciprocity.balance.signals import SignalEngine
+    from reciprocity.messaging.consumer import OffsetRange
+
+    from tests.support.balance_events import Feeder
+
+    engine = make_engine(f"sqlite:///{tmp_path}/balance.db")
+    migrate(engine)
+    signals = SignalEngine(clock=date.today)
+    judged: list[object] = []
+    signals.evaluate = lambda conn, gen, members: judged.append(members) or 0  # type: ignore[method-assign]
+    projection = BalanceProjection(engine, signals=signals)
+    Feeder(projection).feed([circle("core"), member("ann", ["core"])], partition=0)  # offsets 0, 1
+    judged.clear()
+
+    key = (DIRECTORY.name, 0)
+    signals.hold_until({key: 3})  # the restarted process: the log ends after a commit marker at 2
+    projection.load_offsets([key])
+    projection.apply([], {key: OffsetRange(first=2, next=3)})
+    assert signals.caught_up
+    assert judged == [None]  # everyone judged at once
+    engine.dispose()

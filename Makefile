@@ -61,18 +61,19 @@ lint: $(INSTALLED)
 
 test: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -p no:cacheprovider --junitxml=test-results/junit.xml \
+	RECIPROCITY_ENV=development $(VENV)/bin/pytest -p no:cacheprovider --junitxml=test-results/junit.xml \
 	  tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
 
 # With KAFKA_BOOTSTRAP_SERVERS set, everything but the local broker starts and uses that cluster.
 run: install
 	@mkdir -p var/kafka var/mail
 	@bash infra/banner.sh
+	@# RECIPROCITY_ENV=development: the services accept their local default secrets (refused without it).
 	@procs=""; \
 	if [ -n "$${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then \
 	  procs="$$(grep -E '^[A-Za-z0-9_-]+:' Procfile | cut -d: -f1 | grep -vx kafka | tr '\n' ' ')"; \
 	fi; \
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONUNBUFFERED=1 exec $(VENV)/bin/honcho -f Procfile start $$procs
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONUNBUFFERED=1 RECIPROCITY_ENV=$${RECIPROCITY_ENV:-development} exec $(VENV)/bin/honcho -f Procfile start $$procs
 
 smoke: install
 	bash infra/smoke.sh

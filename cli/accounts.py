@@ -2,15 +2,20 @@
 
 The password goes to the web's own database (DATABASE_URL, as the web reads it), hashed with
 Argon2id; it never enters the event log. Without --password-stdin the password is asked for twice on
-the terminal, without echo.
+the terminal, without echo. Only members the ledger knows get one (asked at LEDGER_URL with LEDGER_TOKEN
+from the environment): a password for a mistyped id would be an account nobody is. Setting a password
+signs the member out everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 
+from reciprocity.cli import credentials
+from reciprocity.ledger.client import LedgerClient, LedgerError
 from reciprocity.web.accounts import set_password
 from reciprocity.web.settings import WebSettings
 
@@ -23,10 +28,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     setpw.add_argument("--password-stdin", action="store_true",
                        help="read the password from the first line of standard input (for scripts)")
     setpw.add_argument("--database-url", default=None, help="default: DATABASE_URL, else sqlite:///var/web.db")
+    setpw.add_argument("--ledger-url", default=os.environ.get("LEDGER_URL", "http://127.0.0.1:8001"),
+                       help="where to check that the member exists; default: LEDGER_URL, else http://127.0.0.1:8001")
     setpw.set_defaults(func=set_password_command)
 
 
 def set_password_command(args: argparse.Namespace) -> int:
+    try:
+        with LedgerClient(args.ledger_url, credentials.token(args, "LEDGER_TOKEN"), patience_s=10) as ledger:
+            known = ledger.member(args.member)
+    except LedgerError as err:
+        print(f"Not set: cannot ask the ledger whether {args.member!r} is a member ({err}).", file=sys.stderr)
+        return 1
+    if known is None:
+        print(f"Not set: the ledger knows no member {args.member!r}. Register or import them first.",
+              file=sys.stderr)
+        return 2
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:

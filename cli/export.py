@@ -2,13 +2,18 @@
 stdout (active generation).
 
 An operator sees operations, not private notes: the exchanges export has no note, thanks or dispute
-reason column, only who, what, how long, when, the status and the sharing flags."""
+reason column, only who, what, how long, when, the status and the sharing flags. A text cell beginning
+with =, +, -, @, a tab or a carriage return is written with a leading apostrophe, so no spreadsheet runs
+it as a formula."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import sys
+from typing import Any
+
+from reciprocity.common.csv_cells import safe_cell
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +31,16 @@ EXCHANGE_FIELDS = ["exchange_id", "occurred_on", "giver", "giver_name", "receive
 BALANCE_FIELDS = ["member_id", "name", "circles", "window_from", "window_to", "given_minutes", "given_count",
                   "received_minutes", "received_count", "pending_given_minutes", "pending_received_minutes",
                   "reciprocity_index"]
+
+
+class SafeWriter:
+    """Every row through safe_cell: names and ids are data, never formulas, in whatever opens the file."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def writerow(self, row: list[Any]) -> None:
+        self.writer.writerow([safe_cell(cell) for cell in row])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     start, end = queries.window_bounds(today, days) if days else (None, None)
     engine = make_engine(args.database_url or settings.database_url, immediate=False)
-    out = csv.writer(sys.stdout, lineterminator="\n")
+    # RFC 4180's CRLF: the csv module quotes a field holding any character of the line terminator, so
+    # a carriage return inside a cell is quoted too (with "\n" alone it was written bare, and split the row).
+    out = SafeWriter(csv.writer(sys.stdout, lineterminator="\r\n"))
     try:
         with engine.connect() as conn:
             gen = active_generation(conn)

@@ -1,4 +1,4 @@
-"""`reciprocity import roster.csv [--ledger-url URL] [--token T] [--dry-run]`: circles and members from a CSV.
+"""`reciprocity import roster.csv [--ledger-url URL] [--token-stdin] [--dry-run]`: circles and members from a CSV.
 
 The file (UTF-8, a header row first; an Excel byte-order mark is fine) has these columns, in any order;
 `kind`, `id` and `name` are required, the others may be left out of the header or left empty:
@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
+from reciprocity.cli import credentials
+from reciprocity.common.csv_cells import formula_like
 from reciprocity.contracts.commands import DeclareCapacity, FormCircle, RegisterMember, field_errors
 from reciprocity.contracts.ids import SLUG_RE
 from reciprocity.ledger.client import Answer, LedgerClient, LedgerError, segment
@@ -210,6 +212,11 @@ def check(rows: list[Row], directory: Directory) -> list[Problem]:
             problems.append(Problem(row.line, f"{row.kind} '{row.id}' is already defined on line {first}"))
             continue
         seen[(row.kind, row.id)] = row.line
+        if formula_like(row.name):
+            # Names travel into exports opened in spreadsheets, which would run this one as a formula.
+            problems.append(Problem(row.line, f"name {row.name!r} starts with {row.name[0]!r}, which a spreadsheet "
+                                              "would run as a formula; start the name with a letter or digit"))
+            continue
         if row.kind == "circle":
             model_problems = _model_problems(row, FormCircle, _form(row))
             model_problems += [Problem(row.line, f"leads: '{lead}' is not a valid member id")
@@ -382,8 +389,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("roster", type=Path, help="the CSV file")
     parser.add_argument("--ledger-url", default=os.environ.get("LEDGER_URL", "http://127.0.0.1:8001"),
                         help="default: LEDGER_URL, else http://127.0.0.1:8001")
-    parser.add_argument("--token", default=os.environ.get("LEDGER_TOKEN", "local-dev-token"),
-                        help="the ledger's bearer token; default: LEDGER_TOKEN")
+    credentials.add_token_argument(parser, "LEDGER_TOKEN")
     parser.add_argument("--dry-run", action="store_true", help="check the file and show what would be done")
     parser.set_defaults(func=run)
 
@@ -394,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as err:
         print(f"Cannot read {args.roster}: {err}", file=sys.stderr)
         return 1
-    with LedgerClient(args.ledger_url, args.token) as client:
+    with LedgerClient(args.ledger_url, credentials.token(args, "LEDGER_TOKEN")) as client:
 
         def send(step: Step) -> Answer:
             return client.command(step.method, step.path, step.body, key=step.key)

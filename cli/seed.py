@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from reciprocity.cli import credentials
 from reciprocity.contracts.commands import today_utc
 from reciprocity.contracts.ids import exchange_id_for
 from reciprocity.ledger.client import LedgerClient, LedgerError
@@ -439,8 +440,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--demo", action="store_true", required=True, help="the demo organisation (required)")
     parser.add_argument("--ledger-url", default=os.environ.get("LEDGER_URL", "http://127.0.0.1:8001"),
                         help="default: LEDGER_URL, else http://127.0.0.1:8001")
-    parser.add_argument("--token", default=os.environ.get("LEDGER_TOKEN", "local-dev-token"),
-                        help="the ledger's bearer token; default: LEDGER_TOKEN, else the local development token")
+    credentials.add_token_argument(parser, "LEDGER_TOKEN")
     parser.add_argument("--if-empty", action="store_true", help="do nothing when the directory has members already")
     parser.add_argument("--web-database-url", default=None,
                         help="where demo sign-in passwords go; default: the web's DATABASE_URL, else "
@@ -456,8 +456,9 @@ def run(args: argparse.Namespace) -> int:
         database_url = args.web_database_url or _web_database_url()
     print(f"Seeding the demo organisation through {args.ledger_url} ...", file=sys.stderr)
     try:
-        summary = seed_demo(args.ledger_url, args.token, if_empty=args.if_empty, web_database_url=database_url,
-                            password=args.password, progress=lambda line: print(line, file=sys.stderr))
+        summary = seed_demo(args.ledger_url, credentials.token(args, "LEDGER_TOKEN"), if_empty=args.if_empty,
+                            web_database_url=database_url, password=args.password,
+                            progress=lambda line: print(line, file=sys.stderr))
     except LedgerError as err:
         print(f"The ledger refused the seed: {err}", file=sys.stderr)
         return 1

@@ -24,6 +24,10 @@ from reciprocity.messaging.local_postgres import LocalPostgres
 
 log = logging.getLogger("tests.infra")
 
+# Tests run as local development: services accept their local default secrets (tests that check the
+# refusal outside development take the switch away themselves). Processes the tests start inherit it.
+os.environ["RECIPROCITY_ENV"] = "development"
+
 # Lines naming the infrastructure actually used, repeated in the terminal summary so every test log
 # says which broker and database version it ran against.
 _INFRA_LINES = pytest.StashKey[list[str]]()

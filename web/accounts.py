@@ -2,7 +2,11 @@
 
 Members themselves live in the directory (the ledger's events, projected by balance); the web only
 keeps `web_accounts(member_id, password_hash, created_at)` in its own database (DATABASE_URL). Hashes
-are Argon2id (argon2-cffi's defaults, RFC 9106's second recommended profile).
+are Argon2id (argon2-cffi's defaults, RFC 9106's second recommended profile). The same database holds
+the server side of sessions (`web_sessions`, see web/sessions.py) and the sign-in failure counters
+(`web_login_failures`, see web/throttle.py), so several web processes share them.
+
+Setting a password ends every session of the member: whoever held the old one is signed out.
 
 `set_password(database_url, member_id, password)` is what the seed command and `reciprocity account
 set-password` call; the app uses an `AccountStore` it keeps for its lifetime.
@@ -10,15 +14,28 @@ set-password` call; the app uses an `AccountStore` it keeps for its lifetime.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from reciprocity.common.files import private_sqlite_file
 from reciprocity.contracts.ids import SLUG_RE
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, create_engine, event, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 
 MIN_PASSWORD_LENGTH = 8
@@ -32,6 +49,28 @@ web_accounts = Table(
     Column("member_id", String(64), primary_key=True),
     Column("password_hash", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per signed-in session: the cookie carries a random token, the table its SHA-256 (a copy of the
+# database opens no session). Signing out deletes the row; so does any password change, for every row.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("member_id", String(64), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),  # epoch seconds: the absolute lifetime counts from here
+    Column("seen_at", Float, nullable=False),  # the idle lifetime counts from here
+)
+
+# Failed sign-ins per key ("account:<id>", "address:<ip>"): failures in the current window, when it began,
+# and when the last one happened (the per-account delay grows from it).
+web_login_failures = Table(
+    "web_login_failures",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", Float, nullable=False),
+    Column("last_failure", Float, nullable=False),
 )
 
 _hasher = PasswordHasher()  # Argon2id
@@ -57,6 +96,8 @@ class AccountStore:
                 conn.execute(web_accounts.insert().values(
                     member_id=member_id, password_hash=hashed, created_at=datetime.now(UTC)
                 ))
+            # Whoever held the old password (or a cookie from then) is signed out everywhere.
+            conn.execute(delete(web_sessions).where(web_sessions.c.member_id == member_id))
 
     def verify(self, member_id: str, password: str) -> bool:
         if len(password) > MAX_PASSWORD_LENGTH:
@@ -77,16 +118,6 @@ class AccountStore:
                 conn.execute(update(web_accounts).where(web_accounts.c.member_id == member_id)
                              .values(password_hash=_hasher.hash(password)))
         return True
-
-    def session_stamp(self, member_id: str) -> str | None:
-        """A short fingerprint of the member's password hash, kept in their session at sign-in: once the
-        password changes (or the account goes), every session signed in with the old one stops working,
-        a copied cookie included. None when there is no account."""
-        with self.engine.connect() as conn:
-            stored = conn.execute(
-                select(web_accounts.c.password_hash).where(web_accounts.c.member_id == member_id)
-            ).scalar_one_or_none()
-        return None if stored is None else hashlib.sha256(stored.encode()).hexdigest()[:16]
 
     def has_account(self, member_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -136,8 +167,7 @@ def _engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(database_url, pool_pre_ping=True)
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    private_sqlite_file(url.database)
     engine = create_engine(database_url, connect_args={"timeout": 15})
 
     @event.listens_for(engine, "connect")

@@ -22,7 +22,10 @@ from . import auth, pages_circles, pages_exchanges, pages_me, pages_ops
 from .accounts import AccountStore
 from .clients import Clients, NotFound, Unavailable, http_clients
 from .format import FILTERS
+from .proxies import TrustedProxies, parse_networks
+from .sessions import SessionStore
 from .settings import WebSettings
+from .throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
         # is opened (auth.renew_session): never by a background (htmx) request that changed nothing. Such
         # a response, finishing after a newer one, would otherwise put the older session back in the
         # browser (a "Recorded." message lost to a member search sent just before the form answered).
-        PERMANENT_SESSION_LIFETIME=timedelta(days=14),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.web_session_idle_s),
         SESSION_REFRESH_EACH_REQUEST=False,
         # A form left open over lunch should still submit; the token is bound to the session anyway.
         WTF_CSRF_TIME_LIMIT=12 * 3600,
@@ -72,11 +75,18 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
     app.extensions["reciprocity.settings"] = settings
     app.extensions["reciprocity.clients"] = clients or http_clients(
         ledger_url=settings.ledger_url, ledger_token=settings.ledger_token, balance_url=settings.balance_url,
-        notify_url=settings.notify_url, timeout_s=settings.web_upstream_timeout_s,
+        balance_token=settings.balance_token, notify_url=settings.notify_url, notify_token=settings.notify_token,
+        timeout_s=settings.web_upstream_timeout_s,
     )
-    app.extensions["reciprocity.accounts"] = AccountStore(settings.database_url)
-    app.extensions["reciprocity.throttle"] = auth.LoginThrottle(settings.web_login_attempts,
-                                                                settings.web_login_window_s)
+    accounts = app.extensions["reciprocity.accounts"] = AccountStore(settings.database_url)
+    app.extensions["reciprocity.sessions"] = SessionStore(accounts.engine, idle_s=settings.web_session_idle_s,
+                                                          max_s=settings.web_session_max_s)
+    app.extensions["reciprocity.throttle"] = LoginThrottle(
+        accounts.engine, free_failures=settings.web_login_free_failures,
+        max_delay_s=settings.web_login_max_delay_s, address_attempts=settings.web_login_attempts,
+        window_s=settings.web_login_window_s)
+    # request.remote_addr is the client's address even behind trusted reverse proxies.
+    app.wsgi_app = TrustedProxies(app.wsgi_app, parse_networks(settings.web_trusted_proxies))  # type: ignore[method-assign]
     Htmx(app)
     CSRFProtect(app)
     app.jinja_env.filters.update(FILTERS)
@@ -173,13 +183,15 @@ def _add_error_pages(app: Flask) -> None:
 def _add_health(app: Flask) -> None:
     @app.get("/health")
     def health() -> tuple[Response, int]:
+        # Public (a load balancer reads it): it says what is unavailable, never where the internal
+        # services live or why; the reason goes to the log and to the operator page.
         c: Clients = app.extensions["reciprocity.clients"]
         accounts: AccountStore = app.extensions["reciprocity.accounts"]
-        return health_response({
-            "ledger": c.ledger.health(),
-            "balance": c.balance.health(),
-            "database": accounts.ping(),
-        })
+        checks = {"ledger": c.ledger.health(), "balance": c.balance.health(), "database": accounts.ping()}
+        for name, why in checks.items():
+            if why:
+                log.warning("health: %s is unavailable: %s", name, why)
+        return health_response({name: why and "unavailable" for name, why in checks.items()})
 
 
 def main() -> None:

@@ -1,33 +1,37 @@
-"""Signing in and out, and who is signed in.
+"""Signing in and out, who is signed in, and a member's own password.
 
 A member signs in with their directory id and the password kept in web_accounts. The session cookie
-(Flask's signed cookie: HttpOnly, SameSite=Lax, Secure outside local) holds only the member id; the
-member's name, circles and role are read from the directory on every request, so a change there
-(new lead, operator role removed) takes effect at once.
+(Flask's signed cookie: HttpOnly, SameSite=Lax, Secure outside local) holds the member id and a random
+session token whose row in web_sessions (web/sessions.py) is what makes the session live: signing out
+deletes it, so a cookie saved before is signed out too; so does any password change, and "sign out
+everywhere", for every session of the member. A session has an idle lifetime and an absolute one
+(WEB_SESSION_IDLE_S, WEB_SESSION_MAX_S). The member's name, circles and role are read from the directory
+on every request, so a change there (new lead, operator role removed) takes effect at once.
 
-Expiry: the cookie (and its signature's age) lasts PERMANENT_SESSION_LIFETIME (14 days) from when it was
-last written. Flask does not re-send it on every answer (SESSION_REFRESH_EACH_REQUEST is off): an answer
-to a request that changed nothing would carry the session *as that request saw it*, and arriving after a
-newer answer (a member search sent just before the form it belongs to was answered) it would overwrite
-newer state, such as the "Recorded." message. Instead `renew_session` slides the expiry at most once a day,
-on a page the member opens (a GET that is not an htmx request), so a member who keeps using the site stays
-signed in and one who leaves it for 14 days is signed out.
+The cookie itself lasts PERMANENT_SESSION_LIFETIME from when it was last written. Flask does not
+re-send it on every answer (SESSION_REFRESH_EACH_REQUEST is off): an answer to a request that changed
+nothing would carry the session *as that request saw it*, and arriving after a newer answer (a member
+search sent just before the form it belongs to was answered) it would overwrite newer state, such as the
+"Recorded." message. Instead `renew_session` slides the cookie's expiry at most once a day, on a page the
+member opens (a GET that is not an htmx request).
+
+Failed sign-ins are slowed per account and per client address (web/throttle.py).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import defaultdict, deque
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, flash, g, redirect, session, url_for
 from htmx_flask import request
 
-from .accounts import AccountStore
+from .accounts import AccountStore, check_password_rules
 from .clients import NotFound
-from .ui import clients, render_page
+from .sessions import SessionStore
+from .throttle import LoginThrottle
+from .ui import clients, me, render_page
 
 log = logging.getLogger(__name__)
 
@@ -39,50 +43,27 @@ RENEW_AFTER_S = 24 * 3600
 # Endpoints anyone may reach without signing in.
 PUBLIC_ENDPOINTS = {"auth.signin", "static", "health", "metrics"}
 
-
-class LoginThrottle:
-    """At most `attempts` failed sign-ins per key (see `throttle_keys`) per `window_s` seconds.
-
-    In memory: per process, forgotten on restart. Enough to make guessing slow; a shared store would be
-    needed for several web processes behind a load balancer.
-    """
-
-    def __init__(self, attempts: int, window_s: int) -> None:
-        self.attempts = attempts
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures[key]
-        while failures and failures[0] <= now - self.window_s:
-            failures.popleft()
-        return failures
-
-    def blocked(self, *keys: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            return any(len(self._recent(k, now)) >= self.attempts for k in keys)
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for k in keys:
-                self._recent(k, now).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for k in keys:
-                self._failures.pop(k, None)
+NO_MATCH = "That member id and password do not match. Check both and try again."
 
 
-def throttle_keys(member_id: str, address: str | None) -> tuple[str, str]:
-    """What failed sign-ins are counted against: the client address, and the member id *from that address*.
+def _accounts() -> AccountStore:
+    return current_app.extensions["reciprocity.accounts"]
 
-    Never the member id alone: then anyone anywhere could lock a member out by failing on purpose. The
-    pair still slows guessing one member's password from one place; the address key slows guessing many.
-    """
-    return f"ip:{address}", f"member:{member_id}@{address}"
+
+def _sessions() -> SessionStore:
+    return current_app.extensions["reciprocity.sessions"]
+
+
+def _throttle() -> LoginThrottle:
+    return current_app.extensions["reciprocity.throttle"]
+
+
+def _too_many(wait_s: int, per_account: bool) -> str:
+    wait = f"{round(wait_s / 60)} minutes" if wait_s >= 120 else f"{wait_s} second{'' if wait_s == 1 else 's'}"
+    if per_account:
+        return (f"Too many failed attempts for this member id. Please wait {wait} and try again; "
+                "each further wrong password makes the wait longer.")
+    return f"Too many failed attempts from your network. Please wait {wait} and try again."
 
 
 def _safe_next(target: str | None) -> str:
@@ -98,63 +79,116 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/signin", methods=["GET", "POST"])
 def signin() -> Response:
     if request.method == "GET":
-        if session.get("member_id"):
+        signed_in = session.get("member_id")
+        if signed_in and _sessions().member_of(session.get("sid")) == signed_in:
             return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
         return render_page("signin.html", next=request.args.get("next", ""), member_id="")
 
     member_id = (request.form.get("member_id") or "").strip().lower()
     password = request.form.get("password") or ""
     next_url = request.form.get("next") or ""
-    throttle: LoginThrottle = current_app.extensions["reciprocity.throttle"]
-    # The TCP peer's address: the app applies no ProxyFix, so behind a reverse proxy this would be the proxy's.
-    address_key, pair_key = throttle_keys(member_id, request.remote_addr)
+    throttle = _throttle()
+    # The TCP peer, or the client a trusted proxy forwarded for (web/proxies.py).
+    address = request.remote_addr
 
     def refuse(message: str, status: int) -> Response:
         return render_page("signin.html", code=status, error=message, member_id=member_id, next=next_url)
 
-    if throttle.blocked(address_key, pair_key):
-        return refuse("Too many attempts in a short time. Please wait a few minutes and try again.", 429)
-    accounts: AccountStore = current_app.extensions["reciprocity.accounts"]
-    if not member_id or not accounts.verify(member_id, password):
-        throttle.failed(address_key, pair_key)
-        return refuse("That member id and password do not match. Check both and try again.", 401)
+    refusal = throttle.refused(member_id, address)
+    if refusal is not None:
+        return refuse(_too_many(refusal.wait_s, refusal.per_account), 429)
+    if not member_id or not _accounts().verify(member_id, password):
+        throttle.failed(member_id, address)
+        return refuse(NO_MATCH, 401)
     try:
         clients().balance.member(member_id)
     except NotFound:
         # A password without a member (not registered yet, or the directory is still catching up).
-        throttle.failed(address_key, pair_key)
-        return refuse("That member id and password do not match. Check both and try again.", 401)
-    # Only the pair is forgiven: signing in to one's own account must not reset the address's count
-    # of failures on other members' passwords.
-    throttle.succeeded(pair_key)
-    session.clear()  # a fresh session on sign-in: nothing from before carries over
-    session.permanent = True
-    session["member_id"] = member_id
-    session["stamp"] = accounts.session_stamp(member_id)
-    session["renewed"] = int(time.time())
+        throttle.failed(member_id, address)
+        return refuse(NO_MATCH, 401)
+    throttle.succeeded(member_id)
+    _begin_session(member_id)
     log.info("signed in: %s", member_id)
     return redirect(_safe_next(next_url))  # type: ignore[return-value]
 
 
+def _begin_session(member_id: str) -> None:
+    session.clear()  # a fresh session on sign-in: nothing from before carries over
+    session.permanent = True
+    session["member_id"] = member_id
+    session["sid"] = _sessions().begin(member_id)
+    session["renewed"] = int(time.time())
+
+
 @bp.post("/signout")
 def signout() -> Response:
+    _sessions().end(session.get("sid"))
     session.clear()
     flash("You are signed out. See you soon.", "info")
     return redirect(url_for("auth.signin"))  # type: ignore[return-value]
 
 
+@bp.post("/signout/everywhere")
+def signout_everywhere() -> Response:
+    ended = _sessions().end_all(me().id)
+    log.info("signed out everywhere: %s (%d sessions)", me().id, ended)
+    session.clear()
+    flash("You are signed out everywhere: on this device and every other one.", "info")
+    return redirect(url_for("auth.signin"))  # type: ignore[return-value]
+
+
+@bp.route("/account", methods=["GET", "POST"])
+def account() -> Response:
+    """The member's own password (the current one required) and her sessions."""
+    member_id = me().id
+
+    def page(status: int = 200, **context: object) -> Response:
+        return render_page("account.html", code=status, sessions=_sessions().count(member_id), **context)
+
+    if request.method == "GET":
+        return page()
+    current = request.form.get("current_password") or ""
+    new = request.form.get("new_password") or ""
+    repeated = request.form.get("repeat_password") or ""
+    throttle = _throttle()
+    refusal = throttle.refused(member_id, request.remote_addr)
+    if refusal is not None:
+        return page(429, current_error=_too_many(refusal.wait_s, refusal.per_account))
+    if not _accounts().verify(member_id, current):
+        # Counted like a failed sign-in: a borrowed session must not become a way to guess the password.
+        throttle.failed(member_id, request.remote_addr)
+        return page(422, current_error="That is not your current password.")
+    try:
+        check_password_rules(new)
+    except ValueError as err:
+        return page(422, new_error=f"Please choose another: {err}.")
+    if new != repeated:
+        return page(422, repeat_error="The two new passwords differ.")
+    if new == current:
+        return page(422, new_error="That is your current password; choose a new one.")
+    throttle.succeeded(member_id)
+    _accounts().set_password(member_id, new)  # ends every session of hers, this one included
+    _begin_session(member_id)  # ... so this browser gets a fresh one
+    log.info("password changed by the member: %s", member_id)
+    flash("Your password is changed. Every other session of yours is signed out.", "info")
+    return redirect(url_for("auth.account"))  # type: ignore[return-value]
+
+
 def load_signed_in_member() -> Response | None:
-    """before_request: pages other than the public ones need a member; load them from the directory."""
+    """before_request: pages other than the public ones need a live session; load its member from the
+    directory."""
     g.me = None
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
         return None
     member_id = session.get("member_id")
     if not member_id:
         return _to_signin()
-    accounts: AccountStore = current_app.extensions["reciprocity.accounts"]
-    if session.get("stamp") != accounts.session_stamp(member_id):
+    if _sessions().member_of(session.get("sid")) != member_id:
+        # Signed out (here or everywhere), password changed, expired, no account, or a cookie that was
+        # never a session: all the same to whoever holds it.
         session.clear()
-        flash("Your password was changed since you signed in, so please sign in again.", "info")
+        flash("Your session has ended (you signed out, your password was changed, or it expired), "
+              "so please sign in again.", "info")
         return _to_signin()
     try:
         g.me = clients().balance.member(member_id)

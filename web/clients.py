@@ -631,10 +631,10 @@ def _seg(value: str) -> str:
     return requests.utils.quote(value, safe="")
 
 
-def http_clients(*, ledger_url: str, ledger_token: str, balance_url: str, notify_url: str,
-                 timeout_s: float = 5.0) -> Clients:
+def http_clients(*, ledger_url: str, ledger_token: str, balance_url: str, balance_token: str, notify_url: str,
+                 notify_token: str, timeout_s: float = 5.0) -> Clients:
     return Clients(
         ledger=HttpLedger(ledger_url, timeout_s=timeout_s, token=ledger_token),
-        balance=HttpBalance(balance_url, timeout_s=timeout_s),
-        notify=HttpNotify(notify_url, timeout_s=timeout_s),
+        balance=HttpBalance(balance_url, timeout_s=timeout_s, token=balance_token),
+        notify=HttpNotify(notify_url, timeout_s=timeout_s, token=notify_token),
     )

@@ -3,12 +3,12 @@
 import logging
 
 from pydantic import Field
-from reciprocity.common.settings import ServiceSettings
+from reciprocity.common.settings import LOCAL_SECRETS, ServiceSettings
 
 log = logging.getLogger(__name__)
 
-# Good enough on a laptop; never acceptable behind https (create_app refuses it there).
-LOCAL_SECRET_KEY = "local-dev-secret-key-not-for-production"
+# Good enough on a laptop; refused outside development, and behind https even there.
+LOCAL_SECRET_KEY = LOCAL_SECRETS["SECRET_KEY"]
 
 
 class WebSettings(ServiceSettings):
@@ -23,9 +23,18 @@ class WebSettings(ServiceSettings):
     web_secure_cookies: bool | None = None
     # Seconds a client waits for the ledger, balance or notify before the page says "try again".
     web_upstream_timeout_s: float = Field(default=5.0, gt=0)
-    # Failed sign-ins allowed per client address, and per member id from one address, within the window below.
-    web_login_attempts: int = Field(default=10, ge=1)
+    # Sign-in throttling (web/throttle.py): per account, this many failures are free, then each further
+    # one doubles the wait before the next attempt (1 s, 2 s, ...) up to WEB_LOGIN_MAX_DELAY_S; per
+    # client address, at most WEB_LOGIN_ATTEMPTS failures (any accounts) per WEB_LOGIN_WINDOW_S.
+    web_login_free_failures: int = Field(default=5, ge=1)
+    web_login_max_delay_s: int = Field(default=900, ge=1)
+    web_login_attempts: int = Field(default=50, ge=1)
     web_login_window_s: int = Field(default=900, ge=1)
+    # Addresses or networks of reverse proxies whose X-Forwarded-For is believed (comma-separated).
+    web_trusted_proxies: str = ""
+    # A session ends after this long unused (idle), and this long after sign-in however used (absolute).
+    web_session_idle_s: int = Field(default=14 * 24 * 3600, ge=60)
+    web_session_max_s: int = Field(default=30 * 24 * 3600, ge=60)
 
     @property
     def is_https(self) -> bool:
@@ -36,7 +45,9 @@ class WebSettings(ServiceSettings):
         return self.web_secure_cookies if self.web_secure_cookies is not None else self.is_https
 
     def check(self) -> None:
-        """Warn about local defaults; refuse the ones that would be unsafe on a public site."""
+        """Refuse local secrets outside development; in development, refuse the local key behind https
+        (sessions would be forgeable) and warn about it otherwise."""
+        self.refuse_local_secrets("SECRET_KEY", "LEDGER_TOKEN", "BALANCE_TOKEN", "NOTIFY_TOKEN")
         if self.secret_key == LOCAL_SECRET_KEY:
             if self.is_https:
                 raise ValueError("SECRET_KEY must be set when WEB_BASE_URL is https (sessions would be forgeable)")

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
+from reciprocity.common.auth import require_bearer_token
 from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
 from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS, all_topics
@@ -151,6 +152,7 @@ def create_app(
     dead_letters_fn: Callable[[], list[DeadLetter]] | None = None,
 ) -> Flask:
     settings = settings or BalanceSettings()
+    settings.refuse_local_secrets("BALANCE_TOKEN")
     engine = engine or make_engine(settings.database_url, immediate=False)
     today = clock or settings.today
     if end_offsets_fn is None:
@@ -166,6 +168,9 @@ def create_app(
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Notes, thanks, dispute reasons, emails and wellbeing signals: nothing here is for anyone but
+    # the holders of BALANCE_TOKEN (the web, the operator's CLI).
+    require_bearer_token(app, settings.balance_token, variable="BALANCE_TOKEN")
     add_metrics_route(app)
 
     def read(fn: Callable[..., Any]) -> Any:
@@ -446,6 +451,7 @@ class BalanceService:
 
 def main() -> None:
     settings = BalanceSettings()
+    settings.refuse_local_secrets("BALANCE_TOKEN")
     setup_logging("balance", settings.log_level)
     service = BalanceService(settings)
     app = create_app(settings, consumer_health=service.consumer.health)

@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from reciprocity.common.files import private_sqlite_file
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -36,9 +37,7 @@ def make_engine(url: str, *, immediate: bool = True) -> Engine:
     another process (a second balance worker, a replay) writes."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(sa.engine.make_url(url).database)
         engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

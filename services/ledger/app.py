@@ -10,7 +10,6 @@ Retry-After. No failed request appends anything.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
@@ -21,6 +20,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
+from reciprocity.common.auth import OPEN_PATHS, require_bearer_token
 from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
 from reciprocity.contracts.bounds import MAX_BODY_DEPTH, describe, lone_surrogate, surrogate_in
 from reciprocity.contracts.commands import FieldError, field_errors, field_name
@@ -124,9 +124,9 @@ def create_app(settings: LedgerSettings, event_log: EventLog | None = None) -> F
         )
     ledger = Ledger(event_log, bootstrap_servers=settings.kafka_bootstrap_servers,
                     topic_prefix=settings.topic_prefix)
+    settings.refuse_local_secrets("LEDGER_TOKEN")
     app = Flask("reciprocity.ledger")
     app.extensions[EXTENSION] = ledger
-    token = settings.ledger_token.encode()
     retry_after = str(settings.retry_after_s)
 
     def unavailable(err: Exception) -> tuple[Response, int, dict[str, str]]:
@@ -137,17 +137,12 @@ def create_app(settings: LedgerSettings, event_log: EventLog | None = None) -> F
             message = "Kafka is out of reach, so nothing was recorded; please try again in a moment."
         return _error(503, message, **{"Retry-After": retry_after})
 
-    @app.before_request
-    def authenticate() -> Any:
-        if not request.path.startswith("/v1/"):
-            return None
-        given = request.headers.get("Authorization", "")
-        scheme, _, credentials = given.partition(" ")
-        if not token or scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), token):
-            COMMANDS_TOTAL.labels(request.endpoint or "unknown", "unauthorized").inc()
-            return _error(401, "a valid bearer token is required (Authorization: Bearer <LEDGER_TOKEN>)",
-                          **{"WWW-Authenticate": 'Bearer realm="ledger"'})
-        return None
+    def count_refused() -> None:
+        COMMANDS_TOTAL.labels(request.endpoint or "unknown", "unauthorized").inc()
+
+    # The document describes the API's shape, no data: open like /health and /metrics.
+    require_bearer_token(app, settings.ledger_token, variable="LEDGER_TOKEN",
+                         open_paths=(*OPEN_PATHS, "/openapi.json"), on_refused=count_refused)
 
     def command_view(route: CommandRoute) -> Callable[..., Any]:
         def view(**path: str) -> Any:

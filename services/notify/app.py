@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
+from reciprocity.common.auth import require_bearer_token
 from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
 
 from . import metrics, store
@@ -19,9 +20,13 @@ STATUSES = (*store.DELIVERY_STATUSES, "waiting")
 
 
 def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | None = None) -> Flask:
-    notifier = notifier or Notifier(settings or NotifySettings())
+    settings = notifier.settings if notifier is not None else (settings or NotifySettings())
+    settings.refuse_local_secrets("NOTIFY_TOKEN")
+    notifier = notifier or Notifier(settings)
     app = Flask(__name__)
     app.extensions["notifier"] = notifier
+    # The delivery log names leads, their addresses and what alerts were about: NOTIFY_TOKEN holders only.
+    require_bearer_token(app, settings.notify_token, variable="NOTIFY_TOKEN")
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
@@ -77,6 +82,7 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
 
 def main() -> None:
     settings = NotifySettings()
+    settings.refuse_local_secrets("NOTIFY_TOKEN")
     setup_logging("notify", settings.log_level)
     notifier = Notifier(settings)
     app = create_app(notifier=notifier)

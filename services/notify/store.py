@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from reciprocity.common.files import private_sqlite_file
 from reciprocity.contracts.topics import DIRECTORY
 from sqlalchemy.engine import Connection, Engine
 
@@ -137,9 +138,7 @@ def naive_utc(moment: datetime) -> datetime:
 def create_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
-    database = sa.engine.make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    private_sqlite_file(sa.engine.make_url(url).database)
     engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @sa.event.listens_for(engine, "connect")

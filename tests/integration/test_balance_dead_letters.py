@@ -15,6 +15,7 @@ from reciprocity.contracts.events import ExchangeRecorded
 from reciprocity.contracts.topics import EXCHANGES
 from reciprocity.messaging.event_log import EventLog, Outgoing
 
+from tests.support.auth import authorized
 from tests.support.balance_events import Exchange, append, env, member
 from tests.support.balance_stack import InProcessBalance, make_topics
 from tests.support.services import wait_for
@@ -83,7 +84,7 @@ def test_dead_letters_answer_503_when_the_topics_cannot_be_read(tmp_path, kafka_
     # No topics were created under this prefix (and the broker does not create them on demand).
     settings = BalanceSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=f"missing{unique_id}.",
                                database_url=url)
-    client = create_app(settings, engine=engine).test_client()
+    client = authorized(create_app(settings, engine=engine).test_client(), settings.balance_token)
     answer = client.get("/v1/dead-letters")
     assert answer.status_code == 503 and "does not exist" in answer.get_json()["error"]
     assert client.get("/v1/projection/status").get_json()["building"] is None

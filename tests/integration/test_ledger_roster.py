@@ -3,11 +3,13 @@ where it is wrong; a good file imports everything, once."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from reciprocity.cli.main import main as cli
@@ -31,7 +33,9 @@ def ledger(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def run_import(url: str, path: Path, *extra: str) -> int:
-    return cli(["import", str(path), "--ledger-url", url, "--token", TOKEN, *extra])
+    # The token comes from the environment, as an operator's would: never on the command line.
+    with mock.patch.dict(os.environ, {"LEDGER_TOKEN": TOKEN}):
+        return cli(["import", str(path), "--ledger-url", url, *extra])
 
 
 def test_a_bad_file_imports_nothing_and_names_the_lines(ledger, kafka_bootstrap: str, tmp_path, capsys) -> None:

@@ -23,6 +23,7 @@ from reciprocity.notify.mail_sink import MailSink
 from reciprocity.notify.projection import NotifyProjection
 from reciprocity.notify.sender import Sender, SmtpConfig, SmtpTransport
 
+from tests.support.auth import authorized
 from tests.support.services import wait_for
 
 BASE = "http://web.example"
@@ -462,7 +463,7 @@ def test_the_operator_api_lists_deliveries_and_alerts_and_rejects_bad_input(url:
 
     # Not started: no Kafka needed to read the database; /health says Kafka is not connected.
     notifier = Notifier(NotifySettings(database_url=url, smtp_port=sink.port, kafka_bootstrap_servers="127.0.0.1:9"))
-    client = create_app(notifier=notifier).test_client()
+    client = authorized(create_app(notifier=notifier).test_client(), notifier.settings.notify_token)
     try:
         sink.refuse("bo@example.org")
         signal = t.overextended("ana", ["design"])

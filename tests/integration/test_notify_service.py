@@ -31,6 +31,7 @@ from reciprocity.notify.mail_sink import MailSink
 from reciprocity.notify.projection import TOPICS
 from reciprocity.notify.settings import NotifySettings
 
+from tests.support.auth import NOTIFY_TOKEN, authorized, bearer
 from tests.support.services import ServiceProcess, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -71,7 +72,7 @@ def settings(kafka_bootstrap: str, prefix: str, tmp_path: Path, sink: MailSink) 
 @contextlib.contextmanager
 def notify(settings: NotifySettings) -> Iterator[tuple[Notifier, FlaskClient]]:
     notifier = Notifier(settings)
-    client = create_app(notifier=notifier).test_client()
+    client = authorized(create_app(notifier=notifier).test_client(), notifier.settings.notify_token)
     notifier.start()
     try:
         yield notifier, client
@@ -301,7 +302,8 @@ def test_notify_killed_with_sigkill_mid_stream_and_restarted_loses_nothing_and_r
             received = mails(sink, expected, timeout_s=120)
 
             def settled() -> Any:
-                listed = requests.get(f"{second.url}/v1/deliveries", params={"limit": 1000}, timeout=5).json()
+                listed = requests.get(f"{second.url}/v1/deliveries", params={"limit": 1000}, timeout=5,
+                                      headers=bearer(NOTIFY_TOKEN)).json()
                 return listed if listed["counts"]["sent"] == expected and listed["counts"]["pending"] == 0 else None
 
             listed = wait_for(settled, timeout_s=60, what="every delivery marked sent")

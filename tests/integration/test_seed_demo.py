@@ -3,6 +3,7 @@ from the topics, makes a believable organisation; a second run appends nothing."
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from datetime import timedelta
 
@@ -29,7 +30,8 @@ from tests.support.services import ServiceProcess
 pytestmark = pytest.mark.kafka
 
 
-def test_seed_demo_builds_a_believable_organisation_once(kafka_bootstrap: str, tmp_path, capsys) -> None:
+def test_seed_demo_builds_a_believable_organisation_once(kafka_bootstrap: str, tmp_path, capsys,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     prefix = new_prefix("seed")
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": prefix, "LEDGER_TOKEN": TOKEN}
     web_db = f"sqlite:///{tmp_path / 'web.db'}"
@@ -89,7 +91,8 @@ def test_seed_demo_builds_a_believable_organisation_once(kafka_bootstrap: str, t
         again = seed_demo(ledger.url, TOKEN)
         assert (again.appended, again.commands) == (0, summary.commands)
         assert again.anchor == summary.anchor
-        assert cli(["seed", "--demo", "--ledger-url", ledger.url, "--token", TOKEN, "--if-empty",
+        monkeypatch.setattr("sys.stdin", io.StringIO(TOKEN + "\n"))
+        assert cli(["seed", "--demo", "--ledger-url", ledger.url, "--token-stdin", "--if-empty",
                     "--no-passwords"]) == 0
         assert "Nothing seeded" in capsys.readouterr().out
     assert len(read_events(kafka_bootstrap, prefix)) == len(events)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.auth import BALANCE_TOKEN, bearer
 from tests.support.services import wait_for
 from tests.support.stack import PASSWORD, TOKEN, Stack, running_stack
 
@@ -61,7 +62,8 @@ def test_an_exchange_recorded_at_the_ledger_reaches_balance_and_the_web_page(sta
     assert appended["topic"] == "ledger.exchanges" and appended["offset"] >= 0
 
     def summary_of(member: str) -> dict:
-        return requests.get(f"{stack.balance.url}/v1/members/{member}/summary?window=28d", timeout=10).json()
+        return requests.get(f"{stack.balance.url}/v1/members/{member}/summary?window=28d", timeout=10,
+                            headers=bearer(BALANCE_TOKEN)).json()
 
     # Recorded, not yet acknowledged: pending on both sides, nothing settled.
     giver = wait_for(lambda: (s := summary_of(ada))["given"]["pending_minutes"] == 45 and s, 60,

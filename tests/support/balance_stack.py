@@ -17,6 +17,8 @@ from reciprocity.contracts.topics import all_topics
 from reciprocity.messaging.inspect import end_offsets
 from reciprocity.messaging.topics_admin import ensure_topics
 
+from tests.support.auth import authorized
+
 from .services import wait_for
 
 
@@ -46,7 +48,7 @@ class InProcessBalance:
                                         balance_sweep_interval_s=sweep_interval_s)
         self.service = BalanceService(self.settings)
         self.app = create_app(self.settings, consumer_health=self.service.consumer.health)
-        self.client = self.app.test_client()
+        self.client = authorized(self.app.test_client(), self.settings.balance_token)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 

@@ -19,6 +19,7 @@ from reciprocity.contracts.topics import all_topics
 from reciprocity.messaging.topics_admin import ensure_topics
 from reciprocity.web.accounts import set_password
 
+from tests.support.auth import BALANCE_TOKEN, bearer
 from tests.support.services import ServiceProcess, wait_for
 
 TOKEN = "e2e-ledger-token"
@@ -57,7 +58,7 @@ class Stack:
         self.registered.add(member_id)
 
     def balance_json(self, path: str) -> Any:
-        answer = requests.get(self.balance.url + path, timeout=10)
+        answer = requests.get(self.balance.url + path, timeout=10, headers=bearer(BALANCE_TOKEN))
         return answer.json() if answer.status_code == 200 else None
 
     def wait_for_directory(self, member_ids: list[str], timeout_s: float = 60) -> None:

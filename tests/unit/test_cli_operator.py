@@ -101,6 +101,41 @@ def test_export_exchanges_leaves_out_notes_thanks_and_dispute_reasons(
     assert not {"note", "thanks", "dispute_reason"} & set(EXCHANGE_FIELDS)
 
 
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://evil.example","Click")', "+1+cmd|' /C calc'!A0", "-2+3",
+                                  "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"])
+def test_exports_write_formula_like_names_as_text(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                  nowhere: None, name: str) -> None:
+    """A name the ledger took (before imports refused them, or through the API) reaches the CSV as data."""
+    url = f"sqlite:///{tmp_path}/balance.db"
+    engine = make_engine(url)
+    migrate(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        gen = active_generation(conn)
+        conn.execute(sa.insert(t.members), [
+            {"generation": gen, "member_id": "eve", "name": name, "email": "eve@example.org", "role": "member",
+             "registered_on": date.today()},
+            {"generation": gen, "member_id": "bob", "name": "Bob - the builder", "email": "bob@example.org",
+             "role": "member", "registered_on": date.today()},
+        ])
+        conn.execute(sa.insert(t.exchanges).values(
+            generation=gen, exchange_id="x-1", giver="eve", receiver="bob", kind="care", minutes=30,
+            occurred_on=date.today(), recorded_by="eve", recorded_at=now, updated_at=now, status="recorded",
+            shared_by_recorder=False, note="", recorded_event_id="e1"))
+    engine.dispose()
+    for what in ("balances", "exchanges"):
+        code, out, _err = run(capsys, "export", what, "--csv", "--database-url", url)
+        assert code == 0
+        rows = list(csv.DictReader(io.StringIO(out)))
+        cells = [cell for row in rows for cell in row.values()]
+        assert "'" + name in cells, what  # the apostrophe makes a spreadsheet show it as text
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells), what
+        assert "Bob - the builder" in cells  # a dash inside a name is nothing to escape
+    code, out, _err = run(capsys, "export", "balances", "--csv", "--database-url", url)
+    eve = next(r for r in csv.DictReader(io.StringIO(out)) if r["member_id"] == "eve")
+    assert (eve["given_minutes"], eve["reciprocity_index"]) == ("0", "1.0")  # numbers stay numbers
+
+
 # --- status -----------------------------------------------------------------------------------------------------
 
 

@@ -65,6 +65,23 @@ def test_every_bad_row_is_reported_with_its_line() -> None:
     assert any(p.startswith("line 9: email bob@example.org is also on line 5") for p in found)
 
 
+def test_names_a_spreadsheet_would_run_as_formulas_are_refused() -> None:
+    text = HEADER + "\n".join([
+        'circle,evil,"=HYPERLINK(""http://evil.example"",""x"")",,,,,,',  # line 2
+        "member,ann,+Ann,ann@example.org,,,,,",                          # line 3
+        "member,bob,-Bob,bob@example.org,,,,,",                          # line 4
+        "member,cy,@Cy,cy@example.org,,,,,",                             # line 5
+        'member,di,"\t=1+1",di@example.org,,,,,',                       # line 6: a tab, stripped, then =
+        "member,ed,Ed -the- Smith,ed@example.org,,,,,",                  # line 7: fine
+    ]) + "\n"
+    report = import_roster(text, FakeDirectory(), send=None)
+    found = [str(p) for p in report.problems]
+    for line, first in ((2, "="), (3, "+"), (4, "-"), (5, "@"), (6, "=")):
+        assert any(p.startswith(f"line {line}: name ") and f"starts with '{first}'" in p and "formula" in p
+                   for p in found), (line, found)
+    assert not any(p.startswith("line 7") for p in found)
+
+
 def test_header_problems() -> None:
     assert problems_of("") == ["line 1: the file is empty; the first line must name the columns"]
     assert "unknown column(s) colour" in problems_of("kind,id,name,colour\n")[0]

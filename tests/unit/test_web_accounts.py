@@ -4,11 +4,38 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from reciprocity.cli.main import main as cli
+from reciprocity.ledger.app import create_app as ledger_app
+from reciprocity.ledger.app import ledger_of
+from reciprocity.ledger.settings import LedgerSettings
 from reciprocity.web import accounts
+
+from tests.support.memory_log import MemoryLog
+from tests.support.services import serving
+
+LEDGER_TOKEN = "accounts-test-ledger-token"
+
+
+@pytest.fixture
+def ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The real ledger over an in-memory log, knowing member ben; the CLI finds it through the environment."""
+    app = ledger_app(LedgerSettings(kafka_bootstrap_servers="127.0.0.1:1", ledger_token=LEDGER_TOKEN),
+                     event_log=MemoryLog())  # type: ignore[arg-type]
+    ledger_of(app).stale_reason = None  # as if loaded from empty topics
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {LEDGER_TOKEN}"}
+    for n, (path, body) in enumerate([("/v1/circles", {"id": "aa", "name": "AA"}),
+                                      ("/v1/members", {"id": "ben", "name": "Ben", "email": "ben@example.org",
+                                                       "circles": ["aa"]})]):
+        assert client.post(path, json=body, headers={**auth, "Idempotency-Key": f"k{n}"}).status_code == 201
+    with serving(app) as url:
+        monkeypatch.setenv("LEDGER_URL", url)
+        monkeypatch.setenv("LEDGER_TOKEN", LEDGER_TOKEN)
+        yield url
 
 
 def test_set_and_verify(tmp_path: Path) -> None:
@@ -44,7 +71,7 @@ def test_bad_input_changes_nothing(tmp_path: Path, member_id: str, password: str
     assert not accounts.store(url).has_account(member_id)
 
 
-def test_cli_set_password_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_cli_set_password_from_stdin(ledger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path}/web.db"
     monkeypatch.setenv("DATABASE_URL", url)
@@ -54,7 +81,7 @@ def test_cli_set_password_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert accounts.verify(url, "ben", "a-long-password")
 
 
-def test_cli_refuses_a_short_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_cli_refuses_a_short_password(ledger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path}/web.db"
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
@@ -62,9 +89,28 @@ def test_cli_refuses_a_short_password(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "at least 8 characters" in capsys.readouterr().err
 
 
-def test_cli_prompts_twice_without_echo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_prompts_twice_without_echo(ledger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path}/web.db"
     typed = iter(["one-password", "another-one"])
     monkeypatch.setattr("getpass.getpass", lambda _prompt="": next(typed))
     assert cli(["account", "set-password", "ben", "--database-url", url]) == 2
+    assert not accounts.store(url).has_account("ben")
+
+
+def test_cli_refuses_a_member_the_ledger_does_not_know(ledger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/web.db"
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert cli(["account", "set-password", "bne", "--password-stdin", "--database-url", url]) == 2
+    assert "knows no member 'bne'" in capsys.readouterr().err
+    assert not accounts.store(url).has_account("bne")
+
+
+def test_cli_needs_the_right_ledger_token(ledger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/web.db"
+    monkeypatch.setenv("LEDGER_TOKEN", "not-the-token")
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert cli(["account", "set-password", "ben", "--password-stdin", "--database-url", url]) == 1
+    assert "401" in capsys.readouterr().err
     assert not accounts.store(url).has_account("ben")

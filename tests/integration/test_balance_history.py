@@ -11,6 +11,7 @@ from reciprocity.balance.app import create_app
 from reciprocity.balance.db import make_engine, migrate
 from reciprocity.balance.projection import BalanceProjection
 
+from tests.support.auth import BALANCE_TOKEN, authorized
 from tests.support.balance_events import Exchange, Feeder, circle, member
 
 
@@ -42,7 +43,7 @@ def _history(db_url: str):  # type: ignore[no-untyped-def]
     for n, chunk in enumerate((mine[:8], others, mine[8:])):
         feeder.feed([x.recorded() for x in chunk], at=start + timedelta(minutes=n))
     feeder.feed([x.acknowledged() for x in mine[::4]], at=start + timedelta(minutes=5))
-    client = create_app(engine=engine).test_client()
+    client = authorized(create_app(engine=engine).test_client(), BALANCE_TOKEN)
     return engine, client, mine, today
 
 

@@ -77,6 +77,12 @@ def balance_server(balance: FakeBalance) -> Flask:
         found = balance.exchanges(member_id, request.args.get("status"), int(request.args.get("limit", 50)))
         return jsonify(exchanges=dump(found))
 
+    @app.get("/v1/signals")
+    def signals() -> Any:
+        found = balance.signals(circle=request.args.get("circle", ""), member=request.args.get("member", ""),
+                                active=request.args.get("active", "true") == "true")
+        return jsonify(signals=dump(found))
+
     @app.get("/v1/exchanges/<exchange_id>")
     def exchange(exchange_id: str) -> Any:
         if exchange_id not in balance.exchanges_by_id:

@@ -4,7 +4,9 @@ while the active one keeps serving, verify, then switch (see reciprocity.balance
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
@@ -16,6 +18,16 @@ class _EventsPerSecond(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         return Text(f"{speed:,.0f} events/s" if speed else "- events/s", style="cyan")
+
+
+def _failed(why: str, status: int) -> int:
+    """One plain line on stderr (no markup to misread brackets in, no wrapping), and the exit status."""
+    print(f"reciprocity replay: failed: {' '.join(why.split())}", file=sys.stderr, flush=True)
+    return status
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,18 +42,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exits 0 when the new generation is built, verified (and switched); otherwise prints one line
+    naming the cause, with no traceback: 2 verification failed, 3 Kafka unreachable, 1 anything else
+    (the database, an interrupt: 130). On failure the unfinished generation is dropped and marked
+    failed, and the active one keeps serving."""
     from reciprocity.balance.db import make_engine, migrate
     from reciprocity.balance.replay import VerificationFailed, replay
     from reciprocity.balance.settings import BalanceSettings
     from reciprocity.messaging.event_log import BrokerUnavailable
+    from reciprocity.messaging.poison import describe_failure
 
     settings = BalanceSettings()
     console = Console(stderr=True)
-    engine = make_engine(args.database_url or settings.database_url)
-    migrate(engine)
     columns = [TextColumn("[bold]replay balance"), BarColumn(), MofNCompleteColumn(), _EventsPerSecond(),
                TimeElapsedColumn()]
+    kept = "nothing switched; the active generation serves on"
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop from outside also ends in one line
+    engine = None
     try:
+        engine = make_engine(args.database_url or settings.database_url)
+        migrate(engine)
         with Progress(*columns, console=console, disable=args.quiet, transient=False) as bar:
             task = bar.add_task("replay", total=None)
 
@@ -51,13 +71,17 @@ def run(args: argparse.Namespace) -> int:
             result = replay(engine, settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix,
                             batch_size=args.batch_size, progress=progress, switch=not args.no_switch)
     except VerificationFailed as err:
-        console.print(f"[red]verification failed, nothing switched:[/red] {err}")
-        return 2
+        return _failed(f"verification failed ({err}); {kept}", 2)
     except BrokerUnavailable as err:
-        console.print(f"[red]Kafka unreachable:[/red] {err}")
-        return 3
+        return _failed(f"Kafka unreachable ({err}); {kept}", 3)
+    except KeyboardInterrupt:
+        return _failed(f"interrupted; {kept}", 130)
+    except Exception as err:
+        return _failed(f"{describe_failure(err)}; {kept}", 1)
     finally:
-        engine.dispose()
+        signal.signal(signal.SIGTERM, previous)
+        if engine is not None:
+            engine.dispose()
 
     table = Table(title=f"generation {result.generation} verified", show_header=True)
     table.add_column("check")
@@ -66,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     for name, (got, expected) in result.checks.items():
         table.add_row(name, f"{got:,}", f"{expected:,}")
     console.print(table)
-    console.print(f"{result.events:,} events ({result.dead_letters} unreadable, skipped) in {result.seconds:.1f}s "
-                  f"= {result.rate:,.0f} events/s")
+    console.print(f"{result.events:,} events ({result.dead_letters} parked in the DLQs, left out) in "
+                  f"{result.seconds:.1f}s = {result.rate:,.0f} events/s")
     if args.no_switch:
         console.print(f"generation {result.generation} built; still serving the previous one (--no-switch)")
     else:

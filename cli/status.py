@@ -1,16 +1,22 @@
-"""`reciprocity status`: every topic's partitions and end offsets, and each projection's position and
-lag (balance from its database, active and building generations; notify from its database when
-reachable)."""
+"""`reciprocity status`: every topic's partitions and end offsets, each projection's position and lag
+(balance from its database, active and building generations; notify from its database when
+reachable), replays in progress or failed, partitions a running consumer stopped and why (from the
+services' /health, at BALANCE_URL and NOTIFY_URL), and the records parked in the DLQs with the reason.
+
+Exits 1 when something is stopped (a partition a consumer stopped, Kafka out of reach), else 0: parked
+records and a failed replay are listed, and are no reason to page anyone at night by themselves."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,10 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--database-url", help="balance database (default: DATABASE_URL or local)")
     parser.add_argument("--notify-database-url", help="notify database (default: notify's local one)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--balance-url", help="the balance service (default: BALANCE_URL or local)")
+    parser.add_argument("--notify-url", help="the notify service (default: NOTIFY_URL or local)")
     parser.set_defaults(func=run)
 
 
-def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | None) -> dict[str, Any]:
+def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | None,
+            services: dict[str, str] | None = None) -> dict[str, Any]:
     from reciprocity.balance.db import make_engine
     from reciprocity.balance.generations import list_generations
     from reciprocity.balance.queries import partition_status, stored_offsets
@@ -30,7 +39,8 @@ def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | Non
     from reciprocity.messaging.event_log import BrokerUnavailable
     from reciprocity.messaging.inspect import end_offsets
 
-    report: dict[str, Any] = {"kafka": bootstrap, "topic_prefix": prefix, "topics": [], "projections": []}
+    report: dict[str, Any] = {"kafka": bootstrap, "topic_prefix": prefix, "topics": [], "projections": [],
+                              "replays": [], "services": [], "stopped": [], "dead_letters": []}
     logical = [name for spec in SOURCE_TOPICS.values() for name in (spec.name, spec.dlq)]
     ends: dict[tuple[str, int], int] | None
     try:
@@ -49,7 +59,10 @@ def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | Non
         engine = make_engine(balance_url, immediate=False)
         with engine.connect() as conn:
             for gen in list_generations(conn):
-                if gen["status"] == "retired":
+                if gen["status"] in ("building", "failed"):
+                    report["replays"].append({"generation": gen["id"], "status": gen["status"],
+                                              "started_at": str(gen["created_at"])})
+                if gen["status"] in ("retired", "failed"):
                     continue
                 parts = partition_status(stored_offsets(conn, gen["id"]), source_ends)
                 report["projections"].append({
@@ -76,7 +89,37 @@ def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | Non
         except Exception as err:
             report["projections"].append({"projection": "notify", "database": _safe(notify_url),
                                           "error": f"not readable: {err.__class__.__name__}"})
+    for service, url in (services or {}).items():
+        report["services"].append(entry := _service_health(service, url))
+        for label, why in (entry.get("stopped_partitions") or {}).items():
+            report["stopped"].append({"service": service, "partition": label, "reason": why})
+    if ends is not None:
+        try:
+            from reciprocity.balance.dead_letters import all_dlqs, read_dead_letters
+
+            report["dead_letters"] = [d.public() for d in read_dead_letters(bootstrap, prefix, all_dlqs())
+                                      if d.redriven_to is None]
+        except BrokerUnavailable as err:
+            report["dead_letters_error"] = str(err)
     return report
+
+
+def _service_health(service: str, url: str) -> dict[str, Any]:
+    """What a running service says of itself: its checks, stopped partitions and parked count."""
+    import requests
+
+    entry: dict[str, Any] = {"service": service, "url": url}
+    try:
+        answer = requests.get(url.rstrip("/") + "/health", timeout=3)
+        body = answer.json()
+    except (requests.RequestException, ValueError) as err:
+        entry["error"] = f"not reachable: {err.__class__.__name__}"
+        return entry
+    consumer = body.get("consumer") or {}
+    entry.update(status=answer.status_code, checks=body.get("checks") or {},
+                 stopped_partitions=consumer.get("stopped_partitions") or {},
+                 parked_since_start=consumer.get("parked_since_start"))
+    return entry
 
 
 def _lag(parts: list[dict[str, Any]]) -> int | None:
@@ -100,11 +143,14 @@ def run(args: argparse.Namespace) -> int:
             notify_url = NotifySettings().database_url
         except Exception:
             notify_url = None
+    services = {"balance": args.balance_url or os.environ.get("BALANCE_URL", "http://127.0.0.1:8002"),
+                "notify": args.notify_url or os.environ.get("NOTIFY_URL", "http://127.0.0.1:8003")}
     report = collect(settings.kafka_bootstrap_servers, settings.topic_prefix,
-                     args.database_url or settings.database_url, notify_url)
+                     args.database_url or settings.database_url, notify_url, services)
+    failing = report["kafka_error"] is not None or bool(report["stopped"])
     if args.json:
         print(json.dumps(report, indent=2, default=str))
-        return 0 if report["kafka_error"] is None else 1
+        return 1 if failing else 0
     console = Console()
     console.print(f"Kafka [bold]{report['kafka']}[/bold]" + (f" prefix {report['topic_prefix']!r}"
                                                              if report["topic_prefix"] else ""))
@@ -128,4 +174,26 @@ def run(args: argparse.Namespace) -> int:
                           "?" if part["lag"] is None else str(part["lag"]),
                           *([part.get("last_event_at") or ""] if timed else []))
         console.print(table)
-    return 0 if report["kafka_error"] is None else 1
+    for r in report["replays"]:
+        if r["status"] == "failed":
+            console.print(f"[red]replay failed[/red]: generation {r['generation']} (started {r['started_at']}) "
+                          "was dropped; the active generation serves on. Run `reciprocity replay balance` again.")
+        else:
+            console.print(f"[cyan]replay in progress[/cyan]: generation {r['generation']} building since "
+                          f"{r['started_at']}")
+    for service in report["services"]:
+        if "error" in service:
+            console.print(f"[yellow]{service['service']}[/yellow] at {service['url']}: {service['error']}")
+    for stop in report["stopped"]:
+        console.print(Text.assemble(("stopped ", "bold red"),
+                                    f"{stop['service']} {stop['partition']}: {stop['reason']}"))
+    if report["dead_letters"]:
+        parked = Table("dlq", "offset", "source", "error", title=f"{len(report['dead_letters'])} parked record(s)")
+        for d in report["dead_letters"]:
+            parked.add_row(d["topic"], str(d["offset"]),
+                           f"{d['source_topic']}[{d['source_partition']}]@{d['source_offset']}",
+                           Text((d["error"] or "")[:200]))
+        console.print(parked)
+    elif "dead_letters_error" in report:
+        console.print(f"[yellow]dead letters not readable:[/yellow] {report['dead_letters_error']}")
+    return 1 if failing else 0

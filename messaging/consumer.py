@@ -327,7 +327,7 @@ class ProjectionConsumer:
         assert self._consumer is not None
         log.error("projection of %s failed; partition stopped: %r", key, err, exc_info=err)
         tp = self._tp(key)
-        self.health.failed_partitions[_label(key)] = repr(err)[:500]
+        self.health.failed_partitions[_label(key)] = describe_failure(err)
         self._consumer.pause(tp)
         self._paused_since[tp] = time.monotonic()
 

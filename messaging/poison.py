@@ -37,6 +37,17 @@ ERROR_MAX = 500
 Park = Callable[["Delivered", BaseException], None]
 
 
+# PEP 249 exception classes (SQLAlchemy's wrappers carry the same names) that say the database, not the
+# event, is at fault: unreachable or restarting, a pool that gave up waiting, a lock or deadlock the
+# projection's own retries did not clear (OperationalError); a table or column the running code expects
+# but the schema lacks (ProgrammingError); the driver's own trouble. By name, so the raw driver errors of
+# code that talks to the driver directly (psycopg's COPY, sqlite3) count too. A value the database refuses
+# (DataError: a NUL in a text on PostgreSQL, a number beyond a column) or a constraint it breaks
+# (IntegrityError) is the event's.
+_DATABASE_AWAY = frozenset({"OperationalError", "InterfaceError", "ProgrammingError", "InternalError",
+                            "NotSupportedError", "DisconnectionError", "ResourceClosedError"})
+
+
 def is_infrastructure_failure(err: BaseException) -> bool:
     """Whether `err` says the infrastructure failed, not the event: stop and retry, never park."""
     from kafka.errors import KafkaError
@@ -44,16 +55,10 @@ def is_infrastructure_failure(err: BaseException) -> bool:
 
     from .event_log import BrokerUnavailable
 
-    if isinstance(err, KafkaError | BrokerUnavailable | ConnectionError | TimeoutError | MemoryError):
+    if isinstance(err, KafkaError | BrokerUnavailable | ConnectionError | TimeoutError | MemoryError
+                  | sa_exc.TimeoutError):
         return True
-    # Unreachable or restarting database, a pool that gave up waiting, a lock or deadlock the
-    # projection's own retries did not clear (OperationalError); a table or column the running code
-    # expects but the schema lacks (ProgrammingError); the driver's own trouble. A value the database
-    # refuses (DataError: a NUL in a text on PostgreSQL, a number out of a column's range) or a
-    # constraint it breaks (IntegrityError) is the event's.
-    return isinstance(err, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.ProgrammingError
-                      | sa_exc.InternalError | sa_exc.NotSupportedError | sa_exc.DisconnectionError
-                      | sa_exc.TimeoutError | sa_exc.ResourceClosedError)
+    return any(cls.__name__ in _DATABASE_AWAY for cls in type(err).__mro__)
 
 
 def describe_failure(err: BaseException) -> str:
@@ -113,3 +118,25 @@ def dlq_headers(topic: str, partition: int, offset: int, error: str, consumer: s
         ("dlq.error", error.encode()[:2000]),
         ("dlq.consumer.group", consumer.encode()),
     )
+
+
+def apply_parking_poison(projection: Projection, events: Sequence[Delivered],
+                         offsets: dict[PartitionKey, OffsetRange], park: Park) -> int:
+    """Apply a batch of several partitions at once; when it fails for an event's fault, each partition's
+    part on its own with `apply_isolating_poison`. Returns how many events were parked. For a consumer
+    that goes through the log alone (a replay); the live loop stops a partition on an infrastructure
+    failure instead of raising, and so does this per partition itself."""
+    from .consumer import StaleBatch
+
+    try:
+        projection.apply(events, offsets)
+        return 0
+    except StaleBatch:
+        raise
+    except Exception as err:
+        if is_infrastructure_failure(err):
+            raise
+        log.warning("batch failed (%s); looking for the event at fault, partition by partition",
+                    describe_failure(err))
+    return sum(apply_isolating_poison(projection, key, [e for e in events if (e.topic, e.partition) == key], span,
+                                      park) for key, span in offsets.items())

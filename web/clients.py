@@ -303,12 +303,20 @@ class BuildingProgress(Shape):
         return None if self.progress is None else max(0, min(100, int(self.progress * 100)))
 
 
+class FailedReplay(Shape):
+    """The latest replay, which failed: its generation was dropped (the next replay clears this)."""
+
+    generation: str | int | None = None
+    started_at: datetime | None = None
+
+
 class ProjectionStatus(Shape):
     generation: str | int | None = None
     healthy: bool = True
     reason: str | None = None
     partitions: list[PartitionStatus] = []
     building: BuildingProgress | None = None
+    failed_replay: FailedReplay | None = None
 
 
 class DeadLetter(Shape):

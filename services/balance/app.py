@@ -31,7 +31,7 @@ from . import metrics, queries
 from . import tables as t
 from .db import make_engine, migrate
 from .dead_letters import DeadLetter, all_dlqs, dlq_names, read_dead_letters
-from .generations import BUILDING, active_generation, list_generations
+from .generations import BUILDING, active_generation, last_failed, list_generations
 from .projection import BalanceProjection
 from .settings import BalanceSettings
 from .signals import OutboxPublisher, SignalEngine, restore_from_log
@@ -327,6 +327,7 @@ def create_app(
             # with its rows, batch by batch: its progress is in the database.
             building = next((g for g in list_generations(conn) if g["status"] == BUILDING), None)
             building_stored = queries.stored_offsets(conn, building["id"]) if building else {}
+            failed = last_failed(conn)
         now_ends = ends.get()
         partitions = queries.partition_status(stored, now_ends)
         for p in partitions:
@@ -334,7 +335,9 @@ def create_app(
                 metrics.LAG.labels(p["topic"], str(p["partition"])).set(p["lag"])
         reason = consumer_health.reason() if consumer_health is not None else None
         return jsonify({"generation": gen, "healthy": reason is None, "reason": reason, "partitions": partitions,
-                        "building": queries.building_progress(building, building_stored, now_ends)})
+                        "building": queries.building_progress(building, building_stored, now_ends),
+                        "failed_replay": None if failed is None else {
+                            "generation": int(failed["id"]), "started_at": queries.iso_time(failed["created_at"])}})
 
     @app.get("/v1/dead-letters")
     def dead_letters() -> Any:

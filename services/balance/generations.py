@@ -5,6 +5,8 @@ into it and the read API serves it. A replay creates a `building` generation, fi
 while the active one keeps serving, verifies it and switches in one transaction (old -> `retired`,
 new -> `active`). The retired one is kept until the next replay starts, which deletes it.
 
+A replay that fails marks its generation `failed` and drops its rows (the next replay deletes the row).
+
 A running service notices the switch by itself: its next batch finds the new generation's stored
 offset is not where the batch starts, raises StaleBatch, and the consumer seeks to the new
 generation's offsets.
@@ -19,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from . import tables as t
 
-ACTIVE, BUILDING, RETIRED = "active", "building", "retired"
+ACTIVE, BUILDING, RETIRED, FAILED = "active", "building", "retired", "failed"
 
 
 class NoActiveGeneration(RuntimeError):
@@ -54,6 +56,21 @@ def start_building(conn: Connection) -> int:
     new = max(new, max(stale, default=0) + 1)  # never reuse a number a reader may still remember
     conn.execute(sa.insert(t.generations).values(id=new, status=BUILDING, created_at=datetime.now(UTC)))
     return new
+
+
+def mark_failed(conn: Connection, generation: int) -> None:
+    """A replay that did not finish: its row stays as `failed` (when it started, that it failed) until
+    the next replay starts, so status pages say so instead of showing it building. (Its rows are for the
+    caller to drop, in a transaction of their own: the table that failed may fail again.)"""
+    conn.execute(sa.update(t.generations)
+                 .where(t.generations.c.id == generation, t.generations.c.status == BUILDING)
+                 .values(status=FAILED))
+
+
+def last_failed(conn: Connection) -> dict | None:
+    """The failed replay's generation, if the latest replay failed (None once another one started)."""
+    rows = [g for g in list_generations(conn) if g["status"] in (BUILDING, FAILED)]
+    return rows[-1] if rows and rows[-1]["status"] == FAILED else None
 
 
 def switch_to(conn: Connection, generation: int) -> int:

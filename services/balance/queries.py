@@ -26,6 +26,11 @@ def _day(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
+def iso_time(value: Any) -> str | None:
+    """A stored time (or day) as ISO text, UTC."""
+    return _iso(value)
+
+
 def _iso(value: Any) -> str | None:
     if value is None:
         return None

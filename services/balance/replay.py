@@ -20,22 +20,31 @@ replay raises no new signal; where one would be raised anyway its deterministic 
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.events import ExchangeRecorded
+from reciprocity.contracts.topics import dlq_topic
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey
+from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.messaging.inspect import end_offsets, read_all
+from reciprocity.messaging.poison import PARKED, apply_parking_poison, describe_failure, dlq_headers
 from sqlalchemy.engine import Engine
 
 from . import tables as t
-from .generations import start_building, switch_to
+from .dead_letters import read_dead_letters
+from .generations import mark_failed, start_building, switch_to
 from .projection import BalanceProjection
 
 SOURCE_TOPICS = ("ledger.directory", "ledger.exchanges")
+REPLAY_CONSUMER = "balance-replay"  # names the replay in the headers of what it parks
+
+log = logging.getLogger(__name__)
 
 
 class VerificationFailed(RuntimeError):
@@ -66,10 +75,84 @@ def replay(
     progress: Callable[[int, int], None] | None = None,
     switch: bool = True,
 ) -> ReplayResult:
-    """Build a new generation from the log, verify it and (with `switch`) make it active."""
-    began = time.perf_counter()
+    """Build a new generation from the log, verify it and (with `switch`) make it active.
+
+    Poison does not stop it: a record that is not a valid event, or whose projection fails on its own,
+    is parked in `<topic>.dlq` as the live consumer does (unless it is parked there already) and left
+    out of the sums and of the verification. Any failure (Kafka or the database out of reach,
+    a verification that does not add up, an interrupt) drops the unfinished generation's rows and marks
+    it `failed`, so nothing shows a replay still building; the active generation serves on."""
     with engine.begin() as conn:
         gen = start_building(conn)
+    dead_letters = _ReplayDeadLetters(bootstrap, topic_prefix)
+    try:
+        return _replay_into(engine, gen, bootstrap, topic_prefix=topic_prefix, batch_size=batch_size,
+                            progress=progress, switch=switch, dead_letters=dead_letters)
+    except BaseException as err:
+        abandon(engine, gen, err)
+        raise
+    finally:
+        dead_letters.close()
+
+
+class _ReplayDeadLetters:
+    """Parks what the replay cannot apply, on a producer made only if something is parked."""
+
+    def __init__(self, bootstrap: str, topic_prefix: str) -> None:
+        self._bootstrap, self._prefix = bootstrap, topic_prefix
+        self._log: EventLog | None = None
+        self._known: set[tuple[str, str | None, str | None]] | None = None
+        self.parked: Counter[str] = Counter()  # by event type ("" for unreadable records)
+
+    def park(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes, error: str,
+             why: str, event_type: str = "") -> None:
+        self.parked[event_type] += 1
+        if self._known is None:  # what is parked already (by the live consumer, an earlier replay)
+            letters = read_dead_letters(self._bootstrap, self._prefix, [dlq_topic(t) for t in SOURCE_TOPICS])
+            self._known = {(d.source, d.header("dlq.source.partition"), d.header("dlq.source.offset"))
+                           for d in letters}
+        if (topic, str(partition), str(offset)) in self._known:
+            return
+        if self._log is None:
+            self._log = EventLog(self._bootstrap, client_id="balance-replay", topic_prefix=self._prefix)
+        consumer = f"{self._prefix}{REPLAY_CONSUMER}"
+        log.warning("replay parks %s[%d]@%d in %s: %s", topic, partition, offset, dlq_topic(topic), error)
+        self._log.append([Outgoing(topic=dlq_topic(topic), key=key, value=value,
+                                   headers=dlq_headers(topic, partition, offset, error, consumer))])
+        PARKED.labels(topic, consumer, why).inc()
+        self._known.add((topic, str(partition), str(offset)))
+
+    def park_event(self, event: Delivered, err: BaseException) -> None:
+        self.park(event.topic, event.partition, event.offset, event.raw_key, event.raw_value or b"",
+                  f"projection failed: {describe_failure(err)}", "unprojectable", event.envelope.type)
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+
+
+def abandon(engine: Engine, gen: int, cause: BaseException) -> None:
+    """Drop an unfinished generation's rows and mark it failed; best effort (the database may be what
+    failed: then the next replay deletes it when it starts)."""
+    # Logged at INFO: the caller (the CLI) says in one line why the replay failed.
+    try:
+        with engine.begin() as conn:
+            mark_failed(conn, gen)
+    except Exception as err:
+        log.info("replay into generation %d failed and could not be marked failed: %r", gen, err)
+        return
+    for table in t.GENERATION_TABLES:  # one by one: the table that failed may fail again
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.delete(table).where(table.c.generation == gen))
+        except Exception as err:  # the next replay deletes them when it starts
+            log.info("the rows of failed generation %d in %s could not be dropped yet: %r", gen, table.name, err)
+
+
+def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str, batch_size: int,
+                 progress: Callable[[int, int], None] | None, switch: bool,
+                 dead_letters: _ReplayDeadLetters) -> ReplayResult:
+    began = time.perf_counter()
     ends = end_offsets(bootstrap, SOURCE_TOPICS, topic_prefix=topic_prefix)
     total = sum(ends.values())
     projection = BalanceProjection(engine, generation=gen)
@@ -81,7 +164,7 @@ def replay(
     def flush() -> None:
         nonlocal batch, ranges
         if ranges:
-            projection.apply(batch, ranges)
+            apply_parking_poison(projection, batch, ranges, dead_letters.park_event)
             for key, span in ranges.items():
                 cursor[key] = span.next
         batch, ranges = [], {}
@@ -92,10 +175,13 @@ def replay(
         ranges[key] = OffsetRange(first=span.first if span else cursor.get(key, 0), next=record.offset + 1)
         try:
             envelope, event = decode(record.value)
-        except ContractError:
-            dead += 1  # the live consumer dead-lettered it already; a replay does not again
+        except ContractError as err:
+            dead += 1
+            dead_letters.park(record.topic, record.partition, record.offset, record.key, record.value, str(err),
+                              "unreadable")
         else:
-            batch.append(Delivered(record.topic, record.partition, record.offset, envelope, event))
+            batch.append(Delivered(record.topic, record.partition, record.offset, envelope, event, record.key,
+                                   record.value))
             events += 1
             recorded += isinstance(event, ExchangeRecorded)
         if len(batch) >= batch_size:
@@ -112,12 +198,15 @@ def replay(
     if progress:
         progress(total, total)
 
-    checks = verify(engine, gen, ends, recorded - projection.repeated["ExchangeRecorded"])
+    unprojectable = sum(n for kind, n in dead_letters.parked.items() if kind)
+    recorded -= dead_letters.parked["ExchangeRecorded"] + projection.repeated["ExchangeRecorded"]
+    checks = verify(engine, gen, ends, recorded)
     retired = None
     if switch:
         with engine.begin() as conn:
             retired = switch_to(conn, gen)
-    return ReplayResult(gen, retired, events, dead, time.perf_counter() - began, ends, checks)
+    return ReplayResult(gen, retired, events - unprojectable, dead + unprojectable, time.perf_counter() - began, ends,
+                        checks)
 
 
 def verify(engine: Engine, gen: int, ends: dict[PartitionKey, int], recorded: int) -> dict[str, tuple[int, int]]:

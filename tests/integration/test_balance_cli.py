@@ -52,9 +52,15 @@ def test_replay_status_dlq_and_export(kafka_bootstrap: str, unique_id: str, tmp_
             assert balance.get("/v1/projection/status")["generation"] == 2
             assert balance.get("/v1/members/ann/summary") == before
 
-            code, out = run(capsys, "status", "--json", "--notify-database-url", f"sqlite:///{tmp_path}/none.db")
+            code, out = run(capsys, "status", "--json", "--notify-database-url", f"sqlite:///{tmp_path}/none.db",
+                            "--balance-url", "http://127.0.0.1:9", "--notify-url", "http://127.0.0.1:9")
             assert code == 0
             report = json.loads(out)
+            # The parked record, with why; no service answers there: said, and nothing is stopped.
+            (parked,) = report["dead_letters"]
+            assert parked["source_topic"] == "ledger.exchanges" and parked["error"].startswith("invalid envelope")
+            assert report["stopped"] == [] and report["replays"] == []
+            assert all(s["error"].startswith("not reachable") for s in report["services"])
             topics = {t["topic"]: t for t in report["topics"]}
             assert topics["ledger.exchanges"]["partitions"] == 8 and topics["ledger.exchanges"]["records"] == 11
             assert topics["ledger.exchanges.dlq"]["records"] == 1

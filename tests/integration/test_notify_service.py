@@ -302,7 +302,7 @@ def test_notify_killed_with_sigkill_mid_stream_and_restarted_loses_nothing_and_r
             received = mails(sink, expected, timeout_s=120)
 
             def settled() -> Any:
-                listed = requests.get(f"{second.url}/v1/deliveries", params={"limit": 1000}, timeout=5,
+                listed = requests.get(f"{second.url}/v1/deliveries", params={"limit": 1000}, timeout=30,
                                       headers=bearer(NOTIFY_TOKEN)).json()
                 return listed if listed["counts"]["sent"] == expected and listed["counts"]["pending"] == 0 else None
 

@@ -21,6 +21,8 @@ from reciprocity.ledger.settings import LedgerSettings
 from reciprocity.messaging.inspect import read_all
 from reciprocity.messaging.topics_admin import ensure_topics
 
+from .services import wait_for
+
 TOKEN = "test-ledger-token"
 # The default of InProcessLedger.call's `key`: a new Idempotency-Key for each command.
 FRESH_KEY: Any = object()
@@ -74,6 +76,25 @@ class InProcessLedger:
     def ok(self, method: str, path: str, body: Any = None, **kw: Any) -> dict[str, Any]:
         """A command that must succeed; its answer's body."""
         answer = self.call(method, path, body, **kw)
+        assert answer.status_code in (200, 201), (method, path, answer.status_code, answer.get_json())
+        return answer.get_json()
+
+    def when_kafka_answers(self, method: str, path: str, body: Any = None, *, key: str | None = None,
+                           timeout_s: float = 90) -> Any:
+        """The answer to a command once Kafka answered the ledger in time: while it says 503 (a broker
+        just started, a busy machine: the producer's InitProducerId can outlast a short timeout) the
+        command is sent again with the same Idempotency-Key, which is safe (a repeat appends nothing),
+        until the deadline."""
+        key = key or f"test-{uuid.uuid4()}"
+
+        def answered() -> Any:
+            answer = self.call(method, path, body, key=key)
+            return answer if answer.status_code != 503 else None
+
+        return wait_for(answered, timeout_s, interval_s=0.5, what=f"{method} {path} answered without a 503")
+
+    def ok_when_kafka_answers(self, method: str, path: str, body: Any = None, **kw: Any) -> dict[str, Any]:
+        answer = self.when_kafka_answers(method, path, body, **kw)
         assert answer.status_code in (200, 201), (method, path, answer.status_code, answer.get_json())
         return answer.get_json()
 

@@ -14,6 +14,7 @@ set-password` call; the app uses an `AccountStore` it keeps for its lifetime.
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime
 
@@ -73,7 +74,35 @@ web_login_failures = Table(
     Column("last_failure", Float, nullable=False),
 )
 
-_hasher = PasswordHasher()  # Argon2id
+_argon2 = PasswordHasher()  # Argon2id
+
+
+class _BoundedHasher:
+    """Argon2id with at most one hash or verification per core at a time in this process.
+
+    Each takes 64 MiB and (with parallelism 4) four threads; unbounded, a burst of sign-ins (a team
+    arriving at 9:00, every demo member at once) runs them all together, each as slow as all of them,
+    and thrashes memory: measured, 33 of 44 concurrent sign-ins took over 10 s. Queued, each runs at
+    full speed and the burst drains in about (sign-ins / cores) x one hash."""
+
+    def __init__(self, hasher: PasswordHasher, slots: int) -> None:
+        self._hasher = hasher
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def hash(self, password: str) -> str:
+        with self._slots:
+            return self._hasher.hash(password)
+
+    def verify(self, stored: str, password: str) -> bool:
+        with self._slots:
+            return self._hasher.verify(stored, password)
+
+    def check_needs_rehash(self, stored: str) -> bool:
+        return self._hasher.check_needs_rehash(stored)
+
+
+_hasher = _BoundedHasher(_argon2, max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                      else (os.cpu_count() or 1)))
 # Verified against when there is no account, so "no such member" takes as long as "wrong password".
 _DUMMY_HASH = _hasher.hash("no account has this password")
 

@@ -118,6 +118,10 @@ exchanges = sa.Table(
 )
 sa.Index("ix_balance_exchanges_giver", exchanges.c.generation, exchanges.c.giver, exchanges.c.occurred_on)
 sa.Index("ix_balance_exchanges_receiver", exchanges.c.generation, exchanges.c.receiver, exchanges.c.occurred_on)
+# The appreciation wall, newest first: only the exchanges on it (see migration 0004 and queries.appreciations).
+ON_THE_WALL = "status = 'acknowledged' AND shared_by_recorder AND shared_by_acknowledger"
+sa.Index("ix_balance_exchanges_wall", exchanges.c.generation, exchanges.c.updated_at,
+         sqlite_where=sa.text(ON_THE_WALL), postgresql_where=sa.text(ON_THE_WALL))
 
 members = sa.Table(
     "balance_members",

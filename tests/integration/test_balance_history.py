@@ -10,6 +10,7 @@ import pytest
 from reciprocity.balance.app import create_app
 from reciprocity.balance.db import make_engine, migrate
 from reciprocity.balance.projection import BalanceProjection
+from sqlalchemy import event
 
 from tests.support.auth import BALANCE_TOKEN, authorized
 from tests.support.balance_events import Exchange, Feeder, circle, member
@@ -134,4 +135,19 @@ def test_sqlite_serves_a_members_page_and_relationships_from_indexes(tmp_path) -
             plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
             assert "SEARCH balance_exchanges USING INDEX ix_balance_exchanges_" in plan, plan
             assert "SCAN" not in plan.replace("SCAN TABLE", "SCAN").split("USE TEMP")[0], plan
+    engine.dispose()
+
+
+def test_sqlite_serves_the_wall_from_its_partial_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from reciprocity.balance import queries
+
+    engine, _, _, _ = _history(f"sqlite:///{tmp_path}/balance.db")
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with engine.connect() as conn:
+        queries.appreciations(conn, 1, 10)
+        wall = next(s for s in statements if "ORDER BY" in s and "updated_at" in s)
+        params = (1, 10, 0)
+        plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + wall, params))
+    assert "USING INDEX ix_balance_exchanges_wall" in plan and "SCAN balance_exchanges" not in plan, plan
     engine.dispose()

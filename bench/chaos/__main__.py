@@ -96,28 +96,34 @@ class Chaos:
             with open(self.log_path, "a") as out:
                 out.write(f"{datetime.now(UTC):%H:%M:%S.%f} kill {len(self.kills)}: SIGKILL {name}\n")
 
-    def candidates(self) -> list[str]:
-        roles = [r for r in TARGETS if r != "kafka" and any(self._killable(p) for p in self.stack.of_role(r))]
-        if (not self.kafka_restarting.is_set() and self.stack.kafka.is_running()
-                and time.monotonic() - self.kafka_up_since >= 2 * MIN_UPTIME_S):
-            roles.append("kafka")
-        return roles
+    def candidates(self) -> dict[str, list[Process]]:
+        """What may be killed now, by role (the broker as an empty list)."""
+        found: dict[str, list[Process]] = {}
+        for role in TARGETS:
+            if role == "kafka":
+                if (not self.kafka_restarting.is_set() and self.stack.kafka.is_running()
+                        and time.monotonic() - self.kafka_up_since >= 2 * MIN_UPTIME_S):
+                    found[role] = []
+            elif killable := [p for p in self.stack.of_role(role) if self._killable(p)]:
+                found[role] = killable
+        return found
 
     @staticmethod
     def _killable(process: Process) -> bool:
         return time.monotonic() - process.started_at >= MIN_UPTIME_S and process.up()
 
     def kill_one(self) -> bool:
-        roles = self.candidates()
-        if not roles:
+        candidates = self.candidates()
+        if not candidates:
             return False
+        roles = sorted(candidates)
         role = self.rng.choices(roles, weights=[TARGETS[r] for r in roles])[0]
         if role == "kafka":
             self.stack.kill_kafka()
             self._note(role, "kafka")
             self.kafka_restarting.set()  # the main thread restarts it (see run)
             return True
-        process = self.rng.choice([p for p in self.stack.of_role(role) if self._killable(p)])
+        process = self.rng.choice(candidates[role])
         process.kill()
         self._note(role, process.name)
         time.sleep(self.rng.uniform(0.0, 1.5))  # a supervisor's restart delay
@@ -155,7 +161,11 @@ class Chaos:
         deadline = time.monotonic() + seconds
         while len(self.kills) < kills and time.monotonic() < deadline:
             time.sleep(self.rng.uniform(1.0, 4.0))
-            if not self.kill_one():
+            try:
+                if not self.kill_one():
+                    continue
+            except Exception as err:  # a kill that went wrong must not end the run quietly
+                say(f"kill failed: {err!r}")
                 continue
             if len(self.kills) % 10 == 0:
                 say(f"{len(self.kills)} kills: " + ", ".join(f"{r} {n}" for r, n in

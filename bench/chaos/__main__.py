@@ -19,11 +19,13 @@ per second, 4), CHAOS_SEED (random), CHAOS_SETTLE_S (300, the deadline for settl
 
 from __future__ import annotations
 
+import bisect
 import email
 import email.policy
 import json
 import os
 import random
+import statistics
 import sys
 import threading
 import time
@@ -281,6 +283,17 @@ class ReadSide:
         return found
 
 
+def recovery_times(kills: list[float], acknowledged: list[float]) -> list[float]:
+    """For each kill, seconds until the next command was acknowledged (kills with none after them left out)."""
+    done = sorted(acknowledged)
+    gaps = []
+    for at in kills:
+        following = bisect.bisect_left(done, at)
+        if following < len(done):
+            gaps.append(done[following] - at)
+    return gaps
+
+
 def machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "?")
@@ -358,6 +371,11 @@ def main() -> int:
             + (f"{min(chaos.kafka_restart_s):.0f}-{max(chaos.kafka_restart_s):.0f}s" if chaos.kafka_restart_s else "-"))
         say(f"commands: {dict(sorted(outcomes.items()))}; ledger 500s seen: "
             f"{sum(c.server_errors for c in load.clients)}; exchanges in the read model: {len(rows)}")
+        for role in ("ledger", "kafka"):
+            gaps = recovery_times([at for at, r, _ in chaos.kills if r == role], load.acknowledged_at)
+            if gaps:
+                say(f"after a {role} kill, the next 201 came after {statistics.median(gaps):.1f}s (median), "
+                    f"{max(gaps):.1f}s (max) over {len(gaps)} kills")
         say(f"signals about members who should raise none: {dict(unexpected) or 'none'}")
         say(f"whole run {time.monotonic() - began:.0f}s (kills {chaos_took:.0f}s); logs in {run_dir}")
         ok = verdict.ok and alerts.ok

@@ -177,6 +177,7 @@ class Load:
         self.steady_members = steady_members
         self.churn_circles = churn_circles
         self.clients: list[Client] = []
+        self.acknowledged_at: list[float] = []  # epoch seconds of each 201, for recovery times
 
     # --- setup (before any kill) --------------------------------------------------------------------
 
@@ -229,6 +230,8 @@ class Load:
     def _run(self, client: Client, command: Command) -> Answer:
         answer = client.send(command.method, command.path, command.body, command.key)
         with self.org.lock:
+            if answer.outcome == ACKNOWLEDGED:
+                self.acknowledged_at.append(time.time())
             self.org.seq += 1
             self.org.sent.append(Sent(tag=command.key, action=command.action, outcome=answer.outcome,
                                       exchange_id=command.exchange_id, target=command.target,

@@ -32,6 +32,8 @@ from .exchange_form import (
 )
 from .ui import clients, forbid, me, render_page
 
+HISTORY_PAGE = 50  # exchanges per page of the history
+
 bp = Blueprint("exchanges", __name__)
 
 STATUS_WORDS = {
@@ -342,6 +344,13 @@ def history() -> Response:
     """Every exchange I am a party to, newest first, optionally one status only."""
     status = request.args.get("status", "")
     status = status if status in STATUS_WORDS else ""
-    exchanges = clients().balance.exchanges(me().id, status=status or None, limit=200)
-    return render_page("exchanges.html", exchanges=exchanges, status=status, status_words=STATUS_WORDS,
-                       me_id=me().id)
+    # A page at a time (balance hands out the cursor of the next): the page costs the same however
+    # long the member's history, and rendering it too.
+    after = request.args.get("after") or None
+    try:
+        page = clients().balance.exchange_page(me().id, status=status or None, limit=HISTORY_PAGE, cursor=after)
+    except Invalid:  # a cursor balance did not hand out (edited, or from before a replay): the first page
+        after = None
+        page = clients().balance.exchange_page(me().id, status=status or None, limit=HISTORY_PAGE)
+    return render_page("exchanges.html", exchanges=page.exchanges, next_cursor=page.next_cursor, paged=bool(after),
+                       status=status, status_words=STATUS_WORDS, me_id=me().id)

@@ -194,7 +194,10 @@ class FakeBalance:
                  and (other is None or e.other_party(member_id) == other)
                  and (since is None or e.occurred_on >= since) and (until is None or e.occurred_on <= until)]
         found.sort(key=lambda e: (e.occurred_on, e.recorded_at or datetime.min, e.exchange_id), reverse=True)
-        start = int(cursor or 0)
+        try:
+            start = int(cursor or 0)
+        except ValueError:  # balance answers 422 for a cursor it did not hand out
+            raise Invalid(self.service, [FieldError("cursor", "not a cursor")]) from None
         more = len(found) > start + limit
         return ExchangePage(exchanges=found[start:start + limit], next_cursor=str(start + limit) if more else None)
 

@@ -1178,3 +1178,33 @@ def test_a_member_sees_on_her_dashboard_what_her_leads_were_told_about_her(app, 
     assert "Ask how they are" not in words  # the advice meant for her leads is not hers
     for other in ("ben", "lena"):  # nobody else's dashboard shows it
         assert 'id="about-me"' not in text(client_as(app, other).get("/"))
+
+
+def test_history_comes_a_page_at_a_time(app, clients) -> None:  # type: ignore[no-untyped-def]
+    """The history asks balance for one page and links the next with balance's cursor (a status kept)."""
+    from datetime import date, timedelta
+
+    clients.balance.add_member("eve", "Eve Moss", ["garden"])
+    made = [clients.balance.add_exchange("ada", "eve", minutes=1 + i, exchange_id=f"x-{i:016x}",
+                                         occurred_on=date.today() - timedelta(days=i % 30)).exchange_id
+            for i in range(120)]
+    mine = {e.exchange_id for e in clients.balance.exchanges("ada", limit=500)}
+    client = client_as(app, "ada")
+    seen: list[str] = []
+    url = "/exchanges"
+    for _ in range(10):
+        page = text(client.get(url))
+        listed = re.findall(r'href="/exchanges/([^"?/]+)"', page.split('id="history-list"')[1].split("</ul>")[0]) \
+            if 'id="history-list"' in page else []
+        assert len(listed) <= 50
+        seen += listed
+        older = re.search(r'href="([^"]+)" id="history-older"', page)
+        if not older:
+            break
+        url = older.group(1).replace("&amp;", "&")
+    assert len(seen) == len(set(seen)) and set(seen) == mine and set(made) <= set(seen)
+    assert 'id="history-newest"' in page  # a later page links back to the newest
+    waiting = text(client.get("/exchanges?status=recorded"))
+    older = re.search(r'href="([^"]+)" id="history-older"', waiting)
+    assert older and "status=recorded" in older.group(1)
+    assert client.get("/exchanges?after=not-a-cursor-balance-gave").status_code == 200  # the first page instead

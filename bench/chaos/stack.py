@@ -43,10 +43,25 @@ def read_procfile(path: Path = REPO / "Procfile") -> dict[str, str]:
     return entries
 
 
-def map_ports(command: str, ports: dict[str, int]) -> str:
-    """The command with each of the Procfile's default ports replaced by the run's port for it."""
-    return re.sub(r"(?<![\d.])(" + "|".join(DEFAULT_PORTS) + r")(?!\d)",
-                  lambda m: str(ports[DEFAULT_PORTS[m.group(1)]]), command)
+_PORT_SETTING = re.compile(r"(\b\w*PORT=|--port[= ])(\d+)\b")
+
+
+def map_ports(command: str, numbers: dict[str, int]) -> tuple[str, int | None]:
+    """The command with every port it sets (`PORT=8001`, `HEALTH_PORT=8012`, `--port 1025`) replaced by
+    the run's own for that number (a free one, chosen the first time the number is seen), and the
+    port its HTTP health probe answers on (the first `...PORT=` it sets), if any."""
+    probe: int | None = None
+
+    def replace(found: re.Match[str]) -> str:
+        nonlocal probe
+        number = found.group(2)
+        if number not in numbers:
+            numbers[number] = free_port()
+        if probe is None and found.group(1).endswith("PORT="):
+            probe = numbers[number]
+        return f"{found.group(1)}{numbers[number]}"
+
+    return _PORT_SETTING.sub(replace, command), probe
 
 
 def role_of(name: str) -> str:
@@ -136,9 +151,8 @@ class Stack:
     def create(cls, run_dir: Path, extra_env: dict[str, str] | None = None) -> Stack:
         (run_dir / "var" / "mail").mkdir(parents=True, exist_ok=True)
         (run_dir / "logs").mkdir(exist_ok=True)
-        ports = {role: free_port() for role in set(DEFAULT_PORTS.values())}
-        # After a SIGKILL the restarted broker cannot register until the controller gives up on its
-        # previous incarnation's session (9 s by default): shorter, so each broker kill costs less.
+        numbers = {number: free_port() for number in DEFAULT_PORTS}  # the Procfile's ports -> ours
+        ports = {role: numbers[number] for number, role in DEFAULT_PORTS.items()}
         kafka = LocalKafka(run_dir / "kafka", port=ports["kafka"], extra_properties={
             "broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "1000"})
         venv_bin = str(Path(sys.executable).parent)
@@ -162,13 +176,14 @@ class Stack:
         for name, command in read_procfile().items():
             if name in NOT_STARTED:
                 continue
-            mapped = map_ports(command, ports)
+            mapped, probe = map_ports(command, numbers)
             role = role_of(name)
-            listens = role in ports and role != "mail" and str(ports[role]) in mapped
+            if probe is None and name == role and role in ports and role != "mail":  # PORT left to the environment
+                probe = ports[role]
             stack.processes.append(Process(
-                name=name, command=mapped, env={**env, "PORT": str(ports[role])} if role in ports else env,
-                cwd=run_dir, log_path=run_dir / "logs" / f"{name}.log",
-                url=f"http://127.0.0.1:{ports[role]}" if listens else None))
+                name=name, command=mapped, env={**env, "PORT": str(probe)} if probe else env, cwd=run_dir,
+                log_path=run_dir / "logs" / f"{name}.log",
+                url=f"http://127.0.0.1:{probe}" if probe is not None else None))
         return stack
 
     def of_role(self, role: str) -> list[Process]:

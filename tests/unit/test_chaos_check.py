@@ -135,3 +135,16 @@ def test_alerts_expected_delivered_and_duplicates_inside_and_outside_the_send_wi
     # A second alert about the same member to the same lead (raised twice): a duplicate too.
     twice = check_alerts(expected, members, [*mails[:2], Mail("al-3", "lead-a", 200.0)], notify_kills=[])
     assert twice.duplicates == 1 and "told 2x that ana is overextended" in twice.unexplained_duplicates[0]
+
+
+def test_the_procfile_runs_on_the_runs_own_ports() -> None:
+    from bench.chaos.stack import map_ports, role_of
+
+    numbers = {"8001": 41001}
+    assert map_ports("PORT=8001 exec python -m reciprocity.ledger.app", numbers) == (
+        "PORT=41001 exec python -m reciprocity.ledger.app", 41001)
+    worker, probe = map_ports("HEALTH_PORT=8012 exec python -m reciprocity.balance.worker projector", numbers)
+    assert probe == numbers["8012"] and "8012" not in worker
+    mail, probe = map_ports("exec python -m reciprocity.notify.mail_sink --maildir var/mail --port 1025", numbers)
+    assert probe is None and mail.endswith(f"--port {numbers['1025']}")
+    assert [role_of(n) for n in ("balance", "balance-projector", "notify_sender")] == ["balance", "balance", "notify"]

@@ -145,8 +145,9 @@ def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
     Without it a crashed or SIGKILLed test run (or `make run`) leaves an orphan JVM or postgres holding
     ports and data directories. Linux ties this to the *thread* that started the child, not the process:
     start a broker from a thread that outlives it (the main thread), or it is sent `sig` as soon as that
-    thread ends (a restart from a short-lived helper thread stops the broker it just started). Popen calls preexec_fn after any user/group switch, which matters
-    because a credential change would clear the setting again.
+    thread ends (a restart from a short-lived helper thread stops the broker it just started). Popen
+    calls preexec_fn after any user/group switch, which matters because a credential change would clear
+    the setting again.
     """
     if _libc is None or not sys.platform.startswith("linux"):
         return None

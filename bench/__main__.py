@@ -164,15 +164,18 @@ def write_bound(database_url: str, n: int, batch: int) -> float:
 
 
 class Service:
-    def __init__(self, module: str, env: dict[str, str], log_dir: Path, name: str) -> None:
+    """`python -m MODULE ARGS` on a free port: PORT for an API, HEALTH_PORT for a worker role's probe."""
+
+    def __init__(self, module: str, env: dict[str, str], log_dir: Path, name: str, args: tuple[str, ...] = (),
+                 port_variable: str = "PORT") -> None:
         from reciprocity.messaging.local_kafka import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{name}.log"
         with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", module], stdout=out, stderr=subprocess.STDOUT,
-                                         env={**os.environ, **env, "PORT": str(self.port), "HOST": "127.0.0.1"})
+            self.proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **env, port_variable: str(self.port), "HOST": "127.0.0.1"})
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -204,8 +207,11 @@ def latency(bootstrap: str, workdir: Path, n_requests: int) -> list[float]:
     with ExitStack() as stack:
         ledger = Service("reciprocity.ledger.app", common, workdir, "ledger")
         stack.callback(ledger.stop)
-        balance = Service("reciprocity.balance.app", {**common, "DATABASE_URL": f"sqlite:///{workdir}/latency.db"},
-                          workdir, "balance")
+        balance_env = {**common, "DATABASE_URL": f"sqlite:///{workdir}/latency.db"}
+        projector = Service("reciprocity.balance.worker", balance_env, workdir, "balance-projector",
+                            args=("projector",), port_variable="HEALTH_PORT")
+        stack.callback(projector.stop)
+        balance = Service("reciprocity.balance.app", balance_env, workdir, "balance")
         stack.callback(balance.stop)
         http = requests.Session()
         auth = {"Authorization": f"Bearer {token}"}

@@ -6,6 +6,7 @@ without it, `refuse_local_secrets` stops a service that would start with an empt
 defaults, naming the variable.
 """
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT = "development"
@@ -55,3 +56,12 @@ class ServiceSettings(BaseSettings):
                 raise LocalSecretRefused(
                     f"refusing to start: {name} is {state}; set it to a long random value "
                     f"(or RECIPROCITY_ENV={DEVELOPMENT} on a development machine)")
+    # The API's server (gunicorn, common/service.py): processes, threads in each, how long one request
+    # may take before its worker is replaced, how long a stop waits for requests in flight.
+    http_workers: int = Field(default=1, ge=1, le=64)
+    http_threads: int = Field(default=4, ge=1, le=256)
+    http_timeout_s: int = Field(default=60, ge=1)
+    http_graceful_timeout_s: int = Field(default=20, ge=1)
+    http_access_log: bool = False
+    # A worker role's probe (GET /health, GET /metrics) listens here; 0: no probe.
+    health_port: int = Field(default=0, ge=0, le=65535)

@@ -10,6 +10,7 @@ cat <<BANNER
     ledger     http://127.0.0.1:8001   (JSON API, /health, /metrics)
     balance    http://127.0.0.1:8002   (read API, /health, /metrics)
     notify     http://127.0.0.1:8003   (/health, /metrics)
+    workers    balance projector :8012, balance sweep :8022, notify sender :8013   (/health, /metrics)
     kafka      ${kafka}
     mail       smtp://127.0.0.1:1025   (every message kept in var/mail)
 

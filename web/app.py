@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from flask import Flask, Response, g, render_template, session
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from htmx_flask import Htmx, request
 from prometheus_client import Counter, Histogram
-from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
+from reciprocity.common.service import add_metrics_route, health_response, serve_api
 from werkzeug.exceptions import HTTPException
 
 from . import auth, pages_circles, pages_exchanges, pages_me, pages_ops
@@ -195,11 +196,15 @@ def _add_health(app: Flask) -> None:
 
 
 def main() -> None:
+    from .bootstrap import bootstrap
+
     settings = WebSettings()
-    setup_logging("web", settings.log_level)
-    app = create_app(settings)
-    run_service(app, host=settings.host, port=settings.port, workers=[])
+    settings.check()  # here, in gunicorn's master: one clear line, no worker boots
+    serve_api(bootstrap(settings), settings)
 
 
 if __name__ == "__main__":
+    # Run as `python -m reciprocity.web.app`, this module is `__main__`; bootstrap imports it by its name, and a
+    # second copy would register its metrics twice.
+    sys.modules.setdefault("reciprocity.web.app", sys.modules[__name__])
     main()

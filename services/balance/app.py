@@ -1,14 +1,16 @@
-"""The balance service: the projection consumer, the signal sweep and the read API (port 8002).
+"""The balance service: the read API (port 8002), and the BalanceService its worker roles run.
 
-`python -m reciprocity.balance.app` migrates the database, then runs the ProjectionConsumer over
-ledger.directory + ledger.exchanges and the sweep loop in background threads beside the HTTP server.
-`create_app(...)` builds the read API alone, for tests in-process.
+`python -m reciprocity.balance.app` serves the read API under gunicorn; the projector (the
+ProjectionConsumer over ledger.directory + ledger.exchanges, with the evaluation of the members it
+touched) and the scheduled sweep run as processes of their own (`python -m reciprocity.balance.worker
+projector|sweep`); bootstrap.py wires all three. `create_app(...)` builds the read API alone.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from reciprocity.common.auth import require_bearer_token
-from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
+from reciprocity.common.service import add_metrics_route, health_response, serve_api
 from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS, all_topics
 from reciprocity.messaging.consumer import ConsumerHealth, PartitionKey, ProjectionConsumer
@@ -186,13 +188,7 @@ def create_app(
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
-        problems: dict[str, str | None] = {}
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-                problems["database"] = None
-        except Exception as err:
-            problems["database"] = f"database unreachable: {err.__class__.__name__}"
+        problems: dict[str, str | None] = {"database": database_problem(engine)}
         details: dict[str, Any] = {}
         if consumer_health is not None:
             problems["consumer"] = consumer_health.reason()
@@ -426,21 +422,22 @@ class BalanceService:
         if self.prepare(stop):
             self.consumer.run(stop)
 
-    def sweep(self, stop: threading.Event) -> None:
-        """Evaluate members whose numbers settled, every member now and then (disconnection comes with
-        time; the first sweep soon after start also covers what a crash left unevaluated), and retry
-        the outbox."""
+    def sweep(self, stop: threading.Event, *, on_settle: bool = True, on_schedule: bool = True) -> None:
+        """Evaluate members whose numbers settled (`on_settle`: the projector's process, where the
+        batches that touched them were applied), every member now and then (`on_schedule`: disconnection
+        comes with time; the first sweep soon after start also covers what a crash left unevaluated),
+        and retry the outbox."""
         interval = self.settings.balance_sweep_interval_s
         tick = min(interval, max(self.settings.balance_signal_settle_s / 4, 0.25), 5.0)
         next_sweep = time.monotonic() + min(interval, 5.0)
         while not stop.wait(tick):
             settled: set[str] = set()
             try:
-                if time.monotonic() >= next_sweep:
+                if on_schedule and time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + interval
                     with self.engine.begin() as conn:
                         self.signals.sweep(conn, active_generation(conn))
-                elif settled := self.signals.take_settled():
+                elif on_settle and (settled := self.signals.take_settled()):
                     with self.engine.begin() as conn:
                         self.signals.evaluate(conn, active_generation(conn), settled)
                     settled = set()
@@ -452,20 +449,25 @@ class BalanceService:
                 self.signals.give_back(settled)
 
 
+def database_problem(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return None
+    except Exception as err:
+        return f"database unreachable: {err.__class__.__name__}"
+
+
 def main() -> None:
+    from .bootstrap import bootstrap
+
     settings = BalanceSettings()
     settings.refuse_local_secrets("BALANCE_TOKEN")
-    setup_logging("balance", settings.log_level)
-    service = BalanceService(settings)
-    app = create_app(settings, consumer_health=service.consumer.health)
-    run_service(
-        app,
-        host=settings.host,
-        port=settings.port,
-        workers=[("balance-consumer", service.consume), ("balance-sweep", service.sweep)],
-        on_stop=service.event_log.close,
-    )
+    serve_api(bootstrap(settings), settings)
 
 
 if __name__ == "__main__":
+    # Run as `python -m reciprocity.balance.app`, this module is `__main__`; bootstrap imports it by its name, and a
+    # second copy would register its metrics twice.
+    sys.modules.setdefault("reciprocity.balance.app", sys.modules[__name__])
     main()

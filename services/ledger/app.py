@@ -1,4 +1,4 @@
-"""The ledger's HTTP service: `python -m reciprocity.ledger.app`.
+"""The ledger's HTTP service: `python -m reciprocity.ledger.app` (gunicorn, one process, HTTP_THREADS threads).
 
 At start it makes sure the topics exist and rebuilds its write-side state from `ledger.directory` and
 `ledger.exchanges` (retrying until Kafka answers); /health says 503 until then. Commands need
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from reciprocity.common.auth import OPEN_PATHS, require_bearer_token
-from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
+from reciprocity.common.service import add_metrics_route, health_response, serve_api
 from reciprocity.contracts.bounds import MAX_BODY_DEPTH, describe, lone_surrogate, surrogate_in
 from reciprocity.contracts.commands import FieldError, field_errors, field_name
 from reciprocity.contracts.topics import EXCHANGES, all_topics
@@ -287,13 +288,15 @@ def keep_loaded(app: Flask, settings: LedgerSettings) -> Callable[[threading.Eve
 
 
 def main() -> None:
+    from .bootstrap import bootstrap
+
     settings = LedgerSettings()
-    setup_logging("ledger", settings.log_level)
-    app = create_app(settings)
-    run_service(app, host=settings.host, port=settings.port,
-                workers=[("ledger-loader", keep_loaded(app, settings))],
-                on_stop=ledger_of(app).event_log.close)
+    settings.refuse_local_secrets("LEDGER_TOKEN")  # here, in gunicorn's master: one clear line, no worker boots
+    serve_api(bootstrap(settings), settings)
 
 
 if __name__ == "__main__":
+    # Run as `python -m reciprocity.ledger.app`, this module is `__main__`; bootstrap imports it by its name, and a
+    # second copy would register its metrics twice.
+    sys.modules.setdefault("reciprocity.ledger.app", sys.modules[__name__])
     main()

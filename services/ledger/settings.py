@@ -1,6 +1,7 @@
 """Ledger settings: environment variables with local defaults (see common.settings for the shared ones:
 KAFKA_BOOTSTRAP_SERVERS, TOPIC_PREFIX, HOST, LOG_LEVEL, LEDGER_TOKEN)."""
 
+from pydantic import Field, field_validator
 from reciprocity.common.settings import ServiceSettings
 
 
@@ -10,3 +11,15 @@ class LedgerSettings(ServiceSettings):
     kafka_timeout_s: float = 5.0
     # What a 503 tells the client to wait before retrying (Retry-After, seconds).
     retry_after_s: int = 5
+    # The ledger is the single writer of its topics and validates commands against state it keeps in
+    # memory: one server process, many threads. A second process would accept commands against a
+    # state that does not know the first one's appends.
+    http_workers: int = 1
+    http_threads: int = Field(default=8, ge=1, le=256)
+
+    @field_validator("http_workers")
+    @classmethod
+    def _one_process(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("the ledger runs as exactly one process (HTTP_WORKERS=1); raise HTTP_THREADS instead")
+        return value

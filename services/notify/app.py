@@ -1,4 +1,5 @@
-"""notify's HTTP side and entry point: `python -m reciprocity.notify.app`.
+"""notify's HTTP side and entry point: `python -m reciprocity.notify.app` (gunicorn; the consumer and
+the sender run in `python -m reciprocity.notify.worker sender`).
 
 GET /health (database, Kafka consumer, SMTP while deliveries wait), GET /metrics, and the operators'
 view of the delivery log: GET /v1/deliveries?status=pending|sent|failed|suppressed|waiting&member=&alert_id=&limit=
@@ -7,22 +8,30 @@ view of the delivery log: GET /v1/deliveries?status=pending|sent|failed|suppress
 
 from __future__ import annotations
 
+import sys
+
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from reciprocity.common.auth import require_bearer_token
-from reciprocity.common.service import add_metrics_route, health_response, run_service, setup_logging
+from reciprocity.common.service import add_metrics_route, health_response, serve_api
+from sqlalchemy.engine import Engine
 
 from . import metrics, store
-from .bootstrap import Notifier
+from .bootstrap import Notifier, database_problem
 from .settings import NotifySettings
 
 STATUSES = (*store.DELIVERY_STATUSES, "waiting")
 
 
-def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | None = None) -> Flask:
+def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | None = None,
+               engine: Engine | None = None) -> Flask:
+    """The read API over the delivery log. In its own process (`engine`) its /health is the database it
+    reads; with a `notifier` in the same process (tests), the notifier's checks (database, Kafka, SMTP)."""
     settings = notifier.settings if notifier is not None else (settings or NotifySettings())
     settings.refuse_local_secrets("NOTIFY_TOKEN")
-    notifier = notifier or Notifier(settings)
+    if notifier is None and engine is None:
+        notifier = Notifier(settings)
+    reader: Engine = notifier.engine if notifier is not None else engine  # type: ignore[assignment]
     app = Flask(__name__)
     app.extensions["notifier"] = notifier
     # The delivery log names leads, their addresses and what alerts were about: NOTIFY_TOKEN holders only.
@@ -30,6 +39,8 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
+        if notifier is None:
+            return health_response({"database": database_problem(reader)})
         return health_response(notifier.health(), {"consumer": notifier.consumer.health.summary()})
 
     @app.before_request
@@ -37,7 +48,7 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
         # Gauges from the database at scrape time, so they are right after a restart too.
         if request.path != "/metrics":
             return
-        with store.reading(notifier.engine) as conn:
+        with store.reading(reader) as conn:
             counts = store.count_by_status(conn)
         for status in store.DELIVERY_STATUSES:
             metrics.DELIVERIES.labels(status).set(counts[status])
@@ -57,7 +68,7 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
             return jsonify(error="limit must be a whole number"), 422
         if not 1 <= limit <= 1000:
             return jsonify(error="limit must be between 1 and 1000"), 422
-        with store.reading(notifier.engine) as conn:
+        with store.reading(reader) as conn:
             listed = store.list_deliveries(conn, status=status, member_id=request.args.get("member") or None,
                                            alert_id=request.args.get("alert_id") or None, limit=limit)
             counts = store.count_by_status(conn)
@@ -65,7 +76,7 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
 
     @app.get("/v1/alerts/<event_id>")
     def alert(event_id: str) -> tuple[Response, int]:
-        with store.reading(notifier.engine) as conn:
+        with store.reading(reader) as conn:
             row = conn.execute(sa.select(store.alerts).where(store.alerts.c.event_id == event_id)).first()
             if row is None:
                 return jsonify(error=f"no alert {event_id}"), 404
@@ -81,13 +92,15 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
 
 
 def main() -> None:
+    from .bootstrap import bootstrap
+
     settings = NotifySettings()
     settings.refuse_local_secrets("NOTIFY_TOKEN")
-    setup_logging("notify", settings.log_level)
-    notifier = Notifier(settings)
-    app = create_app(notifier=notifier)
-    run_service(app, host=settings.host, port=settings.port, workers=notifier.workers(), on_stop=notifier.close)
+    serve_api(bootstrap(settings), settings)
 
 
 if __name__ == "__main__":
+    # Run as `python -m reciprocity.notify.app`, this module is `__main__`; bootstrap imports it by its name, and a
+    # second copy would register its metrics twice.
+    sys.modules.setdefault("reciprocity.notify.app", sys.modules[__name__])
     main()

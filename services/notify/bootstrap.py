@@ -1,4 +1,7 @@
-"""The one place that wires notify together: database, projection, consumer, sender."""
+"""The one place that wires notify together: database, projection, consumer, sender; and its roles
+(`bootstrap()`): the read API over the delivery log, and the `sender` worker (the consumer of
+balance.signals and ledger.directory with the sender beside it: the projection wakes the sender in
+memory when it plans a delivery). Run one sender; a second one would only wait on the leases."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 import threading
 
 import sqlalchemy as sa
-from reciprocity.common.service import Worker
+from reciprocity.common.service import ApiProcess, ServiceRoles, Worker, WorkerRole
 from reciprocity.contracts.topics import SIGNALS, all_topics
 from reciprocity.messaging.consumer import PartitionKey, ProjectionConsumer
 from reciprocity.messaging.event_log import EventLog
@@ -75,12 +78,7 @@ class Notifier:
         return [("notify-consumer", self.consume), ("notify-sender", self.sender.run)]
 
     def health(self) -> dict[str, str | None]:
-        try:
-            with store.reading(self.engine) as conn:
-                conn.execute(sa.text("SELECT 1"))
-            database = None
-        except Exception as err:
-            database = f"database unreachable: {err!r}"[:500]
+        database = database_problem(self.engine)
         return {
             "database": database,
             "kafka": self.consumer.health.reason(),
@@ -107,6 +105,44 @@ class Notifier:
         self.stop()
         self.dead_letters.close()
         self.engine.dispose()
+
+
+def database_problem(engine: Engine) -> str | None:
+    try:
+        with store.reading(engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return None
+    except Exception as err:
+        return f"database unreachable: {err!r}"[:500]
+
+
+def bootstrap(settings: NotifySettings | None = None) -> ServiceRoles:
+    settings = settings or NotifySettings()
+
+    def api() -> ApiProcess:
+        from .app import create_app
+
+        engine = store.create_engine(settings.database_url)
+        return ApiProcess(create_app(settings, engine=engine), close=engine.dispose)
+
+    def migrate() -> None:
+        engine = store.create_engine(settings.database_url)
+        try:
+            store.migrate(engine)
+        finally:
+            engine.dispose()
+
+    def sender() -> WorkerRole:
+        notifier = Notifier(settings)
+
+        def close() -> None:
+            notifier.dead_letters.close()
+            notifier.engine.dispose()
+
+        return WorkerRole(threads=notifier.workers(), health=notifier.health, close=close, parts=notifier,
+                          details=lambda: {"consumer": notifier.consumer.health.summary()})
+
+    return ServiceRoles("notify", api=api, migrate=migrate, workers={"sender": sender})
 
 
 def history_to_skip(engine: Engine, settings: NotifySettings) -> dict[PartitionKey, int]:

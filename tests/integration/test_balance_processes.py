@@ -15,11 +15,15 @@ from reciprocity.messaging.event_log import EventLog
 
 from tests.support.balance_events import Exchange, append, circle, member
 from tests.support.balance_stack import caught_up, make_topics, stored_offsets
-from tests.support.services import ServiceProcess, wait_for
+from tests.support.services import ServiceProcess, wait_for, worker
 
 pytestmark = pytest.mark.kafka
 
-MODULE = "reciprocity.balance.app"
+MODULE = "reciprocity.balance.worker"
+
+
+def projector(env: dict[str, str], log_dir) -> ServiceProcess:  # type: ignore[no-untyped-def]
+    return worker(MODULE, "projector", env=env, log_dir=log_dir)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -110,7 +114,7 @@ def test_sigkill_mid_stream_then_restart_adds_up_exactly(kafka_bootstrap: str, u
     engine = make_engine(db_url, immediate=False)
     try:
         append(log, directory)
-        with ServiceProcess(MODULE, env=env_for(kafka_bootstrap, prefix, db_url), log_dir=tmp_path) as balance:
+        with projector(env_for(kafka_bootstrap, prefix, db_url), tmp_path) as balance:
             for i in range(0, len(exchanges), 500):
                 append(log, exchanges[i:i + 500])
             # Kill it while it is somewhere in the middle of the stream.
@@ -122,7 +126,7 @@ def test_sigkill_mid_stream_then_restart_adds_up_exactly(kafka_bootstrap: str, u
         # A new group name: the group only shares out partitions (offsets are in the database), and the
         # killed member would otherwise hold its partitions until its session times out (45 s).
         restart = {**env_for(kafka_bootstrap, prefix, db_url), "BALANCE_CONSUMER_GROUP": "balance-restarted"}
-        with ServiceProcess(MODULE, env=restart, log_dir=tmp_path):
+        with projector(restart, tmp_path):
             wait_for(lambda: caught_up(engine, kafka_bootstrap, prefix), 120, what="caught up after restart")
         assert read_totals(db_url) == expected
     finally:
@@ -141,14 +145,12 @@ def test_two_processes_build_the_same_read_model_as_one(kafka_bootstrap: str, un
     try:
         append(log, directory)
         env_two = env_for(kafka_bootstrap, prefix, db_url)
-        with ServiceProcess(MODULE, env=env_two, log_dir=tmp_path), ServiceProcess(MODULE, env=env_two,
-                                                                                   log_dir=tmp_path):
+        with projector(env_two, tmp_path), projector(env_two, tmp_path):
             for i in range(0, len(exchanges), 250):
                 append(log, exchanges[i:i + 250])
             wait_for(lambda: caught_up(shared_engine, kafka_bootstrap, prefix), 120, what="two processes caught up")
         # One process alone, with its own consumer group and database, over the same log.
-        with ServiceProcess(MODULE, env=env_for(kafka_bootstrap, prefix, single),
-                            log_dir=tmp_path / "single"):
+        with projector(env_for(kafka_bootstrap, prefix, single), tmp_path / "single"):
             wait_for(lambda: caught_up(single_engine, kafka_bootstrap, prefix), 120, what="one process caught up")
         assert read_totals(db_url) == expected
         two, one = dump(db_url), dump(single)

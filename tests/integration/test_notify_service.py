@@ -32,7 +32,7 @@ from reciprocity.notify.projection import TOPICS
 from reciprocity.notify.settings import NotifySettings
 
 from tests.support.auth import NOTIFY_TOKEN, authorized, bearer
-from tests.support.services import ServiceProcess, wait_for
+from tests.support.services import ServiceProcess, wait_for, worker
 
 pytestmark = pytest.mark.kafka
 
@@ -291,14 +291,15 @@ def test_notify_killed_with_sigkill_mid_stream_and_restarted_loses_nothing_and_r
             "WEB_BASE_URL": BASE, **{k.upper(): str(v) for k, v in FAST.items()},
         }
         produce(log, *directory, *signals[:16])
-        with ServiceProcess("reciprocity.notify.app", env=env, log_dir=tmp_path) as first:
+        with worker("reciprocity.notify.worker", "sender", env=env, log_dir=tmp_path) as first:
             mails(sink, 6)
             first.kill(signal.SIGKILL)
         at_kill = len(sink.messages())
         assert at_kill < expected, "the kill should land mid-stream"
 
         produce(log, *signals[16:])  # more signals while notify is down
-        with ServiceProcess("reciprocity.notify.app", env=env, log_dir=tmp_path) as second:
+        with worker("reciprocity.notify.worker", "sender", env=env, log_dir=tmp_path), \
+                ServiceProcess("reciprocity.notify.app", env=env, log_dir=tmp_path) as second:
             received = mails(sink, expected, timeout_s=120)
 
             def settled() -> Any:

@@ -1,9 +1,8 @@
-"""The balance service wired in-process for integration tests: the real BalanceService (consumer,
-sweep, outbox) in threads and its read API through Flask's test client."""
+"""The balance service wired in-process for integration tests: its roles from bootstrap.py (projector,
+sweep) in threads and its read API through Flask's test client."""
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 from types import TracebackType
 from typing import Any
@@ -11,8 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from reciprocity.balance import tables as t
 from reciprocity.balance.app import SOURCE_TOPICS, BalanceService, create_app
+from reciprocity.balance.bootstrap import bootstrap as balance_roles
 from reciprocity.balance.generations import active_generation
 from reciprocity.balance.settings import BalanceSettings
+from reciprocity.common.service import Threads, WorkerRole
 from reciprocity.contracts.topics import all_topics
 from reciprocity.messaging.inspect import end_offsets
 from reciprocity.messaging.topics_admin import ensure_topics
@@ -40,36 +41,39 @@ def caught_up(engine: sa.Engine, bootstrap: str, prefix: str) -> bool:
 
 
 class InProcessBalance:
+    """balance's roles as bootstrap.py wires them for production (the projector and the sweep, each with
+    its own BalanceService), run in threads here; the read API through Flask's test client, with the
+    projector's consumer health so /v1/projection/status can report it."""
+
     def __init__(self, bootstrap: str, prefix: str, database_url: str, *, today: date | None = None,
                  sweep_interval_s: float = 3600.0) -> None:
         self.bootstrap, self.prefix = bootstrap, prefix
         self.settings = BalanceSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix,
                                         database_url=database_url, balance_today=today,
                                         balance_sweep_interval_s=sweep_interval_s)
-        self.service = BalanceService(self.settings)
+        roles = balance_roles(self.settings)
+        roles.migrate()
+        self.roles: list[WorkerRole] = [roles.workers["projector"](), roles.workers["sweep"]()]
+        self.service: BalanceService = self.roles[0].parts
         self.app = create_app(self.settings, consumer_health=self.service.consumer.health)
         self.client = authorized(self.app.test_client(), self.settings.balance_token)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[Threads] = []
 
     @property
     def engine(self) -> sa.Engine:
         return self.service.engine
 
     def __enter__(self) -> InProcessBalance:
-        for name, fn in (("consume", self.service.consume), ("sweep", self.service.sweep)):
-            thread = threading.Thread(target=fn, args=(self._stop,), name=f"test-balance-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._threads = [Threads(role.threads).start() for role in self.roles]
         wait_for(lambda: self.service.consumer.health.connected, 60, what="balance consumer connected")
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-        self.service.event_log.close()
-        self.service.engine.dispose()
+        for threads in self._threads:
+            threads.stop.set()
+        for threads, role in zip(self._threads, self.roles, strict=True):
+            threads.join(timeout_s=30)
+            role.close()
 
     def wait_caught_up(self, timeout_s: float = 60) -> None:
         wait_for(lambda: caught_up(self.engine, self.bootstrap, self.prefix), timeout_s, what="projection caught up")

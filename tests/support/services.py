@@ -20,7 +20,10 @@ from .ports import free_port
 
 
 class ServiceProcess:
-    """`python -m MODULE` with `env` on a free PORT (passed as PORT), its output in `log_path`."""
+    """`python -m MODULE ARGS...` with `env` on a free port, its output in `log_path`.
+
+    An API listens on PORT; a worker role (`worker("reciprocity.balance.worker", "projector", ...)`)
+    serves its /health probe on HEALTH_PORT."""
 
     def __init__(
         self,
@@ -32,11 +35,15 @@ class ServiceProcess:
         ready_path: str = "/health",
         ready_status: tuple[int, ...] = (200,),
         startup_timeout_s: float = 60.0,
+        args: tuple[str, ...] = (),
+        port_variable: str = "PORT",
     ) -> None:
         self.module = module
+        self.args = args
         self.port = port or free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
-        self.log_path = Path(log_dir) / f"{module.rsplit('.', 2)[-2]}-{self.port}.log"
+        self.env = {**os.environ, **env, port_variable: str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+        name = "-".join([module.rsplit(".", 2)[-2], *args])
+        self.log_path = Path(log_dir) / f"{name}-{self.port}.log"
         self.ready_path = ready_path
         self.ready_status = ready_status
         self.startup_timeout_s = startup_timeout_s
@@ -50,7 +57,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", self.module, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         self.wait_ready()
         return self
@@ -97,6 +104,11 @@ class ServiceProcess:
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def worker(module: str, role: str, *, env: dict[str, str], log_dir: Path, **kwargs: Any) -> ServiceProcess:
+    """A worker role as a process (`python -m MODULE ROLE`), ready when its probe's /health says 200."""
+    return ServiceProcess(module, env=env, log_dir=log_dir, args=(role,), port_variable="HEALTH_PORT", **kwargs)
 
 
 def wait_for(condition, timeout_s: float = 30.0, interval_s: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]

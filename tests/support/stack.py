@@ -1,4 +1,5 @@
-"""The whole stack for browser tests: ledger, balance and web as real processes on a real broker.
+"""The whole stack for browser tests: ledger, balance (its projector and its read API) and web as real
+processes on a real broker, run as in production (tests/integration/test_processes.py checks the roles).
 
 Each stack has its own topic prefix and SQLite files, so it shares the broker with anything else.
 People and circles are registered through the ledger's API, like the roster import does; web
@@ -20,7 +21,7 @@ from reciprocity.messaging.topics_admin import ensure_topics
 from reciprocity.web.accounts import set_password
 
 from tests.support.auth import BALANCE_TOKEN, bearer
-from tests.support.services import ServiceProcess, wait_for
+from tests.support.services import ServiceProcess, wait_for, worker
 
 TOKEN = "e2e-ledger-token"
 PASSWORD = "reciprocity-demo"
@@ -35,6 +36,7 @@ class Stack:
     log_dir: Path
     prefix: str
     registered: set[str] = field(default_factory=set)
+    projector: ServiceProcess | None = None
 
     @property
     def url(self) -> str:
@@ -84,9 +86,11 @@ def running_stack(bootstrap: str, work_dir: Path) -> Iterator[Stack]:
     with ExitStack() as stack:
         ledger = stack.enter_context(ServiceProcess("reciprocity.ledger.app", env=common, log_dir=work_dir,
                                                     startup_timeout_s=120))
-        balance = stack.enter_context(ServiceProcess(
-            "reciprocity.balance.app", env={**common, "DATABASE_URL": f"sqlite:///{work_dir}/balance.db"},
-            log_dir=work_dir, startup_timeout_s=120))
+        balance_env = {**common, "DATABASE_URL": f"sqlite:///{work_dir}/balance.db"}
+        projector = stack.enter_context(worker("reciprocity.balance.worker", "projector", env=balance_env,
+                                               log_dir=work_dir, startup_timeout_s=120))
+        balance = stack.enter_context(ServiceProcess("reciprocity.balance.app", env=balance_env, log_dir=work_dir,
+                                                     startup_timeout_s=120))
         web = stack.enter_context(ServiceProcess("reciprocity.web.app", env={
             **common, "LEDGER_URL": ledger.url, "BALANCE_URL": balance.url,
             # Nothing listens there: the operator page must say notify is not answering, not crash.
@@ -94,4 +98,4 @@ def running_stack(bootstrap: str, work_dir: Path) -> Iterator[Stack]:
             "WEB_BASE_URL": "http://127.0.0.1",
         }, log_dir=work_dir, startup_timeout_s=60))
         yield Stack(ledger=ledger, balance=balance, web=web, web_database_url=web_db, log_dir=work_dir,
-                    prefix=prefix)
+                    prefix=prefix, projector=projector)

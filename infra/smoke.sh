@@ -14,6 +14,7 @@ trap 'kill -INT -- -$runner 2>/dev/null; wait $runner 2>/dev/null || true' EXIT
 deadline=$((SECONDS + 180))
 status=0
 for url in http://127.0.0.1:8001/health http://127.0.0.1:8002/health http://127.0.0.1:8003/health \
+           http://127.0.0.1:8012/health http://127.0.0.1:8022/health http://127.0.0.1:8013/health \
            http://127.0.0.1:8000/health; do
   code=000
   until [ "$code" = 200 ] || [ $SECONDS -ge $deadline ]; do

@@ -85,7 +85,7 @@ class Notifier:
             "smtp": self.sender.health_reason() if database is None else None,
         }
 
-    # In-process runs (tests, tools): the same workers run_service starts, in threads of our own.
+    # In-process runs (tests, tools): the same workers `run_worker` starts in the sender process, in threads of our own.
     def start(self) -> Notifier:
         self._stop.clear()
         self._threads = [threading.Thread(target=fn, args=(self._stop,), name=name, daemon=True)

@@ -13,6 +13,7 @@ import pytest
 import requests
 from reciprocity.balance.db import make_engine
 
+from tests.support.auth import BALANCE_TOKEN, bearer
 from tests.support.balance_stack import caught_up
 from tests.support.services import ServiceProcess, wait_for, worker
 from tests.support.stack import Stack, running_stack
@@ -27,7 +28,7 @@ def record(stack: Stack, giver: str, receiver: str, minutes: int) -> None:
 
 
 def pending_given(balance_url: str, member_id: str) -> int | None:
-    answer = requests.get(f"{balance_url}/v1/members/{member_id}/summary", timeout=10)
+    answer = requests.get(f"{balance_url}/v1/members/{member_id}/summary", timeout=10, headers=bearer(BALANCE_TOKEN))
     return answer.json()["given"]["pending_minutes"] if answer.status_code == 200 else None
 
 

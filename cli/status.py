@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | None,
             services: dict[str, str] | None = None) -> dict[str, Any]:
     from reciprocity.balance.db import make_engine
-    from reciprocity.balance.generations import list_generations
+    from reciprocity.balance.generations import list_generations, replay_generations, replay_running
     from reciprocity.balance.queries import partition_status, stored_offsets
     from reciprocity.contracts.topics import SOURCE_TOPICS
     from reciprocity.messaging.event_log import BrokerUnavailable
@@ -58,11 +58,14 @@ def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | Non
     try:
         engine = make_engine(balance_url, immediate=False)
         with engine.connect() as conn:
+            building, failed = replay_generations(conn, running=replay_running(engine))
+            for replay in (building, failed):
+                if replay is not None:
+                    report["replays"].append({"generation": replay["id"], "status": replay["status"],
+                                              "interrupted": replay.get("interrupted", False),
+                                              "started_at": str(replay["created_at"])})
             for gen in list_generations(conn):
-                if gen["status"] in ("building", "failed"):
-                    report["replays"].append({"generation": gen["id"], "status": gen["status"],
-                                              "started_at": str(gen["created_at"])})
-                if gen["status"] in ("retired", "failed"):
+                if gen["status"] != "active" and (building is None or gen["id"] != building["id"]):
                     continue
                 parts = partition_status(stored_offsets(conn, gen["id"]), source_ends)
                 report["projections"].append({
@@ -176,8 +179,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(table)
     for r in report["replays"]:
         if r["status"] == "failed":
-            console.print(f"[red]replay failed[/red]: generation {r['generation']} (started {r['started_at']}) "
-                          "was dropped; the active generation serves on. Run `reciprocity replay balance` again.")
+            how = "was interrupted (its process ended)" if r["interrupted"] else "failed"
+            console.print(f"[red]replay {how}[/red]: generation {r['generation']} (started {r['started_at']}) is "
+                          "not used; the active generation serves on. Run `reciprocity replay balance` again.")
         else:
             console.print(f"[cyan]replay in progress[/cyan]: generation {r['generation']} building since "
                           f"{r['started_at']}")

@@ -304,10 +304,12 @@ class BuildingProgress(Shape):
 
 
 class FailedReplay(Shape):
-    """The latest replay, which failed: its generation was dropped (the next replay clears this)."""
+    """The latest replay, which failed or whose process ended mid-way (`interrupted`): its generation is
+    not used (the next replay deletes it)."""
 
     generation: str | int | None = None
     started_at: datetime | None = None
+    interrupted: bool = False
 
 
 class ProjectionStatus(Shape):

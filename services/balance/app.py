@@ -33,7 +33,7 @@ from . import metrics, queries
 from . import tables as t
 from .db import make_engine, migrate
 from .dead_letters import DeadLetter, all_dlqs, dlq_names, read_dead_letters
-from .generations import BUILDING, active_generation, last_failed, list_generations
+from .generations import active_generation, replay_generations, replay_running
 from .projection import BalanceProjection
 from .settings import BalanceSettings
 from .signals import OutboxPublisher, SignalEngine, restore_from_log
@@ -321,9 +321,9 @@ def create_app(
             stored = queries.stored_offsets(conn, gen)
             # A replay (another process) projects into a `building` generation and stores its offsets
             # with its rows, batch by batch: its progress is in the database.
-            building = next((g for g in list_generations(conn) if g["status"] == BUILDING), None)
+            # One that no live replay holds the lock of is shown as failed: its replay died.
+            building, failed = replay_generations(conn, running=replay_running(engine))
             building_stored = queries.stored_offsets(conn, building["id"]) if building else {}
-            failed = last_failed(conn)
         now_ends = ends.get()
         partitions = queries.partition_status(stored, now_ends)
         for p in partitions:
@@ -333,7 +333,8 @@ def create_app(
         return jsonify({"generation": gen, "healthy": reason is None, "reason": reason, "partitions": partitions,
                         "building": queries.building_progress(building, building_stored, now_ends),
                         "failed_replay": None if failed is None else {
-                            "generation": int(failed["id"]), "started_at": queries.iso_time(failed["created_at"])}})
+                            "generation": int(failed["id"]), "started_at": queries.iso_time(failed["created_at"]),
+                            "interrupted": failed["interrupted"]}})
 
     @app.get("/v1/dead-letters")
     def dead_letters() -> Any:

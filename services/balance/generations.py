@@ -14,10 +14,14 @@ generation's offsets.
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from . import tables as t
 
@@ -26,6 +30,63 @@ ACTIVE, BUILDING, RETIRED, FAILED = "active", "building", "retired", "failed"
 
 class NoActiveGeneration(RuntimeError):
     pass
+
+
+class ReplayRunning(RuntimeError):
+    """Another replay holds the replay lock of this database."""
+
+
+# Any fixed number: the PostgreSQL advisory lock a replay holds while it runs.
+_REPLAY_LOCK_ID = 0x6BA1A2CF
+
+
+@contextmanager
+def replay_lock(engine: Engine) -> Iterator[None]:
+    """Held by a running replay for all its run, and let go by the operating system or the database
+    when its process ends, however it ends (SIGKILL, the OOM killer): so a `building` generation whose
+    lock is free belongs to no live replay (`replay_running`), and two replays never build at once (the
+    second would delete the first one's generation as unfinished). PostgreSQL: a session advisory lock
+    on a connection of its own; SQLite: an flock on a file beside the database."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": _REPLAY_LOCK_ID}).scalar():
+                raise ReplayRunning("another replay of this database is running")
+            conn.commit()  # the lock is the session's; no transaction left open for the whole replay
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _REPLAY_LOCK_ID})
+                conn.commit()
+        return
+    path = _sqlite_lock_path(engine)
+    if path is None:  # an in-memory database: no other process can see it
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReplayRunning("another replay of this database is running") from None
+        yield
+    finally:
+        os.close(fd)  # lets the lock go
+
+
+def replay_running(engine: Engine) -> bool:
+    """Whether a live replay holds the lock of this database now (tried without waiting)."""
+    try:
+        with replay_lock(engine):
+            return False
+    except ReplayRunning:
+        return True
+
+
+def _sqlite_lock_path(engine: Engine) -> str | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    return f"{database}.replay-lock"
 
 
 def active_generation(conn: Connection) -> int:
@@ -67,10 +128,19 @@ def mark_failed(conn: Connection, generation: int) -> None:
                  .values(status=FAILED))
 
 
-def last_failed(conn: Connection) -> dict | None:
-    """The failed replay's generation, if the latest replay failed (None once another one started)."""
+def replay_generations(conn: Connection, running: bool) -> tuple[dict | None, dict | None]:
+    """(the generation a live replay is building, the one of the latest replay that failed or died).
+
+    A `building` generation while no replay runs (`running` False, from `replay_running`) was left by a
+    replay that could not mark it failed (killed, or the database away when it failed): it is shown as
+    failed, never as building for ever; the next replay deletes it."""
     rows = [g for g in list_generations(conn) if g["status"] in (BUILDING, FAILED)]
-    return rows[-1] if rows and rows[-1]["status"] == FAILED else None
+    latest = rows[-1] if rows else None
+    if latest is None:
+        return None, None
+    if latest["status"] == BUILDING and running:
+        return latest, None
+    return None, {**latest, "status": FAILED, "interrupted": latest["status"] == BUILDING}
 
 
 def switch_to(conn: Connection, generation: int) -> int:

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 
 from . import tables as t
 from .dead_letters import read_dead_letters
-from .generations import mark_failed, start_building, switch_to
+from .generations import mark_failed, replay_lock, start_building, switch_to
 from .projection import BalanceProjection
 
 SOURCE_TOPICS = ("ledger.directory", "ledger.exchanges")
@@ -82,17 +82,18 @@ def replay(
     out of the sums and of the verification. Any failure (Kafka or the database out of reach,
     a verification that does not add up, an interrupt) drops the unfinished generation's rows and marks
     it `failed`, so nothing shows a replay still building; the active generation serves on."""
-    with engine.begin() as conn:
-        gen = start_building(conn)
-    dead_letters = _ReplayDeadLetters(bootstrap, topic_prefix)
-    try:
-        return _replay_into(engine, gen, bootstrap, topic_prefix=topic_prefix, batch_size=batch_size,
-                            progress=progress, switch=switch, dead_letters=dead_letters)
-    except BaseException as err:
-        abandon(engine, gen, err)
-        raise
-    finally:
-        dead_letters.close()
+    with replay_lock(engine):  # ReplayRunning if another replay builds now
+        with engine.begin() as conn:
+            gen = start_building(conn)
+        dead_letters = _ReplayDeadLetters(bootstrap, topic_prefix)
+        try:
+            return _replay_into(engine, gen, bootstrap, topic_prefix=topic_prefix, batch_size=batch_size,
+                                progress=progress, switch=switch, dead_letters=dead_letters)
+        except BaseException as err:
+            abandon(engine, gen, err)
+            raise
+        finally:
+            dead_letters.close()
 
 
 class _ReplayDeadLetters:

@@ -17,9 +17,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from reciprocity.balance import tables as t
+from reciprocity.balance.app import create_app
 from reciprocity.balance.db import make_engine, migrate
-from reciprocity.balance.generations import list_generations
+from reciprocity.balance.generations import ReplayRunning, list_generations, replay_lock, replay_running, start_building
 from reciprocity.balance.projection import BalanceProjection
+from reciprocity.balance.settings import BalanceSettings
 from reciprocity.cli.main import main as cli
 from reciprocity.contracts.events import ExchangeRecorded
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES
@@ -252,3 +254,33 @@ def test_status_names_a_stopped_partition_and_exits_non_zero(
             assert code == 0 and json.loads(out)["stopped"] == []
         finally:
             server.shutdown()
+
+
+def test_a_generation_no_live_replay_builds_is_shown_failed_not_building(db_url: str) -> None:
+    """A replay killed outright (SIGKILL, the OOM killer) cannot mark its generation: the lock it held while
+    alive tells a live replay from a dead one, on SQLite (a file lock) and PostgreSQL (an advisory lock)."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    app = create_app(BalanceSettings(database_url=db_url, kafka_bootstrap_servers="127.0.0.1:9"), engine=engine,
+                     end_offsets_fn=dict, dead_letters_fn=list)
+    client = app.test_client()
+    token = {"Authorization": f"Bearer {BalanceSettings().balance_token}"}
+
+    def status() -> dict:
+        answer = client.get("/v1/projection/status", headers=token)
+        assert answer.status_code == 200
+        return answer.get_json()
+
+    with replay_lock(engine):  # a replay alive and building
+        with engine.begin() as conn:
+            gen = start_building(conn)
+        assert replay_running(engine)
+        with pytest.raises(ReplayRunning), replay_lock(engine):  # and no second one meanwhile
+            pass
+        assert status()["building"]["generation"] == gen and status()["failed_replay"] is None
+    # Its process is gone (the lock with it), its generation still says `building`.
+    assert not replay_running(engine)
+    found = status()
+    assert found["building"] is None
+    assert found["failed_replay"]["generation"] == gen and found["failed_replay"]["interrupted"] is True
+    engine.dispose()

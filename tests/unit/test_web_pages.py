@@ -763,6 +763,21 @@ def test_operator_page_shows_replay_progress(app, clients) -> None:  # type: ign
     assert "300 of ? events applied" in partial and '<progress max="100">' in partial
 
 
+def test_operator_page_shows_a_failed_or_interrupted_replay_not_a_ghost(app, clients) -> None:  # type: ignore[no-untyped-def]
+    from reciprocity.web.clients import FailedReplay
+
+    ops = client_as(app, "ops")
+    assert 'id="replay-failed"' not in text(ops.get("/ops"))
+    clients.balance.status = clients.balance.status.model_copy(update={"failed_replay": FailedReplay(generation=5)})
+    partial = text(ops.get("/ops", headers={"HX-Request": "true"}))
+    assert 'id="replay-failed"' in partial and "The last replay failed" in partial
+    assert 'id="replay-progress"' not in partial
+    clients.balance.status = clients.balance.status.model_copy(update={"failed_replay": FailedReplay(
+        generation=5, interrupted=True)})
+    partial = text(ops.get("/ops", headers={"HX-Request": "true"}))
+    assert "The last replay was interrupted" in partial and "ended before it could finish" in partial
+
+
 def test_operator_does_not_see_members_private_pages(app) -> None:  # type: ignore[no-untyped-def]
     ops = client_as(app, "ops")
     assert ops.get("/members/ada").status_code == 403

@@ -45,12 +45,14 @@ from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS
 from reciprocity.messaging.inspect import end_offsets
 from reciprocity.notify import store as nt
 
-from .check import COUNTERS, ExchangeRow, Mail, check, check_alerts, last_line
+from .check import COUNTERS, PAIR_COUNTERS, ExchangeRow, Mail, check, check_alerts, last_line
 from .load import NOTE_PREFIX, Client, Load, count_outcomes
 from .stack import REPO, Process, Stack
 
 TOKENS = {"LEDGER_TOKEN": "chaos-ledger-token", "BALANCE_TOKEN": "chaos-balance-token",
           "NOTIFY_TOKEN": "chaos-notify-token"}
+# A local run like `make run`'s: whatever a service allows only on a development machine, it allows here.
+DEVELOPMENT = {"RECIPROCITY_ENV": "development"}
 # How often each is picked. The broker less often: on two busy cores it takes 15-30 s to come back
 # (JVM start, log recovery after SIGKILL), during which nothing can be acknowledged at all.
 TARGETS = {"ledger": 3, "balance": 3, "notify": 3, "kafka": 1}
@@ -244,6 +246,16 @@ class ReadSide:
             return {r.member_id: {name: int(r._mapping[name] or 0) for name in COUNTERS}
                     for r in conn.execute(query)}
 
+    def pair_counters(self) -> dict[str, dict[str, int]]:
+        pd = bt.pair_day
+        with self.balance.connect() as conn:
+            gen = active_generation(conn)
+            sums = [sa.func.sum(pd.c[name]).label(name) for name in PAIR_COUNTERS]
+            query = (sa.select(pd.c.giver, pd.c.receiver, *sums).where(pd.c.generation == gen)
+                     .group_by(pd.c.giver, pd.c.receiver))
+            return {f"{r.giver}>{r.receiver}": {name: int(r._mapping[name] or 0) for name in PAIR_COUNTERS}
+                    for r in conn.execute(query)}
+
     def directory(self, targets: set[tuple[str, ...]]) -> dict[tuple[str, ...], Any]:
         with self.balance.connect() as conn:
             gen = active_generation(conn)
@@ -312,7 +324,7 @@ def main() -> int:
     run_dir = REPO / "var" / "chaos" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     began = time.monotonic()
     say(f"chaos run in {run_dir} (seed {seed}); {machine()}")
-    stack = Stack.create(run_dir, extra_env={**TOKENS, "LOG_LEVEL": "INFO"})
+    stack = Stack.create(run_dir, extra_env={**TOKENS, **DEVELOPMENT, "LOG_LEVEL": "INFO"})
     stop_load = threading.Event()
     try:
         stack.start()
@@ -356,7 +368,8 @@ def main() -> int:
 
         rows = read.exchanges()
         verdict = check(load.org.sent, rows, read.counters(),
-                        read.directory({s.target for s in load.org.sent if s.target is not None}))
+                        read.directory({s.target for s in load.org.sent if s.target is not None}),
+                        read.pair_counters())
         notify_kills = [at for at, role, _ in chaos.kills if role == "notify"]
         alerts = check_alerts(expected, read.alert_members(), read.mails(), notify_kills)
         unexpected = Counter(kind for m, kind in read.alert_members().values() if m not in steady)

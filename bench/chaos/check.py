@@ -32,6 +32,8 @@ COUNTERS = (
     "pending_given_count", "pending_given_minutes", "pending_received_count", "pending_received_minutes",
 )  # fmt: skip
 _COUNTED_AS = {"acknowledged": "", "recorded": "pending_"}
+# balance_pair_day's counters, per (giver, receiver).
+PAIR_COUNTERS = ("count", "minutes", "pending_count", "pending_minutes")
 
 
 @dataclass(frozen=True)
@@ -85,19 +87,34 @@ def expected_counters(rows: Iterable[ExchangeRow]) -> dict[str, Counter[str]]:
     return totals
 
 
+def expected_pair_counters(rows: Iterable[ExchangeRow]) -> dict[str, Counter[str]]:
+    """balance_pair_day summed per "giver>receiver", as the exchange rows say it must be."""
+    totals: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        prefix = _COUNTED_AS.get(row.status)
+        if prefix is not None:
+            totals[f"{row.giver}>{row.receiver}"][f"{prefix}count"] += 1
+            totals[f"{row.giver}>{row.receiver}"][f"{prefix}minutes"] += row.minutes
+    return totals
+
+
 def check(
     sent: Sequence[Sent],
     rows: Sequence[ExchangeRow],
     counters: Mapping[str, Mapping[str, int]],
     directory: Mapping[tuple[str, ...], Any],
+    pair_counters: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Verdict:
     """Every acknowledged command in the read model exactly once; nothing refused in it at all; nothing
     timed out in it twice. `counters`: balance_member_day summed per member; `directory`: the read
-    model's value for each directory target the commands name (absent: not there)."""
+    model's value for each directory target the commands name (absent: not there); `pair_counters`:
+    balance_pair_day summed per "giver>receiver" (None: not checked)."""
     verdict = Verdict(acknowledged=sum(1 for s in sent if s.outcome == ACKNOWLEDGED))
     _check_recordings(sent, rows, verdict)
     _check_transitions(sent, {r.exchange_id: r for r in rows}, verdict)
-    _check_counters(rows, counters, verdict)
+    _compare_counters(expected_counters(rows), counters, COUNTERS, verdict)
+    if pair_counters is not None:
+        _compare_counters(expected_pair_counters(rows), pair_counters, PAIR_COUNTERS, verdict)
     _check_directory(sent, directory, verdict)
     return verdict
 
@@ -141,21 +158,21 @@ def _check_transitions(sent: Sequence[Sent], rows: Mapping[str, ExchangeRow], ve
                 verdict.double_applied.append(f"{s.action} {s.tag} of {exchange_id} was refused but applied")
 
 
-def _check_counters(rows: Sequence[ExchangeRow], counters: Mapping[str, Mapping[str, int]], verdict: Verdict) -> None:
+def _compare_counters(expected: Mapping[str, Mapping[str, int]], counters: Mapping[str, Mapping[str, int]],
+                      names: Sequence[str], verdict: Verdict) -> None:
     """The sums must agree with the rows: an event applied twice to the sums (or never) shows here even
     when the row itself looks right. Each count off by one is one event lost or double-applied."""
-    expected = expected_counters(rows)
-    for member in sorted(set(expected) | set(counters)):
-        want, have = expected.get(member, Counter()), counters.get(member, {})
-        for name in COUNTERS:
+    for who in sorted(set(expected) | set(counters)):
+        want, have = expected.get(who, {}), counters.get(who, {})
+        for name in names:
             diff = int(have.get(name, 0)) - int(want.get(name, 0))
             if diff == 0:
                 continue
-            what = f"{member} {name} is {have.get(name, 0)}, its exchanges say {want.get(name, 0)}"
-            if name.endswith("_count"):
+            what = f"{who} {name} is {have.get(name, 0)}, its exchanges say {want.get(name, 0)}"
+            if name.endswith("count"):
                 (verdict.double_applied if diff > 0 else verdict.lost).extend([what] * abs(diff))
                 continue
-            count = name.replace("_minutes", "_count")
+            count = name.replace("minutes", "count")
             if int(have.get(count, 0)) == int(want.get(count, 0)):
                 # Counts agree but minutes do not: one event applied with a wrong or repeated amount.
                 (verdict.double_applied if diff > 0 else verdict.lost).append(what)

@@ -18,6 +18,25 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+# The processes that say what they stopped and parked on /health: the APIs, and each consumer's probe
+# (HEALTH_PORT; the Procfile's ports).
+DEFAULT_PROBES = {"balance": "http://127.0.0.1:8002", "balance-projector": "http://127.0.0.1:8012",
+                  "notify": "http://127.0.0.1:8003", "notify-sender": "http://127.0.0.1:8013"}
+
+
+def probes(given: list[str] | None) -> dict[str, str]:
+    """NAME=URL pairs from --probe, else from STATUS_PROBES, else the local stack's."""
+    pairs = given or [p for p in os.environ.get("STATUS_PROBES", "").split(",") if p.strip()]
+    if not pairs:
+        return dict(DEFAULT_PROBES)
+    found = {}
+    for pair in pairs:
+        name, sep, url = pair.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            raise SystemExit(f"reciprocity status: a probe is NAME=URL, got {pair!r}")
+        found[name.strip()] = url.strip()
+    return found
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("status", help="topics, end offsets, projection positions and lag",
@@ -25,8 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--database-url", help="balance database (default: DATABASE_URL or local)")
     parser.add_argument("--notify-database-url", help="notify database (default: notify's local one)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--balance-url", help="the balance service (default: BALANCE_URL or local)")
-    parser.add_argument("--notify-url", help="the notify service (default: NOTIFY_URL or local)")
+    parser.add_argument("--probe", action="append", metavar="NAME=URL",
+                        help="a process whose /health to read (repeatable; default: STATUS_PROBES, a comma-"
+                             "separated list of NAME=URL, or the local stack's: " + ", ".join(
+                                 f"{n}={u}" for n, u in DEFAULT_PROBES.items()) + ")")
     parser.set_defaults(func=run)
 
 
@@ -146,8 +167,7 @@ def run(args: argparse.Namespace) -> int:
             notify_url = NotifySettings().database_url
         except Exception:
             notify_url = None
-    services = {"balance": args.balance_url or os.environ.get("BALANCE_URL", "http://127.0.0.1:8002"),
-                "notify": args.notify_url or os.environ.get("NOTIFY_URL", "http://127.0.0.1:8003")}
+    services = probes(args.probe)
     report = collect(settings.kafka_bootstrap_servers, settings.topic_prefix,
                      args.database_url or settings.database_url, notify_url, services)
     failing = report["kafka_error"] is not None or bool(report["stopped"])
@@ -181,16 +201,17 @@ def run(args: argparse.Namespace) -> int:
         if r["status"] == "failed":
             how = "was interrupted (its process ended)" if r["interrupted"] else "failed"
             console.print(f"[red]replay {how}[/red]: generation {r['generation']} (started {r['started_at']}) is "
-                          "not used; the active generation serves on. Run `reciprocity replay balance` again.")
+                          "not used; the active generation serves on. Run `reciprocity replay balance` again.",
+                          soft_wrap=True)
         else:
             console.print(f"[cyan]replay in progress[/cyan]: generation {r['generation']} building since "
-                          f"{r['started_at']}")
+                          f"{r['started_at']}", soft_wrap=True)
     for service in report["services"]:
         if "error" in service:
             console.print(f"[yellow]{service['service']}[/yellow] at {service['url']}: {service['error']}")
     for stop in report["stopped"]:
         console.print(Text.assemble(("stopped ", "bold red"),
-                                    f"{stop['service']} {stop['partition']}: {stop['reason']}"))
+                                    f"{stop['service']} {stop['partition']}: {stop['reason']}"), soft_wrap=True)
     if report["dead_letters"]:
         parked = Table("dlq", "offset", "source", "error", title=f"{len(report['dead_letters'])} parked record(s)")
         for d in report["dead_letters"]:

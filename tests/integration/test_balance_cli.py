@@ -53,7 +53,7 @@ def test_replay_status_dlq_and_export(kafka_bootstrap: str, unique_id: str, tmp_
             assert balance.get("/v1/members/ann/summary") == before
 
             code, out = run(capsys, "status", "--json", "--notify-database-url", f"sqlite:///{tmp_path}/none.db",
-                            "--balance-url", "http://127.0.0.1:9", "--notify-url", "http://127.0.0.1:9")
+                            "--probe", "balance=http://127.0.0.1:9", "--probe", "notify=http://127.0.0.1:9")
             assert code == 0
             report = json.loads(out)
             # The parked record, with why; no service answers there: said, and nothing is stopped.

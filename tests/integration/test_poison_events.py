@@ -239,18 +239,18 @@ def test_status_names_a_stopped_partition_and_exits_non_zero(
         try:
             balance.service.consumer.health.failed_partitions["ledger.exchanges[3]"] = (
                 "OperationalError('database is locked')")  # as the loop records an infrastructure failure
-            code, out, _ = run(capsys, "status", "--json", "--balance-url", f"http://127.0.0.1:{port}",
-                               "--notify-url", "http://127.0.0.1:9", "--notify-database-url", f"sqlite:///{tmp_path}/n.db")
+            where = ["--probe", f"balance-projector=http://127.0.0.1:{port}", "--probe",
+                     "notify-sender=http://127.0.0.1:9", "--notify-database-url", f"sqlite:///{tmp_path}/n.db"]
+            code, out, _ = run(capsys, "status", "--json", *where)
             report = json.loads(out)
             assert code == 1
-            assert report["stopped"] == [{"service": "balance", "partition": "ledger.exchanges[3]",
+            assert report["stopped"] == [{"service": "balance-projector", "partition": "ledger.exchanges[3]",
                                           "reason": "OperationalError('database is locked')"}]
-            code, out, _ = run(capsys, "status", "--balance-url", f"http://127.0.0.1:{port}",
-                               "--notify-url", "http://127.0.0.1:9", "--notify-database-url", f"sqlite:///{tmp_path}/n.db")
-            assert code == 1 and "stopped balance ledger.exchanges[3]: OperationalError('database is locked')" in out
+            code, out, _ = run(capsys, "status", *where)
+            assert code == 1
+            assert "stopped balance-projector ledger.exchanges[3]: OperationalError('database is locked')" in out
             balance.service.consumer.health.failed_partitions.clear()
-            code, out, _ = run(capsys, "status", "--json", "--balance-url", f"http://127.0.0.1:{port}",
-                               "--notify-url", "http://127.0.0.1:9", "--notify-database-url", f"sqlite:///{tmp_path}/n.db")
+            code, out, _ = run(capsys, "status", "--json", *where)
             assert code == 0 and json.loads(out)["stopped"] == []
         finally:
             server.shutdown()

@@ -1,8 +1,9 @@
 """`reciprocity dlq list [TOPIC]` and `reciprocity dlq redrive TOPIC (--offset N | --all)`.
 
-Dead letters are records a projection could not read as any known contract (bad JSON, unknown type,
-schema violation). They sit in `<topic>.dlq` with headers naming the source topic, partition, offset
-and the error.
+Dead letters are records a consumer parked (reciprocity.messaging.poison): records it could not read as
+any known contract (bad JSON, unknown type, schema violation), and valid events whose projection
+failed on their own (a value the code or the database cannot take). They sit in `<topic>.dlq` with
+headers naming the source topic, partition, offset, the error and the consumer that parked them.
 
 Redrive re-appends a dead letter's original key and bytes to its source topic, after the contract
 was fixed (an upcaster added, a consumer upgraded), so every projection reads it again in order with

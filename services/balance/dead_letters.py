@@ -1,5 +1,6 @@
-"""Reading dead letters: records a consumer could not read as any known contract, set aside on `<topic>.dlq`
-with headers naming the source topic, partition, offset and the error.
+"""Reading dead letters: records a consumer parked on `<topic>.dlq` (unreadable, or valid but failing their
+projection on their own; reciprocity.messaging.poison), with headers naming the source topic, partition,
+offset, the error and the consumer.
 
 One place for `reciprocity dlq list|redrive` and balance's GET /v1/dead-letters, so both see the same
 list: one entry per source position (dead-lettering is at least once), with the redrive markers that

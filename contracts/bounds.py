@@ -38,6 +38,14 @@ REPLACEMENT = "\ufffd"
 _NOT_IN_FREE_TEXT = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 # One-line text (names): no control character at all, no Unicode line or paragraph separator either.
 _NOT_IN_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# The same rules as JSON Schema patterns, so the ledger's OpenAPI document says what it accepts: free text
+# may hold line breaks (\r\n and \r become \n), one-line text none; a required one needs a character that
+# is not white space (surrounding white space is stripped, and nothing must be left empty).
+_FREE_TEXT_CHAR = r"[^\u0000-\u0009\u000b\u000c\u000e-\u001f\u007f-\u009f]"
+FREE_TEXT_PATTERN = rf"^{_FREE_TEXT_CHAR}*$"
+_ONE_LINE_CHAR = r"[^\u0000-\u001f\u007f-\u009f\u2028\u2029]"
+REQUIRED_FREE_TEXT_PATTERN = rf"^{_FREE_TEXT_CHAR}*[^\s\u0000-\u001f\u007f-\u009f]{_FREE_TEXT_CHAR}*$"
+REQUIRED_ONE_LINE_PATTERN = rf"^{_ONE_LINE_CHAR}*[^\s\u0000-\u001f\u007f-\u009f\u2028\u2029]{_ONE_LINE_CHAR}*$"
 _LINE_BREAKS = re.compile("\r\n|[\r\n\u2028\u2029\x0b\x0c\x85\t]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

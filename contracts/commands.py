@@ -7,14 +7,25 @@ Every rule that concerns one field is a field validator, so a rejected body name
 with 422, in sentences a person understands.
 """
 
+import functools
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, ValidationInfo, field_validator
 
-from .bounds import MAX_PAUSE_DAYS, lone_surrogate, refuse_in_free_text, refuse_in_one_line, surrogate_in
+from .bounds import (
+    FREE_TEXT_PATTERN,
+    MAX_PAUSE_DAYS,
+    REQUIRED_FREE_TEXT_PATTERN,
+    REQUIRED_ONE_LINE_PATTERN,
+    lone_surrogate,
+    refuse_in_free_text,
+    refuse_in_one_line,
+    surrogate_in,
+)
 from .events import NOTE_MAX, Kind, PolicyOverrides, Role
 from .ids import SLUG_PATTERN, Slug
 
@@ -52,13 +63,61 @@ def parse_command(command_cls: type[C], body: Mapping[str, Any]) -> C:
     JSON number, a flag a JSON true/false, text a JSON string; dates are ISO strings ("2025-03-31"), as
     JSON has no dates. Lax validation turned `"minutes": true` into 1 minute, `"minutes": "12"` into 12
     and `"shared": "yes"` into true. (The web validates its form input with `model_validate`, laxly,
-    before it builds such a body.)"""
+    before it builds such a body.)
+
+    Text is held to the bounds the OpenAPI document states (length, pattern) as sent, before the model
+    strips surrounding white space: 500 characters and a space are 501, too many, as the document says;
+    " ada" is not an id."""
+    _refuse_as_sent(command_cls, body)
     return command_cls.model_validate_json(json.dumps(body), strict=True)
+
+
+# Text that breaks its pattern only at its ends (a tab or line break the model would strip silently).
+_AT_THE_ENDS = "{label} cannot begin or end with a tab, line break or other control character."
+PATTERN_SENTENCES = {FREE_TEXT_PATTERN: _AT_THE_ENDS, REQUIRED_FREE_TEXT_PATTERN: _AT_THE_ENDS,
+                     REQUIRED_ONE_LINE_PATTERN: _AT_THE_ENDS}
+
+
+@functools.cache
+def _text_bounds(command_cls: type[Command]) -> dict[str, tuple[int | None, str | None, str | None]]:
+    """field -> (maxLength, pattern, pattern of its items) of the string and string-list fields of the
+    command's JSON Schema (the one in the OpenAPI document)."""
+    bounds = {}
+    for name, prop in command_cls.model_json_schema()["properties"].items():
+        for branch in prop.get("anyOf", [prop]):
+            if branch.get("type") == "string":
+                bounds[name] = (branch.get("maxLength"), branch.get("pattern"), None)
+            elif branch.get("type") == "array" and branch.get("items", {}).get("type") == "string":
+                bounds[name] = (None, None, branch["items"].get("pattern"))
+    return bounds
+
+
+def _refuse_as_sent(command_cls: type[Command], body: Mapping[str, Any]) -> None:
+    problems: list[Any] = []
+    for name, (max_length, pattern, item_pattern) in _text_bounds(command_cls).items():
+        value = body.get(name)
+        if isinstance(value, str):
+            # fullmatch: in Python `$` also matches before a final newline; in the document's (ECMA) regex not.
+            if max_length is not None and len(value) > max_length:
+                problems.append({"type": "string_too_long", "loc": (name,), "input": value,
+                                 "ctx": {"max_length": max_length}})
+            elif pattern is not None and not re.fullmatch(pattern, value) and not (
+                    # What is wrong inside the text, the model's own validators name (with the character).
+                    pattern in PATTERN_SENTENCES and not re.fullmatch(pattern, value.strip())):
+                problems.append({"type": "string_pattern_mismatch", "loc": (name,), "input": value,
+                                 "ctx": {"pattern": pattern}})
+        elif isinstance(value, list) and item_pattern is not None:
+            problems += [{"type": "string_pattern_mismatch", "loc": (name, i), "input": item,
+                          "ctx": {"pattern": item_pattern}}
+                         for i, item in enumerate(value)
+                         if isinstance(item, str) and not re.fullmatch(item_pattern, item)]
+    if problems:
+        raise ValidationError.from_exception_data(command_cls.__name__, problems)
 
 
 class FormCircle(Command):
     id: Slug
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, json_schema_extra={"pattern": REQUIRED_ONE_LINE_PATTERN})
     parent: Slug | None = None
     policy: PolicyOverrides | None = None
 
@@ -69,7 +128,7 @@ class FormCircle(Command):
 
 
 class SetLeads(Command):
-    leads: list[Slug] = Field(max_length=50)
+    leads: list[Slug] = Field(max_length=50, json_schema_extra={"uniqueItems": True})
 
     @field_validator("leads")
     @classmethod
@@ -80,9 +139,9 @@ class SetLeads(Command):
 
 class RegisterMember(Command):
     id: Slug
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, json_schema_extra={"pattern": REQUIRED_ONE_LINE_PATTERN})
     email: EmailStr
-    circles: list[Slug] = Field(default_factory=list, max_length=50)
+    circles: list[Slug] = Field(default_factory=list, max_length=50, json_schema_extra={"uniqueItems": True})
     role: Role = Role.MEMBER
 
     @field_validator("name")
@@ -98,7 +157,8 @@ class RegisterMember(Command):
 
 
 class ChangeCircles(Command):
-    circles: list[Slug] = Field(max_length=50, description="the full new list of the member's circles")
+    circles: list[Slug] = Field(max_length=50, description="the full new list of the member's circles",
+                                json_schema_extra={"uniqueItems": True})
 
     @field_validator("circles")
     @classmethod
@@ -135,7 +195,7 @@ class RecordExchange(Command):
     receiver: Slug
     kind: Kind
     minutes: int = Field(ge=1, le=MINUTES_MAX)
-    note: str = Field(default="", max_length=NOTE_MAX)
+    note: str = Field(default="", max_length=NOTE_MAX, json_schema_extra={"pattern": FREE_TEXT_PATTERN})
     occurred_on: date
     recorded_by: Slug
     shared: bool = Field(default=False, description="the recorder agrees to show it on the appreciation wall")
@@ -172,7 +232,7 @@ class RecordExchange(Command):
 
 class Acknowledge(Command):
     by: Slug
-    thanks: str = Field(default="", max_length=NOTE_MAX)
+    thanks: str = Field(default="", max_length=NOTE_MAX, json_schema_extra={"pattern": FREE_TEXT_PATTERN})
     shared: bool = Field(default=False, description="the acknowledger agrees to show it on the appreciation wall")
 
     @field_validator("thanks")
@@ -183,7 +243,8 @@ class Acknowledge(Command):
 
 class Dispute(Command):
     by: Slug
-    reason: str = Field(min_length=1, max_length=NOTE_MAX)
+    reason: str = Field(min_length=1, max_length=NOTE_MAX,
+                        json_schema_extra={"pattern": REQUIRED_FREE_TEXT_PATTERN})
 
     @field_validator("reason")
     @classmethod
@@ -272,6 +333,8 @@ def _sentence(error: Any) -> str:
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == SLUG_PATTERN:
         return (f"'{given}' is not a valid id: use 2 to 64 lowercase letters, digits, '.', '_' or '-', "
                 "starting with a letter or a digit.")
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_SENTENCES:
+        return PATTERN_SENTENCES[ctx["pattern"]].format(label=label)
     if kind == "string_too_short":
         if ctx.get("min_length") == 1:
             return f"{label} cannot be empty."

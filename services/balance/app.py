@@ -186,6 +186,12 @@ def create_app(
     def not_found(what: str) -> tuple[Response, int]:
         return jsonify({"error": f"unknown {what}"}), 404
 
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        from .openapi import openapi_document  # it reads this module's constants
+
+        return jsonify(openapi_document())
+
     @app.get("/health")
     def health() -> tuple[Response, int]:
         problems: dict[str, str | None] = {"database": database_problem(engine)}

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from . import metrics, store
 from .bootstrap import Notifier, database_problem
+from .openapi import openapi_document
 from .settings import NotifySettings
 
 STATUSES = (*store.DELIVERY_STATUSES, "waiting")
@@ -42,6 +43,12 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
         if notifier is None:
             return health_response({"database": database_problem(reader)})
         return health_response(notifier.health(), {"consumer": notifier.consumer.health.summary()})
+
+    document = openapi_document(STATUSES)
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(document)
 
     @app.before_request
     def refresh_gauges() -> None:

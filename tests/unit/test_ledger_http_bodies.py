@@ -4,6 +4,7 @@ and every command needs an Idempotency-Key. A refused request appends nothing.""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from reciprocity.contracts.commands import today_utc
-from reciprocity.ledger.api import COMMANDS
+from reciprocity.ledger.api import COMMANDS, openapi_document
 from reciprocity.ledger.app import create_app, ledger_of
 from reciprocity.ledger.settings import LedgerSettings
 
@@ -191,6 +192,33 @@ def test_a_pause_beyond_365_days_is_refused(api: Api) -> None:
 def test_a_nul_in_a_note_is_refused(api: Api) -> None:
     assert api.refused("POST", "/v1/exchanges", exchange(note="before\x00after")) == {
         "note": "note cannot contain control characters other than line breaks (found U+0000)."}
+
+
+# --- what the OpenAPI document says is what the ledger does (schemathesis found both) ---------------------
+
+
+def test_text_is_measured_as_sent_not_after_stripping(api: Api) -> None:
+    """The document says a note has at most 500 characters: 500 and a space are 501."""
+    assert api.refused("POST", "/v1/exchanges", exchange(note="x" * 500 + " ")) == {
+        "note": "note can have at most 500 characters (this one has 501)."}
+    assert api.ok("POST", "/v1/exchanges", exchange(note="  " + "x" * 496 + "  "))["topic"] == "ledger.exchanges"
+    assert set(api.refused("POST", "/v1/exchanges", exchange(giver=" ada"))) == {"giver"}  # not an id, as sent
+    assert api.refused("POST", "/v1/members", {"id": "cy", "name": "Cy\n", "email": "cy@example.org"}) == {
+        "name": "name cannot begin or end with a tab, line break or other control character."}
+
+
+def test_the_document_states_the_text_rules() -> None:
+    """Control characters and repeated ids are refused, and the schema says so (before, a body the
+    document called valid was answered 422)."""
+    schemas = openapi_document()["components"]["schemas"]
+    for model, field in (("RecordExchange", "note"), ("Acknowledge", "thanks"), ("Dispute", "reason"),
+                         ("RegisterMember", "name"), ("FormCircle", "name")):
+        pattern = schemas[model]["properties"][field]["pattern"]
+        assert re.fullmatch(pattern, "fine text") and not re.fullmatch(pattern, "bell\x07"), (model, field)
+    assert re.fullmatch(schemas["RecordExchange"]["properties"]["note"]["pattern"], "two\nlines")
+    assert not re.fullmatch(schemas["RegisterMember"]["properties"]["name"]["pattern"], "two\nlines")
+    assert not re.fullmatch(schemas["Dispute"]["properties"]["reason"]["pattern"], "   ")
+    assert schemas["SetLeads"]["properties"]["leads"]["uniqueItems"] is True
 
 
 @pytest.mark.parametrize("field", ["note", "giver", "kind"])

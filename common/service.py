@@ -17,6 +17,7 @@ a health check). Production entry points and tests use that one description:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -238,10 +239,17 @@ class _ThreadingWSGIServer(WSGIServer):
             self.shutdown_request(request)
 
 
+def _with_server_header(start_response: Callable[..., Any], status: str, headers: list[tuple[str, str]],
+                        *rest: Any) -> Any:
+    return start_response(status, [*headers, ("Server", "reciprocity")], *rest)
+
+
 def probe_app(name: str, health: Health, details: Callable[[], dict[str, Any]] = dict) -> Callable[..., Any]:
     """The WSGI app of a worker's probe: GET /health and GET /metrics, nothing else."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        # Our own Server header, or wsgiref adds "WSGIServer/0.2 CPython/3.x" (versions are for attackers).
+        start_response = functools.partial(_with_server_header, start_response)
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])

@@ -66,3 +66,13 @@ def test_notify_routes_need_notify_token(tmp_path: Path) -> None:
         check(notify_app(notifier=notifier), "notify-secret-1")
     finally:
         notifier.close()
+
+
+def test_worker_probes_name_no_software_versions() -> None:
+    from reciprocity.common.service import probe_app
+
+    seen: list[tuple[str, list[tuple[str, str]]]] = []
+    app = probe_app("balance-sweep", dict)
+    body = b"".join(app({"PATH_INFO": "/health"}, lambda status, headers, *_: seen.append((status, headers))))
+    assert seen[0][0].startswith("200") and b"balance-sweep" in body
+    assert dict(seen[0][1])["Server"] == "reciprocity"  # wsgiref would say "WSGIServer/0.2 CPython/3.11.x"

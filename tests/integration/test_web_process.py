@@ -164,7 +164,8 @@ def test_health_names_the_service_that_is_down(world: dict[str, Any]) -> None:
     answer = requests.get(url + "/health", timeout=30)
     assert answer.status_code == 503
     assert answer.json()["checks"] == {"ledger": "unavailable", "balance": "ok", "database": "ok"}
-    # Public: it says what is down, never where the internal services live.
+    # Public: it says what is down, never where the internal services live, nor what software serves it.
+    assert not re.search(r"Werkzeug|Python|\d+\.\d+", answer.headers.get("Server", "")), answer.headers
     assert "127.0.0.1" not in answer.text and "http" not in answer.text
     assert b"web_requests_total" in requests.get(url + "/metrics", timeout=30).content
 

@@ -317,3 +317,27 @@ def test_notify_killed_with_sigkill_mid_stream_and_restarted_loses_nothing_and_r
     # The only possible repeat: the one message accepted by SMTP but not yet marked sent when killed
     # (test_notify_delivery.py shows, step by step, that it is the only window).
     assert sum(n - 1 for n in by_id.values()) <= 1, f"repeated: {[k for k, n in by_id.items() if n > 1]}"
+
+
+def test_a_signal_that_breaks_a_bound_is_parked_and_the_next_alert_still_goes_out(
+        settings: NotifySettings, log: EventLog, sink: MailSink) -> None:
+    """Poison in balance.signals (as an older balance could have written it: a negative day count) is parked
+    in balance.signals.dlq by notify, and the alert after it on the same partition is mailed."""
+    from reciprocity.contracts.envelope import encode
+    from reciprocity.contracts.topics import SIGNALS
+    from reciprocity.messaging.inspect import read_all
+
+    good = t.overextended("ana", ["design"])
+    bad = t.envelope(t.disconnected("ana", ["design"], days=23))
+    broken = bad.model_copy(update={"payload": {**bad.payload, "days_without_exchange": -5}})
+    produce(log, *t.organisation())
+    log.append([Outgoing(SIGNALS.name, b"ana", encode(broken)), Outgoing.event(SIGNALS.name, t.envelope(good))])
+    with notify(settings) as (_, client):
+        (message,) = mails(sink, 1)
+        assert "Ana Lima" in message["Subject"] and "carrying a lot" in message["Subject"]
+        health = client.get("/health")
+        assert health.status_code == 200 and health.get_json()["consumer"]["parked_since_start"] == 1
+        assert "reciprocity_records_parked_total" in client.get("/metrics").text
+    (parked,) = list(read_all(settings.kafka_bootstrap_servers, [SIGNALS.dlq], topic_prefix=settings.topic_prefix))
+    assert parked.headers["dlq.consumer.group"] == f"{settings.topic_prefix}notify".encode()
+    assert parked.headers["dlq.error"].decode().startswith("invalid MemberDisconnected")

@@ -264,6 +264,20 @@ def _refuse_repeats(ids: list[str]) -> None:
         seen.add(item)
 
 
+class ShareExchange(Command):
+    """A party agrees to show the exchange on the appreciation wall, or stops sharing it, at any time."""
+
+    by: Slug
+    shared: bool
+
+
+class SetNotifications(Command):
+    """Which emails about herself a member wants; both are on until she turns them off."""
+
+    own_alert_emails: bool = Field(description="a short email to her when a signal about her is raised")
+    daily_digest: bool = Field(description="a daily email of what waits for her and what others did with hers")
+
+
 # --- answers -----------------------------------------------------------------------------------
 
 

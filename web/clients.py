@@ -173,6 +173,7 @@ class Exchange(Shape):
     dispute_reason: str | None = None
     shared_by_recorder: bool = False
     shared_by_acknowledger: bool = False
+    acknowledged_at: datetime | None = None  # on the wall only: when it was thanked
 
     def name_of(self, member_id: str) -> str:
         if member_id == self.giver:
@@ -193,11 +194,25 @@ class Exchange(Shape):
         return self.receiver if member_id == self.giver else self.giver
 
 
+class WallPage(Shape):
+    """One page of the appreciation wall, newest first; `next_cursor` fetches older ones (None: the oldest)."""
+
+    appreciations: list[Exchange] = []
+    next_cursor: str | None = None
+
+
 class ExchangePage(Shape):
     """One page of a member's history, newest first; `next_cursor` fetches the next (None: the last)."""
 
     exchanges: list[Exchange] = []
     next_cursor: str | None = None
+
+
+class EmailSettings(Shape):
+    """Which emails about herself a member gets (the ledger's member view); both on by default."""
+
+    own_alert_emails: bool = True
+    daily_digest: bool = True
 
 
 class LedgerExchange(Shape):
@@ -372,6 +387,10 @@ class Ledger(Protocol):
     def withdraw(self, exchange_id: str, *, by: str, key: str) -> Appended: ...
     def declare_capacity(self, member_id: str, *, weekly_hours: float | None, key: str) -> Appended: ...
     def change_availability(self, member_id: str, *, status: str, paused_until: date | None, key: str) -> Appended: ...
+    def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> Appended: ...
+    def email_settings(self, member_id: str) -> EmailSettings: ...
+    def set_email_settings(self, member_id: str, *, own_alert_emails: bool, daily_digest: bool,
+                           key: str) -> Appended: ...
 
 
 class Balance(Protocol):
@@ -384,7 +403,7 @@ class Balance(Protocol):
                       other: str | None = None, since: date | None = None, until: date | None = None,
                       limit: int = 50, cursor: str | None = None) -> ExchangePage: ...
     def exchange(self, exchange_id: str) -> Exchange: ...
-    def appreciations(self, limit: int = 50) -> list[Exchange]: ...
+    def appreciations(self, limit: int = 50, cursor: str | None = None) -> WallPage: ...
     def members(self, q: str = "", circle: str = "") -> list[Member]: ...
     def member(self, member_id: str) -> Member: ...
     def circles(self) -> list[Circle]: ...
@@ -552,6 +571,17 @@ class HttpLedger(_Http):
         body = {"status": status, "paused_until": paused_until.isoformat() if paused_until else None}
         return self._command("PUT", f"/v1/members/{_seg(member_id)}/availability", body, key)
 
+    def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> Appended:
+        return self._command("PUT", f"/v1/exchanges/{_seg(exchange_id)}/sharing", {"by": by, "shared": shared}, key)
+
+    def email_settings(self, member_id: str) -> EmailSettings:
+        return self._parse(EmailSettings, self._call("GET", f"/v1/members/{_seg(member_id)}"))
+
+    def set_email_settings(self, member_id: str, *, own_alert_emails: bool, daily_digest: bool,
+                           key: str) -> Appended:
+        return self._command("PUT", f"/v1/members/{_seg(member_id)}/notifications",
+                             {"own_alert_emails": own_alert_emails, "daily_digest": daily_digest}, key)
+
 
 class HttpBalance(_Http):
     service = "balance"
@@ -588,9 +618,9 @@ class HttpBalance(_Http):
     def exchange(self, exchange_id: str) -> Exchange:
         return self._parse(Exchange, self._call("GET", f"/v1/exchanges/{_seg(exchange_id)}"))
 
-    def appreciations(self, limit: int = 50) -> list[Exchange]:
-        return self._parse_list(Exchange, self._call("GET", "/v1/appreciations", params={"limit": limit}),
-                                "appreciations")
+    def appreciations(self, limit: int = 50, cursor: str | None = None) -> WallPage:
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._parse(WallPage, self._call("GET", "/v1/appreciations", params=params))
 
     def members(self, q: str = "", circle: str = "") -> list[Member]:
         params = {k: v for k, v in (("q", q), ("circle", circle)) if v}

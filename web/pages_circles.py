@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort
+from flask import Blueprint, Response, abort, request
 
 from . import access
 from .charts import KIND_COLOURS, Tie, balance_chart, connection_graph, flow_graph, ties_of
@@ -123,4 +123,10 @@ def member_page(member_id: str) -> Response:
 
 @bp.get("/wall")
 def wall() -> Response:
-    return render_page("wall.html", appreciations=clients().balance.appreciations(limit=60))
+    cursor = request.args.get("cursor") or None
+    page = clients().balance.appreciations(limit=WALL_PAGE, cursor=cursor)
+    return render_page("wall.html", appreciations=page.appreciations, next_cursor=page.next_cursor,
+                       first_page=cursor is None)
+
+
+WALL_PAGE = 30

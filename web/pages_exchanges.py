@@ -237,6 +237,7 @@ def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict
         "ack_key": new_key(),
         "dispute_key": new_key(),
         "withdraw_key": new_key(),
+        "share_key": new_key(),
         "note_max": NOTE_MAX,
         **extra,
     }
@@ -337,6 +338,29 @@ def dispute(exchange_id: str) -> Response:
 @bp.post("/exchanges/<exchange_id>/withdraw")
 def withdraw(exchange_id: str) -> Response:
     return _transition(exchange_id, "withdraw", "withdrawn")
+
+
+@bp.post("/exchanges/<exchange_id>/sharing")
+def sharing(exchange_id: str) -> Response:
+    """Either party agrees to the wall or takes it back, at any time (the ledger checks who may)."""
+    exchange = _visible_exchange(exchange_id)
+    shared = request.form.get("shared") == "yes"
+    key = valid_key(request.form.get("idempotency_key"))
+    try:
+        clients().ledger.share(exchange.exchange_id, by=me().id, shared=shared, key=key)
+    except (Invalid, Conflict) as err:
+        flash(_sentence(err), "error")
+    except Unavailable:
+        flash("The ledger could not save this just now. Nothing was changed; please try again in a moment.", "error")
+    else:
+        flash("It is on the wall as soon as you both share it." if shared else
+              "You stopped sharing it: the wall no longer shows it.", "success")
+    return redirect(url_for("exchanges.detail", exchange_id=exchange.exchange_id))  # type: ignore[return-value]
+
+
+def _sentence(err: Exception) -> str:
+    errors = getattr(err, "errors", None)
+    return errors[0].message if errors else str(err)
 
 
 @bp.get("/exchanges")

@@ -94,6 +94,11 @@ def _capacity_page(status: int = 200, **context: object) -> Response:
     context.setdefault("pause_key", new_key())
     context.setdefault("weekly_hours", "" if member.weekly_hours is None else f"{member.weekly_hours:g}")
     context.setdefault("paused_until", "")
+    context.setdefault("emails_key", new_key())
+    try:
+        context.setdefault("emails", clients().ledger.email_settings(member.id))
+    except Unavailable:
+        context.setdefault("emails", None)  # the form says it cannot show them just now
     return render_page("capacity.html", code=status, member=member, summary=summary, today=today_utc(), **context)
 
 
@@ -131,6 +136,21 @@ def declare_capacity() -> Response:
     flash("Your weekly capacity is saved." if hours is not None else "Your capacity declaration is withdrawn.",
           "success")
     return redirect(url_for("me.capacity"))  # type: ignore[return-value]
+
+
+@bp.post("/capacity/emails")
+def email_settings() -> Response:
+    """Her own alert emails and the daily digest: a checkbox each (unticked boxes are not posted)."""
+    key = valid_key(request.form.get("idempotency_key"))
+    own, digest = request.form.get("own_alert_emails") == "on", request.form.get("daily_digest") == "on"
+    try:
+        clients().ledger.set_email_settings(me().id, own_alert_emails=own, daily_digest=digest, key=key)
+    except Invalid as err:
+        return _capacity_page(422, emails_error=_first_message(err))
+    except Unavailable as err:
+        return _capacity_page(503, emails_error=_try_again(err), emails_key=key)
+    flash("Your email choices are saved.", "success")
+    return redirect(url_for("me.capacity") + "#emails")  # type: ignore[return-value]
 
 
 @bp.post("/capacity/pause")

@@ -280,7 +280,15 @@ def create_app(
     @app.get("/v1/appreciations")
     def appreciations() -> Any:
         limit = _int_arg("limit", 50, 1, 500)
-        return jsonify({"appreciations": read(lambda conn, gen: queries.appreciations(conn, gen, limit))})
+        cursor = request.args.get("cursor") or None
+
+        def run(conn: Any, gen: int) -> Any:
+            try:
+                return queries.appreciations(conn, gen, limit, cursor)
+            except queries.BadCursor as err:
+                raise BadRequest(str(err)) from err
+
+        return jsonify(read(run))
 
     @app.get("/v1/directory/members")
     def directory_members() -> Any:

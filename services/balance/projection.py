@@ -368,11 +368,12 @@ class BalanceProjection:
         ordered = sorted(ids)
         for i in range(0, len(ordered), _CHUNK):
             rows = conn.execute(
-                sa.select(x.exchange_id, x.status, x.recorded_event_id, x.status_event_id)
+                sa.select(x.exchange_id, x.status, x.recorded_event_id, x.status_event_id, x.recorded_by)
                 .where(x.generation == gen, x.exchange_id.in_(ordered[i:i + _CHUNK]))
             )
             found.update({r.exchange_id: KnownExchange(r.status, frozenset(filter(None, (r.recorded_event_id,
-                                                                                          r.status_event_id))))
+                                                                                          r.status_event_id))),
+                                                       r.recorded_by)
                           for r in rows})
         return found
 
@@ -396,12 +397,19 @@ class BalanceProjection:
         gen, d = r.generation, r.deltas
         # A plain INSERT: an exchange id recorded twice violates the key and fails the batch.
         self._insert_exchange.execute(conn, r.exchanges)  # PostgreSQL: sorted in SQL
-        if d.exchange_updates:
+        transitions = {xid: u for xid, u in d.exchange_updates.items() if "status" in u}
+        if transitions:
             conn.execute(self._update_exchange, [
                 {"g_": gen, "x_": xid, "thanks": None, "dispute_reason": None, "shared_by_acknowledger": False,
-                 "status_event_id": None, **u}
-                for xid, u in sorted(d.exchange_updates.items())
+                 "status_event_id": None, **{k: v for k, v in u.items() if k in _TRANSITION_COLUMNS}}
+                for xid, u in sorted(transitions.items())
             ])
+        # Changes outside a transition (consent to the wall, corrections): rare, one statement each.
+        for xid, u in sorted(d.exchange_updates.items()):
+            rest = {k: v for k, v in u.items() if k not in _TRANSITION_COLUMNS or "status" not in u}
+            if rest:
+                conn.execute(sa.update(t.exchanges).where(t.exchanges.c.generation == gen,
+                                                          t.exchanges.c.exchange_id == xid).values(**rest))
         self._member_day.execute(conn, r.member_day)
         self._pair_day.execute(conn, r.pair_day)
         self._circle_day.execute(conn, r.circle_day)
@@ -410,6 +418,11 @@ class BalanceProjection:
         if d.directory_event_ids:
             conn.execute(sa.insert(t.directory_applied),
                          [{"generation": gen, "event_id": e} for e in d.directory_event_ids])
+
+
+# The columns a status transition sets, in one executemany (`_update_exchange`).
+_TRANSITION_COLUMNS = frozenset({"status", "thanks", "dispute_reason", "shared_by_acknowledger", "updated_at",
+                                 "status_event_id"})
 
 
 # --- directory operations (rare: one statement each is fine) -----------------------------------

@@ -36,6 +36,7 @@ from reciprocity.contracts.events import (
     ExchangeDisputed,
     ExchangeFacts,
     ExchangeRecorded,
+    ExchangeSharingChanged,
     ExchangeWithdrawn,
     MemberJoinedCircle,
     MemberLeftCircle,
@@ -66,6 +67,7 @@ class KnownExchange:
 
     status: str
     event_ids: frozenset[str] = frozenset()  # the events applied to it: its recording, its transition
+    recorded_by: str = ""  # whose consent to the wall is `shared_by_recorder`
 
 
 @dataclass
@@ -110,17 +112,37 @@ def project(items: Iterable[tuple[Envelope, Event]], known: Mapping[str, KnownEx
     for k in known.values():
         seen.update(UUID(i) for i in k.event_ids)
     member_day = d.member_day
+    recorders: dict[str, str] = {xid: k.recorded_by for xid, k in known.items()}
     for envelope, event in items:
         if envelope.event_id in seen:
             d.repeated[envelope.type] += 1
             continue
         seen.add(envelope.event_id)
-        if isinstance(event, ExchangeFacts):
+        if isinstance(event, ExchangeSharingChanged):
+            _sharing(d, status, recorders, envelope, event)
+        elif isinstance(event, ExchangeFacts):
+            if isinstance(event, ExchangeRecorded):
+                recorders[event.exchange_id] = event.recorded_by
             _exchange(d, status, envelope, str(envelope.event_id), event, member_day)
         else:
             _directory(d, envelope, event)
             d.directory_event_ids.append(str(envelope.event_id))
     return d
+
+
+def _sharing(d: Deltas, status: dict[str, str], recorders: dict[str, str], envelope: Envelope,
+             e: ExchangeSharingChanged) -> None:
+    """A party's consent to the wall, given or taken back: in any status, it moves no minutes. Setting a
+    flag is idempotent, so a repeated event changes nothing."""
+    xid = e.exchange_id
+    if xid not in status:
+        raise ProjectionError(f"{envelope.type} of unknown exchange {xid} (event {envelope.event_id})")
+    column = "shared_by_recorder" if e.by == recorders.get(xid) else "shared_by_acknowledger"
+    change = {column: e.shared}
+    if xid in d.new_exchanges:
+        d.new_exchanges[xid].update(change)
+    else:
+        d.exchange_updates.setdefault(xid, {}).update(change)
 
 
 def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: str, e: ExchangeFacts,

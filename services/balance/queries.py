@@ -315,17 +315,41 @@ def exchange(conn: Connection, gen: int, exchange_id: str) -> dict[str, Any] | N
     return _exchange_list(conn, gen, [row])[0] if row else None
 
 
-def appreciations(conn: Connection, gen: int, limit: int) -> list[dict[str, Any]]:
+def appreciations(conn: Connection, gen: int, limit: int, cursor: str | None = None) -> dict[str, Any]:
+    """The appreciation wall, a page of it: acknowledged exchanges both parties share, the newest thanks
+    first, down to the oldest by cursor. The private note and any dispute reason are never part of it,
+    whoever asks."""
     x = t.exchanges.c
-    rows = conn.execute(
-        sa.select(t.exchanges)
-        # The partial index's condition as its text: a database uses a partial index only for a query
-        # whose WHERE implies it, which it cannot see through bound parameters.
-        .where(x.generation == gen, sa.text(t.ON_THE_WALL))
-        .order_by(x.updated_at.desc(), x.exchange_id)
-        .limit(limit)
-    ).all()
-    return _exchange_list(conn, gen, rows)
+    # The partial index's condition as its text: a database uses a partial index only for a query whose
+    # WHERE implies it, which it cannot see through bound parameters. Newest thanks first (updated_at is
+    # when it was acknowledged; consent changes leave it alone), then id: a total order for the cursor.
+    query = sa.select(t.exchanges).where(x.generation == gen, sa.text(t.ON_THE_WALL))
+    if cursor:
+        at, xid = _decode_wall_cursor(cursor)
+        query = query.where(sa.or_(x.updated_at < at, sa.and_(x.updated_at == at, x.exchange_id < xid)))
+    rows = conn.execute(query.order_by(x.updated_at.desc(), x.exchange_id.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    listed = [{**e, "note": "", "dispute_reason": None, "acknowledged_at": _iso(r.updated_at)}
+              for e, r in zip(_exchange_list(conn, gen, rows), rows, strict=True)]
+    next_cursor = _encode_wall_cursor(rows[-1].updated_at, rows[-1].exchange_id) if more else None
+    return {"appreciations": listed, "next_cursor": next_cursor}
+
+
+def _encode_wall_cursor(at: Any, exchange_id: str) -> str:
+    raw = json.dumps(["wall", _naive_utc(at).isoformat(), exchange_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_wall_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        tag, at, xid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if tag != "wall":
+            raise ValueError("not a wall cursor")
+        # PostgreSQL compares instants; SQLite's text drops the zone (UTC).
+        return datetime.fromisoformat(at).replace(tzinfo=UTC), str(xid)
+    except (ValueError, TypeError) as err:
+        raise BadCursor("cursor is not one this service handed out") from err
 
 
 def exchanges_between(conn: Connection, gen: int, start: date | None, end: date | None) -> Iterable[dict[str, Any]]:

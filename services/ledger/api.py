@@ -23,6 +23,8 @@ from reciprocity.contracts.commands import (
     RecordExchange,
     RegisterMember,
     SetLeads,
+    SetNotifications,
+    ShareExchange,
     Unchanged,
     Withdraw,
 )
@@ -76,6 +78,9 @@ COMMANDS: tuple[CommandRoute, ...] = (
                  "Declare (or withdraw, with null) the member's weekly capacity in hours."),
     CommandRoute("change_availability", "PUT", "/v1/members/<member_id>/availability", ChangeAvailability,
                  "Pause (optionally until a date) or resume."),
+    CommandRoute("set_notifications", "PUT", "/v1/members/<member_id>/notifications", SetNotifications,
+                 "Choose the emails about herself a member gets: her own alerts, the daily digest. "
+                 "200 Unchanged when they are already so.", may_be_unchanged=True),
     CommandRoute("record_exchange", "POST", "/v1/exchanges", RecordExchange,
                  "Record an exchange between two registered members. The answer's `id` is the new exchange's "
                  "id: 'x-' and 16 hex digits, derived from the Idempotency-Key.",
@@ -89,6 +94,10 @@ COMMANDS: tuple[CommandRoute, ...] = (
     CommandRoute("withdraw", "POST", "/v1/exchanges/<exchange_id>/withdraw", Withdraw,
                  "The recorder withdraws an exchange while it is still recorded.",
                  conflicts="the exchange is no longer recorded (acknowledged, disputed or withdrawn)"),
+    CommandRoute("share", "PUT", "/v1/exchanges/<exchange_id>/sharing", ShareExchange,
+                 "Either party agrees to show the exchange on the appreciation wall (`shared`: true) or stops "
+                 "sharing it (false), at any time. The wall shows an acknowledged exchange while both share "
+                 "it. 200 Unchanged when it is already so.", may_be_unchanged=True),
 )
 
 QUERIES: tuple[QueryRoute, ...] = (

@@ -26,6 +26,8 @@ from reciprocity.contracts.commands import (
     RecordExchange,
     RegisterMember,
     SetLeads,
+    SetNotifications,
+    ShareExchange,
     Withdraw,
 )
 from reciprocity.contracts.events import (
@@ -37,10 +39,12 @@ from reciprocity.contracts.events import (
     ExchangeAcknowledged,
     ExchangeDisputed,
     ExchangeRecorded,
+    ExchangeSharingChanged,
     ExchangeWithdrawn,
     MemberJoinedCircle,
     MemberLeftCircle,
     MemberRegistered,
+    NotificationSettingsChanged,
 )
 
 from .state import RECORDED, Exchange, LedgerState, Member
@@ -154,6 +158,14 @@ def change_availability(cmd: ChangeAvailability, state: LedgerState, member_id: 
     return [AvailabilityChanged(member_id=member.id, status=cmd.status, paused_until=cmd.paused_until)]
 
 
+def set_notifications(cmd: SetNotifications, state: LedgerState, member_id: str | None) -> list[Event]:
+    member = _member(state, member_id)
+    if (member.own_alert_emails, member.daily_digest) == (cmd.own_alert_emails, cmd.daily_digest):
+        return []  # already so: 200 Unchanged
+    return [NotificationSettingsChanged(member_id=member.id, own_alert_emails=cmd.own_alert_emails,
+                                        daily_digest=cmd.daily_digest)]
+
+
 # --- exchanges ---------------------------------------------------------------------------------------------
 
 
@@ -231,6 +243,19 @@ def withdraw(cmd: Withdraw, state: LedgerState, exchange_id: str | None) -> list
     return [ExchangeWithdrawn(**_facts(exchange), by=cmd.by)]
 
 
+def share(cmd: ShareExchange, state: LedgerState, exchange_id: str | None) -> list[Event]:
+    """Either party, at any time and in any status: consent to the wall is each person's own to give and
+    to take back (the wall shows an acknowledged exchange while both share it)."""
+    exchange = _exchange(state, exchange_id)
+    if cmd.by not in (exchange.giver, exchange.receiver):
+        raise Invalid([FieldError(field="by", message=(
+            f"only {exchange.giver} and {exchange.receiver}, the two parties, can share this exchange."))])
+    current = exchange.shared if cmd.by == exchange.recorded_by else exchange.shared_by_other
+    if current == cmd.shared:
+        return []  # already so: 200 Unchanged
+    return [ExchangeSharingChanged(**_facts(exchange), by=cmd.by, shared=cmd.shared)]
+
+
 Handler = Callable[[Any, LedgerState, str | None], list[Event]]
 
 HANDLERS: dict[type[Command], Handler] = {
@@ -240,10 +265,12 @@ HANDLERS: dict[type[Command], Handler] = {
     ChangeCircles: change_circles,
     DeclareCapacity: declare_capacity,
     ChangeAvailability: change_availability,
+    SetNotifications: set_notifications,
     RecordExchange: record_exchange,
     Acknowledge: acknowledge,
     Dispute: dispute,
     Withdraw: withdraw,
+    ShareExchange: share,
 }
 
 

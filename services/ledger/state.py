@@ -21,10 +21,12 @@ from reciprocity.contracts.events import (
     ExchangeAcknowledged,
     ExchangeDisputed,
     ExchangeRecorded,
+    ExchangeSharingChanged,
     ExchangeWithdrawn,
     MemberJoinedCircle,
     MemberLeftCircle,
     MemberRegistered,
+    NotificationSettingsChanged,
     PolicyOverrides,
 )
 
@@ -55,6 +57,8 @@ class Member:
     weekly_hours: float | None = None
     status: str = "active"
     paused_until: date | None = None
+    own_alert_emails: bool = True
+    daily_digest: bool = True
 
 
 @dataclass
@@ -72,6 +76,7 @@ class Exchange:
     shared: bool
     recorded_at: datetime | None
     status: str = RECORDED
+    shared_by_other: bool = False  # the other party's consent to the wall (`shared` is the recorder's)
     settled_by: str | None = None  # who acknowledged, disputed or withdrew it
     settled_at: datetime | None = None
 
@@ -171,6 +176,24 @@ def _availability(state: LedgerState, e: AvailabilityChanged, _at: datetime | No
         member.paused_until = e.paused_until
 
 
+def _notifications(state: LedgerState, e: NotificationSettingsChanged, _at: datetime | None) -> None:
+    member = _member(state, e.member_id)
+    if member is not None:
+        member.own_alert_emails = e.own_alert_emails
+        member.daily_digest = e.daily_digest
+
+
+def _sharing(state: LedgerState, e: ExchangeSharingChanged, _at: datetime | None) -> None:
+    exchange = state.exchanges.get(e.exchange_id)
+    if exchange is None:
+        log.warning("%s for unknown exchange %s skipped", e.TYPE, e.exchange_id)
+        return
+    if e.by == exchange.recorded_by:
+        exchange.shared = e.shared
+    else:
+        exchange.shared_by_other = e.shared
+
+
 def _recorded(state: LedgerState, e: ExchangeRecorded, at: datetime | None) -> None:
     state.exchanges[e.exchange_id] = Exchange(
         id=e.exchange_id,
@@ -198,6 +221,8 @@ def _settled(status: str):  # type: ignore[no-untyped-def]
         exchange.status = status
         exchange.settled_by = e.by
         exchange.settled_at = at
+        if isinstance(e, ExchangeAcknowledged):
+            exchange.shared_by_other = e.shared
 
     return apply
 
@@ -210,8 +235,10 @@ _APPLIERS = {
     MemberLeftCircle: _left,
     CapacityDeclared: _capacity,
     AvailabilityChanged: _availability,
+    NotificationSettingsChanged: _notifications,
     ExchangeRecorded: _recorded,
     ExchangeAcknowledged: _settled(ACKNOWLEDGED),
     ExchangeDisputed: _settled(DISPUTED),
     ExchangeWithdrawn: _settled(WITHDRAWN),
+    ExchangeSharingChanged: _sharing,
 }

@@ -19,6 +19,8 @@ class MemberView(BaseModel):
     status: str
     paused_until: date | None
     leads_circles: list[str] = Field(description="the circles this member leads")
+    own_alert_emails: bool = Field(default=True, description="she gets her own email when a signal is raised")
+    daily_digest: bool = Field(default=True, description="she gets the daily email of what waits for her")
 
 
 class CircleView(BaseModel):
@@ -62,7 +64,8 @@ def member_view(state: LedgerState, member: Member) -> MemberView:
     leads = sorted(c.id for c in state.circles.values() if member.id in c.leads)
     return MemberView(id=member.id, name=member.name, email=member.email, circles=list(member.circles),
                       role=member.role, weekly_hours=member.weekly_hours, status=member.status,
-                      paused_until=member.paused_until, leads_circles=leads)
+                      paused_until=member.paused_until, leads_circles=leads,
+                      own_alert_emails=member.own_alert_emails, daily_digest=member.daily_digest)
 
 
 def circle_view(state: LedgerState, circle: Circle) -> CircleView:

@@ -35,6 +35,7 @@ from reciprocity.contracts.events import (
     MemberJoinedCircle,
     MemberLeftCircle,
     MemberRegistered,
+    NotificationSettingsChanged,
     SignalCleared,
     SignalEvent,
 )
@@ -44,7 +45,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from . import metrics
-from .rendering import CLEARED, Email, Raised, render, signal_kind
+from .rendering import CLEARED, Email, Raised, render, render_for_member, signal_kind
 from .routing import CircleFacts, Directory, MemberFacts, Recipient, route
 from .store import (
     alerts,
@@ -299,6 +300,12 @@ class NotifyProjection:
                           for s in routing.skipped], directory, web_base_url=self._web_base_url)
         reasons = {s.member_id: s.reason for s in routing.skipped}
         rows += [self._row(alert, email, "suppressed", reasons[email.recipient]) for email in skipped]
+        # Nothing about me without me: she gets her own short email (SPEC), unless she turned those off.
+        # (Turned off, there is nothing owed to anyone, so nothing to record either.)
+        if member.own_alert_emails and member.email:
+            own = render_for_member(alert.event_id, event, member, directory, web_base_url=self._web_base_url)
+            limited = self._rate_limited(conn, alert, own.recipient)
+            rows.append(self._row(alert, own, "suppressed" if limited else "pending", limited))
         return _Outcome("planned", None, rows)
 
     def _plan_clear(self, conn: Connection, alert: _Alert, event: SignalCleared) -> _Outcome:
@@ -317,7 +324,8 @@ class NotifyProjection:
             return _Outcome("waiting", "waiting for the alert it clears")
         told = conn.execute(
             sa.select(deliveries.c.recipient, deliveries.c.to_address, deliveries.c.to_name)
-            .where(deliveries.c.alert_id == event.raised_event_id, deliveries.c.status.in_(("pending", "sent")))
+            .where(deliveries.c.alert_id == event.raised_event_id, deliveries.c.status.in_(("pending", "sent")),
+                   deliveries.c.recipient != event.member_id)  # an all clear is for the leads who were told
             .order_by(deliveries.c.recipient)
         ).all()
         if not told:
@@ -425,6 +433,9 @@ def apply_directory_event(conn: Connection, event: Event) -> None:
     elif isinstance(event, AvailabilityChanged):
         _upsert(conn, members, {"member_id": event.member_id, "status": event.status,
                                 "paused_until": event.paused_until}, ["member_id"])
+    elif isinstance(event, NotificationSettingsChanged):
+        _upsert(conn, members, {"member_id": event.member_id, "own_alert_emails": event.own_alert_emails,
+                                "daily_digest": event.daily_digest}, ["member_id"])
     else:
         log.warning("directory event %s is not one notify knows; ignored", type(event).__name__)
 
@@ -448,7 +459,8 @@ def load_directory(conn: Connection, member_id: str, circle_ids: Sequence[str]) 
         frontier = {row.parent for row in rows if row.parent and row.parent not in asked}
     wanted = {member_id} | {lead for circle in found.values() for lead in circle.leads}
     people = {
-        row.member_id: MemberFacts(row.member_id, row.name, row.email, row.status, row.paused_until, row.weekly_hours)
+        row.member_id: MemberFacts(row.member_id, row.name, row.email, row.status, row.paused_until, row.weekly_hours,
+                                   row.own_alert_emails, row.daily_digest)
         for row in conn.execute(sa.select(members).where(members.c.member_id.in_(wanted)))
     }
     return Directory(members=people, circles=found)

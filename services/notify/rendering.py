@@ -127,6 +127,33 @@ def render(
     return emails
 
 
+def render_for_member(alert_id: str, signal: SignalEvent, member: MemberFacts, directory: Directory, *,
+                      web_base_url: str) -> Email:
+    """Her own short, kind email about a signal raised about her: what her leads read, in her words."""
+    kind = signal_kind(signal)
+    if kind == CLEARED:
+        raise ValueError("a member hears of her signals when they are raised, not when they clear")
+    circles = [directory.circle_name(c) for c in signal.circles]
+    base = web_base_url.rstrip("/")
+    context = {
+        "kind": kind,
+        "member_name": member.display_name,
+        "circles_text": _join(circles) or "no circle",
+        "window_days": (signal.window_end - signal.window_start).days + 1,
+        "window": span(signal.window_start, signal.window_end),
+        "facts": _facts(signal),
+        "dashboard_url": f"{base}/",
+        "settings_url": f"{base}/capacity#emails",
+    }
+    env = _environment()
+    subject = ("A note of care: your circle's leads were asked to check in with you" if kind == OVEREXTENDED
+               else "A note of care: it has been a while since your last exchange")
+    return Email(alert_id=alert_id, recipient=signal.member_id, to=member.email or "",
+                 to_name=one_line(member.display_name), subject=subject,
+                 text=wrap_text(env.get_template("self.txt.j2").render(context)),
+                 html=env.get_template("self.html.j2").render(context))
+
+
 # --- pieces -------------------------------------------------------------------------------------
 
 

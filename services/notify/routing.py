@@ -33,6 +33,8 @@ class MemberFacts:
     status: str = "active"
     paused_until: date | None = None
     weekly_hours: float | None = None
+    own_alert_emails: bool = True  # she hears of signals about her (unless she turned it off)
+    daily_digest: bool = True
 
     @property
     def registered(self) -> bool:

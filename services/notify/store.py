@@ -50,6 +50,8 @@ members = sa.Table(
     sa.Column("weekly_hours", sa.Float),
     sa.Column("status", sa.String(10), nullable=False, server_default="active"),
     sa.Column("paused_until", sa.Date),
+    sa.Column("own_alert_emails", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("daily_digest", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 memberships = sa.Table(

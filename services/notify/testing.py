@@ -16,6 +16,7 @@ from reciprocity.contracts.events import (
     MemberDisconnected,
     MemberOverextended,
     MemberRegistered,
+    NotificationSettingsChanged,
     SignalCleared,
     SignalEvent,
 )
@@ -83,8 +84,15 @@ def organisation() -> list[Event]:
         circle("studio", "Studio"), circle("design", "Design", parent="studio"), circle("ops", "Ops"),
         member("zed", ["studio"], name="Zed Root"), member("bo", ["design", "ops"], name="Bo Chen"),
         member("ana", ["design"], name="Ana Lima"), member("cy", ["design", "ops"], name="Cy Park"),
+        # These tests are about what leads hear; ana and cy turned their own alert emails off (what a
+        # member hears about herself is tested with `own_emails`).
+        own_emails("ana", False), own_emails("cy", False),
         leads("studio", "zed"), leads("design", "bo"), leads("ops", "bo"),
     ]
+
+
+def own_emails(member_id: str, on: bool, *, daily_digest: bool = True) -> NotificationSettingsChanged:
+    return NotificationSettingsChanged(member_id=member_id, own_alert_emails=on, daily_digest=daily_digest)
 
 
 def envelope(event: Event, *, occurred_at: datetime | None = None) -> Envelope:

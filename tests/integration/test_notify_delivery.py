@@ -127,9 +127,30 @@ def test_a_lead_of_two_of_the_members_circles_gets_one_email(rig: Rig, sink: Mai
 def test_no_email_to_oneself_the_parent_circles_leads_hear_instead(rig: Rig, sink: MailSink) -> None:
     rig.feeder.apply(*t.organisation(), t.overextended("bo", ["design", "ops"]))
     rig.drain()
-    # bo leads both: design's parent (studio, zed) hears; ops has no parent and no other lead
-    assert [to for to, _ in sent_to(sink)] == ["zed@example.org"]
-    assert "the circle above Design, which Bo Chen leads" in sink.messages()[0].get_body(("plain",)).get_content()
+    # bo leads both: design's parent (studio, zed) hears; ops has no parent and no other lead. bo gets
+    # no lead's alert about herself, only her own short note.
+    sent = sorted(sent_to(sink))
+    assert [to for to, _ in sent] == ["bo@example.org", "zed@example.org"]
+    assert sent[0][1].startswith("A note of care") and sent[1][1].startswith("Heads-up")
+    to_zed = next(m for m in sink.messages() if m["X-RcptTo"] == "zed@example.org")
+    assert "the circle above Design, which Bo Chen leads" in to_zed.get_body(("plain",)).get_content()
+
+
+def test_the_member_hears_of_her_own_alert_unless_she_turned_it_off(rig: Rig, sink: MailSink) -> None:
+    rig.feeder.apply(*t.organisation(), t.own_emails("ana", True), t.overextended("ana", ["design"], given=400,
+                                                                                   received=60))
+    rig.drain()
+    mine = [m for m in sink.messages() if m["X-RcptTo"] == "ana@example.org"]
+    assert len(mine) == 1 and str(mine[0]["Subject"]).startswith("A note of care")
+    text = " ".join(mine[0].get_body(("plain",)).get_content().split())
+    assert "you gave 6 h 40 min and received 1 h" in text and "Nobody did anything wrong" in text
+    assert "Ask how they are" not in text  # the advice is for her leads
+    assert "turn them off on your Capacity page: http://web.example/capacity#emails" in text
+    # cy turned hers off: her leads hear, she gets nothing, and nothing is recorded as owed to her.
+    rig.feeder.apply(t.disconnected("cy", ["design"]))
+    rig.drain()
+    assert not [m for m in sink.messages() if m["X-RcptTo"] == "cy@example.org"]
+    assert rig.rows(recipient="cy") == []
 
 
 def test_a_repeated_directory_event_is_applied_once(rig: Rig) -> None:
@@ -448,7 +469,7 @@ def test_the_migrations_build_exactly_the_schema_the_code_uses(database: str, re
             diff = compare_metadata(context, store.metadata)
             version = conn.execute(sa.text("SELECT version_num FROM notify_alembic_version")).scalar_one()
         assert diff == []
-        assert version == "notify_0002"
+        assert version == "notify_0003"
     finally:
         engine.dispose()
 

@@ -116,7 +116,7 @@ def test_leads_receive_kind_concrete_multipart_alerts_and_never_about_themselves
         settings: NotifySettings, log: EventLog, sink: MailSink) -> None:
     over = t.overextended("ana", ["design"], given=400, received=60, given_7=200)
     produce(log, *t.organisation(), over, t.disconnected("cy", ["design", "ops"], days=23),
-            t.overextended("bo", ["design", "ops"], given=500, received=100))
+            t.own_emails("bo", False), t.overextended("bo", ["design", "ops"], given=500, received=100))
     with notify(settings) as (_, client):
         received = mails(sink, 3)
         assert client.get("/health").status_code == 200
@@ -217,11 +217,11 @@ def test_smtp_down_for_a_while_then_up_every_alert_arrives_once(
         assert sink.messages() == []
 
         sink.up()
-        received = mails(sink, 3)
+        received = mails(sink, 4)  # three to leads, and bo's own note about his alert
         wait_for(lambda: client.get("/health").status_code == 200, timeout_s=30, what="/health to recover")
         assert deliveries(client, status="sent")["counts"]["pending"] == 0
-    assert sorted(Counter(m["Message-ID"] for m in received).values()) == [1, 1, 1]
-    assert len(sink.messages()) == 3
+    assert sorted(Counter(m["Message-ID"] for m in received).values()) == [1, 1, 1, 1]
+    assert len(sink.messages()) == 4
 
 
 def test_a_full_replay_of_the_topics_sends_nothing_new(settings: NotifySettings, log: EventLog,
@@ -277,12 +277,13 @@ def test_a_new_delivery_log_with_skip_history_mails_only_what_comes_after(
 def test_notify_killed_with_sigkill_mid_stream_and_restarted_loses_nothing_and_repeats_at_most_the_one_in_flight(
         kafka_bootstrap: str, prefix: str, log: EventLog, tmp_path: Path) -> None:
     members = [f"m{i:02d}" for i in range(24)]
-    # Every third member is in both circles: two leads to tell. 32 emails in all.
+    # Every third member is in both circles: two leads to tell. 32 emails to leads, 24 to the members.
     directory = [t.circle("design", "Design"), t.circle("ops", "Ops"), t.member("bo", ["design"], name="Bo Chen"),
                  t.member("zed", ["ops"], name="Zed Root"), t.leads("design", "bo"), t.leads("ops", "zed")]
     directory += [t.member(m, ["design", "ops"] if i % 3 == 0 else ["design"]) for i, m in enumerate(members)]
     signals = [t.overextended(m, ["design", "ops"] if i % 3 == 0 else ["design"]) for i, m in enumerate(members)]
-    expected = sum(2 if i % 3 == 0 else 1 for i in range(len(members)))
+    # Each member also gets her own short email about it (nothing about me without me).
+    expected = sum(2 if i % 3 == 0 else 1 for i in range(len(members))) + len(members)
 
     with MailSink(tmp_path / "mail", delay_s=0.1) as sink:  # slow acceptance: the kill lands mid-stream
         env = {

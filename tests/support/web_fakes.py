@@ -25,6 +25,7 @@ from reciprocity.web.clients import (
     Conflict,
     DeadLetter,
     DeadLetters,
+    EmailSettings,
     Exchange,
     ExchangePage,
     FieldError,
@@ -43,6 +44,7 @@ from reciprocity.web.clients import (
     Timeline,
     Totals,
     Unavailable,
+    WallPage,
     Week,
 )
 
@@ -207,10 +209,15 @@ class FakeBalance:
             raise NotFound(self.service, "unknown exchange")
         return self.exchanges_by_id[exchange_id]
 
-    def appreciations(self, limit: int = 50) -> list[Exchange]:
+    def appreciations(self, limit: int = 50, cursor: str | None = None) -> WallPage:
         self._check("appreciations")
-        return [e for e in self.exchanges_by_id.values()
-                if e.status == "acknowledged" and e.shared_by_recorder and e.shared_by_acknowledger][:limit]
+        shared = sorted((e for e in self.exchanges_by_id.values()
+                         if e.status == "acknowledged" and e.shared_by_recorder and e.shared_by_acknowledger),
+                        key=lambda e: (e.occurred_on, e.exchange_id), reverse=True)
+        start = int(cursor) if cursor else 0
+        page = [e.model_copy(update={"note": ""}) for e in shared[start:start + limit]]
+        more = start + limit < len(shared)
+        return WallPage(appreciations=page, next_cursor=str(start + limit) if more else None)
 
     def members(self, q: str = "", circle: str = "") -> list[Member]:
         self._check("members")
@@ -295,6 +302,7 @@ class FakeLedger:
         # balance that has not read them yet.
         self.projection_lags = False
         self.unprojected: dict[str, Exchange] = {}
+        self.settings: dict[str, EmailSettings] = {}
         self.commands: list[tuple[str, dict[str, Any], str]] = []  # (name, body, key), appended ones only
         self._answers: dict[str, tuple[tuple[str, dict[str, Any]], Appended]] = {}  # key: (request, first answer)
 
@@ -391,6 +399,25 @@ class FakeLedger:
         return self._append("change_availability", {"member": member_id, "status": status,
                                                     "paused_until": paused_until}, key,
                             lambda: self.balance.update_member(member_id, status=status, paused_until=paused_until))
+
+    def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> Appended:
+        def apply() -> None:
+            found = self.balance.exchanges_by_id[exchange_id]
+            column = "shared_by_recorder" if by == found.recorded_by else "shared_by_acknowledger"
+            self.balance.exchanges_by_id[exchange_id] = found.model_copy(update={column: shared})
+
+        return self._append("share", {"exchange": exchange_id, "by": by, "shared": shared}, key, apply)
+
+    def email_settings(self, member_id: str) -> EmailSettings:
+        if self.down:
+            raise Unavailable(self.service, "did not answer")
+        return self.settings.get(member_id, EmailSettings())
+
+    def set_email_settings(self, member_id: str, *, own_alert_emails: bool, daily_digest: bool,
+                           key: str) -> Appended:
+        chosen = EmailSettings(own_alert_emails=own_alert_emails, daily_digest=daily_digest)
+        return self._append("set_email_settings", {"member": member_id, **chosen.model_dump()}, key,
+                            lambda: self.settings.__setitem__(member_id, chosen))
 
 
 class FakeNotify:

@@ -177,3 +177,33 @@ def test_disputed_stays_disputed_and_is_applied_once(state: LedgerState) -> None
     assert state.apply(disputed, event_id=event_id) is False  # a repeated event id is applied once
     assert state.exchanges[event.exchange_id].status == DISPUTED
     assert state.counts()["exchanges_disputed"] == 1
+
+
+def test_a_member_turns_her_own_emails_off_and_on_and_a_repeat_changes_nothing(state: LedgerState) -> None:
+    from reciprocity.contracts.commands import SetNotifications
+    from reciprocity.contracts.events import NotificationSettingsChanged
+
+    (event,) = run(state, SetNotifications(own_alert_emails=False, daily_digest=True), "ada")
+    assert isinstance(event, NotificationSettingsChanged) and event.own_alert_emails is False
+    assert (state.members["ada"].own_alert_emails, state.members["ada"].daily_digest) == (False, True)
+    assert run(state, SetNotifications(own_alert_emails=False, daily_digest=True), "ada") == []
+    with pytest.raises(Unknown):
+        handle(SetNotifications(own_alert_emails=True, daily_digest=True), state, "nobody")
+
+
+def test_either_party_shares_or_stops_sharing_at_any_time_and_a_stranger_cannot(state: LedgerState) -> None:
+    from reciprocity.contracts.commands import ShareExchange
+    from reciprocity.contracts.events import ExchangeSharingChanged
+
+    xid = "x-share"
+    run(state, RecordExchange(giver="ada", receiver="bob", kind="help", minutes=30, occurred_on=today_utc(),
+                              recorded_by="ada"), xid)
+    (later,) = run(state, ShareExchange(by="ada", shared=True), xid)  # the recorder agrees later
+    assert isinstance(later, ExchangeSharingChanged) and state.exchanges[xid].shared is True
+    run(state, Acknowledge(by="bob", shared=True), xid)
+    assert state.exchanges[xid].shared_by_other is True
+    (stop,) = run(state, ShareExchange(by="bob", shared=False), xid)  # after acknowledging, still his to stop
+    assert stop.shared is False and state.exchanges[xid].shared_by_other is False
+    assert run(state, ShareExchange(by="bob", shared=False), xid) == []
+    with pytest.raises(Invalid):
+        handle(ShareExchange(by="cleo", shared=False), state, xid)

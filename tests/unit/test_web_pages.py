@@ -1162,10 +1162,51 @@ def test_unknown_page_is_a_kind_404(app) -> None:  # type: ignore[no-untyped-def
     assert answer.status_code == 404 and "nothing at this address" in text(answer)
 
 
-def test_wall_shows_what_both_shared(app) -> None:  # type: ignore[no-untyped-def]
+def test_wall_shows_what_both_shared_never_the_note_nor_the_minutes(app) -> None:  # type: ignore[no-untyped-def]
     page = text(client_as(app, "chen").get("/wall"))
     assert "Ben Okafor thanks Ada Lovelace" in page  # mentoring, shared by both in demo_world
+    assert "mentoring session" not in page  # the private note
+    assert "1 h 30 min" not in page  # how long it took is between the two of them
     assert "resource session" not in page  # shared by the recorder only
+
+
+def test_either_party_stops_sharing_and_the_recorder_can_agree_later(app, clients) -> None:  # type: ignore[no-untyped-def]
+    late = clients.balance.add_exchange("dara", "chen", kind="care", status="acknowledged", recorded_by="dara",
+                                        thanks="Thank you for the soup", shared_by_acknowledger=True)
+    assert "Thank you for the soup" not in text(client_as(app, "omar").get("/wall"))
+    dara = client_as(app, "dara")  # the recorder, who did not share at first
+    card = text(dara.get(f"/exchanges/{late.exchange_id}"))
+    assert "Share it on the wall" in card
+    form = {"csrf_token": hidden(card, "csrf_token"), "shared": "yes",
+            "idempotency_key": hidden(card.split('id="sharing-form"')[1], "idempotency_key")}
+    assert dara.post(f"/exchanges/{late.exchange_id}/sharing", data=form).status_code == 302
+    assert "Thank you for the soup" in text(client_as(app, "omar").get("/wall"))
+    chen = client_as(app, "chen")  # the other party takes it back
+    card = text(chen.get(f"/exchanges/{late.exchange_id}"))
+    assert "Stop sharing it" in card
+    form = {"csrf_token": hidden(card, "csrf_token"), "shared": "no",
+            "idempotency_key": hidden(card.split('id="sharing-form"')[1], "idempotency_key")}
+    assert chen.post(f"/exchanges/{late.exchange_id}/sharing", data=form).status_code == 302
+    assert "Thank you for the soup" not in text(client_as(app, "omar").get("/wall"))
+    assert [c[1] for c in clients.ledger.commands] == [
+        {"exchange": late.exchange_id, "by": "dara", "shared": True},
+        {"exchange": late.exchange_id, "by": "chen", "shared": False}]
+
+
+def test_the_wall_is_paged_newest_first_down_to_the_oldest(app, clients) -> None:  # type: ignore[no-untyped-def]
+    start = date.today() - timedelta(days=200)
+    for i in range(70):
+        clients.balance.add_exchange("ada", "ben", kind="help", status="acknowledged", exchange_id=f"w{i:03d}",
+                                     occurred_on=start + timedelta(days=i), thanks=f"thanks number {i:03d}",
+                                     shared_by_recorder=True, shared_by_acknowledger=True)
+    omar, seen, url = client_as(app, "omar"), [], "/wall"
+    while url:
+        page = text(omar.get(url))
+        seen += re.findall(r"thanks number (\d{3})", page)
+        older = re.search(r'href="([^"]+)" id="wall-older"', page)
+        url = older.group(1).replace("&amp;", "&") if older else ""
+    assert "That is everything shared so far" in page
+    assert seen == sorted(seen, reverse=True) and seen[-1] == "000" and len(seen) == 70
 
 
 def test_ledger_503_is_retryable_from_htmx(app, clients) -> None:  # type: ignore[no-untyped-def]
@@ -1223,3 +1264,17 @@ def test_history_comes_a_page_at_a_time(app, clients) -> None:  # type: ignore[n
     older = re.search(r'href="([^"]+)" id="history-older"', waiting)
     assert older and "status=recorded" in older.group(1)
     assert client.get("/exchanges?after=not-a-cursor-balance-gave").status_code == 200  # the first page instead
+
+
+def test_a_member_turns_her_own_alert_emails_off(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    page = text(ada.get("/capacity"))
+    assert 'id="own_alert_emails" checked' in page and 'id="daily_digest" checked' in page
+    answer = ada.post("/capacity/emails", data={"csrf_token": hidden(page, "csrf_token"), "daily_digest": "on",
+                                                "idempotency_key": hidden(page.split('id="emails-form"')[1],
+                                                                          "idempotency_key")})
+    assert answer.status_code == 302
+    assert clients.ledger.commands[-1][:2] == ("set_email_settings", {
+        "member": "ada", "own_alert_emails": False, "daily_digest": True})
+    again = text(ada.get("/capacity"))
+    assert 'id="own_alert_emails" checked' not in again and 'id="daily_digest" checked' in again

@@ -170,7 +170,7 @@ class Command:
 
 class Load:
     def __init__(self, client_factory: Callable[[], Client], *, seed: int = 7, churn_members: int = 60,
-                 steady_members: int = 4, churn_circles: int = 6) -> None:
+                 steady_members: int = 6, churn_circles: int = 6) -> None:
         self.org = Organisation(rng=random.Random(seed))
         self.client_factory = client_factory
         self.churn_members = churn_members

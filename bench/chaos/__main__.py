@@ -333,11 +333,13 @@ def main() -> int:
         if not wait_until(lambda: requests.get(stack.url("ledger") + "/health", timeout=3).status_code == 200,
                           time.monotonic() + 180, "ledger healthy"):
             raise SystemExit(_dump_logs(stack.processes))
-        load = Load(lambda: Client(stack.url("ledger"), TOKENS["LEDGER_TOKEN"]), seed=seed)
+        kills: list[tuple[float, str, str]] = []
+        load = Load(lambda: Client(stack.url("ledger"), TOKENS["LEDGER_TOKEN"]), seed=seed,
+                    progress=lambda: len(kills) / max(kills_wanted, 1))
         load.setup()
         say(f"organisation registered ({len(load.org.sent)} commands); load at {rate}/s, kills begin")
         threads = load.run(stop_load, rate)
-        chaos = Chaos(stack, random.Random(seed), log_path=run_dir / "logs" / "kills.log")
+        chaos = Chaos(stack, random.Random(seed), kills=kills, log_path=run_dir / "logs" / "kills.log")
         sent_before = len(load.org.sent)
         chaos_began = time.monotonic()
         chaos.run(kills_wanted, chaos_seconds)

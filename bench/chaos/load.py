@@ -170,8 +170,12 @@ class Command:
 
 class Load:
     def __init__(self, client_factory: Callable[[], Client], *, seed: int = 7, churn_members: int = 60,
-                 steady_members: int = 6, churn_circles: int = 6) -> None:
+                 steady_members: int = 6, churn_circles: int = 6,
+                 progress: Callable[[], float] = lambda: 1.0) -> None:
         self.org = Organisation(rng=random.Random(seed))
+        # How far the run is (0 to 1): steady member i starts giving at i / steady_members of it, so their
+        # alerts (and notify's sending) are spread over the kills instead of all coming at the start.
+        self.progress = progress
         self.client_factory = client_factory
         self.churn_members = churn_members
         self.steady_members = steady_members
@@ -244,9 +248,11 @@ class Load:
     def _pick(self) -> Command | None:
         org, rng = self.org, self.org.rng
         roll = rng.random()
-        steady_due = [m for m in org.steady_members()
+        steady = org.steady_members()
+        started = int(self.progress() * len(steady)) + 1
+        steady_due = [m for m in steady[:started]
                       if m.acknowledged_given < STEADY_TARGET_MINUTES and m.id not in org.busy]
-        if roll < 0.10 and steady_due:
+        if roll < 0.15 and steady_due:
             return self._record_steady(min(steady_due, key=lambda m: m.acknowledged_given))
         if roll < 0.48:
             return self._record_churn()

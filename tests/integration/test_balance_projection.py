@@ -1,5 +1,5 @@
 """The balance projection end to end over a real broker, on SQLite and on PostgreSQL: lifecycle counts,
-the read API, dead letters, a stopped partition, and the schema the migrations create."""
+the read API, dead letters, a parked event whose partition goes on, and the schema the migrations create."""
 
 from __future__ import annotations
 

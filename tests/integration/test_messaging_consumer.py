@@ -1,6 +1,6 @@
 """The consumer loop against a transactional writer (as the ledger is): commit markers take offsets
 that no record is returned for, and the loop must neither stall on them nor show them as lag. And the
-loop's failures: a database that goes away, a partition that stays stopped."""
+loop's failures: a database that goes away (stop and retry), a poison record (parked once, the rest goes on)."""
 
 from __future__ import annotations
 

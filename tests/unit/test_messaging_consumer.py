@@ -127,9 +127,17 @@ def _consumer(projection):  # type: ignore[no-untyped-def]
     return consumer, dlq
 
 
+def _parked_metric() -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"topic": "ledger.directory", "consumer": "p.balance", "why": "unprojectable"}
+    return REGISTRY.get_sample_value("reciprocity_records_parked_total", labels) or 0.0
+
+
 def test_the_consumer_parks_a_poison_event_with_headers_and_stays_healthy() -> None:
     projection = ListProjection()
     consumer, dlq = _consumer(projection)
+    counted = _parked_metric()
     events = [delivered(0), delivered(1, "c-poison"), delivered(2)]
     consumer._apply(events, {KEY: OffsetRange(0, 3)})
     consumer._apply(events[2:], {KEY: OffsetRange(2, 3)})  # a retried batch: stale, and nothing parked twice
@@ -142,6 +150,7 @@ def test_the_consumer_parks_a_poison_event_with_headers_and_stays_healthy() -> N
     assert headers["dlq.error"] == b"projection failed: OverflowError: date value out of range"
     assert consumer.health.healthy and consumer.health.summary() == {"stopped_partitions": {},
                                                                      "parked_since_start": 1}
+    assert _parked_metric() == counted + 1
 
 
 def test_the_consumer_stops_a_partition_when_the_database_is_away_and_parks_nothing() -> None:

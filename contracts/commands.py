@@ -115,11 +115,24 @@ def _refuse_as_sent(command_cls: type[Command], body: Mapping[str, Any]) -> None
         raise ValidationError.from_exception_data(command_cls.__name__, problems)
 
 
+# The most minutes a member can give in the policy's 28-day window: a threshold above it never fires.
+WINDOW_MINUTES = 28 * 1440
+
+
+class BoundedPolicy(PolicyOverrides):
+    """The overrides a command may set: every number bounded (the event keeps the wider contract, so a
+    circle formed before these bounds still reads)."""
+
+    overextension_min_given_minutes: int | None = Field(default=None, ge=0, le=WINDOW_MINUTES)
+    overextension_ratio: float | None = Field(default=None, gt=1, le=100)
+    overextension_clear_ratio: float | None = Field(default=None, gt=1, le=100)
+
+
 class FormCircle(Command):
     id: Slug
     name: str = Field(min_length=1, max_length=100, json_schema_extra={"pattern": REQUIRED_ONE_LINE_PATTERN})
     parent: Slug | None = None
-    policy: PolicyOverrides | None = None
+    policy: BoundedPolicy | None = None
 
     @field_validator("name")
     @classmethod

@@ -112,3 +112,15 @@ def test_a_signal_with_a_ratio_of_nan_is_refused_on_read() -> None:
                "given_last_7_days": 0, "weekly_capacity_minutes": None}
     with pytest.raises(ContractError, match="ratio"):
         decode(_raw("MemberOverextended", payload))
+
+
+def test_a_circle_policy_is_bounded_in_commands_but_an_old_one_still_reads() -> None:
+    from reciprocity.contracts.commands import FormCircle
+
+    assert _errors(FormCircle, {"id": "ops", "name": "Ops", "policy": {
+        "overextension_ratio": 1e308, "overextension_min_given_minutes": 10**20}}) == {
+        "policy.overextension_ratio": "overextension_ratio must be at most 100.",
+        "policy.overextension_min_given_minutes": "overextension_min_given_minutes must be at most 40320."}
+    _, formed = decode(_raw("CircleFormed", {"circle_id": "ops", "name": "Ops", "parent": None,
+                                             "policy": {"overextension_ratio": 1000.0}}))
+    assert formed.policy is not None and formed.policy.overextension_ratio == 1000.0

@@ -228,6 +228,19 @@ class ReadSide:
                                    .where(nt.alerts.c.status == "waiting")).scalar_one()
         return int(pending) + int(waiting)
 
+    def deliveries(self) -> tuple[set[tuple[str, str]], list[str]]:
+        """Notify's delivery log: what it calls sent, and what it left undone (pending, failed, waiting)."""
+        d, a = nt.deliveries.c, nt.alerts.c
+        with self.notify.connect() as conn:
+            rows = conn.execute(sa.select(d.alert_id, d.recipient, d.status, d.last_error)).all()
+            alerts = conn.execute(sa.select(a.event_id, a.status, a.reason)
+                                  .where(a.status.in_(("waiting", "failed")))).all()
+        sent = {(r.alert_id, r.recipient) for r in rows if r.status == "sent"}
+        undone = [f"{r.alert_id} to {r.recipient}: {r.status} ({r.last_error})" for r in rows
+                  if r.status in ("pending", "failed")]
+        undone += [f"alert {r.event_id}: {r.status} ({r.reason})" for r in alerts]
+        return sent, undone
+
     def exchanges(self) -> list[ExchangeRow]:
         with self.balance.connect() as conn:
             gen = active_generation(conn)
@@ -373,7 +386,9 @@ def main() -> int:
                         read.directory({s.target for s in load.org.sent if s.target is not None}),
                         read.pair_counters())
         notify_kills = [at for at, role, _ in chaos.kills if role == "notify"]
-        alerts = check_alerts(expected, read.alert_members(), read.mails(), notify_kills)
+        marked_sent, not_sent = read.deliveries()
+        alerts = check_alerts(expected, read.alert_members(), read.mails(), notify_kills,
+                              marked_sent=marked_sent, not_sent=not_sent)
         unexpected = Counter(kind for m, kind in read.alert_members().values() if m not in steady)
         for title, items in (("LOST", verdict.lost), ("DOUBLE-APPLIED", verdict.double_applied),
                              ("MISSING ALERT", alerts.missing), ("DUPLICATE EMAIL OUTSIDE THE SEND WINDOW",

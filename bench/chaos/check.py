@@ -228,11 +228,15 @@ def check_alerts(
     mails: Sequence[Mail],
     notify_kills: Sequence[float],
     send_window_s: float = 15.0,
+    marked_sent: Iterable[tuple[str, str]] = (),
+    not_sent: Iterable[str] = (),
 ) -> AlertVerdict:
     """`expected`: (member, lead) pairs that must have had an over-extension email; `alert_members`:
     alert id -> (member, kind) as balance raised them. A second copy of one alert to one lead is
     explained only by a notify kill shortly after the previous copy arrived (the send window); and a
-    second alert of the same kind about one member to one lead is a duplicate too (raised twice)."""
+    second alert of the same kind about one member to one lead is a duplicate too (raised twice).
+    `marked_sent`: (alert id, recipient) of every delivery notify's log calls sent, each of which must be
+    in the mailbox; `not_sent`: deliveries or alerts notify left pending, waiting or failed (missing)."""
     verdict = AlertVerdict()
     wanted = set(expected)
     verdict.expected = len(wanted)
@@ -240,6 +244,10 @@ def check_alerts(
            if alert_members.get(m.alert_id, ("", ""))[1] == "overextended"}
     verdict.delivered = len(wanted & got)
     verdict.missing = [f"no over-extension email about {member} to {lead}" for member, lead in sorted(wanted - got)]
+    mailed = {(m.alert_id, m.recipient) for m in mails}
+    verdict.missing += [f"notify logged alert {alert_id} as sent to {recipient}; the mailbox has no such email"
+                        for alert_id, recipient in sorted(set(marked_sent) - mailed)]
+    verdict.missing += [f"notify never sent: {what}" for what in not_sent]
 
     copies: dict[tuple[str, str], list[float]] = defaultdict(list)
     for m in mails:

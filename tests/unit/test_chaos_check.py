@@ -159,3 +159,13 @@ def test_the_procfile_runs_on_the_runs_own_ports() -> None:
     mail, probe = map_ports("exec python -m reciprocity.notify.mail_sink --maildir var/mail --port 1025", numbers)
     assert probe is None and mail.endswith(f"--port {numbers['1025']}")
     assert [role_of(n) for n in ("balance", "balance-projector", "notify_sender")] == ["balance", "balance", "notify"]
+
+
+def test_a_delivery_notify_calls_sent_must_be_in_the_mailbox_and_none_left_behind() -> None:
+    members = {"al-1": ("ana", "overextended")}
+    mails = [Mail("al-1", "lead-a", 100.0)]
+    assert check_alerts([], members, mails, [], marked_sent=[("al-1", "lead-a")]).ok
+    lost = check_alerts([], members, mails, [], marked_sent=[("al-1", "lead-a"), ("al-1", "lead-b")])
+    assert lost.missing == ["notify logged alert al-1 as sent to lead-b; the mailbox has no such email"]
+    assert not check_alerts([], members, mails, [], not_sent=["al-2 to lead-a: failed (no route)"]).ok
+

@@ -22,6 +22,7 @@ from reciprocity.balance.dead_letters import REDRIVE_OF, REDRIVE_TO, dlq_names, 
 from reciprocity.contracts.topics import SOURCE_TOPICS
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 # The exit status of a command line the operator got wrong (argparse's own, and the other commands').
 USAGE_ERROR = 2
@@ -71,11 +72,12 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([d.as_dict() for d in letters], indent=2))
         return 0
-    table = Table("dlq", "offset", "source", "key", "error", "redriven to", title=f"{len(letters)} dead letter(s)")
+    table = Table("dlq", "offset", "source", "key", "parked by", "error", "redriven to",
+                  title=f"{len(letters)} dead letter(s)")
     for d in letters:
         x = d.as_dict()
         table.add_row(d.dlq, str(d.offset), f"{x['source_topic']}[{x['source_partition']}]@{x['source_offset']}",
-                      x["key"] or "", (x["error"] or "")[:120], d.redriven_to or "")
+                      x["key"] or "", x["consumer"] or "", Text((x["error"] or "")[:120]), d.redriven_to or "")
     Console().print(table)
     return 0
 

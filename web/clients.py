@@ -345,6 +345,7 @@ class DeadLetter(Shape):
     source_partition: int | None = None
     source_offset: int | None = None
     error: str | None = None
+    consumer: str | None = None  # the consumer group that parked it
     key: str | None = None
     size: int | None = None
     dead_lettered_at: datetime | None = None

@@ -75,6 +75,7 @@ class DeadLetter:
         return {"dlq": self.dlq, "offset": self.offset, "source_topic": self.header("dlq.source.topic"),
                 "source_partition": self.header("dlq.source.partition"),
                 "source_offset": self.header("dlq.source.offset"), "error": self.header("dlq.error"),
+                "consumer": self.header("dlq.consumer.group"),
                 "key": self.key.decode(errors="replace") if self.key else None,
                 "value": self.value.decode(errors="replace"), "redriven_to": self.redriven_to}
 
@@ -83,6 +84,7 @@ class DeadLetter:
         return {"topic": self.dlq, "offset": self.offset, "source_topic": self.header("dlq.source.topic"),
                 "source_partition": _int(self.header("dlq.source.partition")),
                 "source_offset": _int(self.header("dlq.source.offset")), "error": self.header("dlq.error"),
+                "consumer": self.header("dlq.consumer.group"),
                 "key": self.key.decode(errors="replace") if self.key else None, "size": len(self.value),
                 "dead_lettered_at": self.dead_lettered_at, "redriven": self.redriven_to is not None,
                 "redriven_to": self.redriven_to}

@@ -23,7 +23,7 @@ def test_one_per_source_position_with_redrives_applied() -> None:
     assert (second.offset, second.redriven_to) == (2, None)
     public = first.public()
     assert public == {"topic": DLQ, "offset": 0, "source_topic": "ledger.exchanges", "source_partition": 2,
-                      "source_offset": 7, "error": "not JSON: (root): Invalid JSON", "key": "x-1",
+                      "source_offset": 7, "error": "not JSON: (root): Invalid JSON", "consumer": None, "key": "x-1",
                       "size": len(b'{"note": "private"}'), "dead_lettered_at": "2025-06-15T15:06:40+00:00",
                       "redriven": True, "redriven_to": "ledger.exchanges[2]@40"}
     assert "private" not in str(public)

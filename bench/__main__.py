@@ -13,7 +13,11 @@ One run measures, on a fresh topic set (a LocalKafka, or KAFKA_BOOTSTRAP_SERVERS
       committed, with nothing else timed (no Kafka, no decoding, no projecting, no row building).
       However fast the work in front of the database, one writer cannot project faster than this;
   (c) latency from POST /v1/exchanges (a real ledger process) to the exchange being visible in the
-      member summary of a real balance process, p50/p99 over --requests requests.
+      member summary of a real balance process, p50/p99 over --requests requests;
+  (d) p50/p99 of the web's pages and balance's member and circle APIs with 10k and with 1M exchanges in
+      the read model, and the ratio of the p99s (bench/pages.py);
+  (e) the web under load: every demo member at once against the stack as the Procfile starts it
+      (bench/load.py), requests/s, p50/p99 per page, errors (a redirect to sign-in included).
 
 The bench imports kafka directly for (a) (the one exception to "only messaging imports kafka"): the
 floor is the client itself, without anything of ours around it.
@@ -262,7 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="ExchangeRecorded events to load")
     parser.add_argument("--requests", type=int, default=1000, help="requests for the latency measurement")
-    parser.add_argument("--skip", action="append", default=[], choices=["sqlite", "postgres", "latency"])
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["sqlite", "postgres", "latency", "pages", "load"])
+    parser.add_argument("--pages-small", type=int, default=10_000, help="(d): exchanges in the small read model")
+    parser.add_argument("--pages-large", type=int, default=1_000_000, help="(d): exchanges in the large read model")
+    parser.add_argument("--pages-requests", type=int, default=100, help="(d): requests per page and size")
+    parser.add_argument("--load-seconds", type=float, default=90, help="(e): seconds of load")
     args = parser.parse_args(argv)
     from reciprocity.balance.settings import BalanceSettings
 
@@ -331,9 +340,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"{statistics.median(samples) * 1000:,.1f} ms", "")
             results.add_row("(c) ... p99", f"{percentile(samples, 99) * 1000:,.1f} ms", "")
             results.add_row("(c) ... max", f"{max(samples) * 1000:,.1f} ms", "")
+        if "load" not in args.skip:  # before (d): the same broker, and (d) leaves the disk busy
+            from .load import measure as measure_load
+
+            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+            console.print(f"(e) every demo member at once for {args.load_seconds:.0f} s ...")
+            load_rows, headline = measure_load(args.load_seconds)
+            load_table = Table(title="(e) the web under load, every demo member at once (client on this machine)")
+            load_table.add_column("measure")
+            load_table.add_column("result", justify="right")
+            for name, value in load_rows:
+                load_table.add_row(name, value)
+            results.add_row("(e) requests/s under load", f"{headline['rps']:,.1f}", "")
+            results.add_row("(e) ... errors (sign-ins included)", f"{headline['errors']:,.0f}", "")
+            results.add_row("(e) ... dashboard p99", f"{headline['dashboard_p99_ms']:,.0f} ms", "")
+        if "pages" not in args.skip:
+            from .pages import run as run_pages
+
+            pages = Table(title=f"(d) pages and APIs: {args.pages_small:,} vs {args.pages_large:,} exchanges "
+                                f"in the read model, {args.pages_requests} requests each")
+            pages.add_column("page or API")
+            pages.add_column(f"{args.pages_small:,} p50 / p99", justify="right")
+            pages.add_column(f"{args.pages_large:,} p50 / p99", justify="right")
+            pages.add_column("p99 ratio", justify="right")
+            for row in run_pages(workdir, args.pages_small, args.pages_large, args.pages_requests,
+                                 progress=console.print):
+                pages.add_row(*row)
     console.print(results)
-    console.print("targets: projection >= 0.5 x read-only floor; p99 < 500 ms. A (b0) ratio under 0.5 means "
-                  "the database alone rules the first target out on this machine.")
+    if "load" not in args.skip:
+        console.print(load_table)
+    if "pages" not in args.skip:
+        console.print(pages)
+    console.print("targets: (b) SQLite >= 0.25 x the read-only floor, PostgreSQL >= 0.2 x; (c) p99 <= 100 ms; "
+                  "(d) p99 at the large size <= 1.5 x p99 at 10k; (e) 0 errors, >= 136 requests/s, "
+                  "dashboard p99 <= 700 ms.")
     return 0
 
 

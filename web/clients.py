@@ -295,6 +295,16 @@ class Signal(Shape):
     cleared_at: datetime | None = None
 
 
+class Dashboard(Shape):
+    """Balance's one answer for the dashboard (GET /v1/members/{id}/dashboard)."""
+
+    summary: Summary
+    timeline: Timeline
+    waiting: list[Exchange] = []  # recorded, newest first
+    recent: list[Exchange] = []
+    signals: list[Signal] = []  # in force, about the member
+
+
 class PartitionStatus(Shape):
     topic: str
     partition: int
@@ -398,6 +408,7 @@ class Balance(Protocol):
     def health(self) -> str | None: ...
     def summary(self, member_id: str, window: str = "28d") -> Summary: ...
     def timeline(self, member_id: str, weeks: int = 12) -> Timeline: ...
+    def dashboard(self, member_id: str, window: str = "28d", weeks: int = 12) -> Dashboard: ...
     def relationships(self, member_id: str, window: str = "90d") -> list[Relationship]: ...
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]: ...
     def exchange_page(self, member_id: str, *, status: str | None = None, kind: str | None = None,
@@ -594,6 +605,10 @@ class HttpBalance(_Http):
     def timeline(self, member_id: str, weeks: int = 12) -> Timeline:
         return self._parse(Timeline, self._call("GET", f"/v1/members/{_seg(member_id)}/timeline",
                                                 params={"weeks": weeks}))
+
+    def dashboard(self, member_id: str, window: str = "28d", weeks: int = 12) -> Dashboard:
+        return self._parse(Dashboard, self._call("GET", f"/v1/members/{_seg(member_id)}/dashboard",
+                                                 params={"window": window, "weeks": weeks}))
 
     def relationships(self, member_id: str, window: str = "90d") -> list[Relationship]:
         data = self._call("GET", f"/v1/members/{_seg(member_id)}/relationships", params={"window": window})

@@ -9,7 +9,7 @@ from htmx_flask import request
 from reciprocity.contracts.commands import ChangeAvailability, today_utc
 
 from .charts import KIND_COLOURS, balance_chart
-from .clients import KINDS, Invalid, OutcomeUnknown, Relationship, Unavailable
+from .clients import KINDS, Dashboard, Invalid, OutcomeUnknown, Relationship, Unavailable
 from .exchange_form import contract_errors, new_key, valid_key
 from .prompts import reflection_prompts
 from .signal_words import SIGNAL_HINTS_SELF
@@ -18,26 +18,26 @@ from .ui import WINDOW_LABELS, WINDOWS, clients, me, render_page, window_arg
 bp = Blueprint("me", __name__)
 
 
-def dashboard_numbers(window: str) -> dict[str, object]:
+def dashboard_numbers(window: str, board: Dashboard | None = None) -> dict[str, object]:
     """What the live part of the dashboard shows (and re-reads every few seconds)."""
-    balance = clients().balance
     member = me()
-    summary = balance.summary(member.id, window)
-    waiting = balance.exchanges(member.id, status="recorded", limit=100)
-    recent = balance.exchanges(member.id, limit=10)
+    board = board or clients().balance.dashboard(member.id, window)
+    waiting = board.waiting
     return {
-        "summary": summary,
+        "summary": board.summary,
         "window": window,
         "pending_for_me": [e for e in waiting if e.counterpart == member.id],
         "pending_for_others": [e for e in waiting if e.recorded_by == member.id],
-        "recent": recent,
+        "recent": board.recent,
     }
 
 
 @bp.get("/")
 def dashboard() -> Response:
     window = window_arg()
-    numbers = dashboard_numbers(window)
+    # One round trip to balance for all of it (it was five: summary, two lists, timeline, signals).
+    board = clients().balance.dashboard(me().id, window)
+    numbers = dashboard_numbers(window, board)
     if request.htmx:
         # Two regions poll this URL; HX-Target says which one is asking.
         partial = "partials/_dashboard_inbox.html" if request.htmx.target == "inbox" \
@@ -45,7 +45,7 @@ def dashboard() -> Response:
         response = render_page("dashboard.html", partial, **numbers)
         response.vary.add("HX-Target")
         return response
-    timeline = clients().balance.timeline(me().id, weeks=12)
+    timeline = board.timeline
     prompts = reflection_prompts(
         numbers["summary"], me(),  # type: ignore[arg-type]
         waiting_for_me=len(numbers["pending_for_me"]),  # type: ignore[arg-type]
@@ -53,7 +53,7 @@ def dashboard() -> Response:
         today=today_utc(),
     )
     # Nothing about me without me: every signal in force about her, told to her (SPEC, Alert policy).
-    about_me = clients().balance.signals(member=me().id, active=True)
+    about_me = board.signals
     response = render_page(
         "dashboard.html", "partials/_dashboard_numbers.html",
         chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=KINDS, colours=KIND_COLOURS,

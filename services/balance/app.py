@@ -230,6 +230,33 @@ def create_app(
         found = read(run)
         return jsonify(found) if found else not_found(f"member {member_id}")
 
+    @app.get("/v1/members/<member_id>/dashboard")
+    def member_dashboard(member_id: str) -> Any:
+        """What the web's dashboard shows, in one answer instead of five round trips: the summary and
+        timeline, the exchanges waiting (recorded, newest first), the most recent ones, and the signals
+        in force about the member."""
+        window = parse_window(request.args.get("window"))
+        weeks = _int_arg("weeks", 12, 1, 104)
+        waiting = _int_arg("waiting", 100, 0, 500)
+        recent = _int_arg("recent", 10, 0, 500)
+
+        def run(conn: Any, gen: int) -> Any:
+            if not queries.member_known(conn, gen, member_id):
+                return None
+            on = today()
+            return {
+                "summary": queries.summary(conn, gen, member_id, window, on),
+                "timeline": queries.timeline(conn, gen, member_id, weeks, on),
+                "waiting": queries.exchange_page(conn, gen, member_id, queries.HistoryFilter(status="recorded"),
+                                                 waiting)["exchanges"] if waiting else [],
+                "recent": queries.exchange_page(conn, gen, member_id, queries.HistoryFilter(),
+                                                recent)["exchanges"] if recent else [],
+                "signals": queries.signals(conn, member=member_id, active=True),
+            }
+
+        found = read(run)
+        return jsonify(found) if found else not_found(f"member {member_id}")
+
     @app.get("/v1/members/<member_id>/relationships")
     def member_relationships(member_id: str) -> Any:
         window = parse_window(request.args.get("window"), default=90)

@@ -151,3 +151,23 @@ def test_sqlite_serves_the_wall_from_its_partial_index(tmp_path) -> None:  # typ
         plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + wall, params))
     assert "USING INDEX ix_balance_exchanges_wall" in plan and "SCAN balance_exchanges" not in plan, plan
     engine.dispose()
+
+
+def test_the_dashboard_answer_is_the_five_it_replaces(db_url: str) -> None:
+    engine, client, _, _ = _history(db_url)
+
+    def get(url: str) -> dict:
+        answer = client.get(url)
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()
+
+    board = get("/v1/members/ann/dashboard?window=28d&weeks=6")
+    assert board["summary"] == get("/v1/members/ann/summary?window=28d")
+    assert board["timeline"] == get("/v1/members/ann/timeline?weeks=6")
+    assert board["waiting"] == get("/v1/members/ann/exchanges?status=recorded&limit=100")["exchanges"]
+    assert board["recent"] == get("/v1/members/ann/exchanges?limit=10")["exchanges"]
+    assert board["signals"] == get("/v1/signals?member=ann&active=true")["signals"]
+    assert len(board["waiting"]) == 17 and len(board["recent"]) == 10
+    assert client.get("/v1/members/nobody/dashboard").status_code == 404
+    assert client.get("/v1/members/ann/dashboard?weeks=0").status_code == 422
+    engine.dispose()

@@ -14,8 +14,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 def test_bench_prints_every_figure_on_a_small_load(kafka_bootstrap: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--events", "3000", "--requests", "20"],
-        cwd=REPO, capture_output=True, text=True, timeout=240,
+        [sys.executable, "-m", "bench", "--events", "3000", "--requests", "20", "--pages-small", "300",
+         "--pages-large", "1000", "--pages-requests", "3", "--load-seconds", "3"],
+        cwd=REPO, capture_output=True, text=True, timeout=420,
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "COLUMNS": "200", "LOG_LEVEL": "WARNING"},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -28,5 +29,8 @@ def test_bench_prints_every_figure_on_a_small_load(kafka_bootstrap: str) -> None
         "(b2) projection into PostgreSQL by 2 balance processes",
         "(c) POST /v1/exchanges -> visible in summary, p50 (20 requests)",
         "(c) ... p99",
+        "(e) requests/s under load", "(e) ... errors (sign-ins included)", "(e) ... dashboard p99",
+        "dashboard /", "sign-in form",  # (e) per page
+        "history /exchanges", "balance relationships", "balance circle health", "p99 ratio",  # (d)
     ):
         assert row in done.stdout, f"{row!r} missing from:\n{done.stdout[-3000:]}"

@@ -77,6 +77,11 @@ def balance_server(balance: FakeBalance) -> Flask:
         found = balance.exchanges(member_id, request.args.get("status"), int(request.args.get("limit", 50)))
         return jsonify(exchanges=dump(found))
 
+    @app.get("/v1/members/<member_id>/dashboard")
+    def dashboard(member_id: str) -> Any:
+        return jsonify(dump(balance.dashboard(member_id, request.args.get("window", "28d"),
+                                              int(request.args.get("weeks", 12)))))
+
     @app.get("/v1/signals")
     def signals() -> Any:
         found = balance.signals(circle=request.args.get("circle", ""), member=request.args.get("member", ""),

@@ -23,6 +23,7 @@ from reciprocity.web.clients import (
     CircleHealth,
     Clients,
     Conflict,
+    Dashboard,
     DeadLetter,
     DeadLetters,
     EmailSettings,
@@ -182,6 +183,12 @@ class FakeBalance:
             row[f"{pending}{side}_count"] += 1
             row[f"{pending}by_kind"][e.kind][f"{side}_minutes"] += e.minutes
         return [Relationship(**row) for row in acc.values()]
+
+    def dashboard(self, member_id: str, window: str = "28d", weeks: int = 12) -> Dashboard:
+        self._check("dashboard")
+        return Dashboard(summary=self.summary(member_id, window), timeline=self.timeline(member_id, weeks),
+                         waiting=self.exchanges(member_id, status="recorded", limit=100),
+                         recent=self.exchanges(member_id, limit=10), signals=self.signals(member=member_id))
 
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]:
         return self.exchange_page(member_id, status=status, limit=limit).exchanges

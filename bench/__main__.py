@@ -206,7 +206,9 @@ def latency(bootstrap: str, workdir: Path, n_requests: int) -> list[float]:
     prefix = f"benchlat{uuid.uuid4().hex[:8]}."
     ensure_topics(bootstrap, all_topics(prefix))
     token = "bench-token"
+    balance_token = "bench-balance-token"
     common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix, "LEDGER_TOKEN": token,
+              "BALANCE_TOKEN": balance_token, "RECIPROCITY_ENV": "development",
               "LOG_LEVEL": "WARNING"}
     with ExitStack() as stack:
         ledger = Service("reciprocity.ledger.app", common, workdir, "ledger")
@@ -243,7 +245,8 @@ def latency(bootstrap: str, workdir: Path, n_requests: int) -> list[float]:
                                    "occurred_on": today, "recorded_by": giver})
             deadline = began + 30
             while True:
-                summary = http.get(f"{balance.url}/v1/members/{receiver}/summary", timeout=10)
+                summary = http.get(f"{balance.url}/v1/members/{receiver}/summary", timeout=10,
+                                   headers={"Authorization": f"Bearer {balance_token}"})
                 if summary.status_code == 200 and summary.json()["received"]["pending_minutes"] >= expected[receiver]:
                     break
                 if time.perf_counter() > deadline:

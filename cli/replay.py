@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         engine = make_engine(args.database_url or settings.database_url)
         migrate(engine)
-        with Progress(*columns, console=console, disable=args.quiet, transient=False) as bar:
+        # Transient: the bar is gone at the end, so a failure is one line (the result table says the rest).
+        with Progress(*columns, console=console, disable=args.quiet, transient=True) as bar:
             task = bar.add_task("replay", total=None)
 
             def progress(done: int, total: int) -> None:

@@ -192,18 +192,20 @@ def test_a_replay_that_fails_says_why_in_one_line_and_leaves_no_generation_build
         conn.exec_driver_sql("DROP TABLE balance_circle_day")
     env_vars = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": prefix,
                 "DATABASE_URL": url}
-    done = subprocess.run([sys.executable, "-m", "reciprocity.cli.main", "replay", "balance", "--quiet"],
-                          env=env_vars, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert lines[0] == ("reciprocity replay: failed: OperationalError: no such table: balance_circle_day; nothing "
-                        "switched; the active generation serves on"), lines
-    with engine.connect() as conn:
-        generations = {g["id"]: g["status"] for g in list_generations(conn)}
-        leftovers = conn.execute(sa.select(sa.func.count()).select_from(t.members)
-                                 .where(t.members.c.generation == 2)).scalar()
-    assert generations == {1: "active", 2: "failed"} and leftovers == 0
+    # Again with the progress bar: the same line (the second one fails already clearing the first one's rows).
+    for quiet in (["--quiet"], []):
+        done = subprocess.run([sys.executable, "-m", "reciprocity.cli.main", "replay", "balance", *quiet],
+                              env=env_vars, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert lines[0] == ("reciprocity replay: failed: OperationalError: no such table: balance_circle_day; "
+                            "nothing switched; the active generation serves on"), lines
+        with engine.connect() as conn:
+            generations = {g["id"]: g["status"] for g in list_generations(conn)}
+            leftovers = conn.execute(sa.select(sa.func.count()).select_from(t.members)
+                                     .where(t.members.c.generation == 2)).scalar()
+        assert generations == {1: "active", 2: "failed"} and leftovers == 0
     engine.dispose()
 
 

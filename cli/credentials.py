@@ -11,6 +11,8 @@ from reciprocity.common.settings import ServiceSettings
 
 
 def add_token_argument(parser: argparse.ArgumentParser, variable: str) -> None:
+    # No abbreviations: `--token SECRET` must be refused, not read as --token-stdin plus a stray word.
+    parser.allow_abbrev = False
     parser.add_argument("--token-stdin", action="store_true",
                         help=f"read the bearer token from the first line of standard input (default: {variable})")
 

@@ -173,3 +173,28 @@ def test_status_shows_no_last_event_column_for_notify(capsys: pytest.CaptureFixt
     balance_part, notify_part = out.split("notify — lag")
     assert "last event" in balance_part and "2026-03-01" in balance_part
     assert "last event" not in notify_part and "balance.signals" in notify_part
+
+
+# --- tokens: from the environment or stdin, never argv ---------------------------------------------------
+
+
+def test_tokens_are_not_taken_on_the_command_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_text("kind,id,name\n")
+    with pytest.raises(SystemExit) as refused:
+        cli(["import", str(roster), "--token", "s3cret"])
+    assert refused.value.code == 2 and "--token" in capsys.readouterr().err
+
+
+def test_outside_development_a_command_refuses_the_local_token(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECIPROCITY_ENV")
+    monkeypatch.delenv("LEDGER_TOKEN", raising=False)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("kind,id,name\n")
+    with pytest.raises(SystemExit) as refused:
+        cli(["import", str(roster), "--ledger-url", "http://127.0.0.1:9"])
+    assert "LEDGER_TOKEN is the local development default" in str(refused.value.code)
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    with pytest.raises(SystemExit, match="no LEDGER_TOKEN on standard input"):
+        cli(["import", str(roster), "--ledger-url", "http://127.0.0.1:9", "--token-stdin"])

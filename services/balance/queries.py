@@ -411,8 +411,11 @@ def directory_member(conn: Connection, gen: int, member_id: str) -> dict[str, An
         return None
     mine = [x.circle_id for x in conn.execute(
         sa.select(ms.circle_id).where(ms.generation == gen, ms.member_id == member_id).order_by(ms.circle_id))]
-    leads = sorted(x.circle_id for x in conn.execute(sa.select(c.circle_id, c.leads).where(c.generation == gen))
-                   if member_id in json.loads(x.leads or "[]"))
+    # Every signed-in page asks for its member: let the database pick the circles whose leads (JSON
+    # text) mention the id, and parse only those (a LIKE's "_" matches more, never less; json decides).
+    leads = sorted(x.circle_id for x in conn.execute(
+        sa.select(c.circle_id, c.leads).where(c.generation == gen, c.leads.contains(f'"{member_id}"', autoescape=True)))
+        if member_id in json.loads(x.leads or "[]"))
     return {**_member_dict(r, mine), "leads_circles": leads}
 
 

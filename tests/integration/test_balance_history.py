@@ -171,3 +171,18 @@ def test_the_dashboard_answer_is_the_five_it_replaces(db_url: str) -> None:
     assert client.get("/v1/members/nobody/dashboard").status_code == 404
     assert client.get("/v1/members/ann/dashboard?weeks=0").status_code == 422
     engine.dispose()
+
+
+def test_the_circles_a_member_leads_match_her_id_exactly(db_url: str) -> None:
+    from reciprocity.contracts.events import CircleLeadsChanged
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    feeder = Feeder(BalanceProjection(engine))
+    feeder.feed([circle("core"), circle("ops"), circle("yard"), *(member(m, ["core"]) for m in ("ann", "ann_b", "an"))])
+    feeder.feed([CircleLeadsChanged(circle_id="core", leads=["ann_b", "an"]),
+                 CircleLeadsChanged(circle_id="ops", leads=["ann"]), CircleLeadsChanged(circle_id="yard", leads=[])])
+    client = authorized(create_app(engine=engine).test_client(), BALANCE_TOKEN)
+    led = {m: client.get(f"/v1/directory/members/{m}").get_json()["leads_circles"] for m in ("ann", "ann_b", "an")}
+    assert led == {"ann": ["ops"], "ann_b": ["core"], "an": ["core"]}
+    engine.dispose()

@@ -605,7 +605,7 @@ def test_people_with_only_pending_exchanges_show_what_waits(app, clients) -> Non
     row = re.search(r'<tr id="person-eve".*?</tr>', page, re.S)
     assert row, "a person with only pending exchanges is listed"
     cells = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row.group(0)))
-    given = re.search(r'<td class="num given".*?</td>', row.group(0), re.S)
+    given = re.search(r'<td data-label="You gave" class="num given".*?</td>', row.group(0), re.S)
     assert given and re.sub(r"<[^>]+>", "", given.group(0)).strip() == "50 min waiting"  # not "0 min"
     assert "50 min waiting" in cells and "nothing acknowledged yet" in cells
     assert "Help: 50 min given, waiting for acknowledgement" in cells

@@ -361,7 +361,7 @@ def main() -> int:
         say(f"{len(chaos.kills)} kills in {chaos_took:.0f}s, {during} commands answered meanwhile "
             f"({during / chaos_took:.1f}/s); restoring every process, then stopping the load")
         deadline = time.monotonic() + settle_s
-        chaos.restore(deadline)
+        settled = {"every process back": chaos.restore(deadline)}
         stop_load.set()
         for thread in threads:
             thread.join(timeout=max(1.0, deadline - time.monotonic()))
@@ -370,16 +370,18 @@ def main() -> int:
 
         read = ReadSide(stack)
         expected = load.org.expected_alerts()
-        wait_until(lambda: requests.get(stack.url("ledger") + "/health", timeout=3).status_code == 200,
-                   deadline, "ledger healthy")
-        wait_until(lambda: read.balance_lag() == 0, deadline, "balance lag 0")
         steady = {member for member, _ in expected}
-        wait_until(lambda: steady <= {m for m, kind in read.alert_members().values() if kind == "overextended"}
-                   and read.outbox() == 0, deadline, "expected signals raised and published")
-        wait_until(lambda: read.notify_lag() == 0 and read.notify_unfinished() == 0, deadline,
-                   "notify lag 0, nothing pending")
-        wait_until(lambda: check_alerts(expected, read.alert_members(), read.mails(), []).delivered
-                   == len(expected), deadline, "expected emails in the mailbox")
+        conditions: list[tuple[str, Callable[[], Any]]] = [
+            ("ledger healthy", lambda: requests.get(stack.url("ledger") + "/health", timeout=3).status_code == 200),
+            ("balance lag 0", lambda: read.balance_lag() == 0),
+            ("expected signals raised and published", lambda: read.outbox() == 0 and steady <= {
+                m for m, kind in read.alert_members().values() if kind == "overextended"}),
+            ("notify lag 0, nothing pending", lambda: read.notify_lag() == 0 and read.notify_unfinished() == 0),
+            ("expected emails in the mailbox", lambda: check_alerts(
+                expected, read.alert_members(), read.mails(), []).delivered == len(expected)),
+        ]
+        for what, condition in conditions:
+            settled[what] = wait_until(condition, deadline, what)
 
         rows = read.exchanges()
         verdict = check(load.org.sent, rows, read.counters(),
@@ -399,7 +401,7 @@ def main() -> int:
                 say(f"{title}: ... and {len(items) - 25} more")
         say(f"kills by role: {dict(sorted(Counter(k[1] for k in chaos.kills).items()))}; broker restarts took "
             + (f"{min(chaos.kafka_restart_s):.0f}-{max(chaos.kafka_restart_s):.0f}s" if chaos.kafka_restart_s else "-"))
-        say(f"commands: {dict(sorted(outcomes.items()))}; ledger 500s seen: "
+        say(f"commands: {dict(sorted(outcomes.items()))}, {load.retried} of them retried; ledger 500s seen: "
             f"{sum(c.server_errors for c in load.clients)}; exchanges in the read model: {len(rows)}")
         for role in ("ledger", "kafka"):
             gaps = recovery_times([at for at, r, _ in chaos.kills if r == role], load.acknowledged_at)
@@ -408,7 +410,10 @@ def main() -> int:
                     f"{max(gaps):.1f}s (max) over {len(gaps)} kills")
         say(f"signals about members who should raise none: {dict(unexpected) or 'none'}")
         say(f"whole run {time.monotonic() - began:.0f}s (kills {chaos_took:.0f}s); logs in {run_dir}")
-        ok = verdict.ok and alerts.ok
+        unsettled = [what for what, done in settled.items() if not done]
+        if unsettled:
+            say(f"NOT SETTLED within {settle_s:.0f}s: {', '.join(unsettled)} (a service that never recovered)")
+        ok = verdict.ok and alerts.ok and not unsettled
         if not ok:
             _dump_logs(stack.processes, lines=15)
         print(last_line(len(chaos.kills), verdict, alerts), flush=True)

@@ -55,7 +55,7 @@ class Client:
     """The ledger's API with a real client's patience: retries on what may pass, gives up after
     `give_up_s` (the outcome is then unknown: the command may or may not have been appended)."""
 
-    def __init__(self, base_url: str, token: str, *, give_up_s: float = 90.0, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, token: str, *, give_up_s: float = 90.0, timeout_s: float = 4.0) -> None:
         self.base_url = base_url
         self.token = token
         self.give_up_s = give_up_s
@@ -182,6 +182,7 @@ class Load:
         self.churn_circles = churn_circles
         self.clients: list[Client] = []
         self.acknowledged_at: list[float] = []  # epoch seconds of each 201, for recovery times
+        self.retried = 0  # commands that needed more than one attempt (same key, same body)
 
     # --- setup (before any kill) --------------------------------------------------------------------
 
@@ -236,6 +237,8 @@ class Load:
         with self.org.lock:
             if answer.outcome == ACKNOWLEDGED:
                 self.acknowledged_at.append(time.time())
+            if answer.attempts > 1:
+                self.retried += 1
             self.org.seq += 1
             self.org.sent.append(Sent(tag=command.key, action=command.action, outcome=answer.outcome,
                                       exchange_id=command.exchange_id, target=command.target,

@@ -93,6 +93,7 @@ class Chaos:
     kafka_restart_s: list[float] = field(default_factory=list)
     kafka_up_since: float = field(default_factory=time.monotonic)
     log_path: Path | None = None
+    exits: list[tuple[float, str, int | None]] = field(default_factory=list)  # processes that exited by themselves
 
     def _note(self, role: str, name: str) -> None:
         self.kills.append((time.time(), role, name))
@@ -161,10 +162,21 @@ class Chaos:
             else:
                 killer.join(timeout=0.2)
 
+    def supervise(self) -> None:
+        """Restart what exited by itself, as a supervisor would (a worker whose thread died exits 1 so
+        that it is restarted); each such exit is reported."""
+        for process in self.stack.processes:
+            if process.popen is not None and not process.alive():
+                code = process.popen.returncode
+                self.exits.append((time.time(), process.name, code))
+                say(f"{process.name} exited by itself (code {code}); restarting it")
+                process.start()
+
     def _kill_loop(self, kills: int, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while len(self.kills) < kills and time.monotonic() < deadline:
             time.sleep(self.rng.uniform(1.0, 4.0))
+            self.supervise()
             try:
                 if not self.kill_one():
                     continue
@@ -180,11 +192,7 @@ class Chaos:
         if not self.stack.kafka.is_running():
             say("the broker is not running; starting it")
             self.stack.kafka.start()
-        for process in self.stack.processes:
-            if not process.alive():
-                say(f"{process.name} is not running (exit {process.popen.returncode if process.popen else '?'}); "
-                    "starting it")
-                process.start()
+        self.supervise()
         return wait_until(lambda: all(p.up() for p in self.stack.processes), deadline, "every process answers")
 
 
@@ -408,6 +416,8 @@ def main() -> int:
             if gaps:
                 say(f"after a {role} kill, the next 201 came after {statistics.median(gaps):.1f}s (median), "
                     f"{max(gaps):.1f}s (max) over {len(gaps)} kills")
+        say(f"processes that exited by themselves (restarted): {len(chaos.exits)}"
+            + "".join(f"; {name} (code {code})" for _, name, code in chaos.exits[:10]))
         say(f"signals about members who should raise none: {dict(unexpected) or 'none'}")
         say(f"whole run {time.monotonic() - began:.0f}s (kills {chaos_took:.0f}s); logs in {run_dir}")
         unsettled = [what for what, done in settled.items() if not done]

@@ -18,6 +18,7 @@ from reciprocity.contracts.topics import all_topics
 from reciprocity.ledger.app import create_app, keep_loaded, ledger_of
 from reciprocity.ledger.service import LEDGER_TOPICS
 from reciprocity.ledger.settings import LedgerSettings
+from reciprocity.messaging.event_log import BrokerUnavailable
 from reciprocity.messaging.inspect import read_all
 from reciprocity.messaging.topics_admin import ensure_topics
 
@@ -107,7 +108,17 @@ def in_process_ledger(bootstrap: str, prefix: str | None = None, **settings: Any
     ensure_topics(bootstrap, all_topics(prefix))
     config = LedgerSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, ledger_token=TOKEN, **settings)
     app = create_app(config)
-    ledger_of(app).load()
+
+    def loaded() -> bool:
+        # With a short kafka_timeout_s a busy machine can outlast it (InitProducerId "Cancelled"): a
+        # condition with a deadline, as the service's own loader retries, not one attempt.
+        try:
+            ledger_of(app).load()
+            return True
+        except BrokerUnavailable:
+            return False
+
+    wait_for(loaded, 90, interval_s=0.5, what="the ledger to load its state (Kafka answering in time)")
     stop = threading.Event()
     worker = threading.Thread(target=keep_loaded(app, config), args=(stop,), name="ledger-loader", daemon=True)
     worker.start()

@@ -54,6 +54,12 @@ SCHEMAS: dict[str, Any] = {
         "thanks": NULLABLE_STRING, "dispute_reason": NULLABLE_STRING, "shared_by_recorder": {"type": "boolean"},
         "shared_by_acknowledger": {"type": "boolean"},
     }),
+    "Dashboard": _object({
+        "summary": {"$ref": "#/components/schemas/Summary"}, "timeline": {"$ref": "#/components/schemas/Timeline"},
+        "waiting": {"type": "array", "items": {"$ref": "#/components/schemas/Exchange"}},
+        "recent": {"type": "array", "items": {"$ref": "#/components/schemas/Exchange"}},
+        "signals": {"type": "array", "items": {"$ref": "#/components/schemas/Signal"}},
+    }),
     "ExchangePage": _list_of("exchanges", "Exchange", next_cursor=NULLABLE_STRING),
     "Appreciations": _list_of("appreciations", "Exchange"),
     "Member": _object({"id": {"type": "string"}, "name": {"type": "string"}, "email": {"type": "string"},
@@ -120,6 +126,10 @@ ROUTES: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
      [_path("member_id"), WINDOW], _answers("Summary", 404, 422)),
     ("/v1/members/{member_id}/timeline", "minutes per week and kind",
      [_path("member_id"), _int_query("weeks", 1, 104)], _answers("Timeline", 404, 422)),
+    ("/v1/members/{member_id}/dashboard", "the web's dashboard in one answer: summary, timeline, exchanges "
+     "waiting (recorded), the most recent ones, signals in force",
+     [_path("member_id"), WINDOW, _int_query("weeks", 1, 104), _int_query("waiting", 0, 500),
+      _int_query("recent", 0, 500)], _answers("Dashboard", 404, 422)),
     ("/v1/members/{member_id}/relationships", "what the member gives and receives, per person",
      [_path("member_id"), WINDOW], _answers("Relationships", 404, 422)),
     ("/v1/members/{member_id}/exchanges", "the member's exchanges, newest first, a page at a time",

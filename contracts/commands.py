@@ -277,6 +277,26 @@ def _refuse_repeats(ids: list[str]) -> None:
         seen.add(item)
 
 
+class CorrectExchange(Command):
+    """The recorder corrects a still-recorded exchange: the full new kind, minutes, day and note."""
+
+    by: Slug
+    kind: Kind
+    minutes: int = Field(ge=1, le=MINUTES_MAX)
+    occurred_on: date
+    note: str = Field(default="", max_length=NOTE_MAX, json_schema_extra={"pattern": FREE_TEXT_PATTERN})
+
+    @field_validator("occurred_on")
+    @classmethod
+    def _not_future_nor_too_old(cls, day: date) -> date:
+        return RecordExchange._not_future_nor_too_old(day)
+
+    @field_validator("note")
+    @classmethod
+    def _plain_text(cls, note: str) -> str:
+        return refuse_in_free_text("note", note)
+
+
 class ShareExchange(Command):
     """A party agrees to show the exchange on the appreciation wall, or stops sharing it, at any time."""
 

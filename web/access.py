@@ -44,11 +44,12 @@ def can_view_exchange(viewer: Member, exchange: Exchange) -> bool:
 
 
 def exchange_actions(viewer_id: str, exchange: Exchange) -> frozenset[str]:
-    """Transitions only happen from `recorded`: the other party acknowledges or disputes, the recorder withdraws."""
+    """Transitions only happen from `recorded`: the other party acknowledges or disputes, the recorder
+    withdraws or corrects it."""
     if exchange.status != "recorded" or not exchange.involves(viewer_id):
         return frozenset()
     if viewer_id == exchange.recorded_by:
-        return frozenset({"withdraw"})
+        return frozenset({"withdraw", "correct"})
     return frozenset({"acknowledge", "dispute"})
 
 

@@ -174,6 +174,7 @@ class Exchange(Shape):
     shared_by_recorder: bool = False
     shared_by_acknowledger: bool = False
     acknowledged_at: datetime | None = None  # on the wall only: when it was thanked
+    correction: dict[str, Any] | None = None  # what the recorder's latest correction replaced
 
     def name_of(self, member_id: str) -> str:
         if member_id == self.giver:
@@ -399,6 +400,8 @@ class Ledger(Protocol):
     def declare_capacity(self, member_id: str, *, weekly_hours: float | None, key: str) -> Appended: ...
     def change_availability(self, member_id: str, *, status: str, paused_until: date | None, key: str) -> Appended: ...
     def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> Appended: ...
+    def correct(self, exchange_id: str, *, by: str, kind: str, minutes: int, occurred_on: date, note: str,
+                key: str) -> Appended: ...
     def email_settings(self, member_id: str) -> EmailSettings: ...
     def set_email_settings(self, member_id: str, *, own_alert_emails: bool, daily_digest: bool,
                            key: str) -> Appended: ...
@@ -582,6 +585,11 @@ class HttpLedger(_Http):
     def change_availability(self, member_id: str, *, status: str, paused_until: date | None, key: str) -> Appended:
         body = {"status": status, "paused_until": paused_until.isoformat() if paused_until else None}
         return self._command("PUT", f"/v1/members/{_seg(member_id)}/availability", body, key)
+
+    def correct(self, exchange_id: str, *, by: str, kind: str, minutes: int, occurred_on: date, note: str,
+                key: str) -> Appended:
+        body = {"by": by, "kind": kind, "minutes": minutes, "occurred_on": occurred_on.isoformat(), "note": note}
+        return self._command("POST", f"/v1/exchanges/{_seg(exchange_id)}/correct", body, key)
 
     def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> Appended:
         return self._command("PUT", f"/v1/exchanges/{_seg(exchange_id)}/sharing", {"by": by, "shared": shared}, key)

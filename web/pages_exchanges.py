@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from htmx_flask import make_response, request
-from reciprocity.contracts.commands import Acknowledge, Dispute, latest_today, today_utc
+from reciprocity.contracts.commands import Acknowledge, CorrectExchange, Dispute, latest_today, today_utc
 from reciprocity.contracts.events import NOTE_MAX
 from reciprocity.contracts.ids import SLUG_RE, exchange_id_for
 
@@ -238,6 +238,8 @@ def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict
         "dispute_key": new_key(),
         "withdraw_key": new_key(),
         "share_key": new_key(),
+        "correct_key": new_key(),
+        "kinds": KINDS,
         "note_max": NOTE_MAX,
         **extra,
     }
@@ -338,6 +340,37 @@ def dispute(exchange_id: str) -> Response:
 @bp.post("/exchanges/<exchange_id>/withdraw")
 def withdraw(exchange_id: str) -> Response:
     return _transition(exchange_id, "withdraw", "withdrawn")
+
+
+@bp.post("/exchanges/<exchange_id>/correct")
+def correct(exchange_id: str) -> Response:
+    """The recorder corrects kind, minutes, day and note while it is still recorded."""
+    exchange = _visible_exchange(exchange_id)
+    if "correct" not in access.exchange_actions(me().id, exchange):
+        forbid("Only the person who recorded an exchange can correct it, and only until the other person "
+               "responds.")
+    form = request.form
+    body = {"by": me().id, "kind": form.get("kind", ""), "minutes": (form.get("minutes") or "").strip(),
+            "occurred_on": (form.get("occurred_on") or "").strip(), "note": form.get("note", "")}
+    refused = contract_errors(CorrectExchange, body)
+    if refused:
+        flash("Nothing was corrected: " + " ".join(refused.values()), "error")
+        return redirect(url_for("exchanges.detail", exchange_id=exchange_id))  # type: ignore[return-value]
+    fixed = CorrectExchange.model_validate(body)
+    try:
+        clients().ledger.correct(exchange_id, by=me().id, kind=fixed.kind.value, minutes=fixed.minutes,
+                                 occurred_on=fixed.occurred_on, note=fixed.note,
+                                 key=valid_key(form.get("idempotency_key")))
+    except Conflict:
+        flash(f"{exchange.name_of(exchange.counterpart)} responded meanwhile, so it can no longer be corrected. "
+              "Withdrawing is not possible either; talk it through, or record it anew.", "error")
+    except (Invalid, Unavailable) as err:
+        flash("Nothing was corrected: " + (_sentence(err) if isinstance(err, Invalid) else
+                                           "the ledger could not save it just now; please try again."), "error")
+    else:
+        flash("Corrected. The other person sees what changed.", "success")
+        return redirect(url_for("exchanges.detail", exchange_id=exchange_id, expect="recorded"))  # type: ignore[return-value]
+    return redirect(url_for("exchanges.detail", exchange_id=exchange_id))  # type: ignore[return-value]
 
 
 @bp.post("/exchanges/<exchange_id>/sharing")

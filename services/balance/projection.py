@@ -10,6 +10,7 @@ to Kafka after the commit.
 
 from __future__ import annotations
 
+import json
 import logging
 import operator
 import time
@@ -368,13 +369,13 @@ class BalanceProjection:
         ordered = sorted(ids)
         for i in range(0, len(ordered), _CHUNK):
             rows = conn.execute(
-                sa.select(x.exchange_id, x.status, x.recorded_event_id, x.status_event_id, x.recorded_by)
+                sa.select(x.exchange_id, x.status, x.recorded_event_id, x.status_event_id, x.recorded_by,
+                          x.correction)
                 .where(x.generation == gen, x.exchange_id.in_(ordered[i:i + _CHUNK]))
             )
-            found.update({r.exchange_id: KnownExchange(r.status, frozenset(filter(None, (r.recorded_event_id,
-                                                                                          r.status_event_id))),
-                                                       r.recorded_by)
-                          for r in rows})
+            found.update({r.exchange_id: KnownExchange(r.status, frozenset(filter(None, (
+                r.recorded_event_id, r.status_event_id, _correction_event_id(r.correction)))), r.recorded_by)
+                for r in rows})
         return found
 
     def _applied_directory(self, conn: Connection, gen: int, event_ids: list[str]) -> set[str]:
@@ -418,6 +419,11 @@ class BalanceProjection:
         if d.directory_event_ids:
             conn.execute(sa.insert(t.directory_applied),
                          [{"generation": gen, "event_id": e} for e in d.directory_event_ids])
+
+
+def _correction_event_id(correction: str | None) -> str | None:
+    """The latest correction's event id: a repeat of it is recognised like a repeated transition."""
+    return json.loads(correction).get("event_id") if correction else None
 
 
 # The columns a status transition sets, in one executemany (`_update_exchange`).

@@ -33,6 +33,7 @@ from reciprocity.contracts.events import (
     CircleLeadsChanged,
     Event,
     ExchangeAcknowledged,
+    ExchangeCorrected,
     ExchangeDisputed,
     ExchangeFacts,
     ExchangeRecorded,
@@ -120,6 +121,8 @@ def project(items: Iterable[tuple[Envelope, Event]], known: Mapping[str, KnownEx
         seen.add(envelope.event_id)
         if isinstance(event, ExchangeSharingChanged):
             _sharing(d, status, recorders, envelope, event)
+        elif isinstance(event, ExchangeCorrected):
+            _corrected(d, status, envelope, event, member_day)
         elif isinstance(event, ExchangeFacts):
             if isinstance(event, ExchangeRecorded):
                 recorders[event.exchange_id] = event.recorded_by
@@ -145,6 +148,53 @@ def _sharing(d: Deltas, status: dict[str, str], recorders: dict[str, str], envel
         d.exchange_updates.setdefault(xid, {}).update(change)
 
 
+def _corrected(d: Deltas, status: dict[str, str], envelope: Envelope, e: ExchangeCorrected,
+               member_day: dict[MemberDayKey, list[int]]) -> None:
+    """A correction of a still-recorded exchange moves its pending minutes from the facts it replaced to
+    the corrected ones (day and kind may change), and keeps what changed for the other party to see."""
+    xid = e.exchange_id
+    if status.get(xid) != RECORDED:
+        raise ProjectionError(f"{envelope.type} of exchange {xid} in status {status.get(xid) or 'unknown'} "
+                              f"(event {envelope.event_id})")
+    before = e.previous
+    _move_pending(d, member_day, e.model_copy(update={"kind": before.kind, "minutes": before.minutes,
+                                                      "occurred_on": before.occurred_on}), -1)
+    _move_pending(d, member_day, e, 1)
+    change = {
+        # Rows recorded in this batch hold days as text (like every new row); updates take a date.
+        "kind": e.kind.value, "minutes": e.minutes, "note": e.note,
+        "occurred_on": _iso_day(e.occurred_on) if xid in d.new_exchanges else e.occurred_on,
+        "correction": json.dumps({"event_id": str(envelope.event_id), "at": envelope.occurred_at.isoformat(),
+                                  "previous": before.model_dump(mode="json"), "note_changed": e.note_changed}),
+    }
+    if xid in d.new_exchanges:
+        d.new_exchanges[xid].update(change)
+    else:
+        d.exchange_updates.setdefault(xid, {}).update(change)
+
+
+def _move_pending(d: Deltas, member_day: dict[MemberDayKey, list[int]], e: ExchangeFacts, sign: int) -> None:
+    """Add (sign 1) or take away (-1) one pending exchange with these facts, on every read model."""
+    day, kind, minutes = _iso_day(e.occurred_on), e.kind.value, e.minutes
+    d.touched_members.update((e.giver, e.receiver))
+    for member, m_idx, c_idx in ((e.giver, P_GIVEN_MIN, P_GIVEN_CNT), (e.receiver, P_RECV_MIN, P_RECV_CNT)):
+        row = member_day.setdefault((member, day, kind), [0] * 8)
+        row[m_idx] += sign * minutes
+        row[c_idx] += sign
+    row = d.pair_day.setdefault((e.giver, e.receiver, day, kind), [0] * 4)
+    row[PAIR_P_MIN] += sign * minutes
+    row[PAIR_P_CNT] += sign
+    gc, rc = e.giver_circles, e.receiver_circles
+    for circle in set(gc).union(rc):
+        row = d.circle_day.setdefault((circle, day, kind), [0] * 8)
+        if circle in gc and circle in rc:
+            row[P_IN_CNT] += sign
+            row[P_IN_MIN] += sign * minutes
+        else:
+            row[P_X_CNT] += sign
+            row[P_X_MIN] += sign * minutes
+
+
 def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: str, e: ExchangeFacts,
               member_day: dict[MemberDayKey, list[int]]) -> None:
     xid = e.exchange_id
@@ -160,7 +210,7 @@ def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: s
             "status": RECORDED, "thanks": None, "dispute_reason": None, "shared_by_recorder": e.shared,
             "shared_by_acknowledger": False, "giver_circles": _circles_json(e.giver_circles),
             "receiver_circles": _circles_json(e.receiver_circles), "updated_at": envelope.occurred_at,
-            "recorded_event_id": event_id, "status_event_id": None,
+            "recorded_event_id": event_id, "status_event_id": None, "correction": None,
         }  # fmt: skip
     else:
         current = status.get(xid)

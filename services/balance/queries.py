@@ -211,6 +211,8 @@ def _exchange_dict(r: Any, names: dict[str, str]) -> dict[str, Any]:
         "recorded_by": r.recorded_by, "recorded_at": _iso(r.recorded_at), "status": r.status,
         "thanks": r.thanks, "dispute_reason": r.dispute_reason, "shared_by_recorder": bool(r.shared_by_recorder),
         "shared_by_acknowledger": bool(r.shared_by_acknowledger),
+        # What the recorder's latest correction replaced (the other party sees what changed), or None.
+        "correction": json.loads(r.correction) if getattr(r, "correction", None) else None,
     }  # fmt: skip
 
 

@@ -115,6 +115,10 @@ exchanges = sa.Table(
     sa.Column("recorded_event_id", sa.String(36), nullable=False),
     # The event that moved it out of `recorded`: with recorded_event_id, what a repeat is recognised by.
     sa.Column("status_event_id", sa.String(36)),
+    # The latest correction by its recorder, as JSON: {"event_id", "at", "previous": {kind, minutes,
+    # occurred_on}, "note_changed"}; NULL when never corrected. Its event id is also what a repeat of it
+    # is recognised by.
+    sa.Column("correction", sa.Text),
 )
 sa.Index("ix_balance_exchanges_giver", exchanges.c.generation, exchanges.c.giver, exchanges.c.occurred_on)
 sa.Index("ix_balance_exchanges_receiver", exchanges.c.generation, exchanges.c.receiver, exchanges.c.occurred_on)

@@ -15,6 +15,7 @@ from reciprocity.contracts.commands import (
     ChangeAvailability,
     ChangeCircles,
     Command,
+    CorrectExchange,
     DeclareCapacity,
     Dispute,
     ErrorBody,
@@ -94,6 +95,12 @@ COMMANDS: tuple[CommandRoute, ...] = (
     CommandRoute("withdraw", "POST", "/v1/exchanges/<exchange_id>/withdraw", Withdraw,
                  "The recorder withdraws an exchange while it is still recorded.",
                  conflicts="the exchange is no longer recorded (acknowledged, disputed or withdrawn)"),
+    CommandRoute("correct", "POST", "/v1/exchanges/<exchange_id>/correct", CorrectExchange,
+                 "The recorder corrects kind, minutes, day and note while the exchange is still recorded "
+                 "(ExchangeCorrected carries what it replaced, so the other party sees what changed). "
+                 "200 Unchanged when nothing differs.",
+                 conflicts="the exchange is no longer recorded (acknowledged, disputed or withdrawn)",
+                 may_be_unchanged=True),
     CommandRoute("share", "PUT", "/v1/exchanges/<exchange_id>/sharing", ShareExchange,
                  "Either party agrees to show the exchange on the appreciation wall (`shared`: true) or stops "
                  "sharing it (false), at any time. The wall shows an acknowledged exchange while both share "

@@ -19,6 +19,7 @@ from reciprocity.contracts.commands import (
     ChangeAvailability,
     ChangeCircles,
     Command,
+    CorrectExchange,
     DeclareCapacity,
     Dispute,
     FieldError,
@@ -37,6 +38,7 @@ from reciprocity.contracts.events import (
     CircleLeadsChanged,
     Event,
     ExchangeAcknowledged,
+    ExchangeCorrected,
     ExchangeDisputed,
     ExchangeRecorded,
     ExchangeSharingChanged,
@@ -222,7 +224,7 @@ def _settle(exchange: Exchange, by: str, verb: str, *, recorder_acts: bool) -> N
                        f"{_past[verb]}")
 
 
-_past = {"acknowledge": "acknowledged", "dispute": "disputed", "withdraw": "withdrawn"}
+_past = {"acknowledge": "acknowledged", "dispute": "disputed", "withdraw": "withdrawn", "correct": "corrected"}
 
 
 def acknowledge(cmd: Acknowledge, state: LedgerState, exchange_id: str | None) -> list[Event]:
@@ -241,6 +243,20 @@ def withdraw(cmd: Withdraw, state: LedgerState, exchange_id: str | None) -> list
     exchange = _exchange(state, exchange_id)
     _settle(exchange, cmd.by, "withdraw", recorder_acts=True)
     return [ExchangeWithdrawn(**_facts(exchange), by=cmd.by)]
+
+
+def correct(cmd: CorrectExchange, state: LedgerState, exchange_id: str | None) -> list[Event]:
+    """The recorder, while it is still recorded: after an acknowledgement or a dispute the other party
+    agreed to (or contested) what was there, so it can no longer change under them."""
+    exchange = _exchange(state, exchange_id)
+    _settle(exchange, cmd.by, "correct", recorder_acts=True)
+    before = (exchange.kind, exchange.minutes, exchange.occurred_on, exchange.note)
+    if before == (str(cmd.kind), cmd.minutes, cmd.occurred_on, cmd.note):
+        return []  # nothing to correct: 200 Unchanged
+    facts = {**_facts(exchange), "kind": cmd.kind, "minutes": cmd.minutes, "occurred_on": cmd.occurred_on}
+    return [ExchangeCorrected(**facts, by=cmd.by, note=cmd.note, note_changed=cmd.note != exchange.note,
+                              previous={"kind": exchange.kind, "minutes": exchange.minutes,
+                                        "occurred_on": exchange.occurred_on})]
 
 
 def share(cmd: ShareExchange, state: LedgerState, exchange_id: str | None) -> list[Event]:
@@ -271,6 +287,7 @@ HANDLERS: dict[type[Command], Handler] = {
     Dispute: dispute,
     Withdraw: withdraw,
     ShareExchange: share,
+    CorrectExchange: correct,
 }
 
 

@@ -19,6 +19,7 @@ from reciprocity.contracts.events import (
     CircleLeadsChanged,
     Event,
     ExchangeAcknowledged,
+    ExchangeCorrected,
     ExchangeDisputed,
     ExchangeRecorded,
     ExchangeSharingChanged,
@@ -183,6 +184,14 @@ def _notifications(state: LedgerState, e: NotificationSettingsChanged, _at: date
         member.daily_digest = e.daily_digest
 
 
+def _corrected(state: LedgerState, e: ExchangeCorrected, _at: datetime | None) -> None:
+    exchange = state.exchanges.get(e.exchange_id)
+    if exchange is None:
+        log.warning("%s for unknown exchange %s skipped", e.TYPE, e.exchange_id)
+        return
+    exchange.kind, exchange.minutes, exchange.occurred_on, exchange.note = str(e.kind), e.minutes, e.occurred_on, e.note
+
+
 def _sharing(state: LedgerState, e: ExchangeSharingChanged, _at: datetime | None) -> None:
     exchange = state.exchanges.get(e.exchange_id)
     if exchange is None:
@@ -241,4 +250,5 @@ _APPLIERS = {
     ExchangeDisputed: _settled(DISPUTED),
     ExchangeWithdrawn: _settled(WITHDRAWN),
     ExchangeSharingChanged: _sharing,
+    ExchangeCorrected: _corrected,
 }

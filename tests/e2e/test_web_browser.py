@@ -287,3 +287,36 @@ def _until(condition, timeout_s: float = 30) -> None:  # type: ignore[no-untyped
     from tests.support.services import wait_for
 
     wait_for(condition, timeout_s, interval_s=0.5, what="the page to show the change")
+
+
+def test_a_correction_goes_through_ledger_and_balance_to_both_pages(stack: Stack, browser: Browser,
+                                                                      shots: Path) -> None:
+    _, (ivy, jon) = people(stack, "Ivy Chen", "Jon Berg")
+    day = (date.today() - timedelta(days=1)).isoformat()
+    recorded = stack.command("POST", "/v1/exchanges", {
+        "giver": ivy, "receiver": jon, "kind": "mentoring", "minutes": 45, "note": "pairing",
+        "occurred_on": day, "recorded_by": ivy})
+    xid = recorded["id"]
+    page = sign_in(browser, stack, ivy)
+    page.goto(f"/exchanges/{xid}")
+    expect(page.locator("#exchange-card")).to_have_attribute("data-status", "recorded", timeout=SETTLE_MS)
+    page.click("#correct summary")
+    page.select_option("#correct-kind", "feedback")
+    page.fill("#correct-minutes", "70")
+    page.click("#correct-form button[type=submit]")
+    expect(page.locator(".notice.success")).to_contain_text("Corrected")
+
+    def corrected() -> bool:
+        page.goto(f"/exchanges/{xid}")
+        return page.locator("#exchange-corrected").count() == 1
+
+    _until(corrected)
+    page.goto("/")
+    expect(page.locator("#given-total")).to_contain_text("1 h 10 min", timeout=SETTLE_MS)  # pending, corrected
+    other = sign_in(browser, stack, jon)
+    other.goto(f"/exchanges/{xid}")
+    changed = other.locator("#exchange-corrected")
+    expect(changed).to_contain_text("Ivy Chen corrected this")
+    expect(changed).to_contain_text("Mentoring, 45 min")
+    expect(other.locator("#correct-form")).to_have_count(0)
+    shot(other, shots, "e2e-19-corrected-seen-by-the-other-party")

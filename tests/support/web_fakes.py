@@ -407,6 +407,24 @@ class FakeLedger:
                                                     "paused_until": paused_until}, key,
                             lambda: self.balance.update_member(member_id, status=status, paused_until=paused_until))
 
+    def correct(self, exchange_id: str, *, by: str, kind: str, minutes: int, occurred_on: date, note: str,
+                key: str) -> Appended:
+        found = self.balance.exchanges_by_id[exchange_id]
+
+        def check() -> None:
+            if found.status != "recorded":
+                raise Conflict(self.service, f"exchange {exchange_id} is already {found.status}")
+
+        def apply() -> None:
+            previous = {"kind": found.kind, "minutes": found.minutes, "occurred_on": found.occurred_on.isoformat()}
+            self.balance.exchanges_by_id[exchange_id] = found.model_copy(update={
+                "kind": kind, "minutes": minutes, "occurred_on": occurred_on, "note": note,
+                "correction": {"previous": previous, "note_changed": note != found.note,
+                               "at": datetime.now(UTC).isoformat()}})
+
+        return self._append("correct", {"exchange": exchange_id, "by": by, "kind": kind, "minutes": minutes,
+                                        "occurred_on": occurred_on, "note": note}, key, apply, check=check)
+
     def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> Appended:
         def apply() -> None:
             found = self.balance.exchanges_by_id[exchange_id]

@@ -207,3 +207,25 @@ def test_either_party_shares_or_stops_sharing_at_any_time_and_a_stranger_cannot(
     assert run(state, ShareExchange(by="bob", shared=False), xid) == []
     with pytest.raises(Invalid):
         handle(ShareExchange(by="cleo", shared=False), state, xid)
+
+
+def test_the_recorder_corrects_while_recorded_and_the_event_says_what_it_replaced(state: LedgerState) -> None:
+    from reciprocity.contracts.commands import CorrectExchange
+    from reciprocity.contracts.events import ExchangeCorrected
+
+    xid = "x-fix"
+    day = today_utc() - timedelta(days=3)
+    run(state, RecordExchange(giver="ada", receiver="bob", kind="mentoring", minutes=45, occurred_on=day,
+                              note="pairing", recorded_by="ada"), xid)
+    with pytest.raises(Invalid):  # only the recorder
+        handle(CorrectExchange(by="bob", kind="help", minutes=60, occurred_on=day), state, xid)
+    (fixed,) = run(state, CorrectExchange(by="ada", kind="feedback", minutes=60, occurred_on=day - timedelta(days=1),
+                                          note="pairing"), xid)
+    assert isinstance(fixed, ExchangeCorrected) and (fixed.kind, fixed.minutes) == ("feedback", 60)
+    assert (fixed.previous.kind, fixed.previous.minutes, fixed.previous.occurred_on) == ("mentoring", 45, day)
+    assert fixed.note_changed is False and state.exchanges[xid].minutes == 60
+    assert run(state, CorrectExchange(by="ada", kind="feedback", minutes=60, occurred_on=day - timedelta(days=1),
+                                      note="pairing"), xid) == []
+    run(state, Acknowledge(by="bob"), xid)
+    with pytest.raises(Conflict):  # acknowledged: it no longer changes under the other party
+        handle(CorrectExchange(by="ada", kind="help", minutes=5, occurred_on=day), state, xid)

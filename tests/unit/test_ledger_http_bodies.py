@@ -157,6 +157,8 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     "change_circles": ("/v1/members/ada/circles", {"circles": []}),
     "declare_capacity": ("/v1/members/ada/capacity", {"weekly_hours": 10}),
     "change_availability": ("/v1/members/ada/availability", {"status": "paused"}),
+    "correct": ("/v1/exchanges/x-0000000000000000/correct", {"by": "ada", "kind": "help", "minutes": 5,
+                                                             "occurred_on": "2026-01-01"}),
     "share": ("/v1/exchanges/x-0000000000000000/sharing", {"by": "ada", "shared": True}),
     "set_notifications": ("/v1/members/ada/notifications", {"own_alert_emails": False, "daily_digest": True}),
     "record_exchange": ("/v1/exchanges", exchange()),

@@ -1278,3 +1278,22 @@ def test_a_member_turns_her_own_alert_emails_off(app, clients) -> None:  # type:
         "member": "ada", "own_alert_emails": False, "daily_digest": True})
     again = text(ada.get("/capacity"))
     assert 'id="own_alert_emails" checked' not in again and 'id="daily_digest" checked' in again
+
+
+def test_the_recorder_corrects_and_the_other_party_sees_what_changed(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ben = client_as(app, "ben")  # ben recorded pending-for-ada: 25 min of feedback, yesterday
+    card = text(ben.get("/exchanges/pending-for-ada"))
+    assert 'id="correct-form"' in card
+    assert 'id="correct-form"' not in text(client_as(app, "ada").get("/exchanges/pending-for-ada"))
+    day = (date.today() - timedelta(days=2)).isoformat()
+    form = {"csrf_token": hidden(card, "csrf_token"), "kind": "mentoring", "minutes": "40", "occurred_on": day,
+            "note": "Notes on your garden plan",
+            "idempotency_key": hidden(card.split('id="correct-form"')[1], "idempotency_key")}
+    assert ben.post("/exchanges/pending-for-ada/correct", data=form).status_code == 302
+    assert clients.ledger.commands[-1][0] == "correct"
+    seen = re.sub(r"\s+", " ", text(client_as(app, "ada").get("/exchanges/pending-for-ada")))
+    changed = re.search(r'id="exchange-corrected".*?</div>', seen)
+    assert changed and "Ben Okafor corrected this" in changed.group(0)
+    assert "Feedback, 25 min, on" in changed.group(0) and "note changed" not in changed.group(0)
+    bad = ben.post("/exchanges/pending-for-ada/correct", data={**form, "minutes": "0", "idempotency_key": "k" * 32})
+    assert bad.status_code == 302 and [c[0] for c in clients.ledger.commands].count("correct") == 1

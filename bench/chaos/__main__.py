@@ -11,7 +11,8 @@
 
 Its last line is `chaos: K kills, A acknowledged, L lost, D double-applied, E alerts expected, S
 delivered, U duplicate emails`; it exits 1 when anything was lost or applied twice, an expected alert
-is missing, or an email came twice outside notify's send window.
+is missing, an email came twice outside notify's send window, or the system did not settle by the
+deadline.
 
 Environment: CHAOS_KILLS (100), CHAOS_SECONDS (600, the longest the kills go on), CHAOS_RATE (commands
 per second, 4), CHAOS_SEED (random), CHAOS_SETTLE_S (300, the deadline for settling).
@@ -23,6 +24,7 @@ import bisect
 import email
 import email.policy
 import json
+import logging
 import os
 import random
 import statistics
@@ -337,6 +339,9 @@ def machine() -> str:
 
 
 def main() -> int:
+    # The harness's own Kafka clients (end offsets) would narrate every refused connection to stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     kills_wanted = int(os.environ.get("CHAOS_KILLS", "100"))
     chaos_seconds = float(os.environ.get("CHAOS_SECONDS", "600"))
     rate = float(os.environ.get("CHAOS_RATE", "4"))
@@ -426,6 +431,7 @@ def main() -> int:
         ok = verdict.ok and alerts.ok and not unsettled
         if not ok:
             _dump_logs(stack.processes, lines=15)
+        stack.stop()  # before the last line, so that nothing the stopping prints comes after it
         print(last_line(len(chaos.kills), verdict, alerts), flush=True)
         return 0 if ok else 1
     finally:

@@ -53,7 +53,8 @@ SCHEMAS: dict[str, Any] = {
         "recorded_by": {"type": "string"}, "recorded_at": NULLABLE_TIME, "status": {"enum": list(STATUSES)},
         "thanks": NULLABLE_STRING, "dispute_reason": NULLABLE_STRING, "shared_by_recorder": {"type": "boolean"},
         "shared_by_acknowledger": {"type": "boolean"},
-    }),
+    }, correction={"type": ["object", "null"], "description": "what the recorder's latest correction replaced: "
+                   "previous {kind, minutes, occurred_on}, note_changed, at, event_id"}),
     "Dashboard": _object({
         "summary": {"$ref": "#/components/schemas/Summary"}, "timeline": {"$ref": "#/components/schemas/Timeline"},
         "waiting": {"type": "array", "items": {"$ref": "#/components/schemas/Exchange"}},
@@ -61,7 +62,7 @@ SCHEMAS: dict[str, Any] = {
         "signals": {"type": "array", "items": {"$ref": "#/components/schemas/Signal"}},
     }),
     "ExchangePage": _list_of("exchanges", "Exchange", next_cursor=NULLABLE_STRING),
-    "Appreciations": _list_of("appreciations", "Exchange"),
+    "Appreciations": _list_of("appreciations", "Exchange", next_cursor=NULLABLE_STRING),
     "Member": _object({"id": {"type": "string"}, "name": {"type": "string"}, "email": {"type": "string"},
                        "circles": {"type": "array", "items": {"type": "string"}}, "role": {"type": "string"}}),
     "Members": _list_of("members", "Member"),
@@ -137,8 +138,9 @@ ROUTES: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
       _text_query("with", maxLength=64), _text_query("from", format="date"), _text_query("to", format="date"),
       _int_query("limit", 1, 500), _text_query("cursor")], _answers("ExchangePage", 404, 422)),
     ("/v1/exchanges/{exchange_id}", "one exchange", [_path("exchange_id")], _answers("Exchange", 404)),
-    ("/v1/appreciations", "acknowledged exchanges both parties share, newest first",
-     [_int_query("limit", 1, 500)], _answers("Appreciations", 422)),
+    ("/v1/appreciations", "acknowledged exchanges both parties share, the newest thanks first, a page at a "
+     "time; never the private note",
+     [_int_query("limit", 1, 500), _text_query("cursor")], _answers("Appreciations", 422)),
     ("/v1/directory/members", "members, optionally by circle or a search",
      [_text_query("q"), _text_query("circle")], _answers("Members")),
     ("/v1/directory/members/{member_id}", "one member", [_path("member_id")], _answers("Member", 404)),

@@ -203,6 +203,9 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[red]replay {how}[/red]: generation {r['generation']} (started {r['started_at']}) is "
                           "not used; the active generation serves on. Run `reciprocity replay balance` again.",
                           soft_wrap=True)
+        elif r["status"] == "built":
+            console.print(f"[cyan]replay built[/cyan] generation {r['generation']} (--no-switch, started "
+                          f"{r['started_at']}); the active generation serves on", soft_wrap=True)
         else:
             console.print(f"[cyan]replay in progress[/cyan]: generation {r['generation']} building since "
                           f"{r['started_at']}", soft_wrap=True)

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from . import tables as t
 
 ACTIVE, BUILDING, RETIRED, FAILED = "active", "building", "retired", "failed"
+BUILT = "built"  # built and verified by a replay with --no-switch; kept until the next replay
 
 
 class NoActiveGeneration(RuntimeError):
@@ -134,13 +135,20 @@ def replay_generations(conn: Connection, running: bool) -> tuple[dict | None, di
     A `building` generation while no replay runs (`running` False, from `replay_running`) was left by a
     replay that could not mark it failed (killed, or the database away when it failed): it is shown as
     failed, never as building for ever; the next replay deletes it."""
-    rows = [g for g in list_generations(conn) if g["status"] in (BUILDING, FAILED)]
+    rows = [g for g in list_generations(conn) if g["status"] in (BUILDING, BUILT, FAILED)]
     latest = rows[-1] if rows else None
     if latest is None:
         return None, None
-    if latest["status"] == BUILDING and running:
+    if latest["status"] == BUILT or (latest["status"] == BUILDING and running):
         return latest, None
     return None, {**latest, "status": FAILED, "interrupted": latest["status"] == BUILDING}
+
+
+def mark_built(conn: Connection, generation: int) -> None:
+    """A replay with --no-switch finished and verified `generation`: complete, not active, not dying."""
+    conn.execute(sa.update(t.generations)
+                 .where(t.generations.c.id == generation, t.generations.c.status == BUILDING)
+                 .values(status=BUILT))
 
 
 def switch_to(conn: Connection, generation: int) -> int:

@@ -84,6 +84,8 @@ SCHEMAS: dict[str, Any] = {
             "topic": {"type": "string"}, "partition": {"type": "integer"}, "applied_offset": {"type": "integer"},
             "end_offset": NULLABLE_INT, "lag": NULLABLE_INT, "last_event_at": NULLABLE_TIME})},
         "building": {"type": ["object", "null"]},
+        # The last replay, when it failed or its process died (`interrupted`); null once another one started.
+        "failed_replay": {"type": ["object", "null"]},
     }),
     "DeadLetters": _object({"dead_letters": {"type": "array", "items": {"type": "object"}},
                             "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}),

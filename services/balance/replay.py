@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 
 from . import tables as t
 from .dead_letters import read_dead_letters
-from .generations import mark_failed, replay_lock, start_building, switch_to
+from .generations import mark_built, mark_failed, replay_lock, start_building, switch_to
 from .projection import BalanceProjection
 
 SOURCE_TOPICS = ("ledger.directory", "ledger.exchanges")
@@ -203,9 +203,11 @@ def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str,
     recorded -= dead_letters.parked["ExchangeRecorded"] + projection.repeated["ExchangeRecorded"]
     checks = verify(engine, gen, ends, recorded)
     retired = None
-    if switch:
-        with engine.begin() as conn:
+    with engine.begin() as conn:
+        if switch:
             retired = switch_to(conn, gen)
+        else:
+            mark_built(conn, gen)
     return ReplayResult(gen, retired, events - unprojectable, dead + unprojectable, time.perf_counter() - began, ends,
                         checks)
 

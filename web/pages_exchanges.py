@@ -10,6 +10,8 @@ first answer, and changed details are refused as a reused key, which then means 
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from htmx_flask import make_response, request
 from reciprocity.contracts.commands import Acknowledge, CorrectExchange, Dispute, latest_today, today_utc
@@ -169,7 +171,7 @@ def _resolve_other(form: ExchangeForm) -> str | None:
 
 @bp.get("/members/search")
 def member_search() -> Response:
-    q = (request.args.get("other") or request.args.get("q") or "").strip()
+    q = (request.args.get("other") or request.args.get("q") or request.args.get("with") or "").strip()
     found = [m for m in clients().balance.members(q=other_id(q) if "(" in q else q) if m.id != me().id] if q else []
     return make_response(render_template("partials/_member_options.html", members=found[:20]))
 
@@ -398,16 +400,63 @@ def _sentence(err: Exception) -> str:
 
 @bp.get("/exchanges")
 def history() -> Response:
-    """Every exchange I am a party to, newest first, optionally one status only."""
-    status = request.args.get("status", "")
+    """Every exchange I am a party to, newest first, searchable by person, kind, status and dates."""
+    args = request.args
+    status = args.get("status", "")
     status = status if status in STATUS_WORDS else ""
+    kind = args.get("kind", "")
+    kind = kind if kind in KINDS else ""
+    errors: dict[str, str] = {}
+    since, until = _day_arg("from", errors), _day_arg("to", errors)
+    if since and until and since > until:
+        errors["to"] = "The end of the range comes before its start."
+    person = " ".join((args.get("with") or "").split())
+    other = _person_arg(person, errors) if person else None
+    search = {"status": status, "kind": kind, "with": person, "from": args.get("from", ""), "to": args.get("to", "")}
+    carried = {k: v for k, v in search.items() if v}  # what the page links keep
+    if errors:
+        return render_page("exchanges.html", exchanges=[], next_cursor=None, paged=False, search=search,
+                           carried=carried, errors=errors, kinds=KINDS, status=status, status_words=STATUS_WORDS,
+                           me_id=me().id, code=422)
     # A page at a time (balance hands out the cursor of the next): the page costs the same however
     # long the member's history, and rendering it too.
-    after = request.args.get("after") or None
+    after = args.get("after") or None
+    filters = {"status": status or None, "kind": kind or None, "other": other, "since": since, "until": until}
     try:
-        page = clients().balance.exchange_page(me().id, status=status or None, limit=HISTORY_PAGE, cursor=after)
+        page = clients().balance.exchange_page(me().id, limit=HISTORY_PAGE, cursor=after, **filters)
     except Invalid:  # a cursor balance did not hand out (edited, or from before a replay): the first page
         after = None
-        page = clients().balance.exchange_page(me().id, status=status or None, limit=HISTORY_PAGE)
+        page = clients().balance.exchange_page(me().id, limit=HISTORY_PAGE, **filters)
     return render_page("exchanges.html", exchanges=page.exchanges, next_cursor=page.next_cursor, paged=bool(after),
+                       search=search, carried=carried, errors={}, kinds=KINDS,
                        status=status, status_words=STATUS_WORDS, me_id=me().id)
+
+
+def _day_arg(name: str, errors: dict[str, str]) -> date | None:
+    typed = (request.args.get(name) or "").strip()
+    if not typed:
+        return None
+    try:
+        return date.fromisoformat(typed)
+    except ValueError:
+        errors[name] = "Give a date like 2026-03-31."
+        return None
+
+
+def _person_arg(typed: str, errors: dict[str, str]) -> str | None:
+    """The member a search names: an id, a "Name (id)" suggestion, or a name only one member has."""
+    candidate = other_id(typed)
+    balance = clients().balance
+    if SLUG_RE.match(candidate):
+        try:
+            return balance.member(candidate).id
+        except NotFound:
+            pass
+    found = balance.members(q=typed)
+    exact = [m for m in found if " ".join(m.display_name.split()).casefold() == typed.casefold()]
+    chosen = exact or found
+    if len(chosen) == 1:
+        return chosen[0].id
+    errors["with"] = (f"Several members match “{typed}”; pick one from the list." if chosen else
+                      f"There is no member called “{typed}”.")
+    return None

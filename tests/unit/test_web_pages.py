@@ -1297,3 +1297,30 @@ def test_the_recorder_corrects_and_the_other_party_sees_what_changed(app, client
     assert "Feedback, 25 min, on" in changed.group(0) and "note changed" not in changed.group(0)
     bad = ben.post("/exchanges/pending-for-ada/correct", data={**form, "minutes": "0", "idempotency_key": "k" * 32})
     assert bad.status_code == 302 and [c[0] for c in clients.ledger.commands].count("correct") == 1
+
+
+def test_history_is_searchable_by_person_kind_and_dates_and_pages_keep_the_search(  # type: ignore[no-untyped-def]
+        app, clients, monkeypatch) -> None:
+    from reciprocity.web import pages_exchanges
+
+    monkeypatch.setattr(pages_exchanges, "HISTORY_PAGE", 4)  # several pages of the search
+    clients.balance.add_member("eve", "Eve Moss", ["garden"])
+    today = date.today()
+    for i in range(60):
+        clients.balance.add_exchange("ada", "eve" if i % 2 else "ben", kind="care" if i % 3 else "help",
+                                     minutes=5 + i, exchange_id=f"s-{i:03d}", occurred_on=today - timedelta(days=i))
+    ada = client_as(app, "ada")
+    seen: list[str] = []
+    since = (today - timedelta(days=50)).isoformat()
+    url = "/exchanges?" + urlencode({"with": "Eve Moss", "kind": "care", "from": since})
+    while url:
+        page = text(ada.get(url))
+        seen += re.findall(r'href="/exchanges/(s-\d{3})"', page)
+        older = re.search(r'href="([^"]+)" id="history-older"', page)
+        url = older.group(1).replace("&amp;", "&") if older else ""
+    expected = {f"s-{i:03d}" for i in range(60) if i % 2 and i % 3 and i <= 50}
+    assert set(seen) == expected and len(seen) == len(expected) and len(expected) > 4
+    unknown = ada.get("/exchanges?with=Nobody+Here")
+    assert unknown.status_code == 422 and "There is no member called" in text(unknown)
+    backwards = ada.get(f"/exchanges?from={today.isoformat()}&to={(today - timedelta(days=3)).isoformat()}")
+    assert backwards.status_code == 422 and "comes before its start" in text(backwards)

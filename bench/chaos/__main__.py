@@ -286,6 +286,11 @@ class ReadSide:
                 sa.select(bt.members).where(bt.members.c.generation == gen))}
             circles = {r.circle_id: r for r in conn.execute(
                 sa.select(bt.circles).where(bt.circles.c.generation == gen))}
+            wanted = [target[1] for target in targets if target[0] == "correction"]
+            x = bt.exchanges.c
+            corrected = {r.exchange_id: (r.minutes, r.kind, r.occurred_on.isoformat()) for r in conn.execute(
+                sa.select(x.exchange_id, x.minutes, x.kind, x.occurred_on)
+                .where(x.generation == gen, x.exchange_id.in_(wanted)))} if wanted else {}
             memberships: dict[str, list[str]] = {}
             for r in conn.execute(sa.select(bt.memberships).where(bt.memberships.c.generation == gen)):
                 memberships.setdefault(r.member_id, []).append(r.circle_id)
@@ -302,6 +307,8 @@ class ReadSide:
             elif what == "availability" and member is not None:
                 until = member.paused_until.isoformat() if member.paused_until and member.status == "paused" else None
                 seen[target] = (member.status, until)
+            elif what == "correction" and entity in corrected:
+                seen[target] = corrected[entity]
             elif what == "circles" and member is not None:
                 seen[target] = tuple(sorted(memberships.get(entity, [])))
         return seen
@@ -414,6 +421,8 @@ def main() -> int:
                 say(f"{title}: ... and {len(items) - 25} more")
         say(f"kills by role: {dict(sorted(Counter(k[1] for k in chaos.kills).items()))}; broker restarts took "
             + (f"{min(chaos.kafka_restart_s):.0f}-{max(chaos.kafka_restart_s):.0f}s" if chaos.kafka_restart_s else "-"))
+        by_action = Counter(s.action for s in load.org.sent if s.outcome == "acknowledged")
+        say(f"acknowledged by kind: {dict(sorted(by_action.items()))}")
         say(f"commands: {dict(sorted(outcomes.items()))}, {load.retried} of them retried; ledger 500s seen: "
             f"{sum(c.server_errors for c in load.clients)}; exchanges in the read model: {len(rows)}")
         for role in ("ledger", "kafka"):

@@ -183,7 +183,7 @@ def _check_directory(sent: Sequence[Sent], directory: Mapping[tuple[str, ...], A
     on it timed out (then that one may have won)."""
     by_target: dict[tuple[str, ...], list[Sent]] = defaultdict(list)
     for s in sent:
-        if s.action == DIRECTORY and s.target is not None and s.outcome != REFUSED:
+        if s.target is not None and s.outcome != REFUSED:
             by_target[s.target].append(s)
     for target, commands in by_target.items():
         commands.sort(key=lambda s: s.seq)

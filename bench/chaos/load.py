@@ -119,6 +119,8 @@ class Pending:
     receiver: str
     recorded_by: str
     steady: bool
+    minutes: int = 0
+    note: str = ""
 
 
 @dataclass
@@ -266,12 +268,14 @@ class Load:
         if roll < 0.80:
             return self._transition("withdraw")
         if roll < 0.84:
+            return self._correct()
+        if roll < 0.87:
             return self._capacity()
-        if roll < 0.88:
+        if roll < 0.90:
             return self._availability()
-        if roll < 0.92:
+        if roll < 0.93:
             return self._change_circles()
-        if roll < 0.95:
+        if roll < 0.96:
             name = org.next_name("member")
             return self._register(name, rng.sample(org.circles, rng.randint(1, 2)))
         if roll < 0.98:
@@ -370,7 +374,8 @@ class Load:
         def done(answer: Answer) -> None:
             if answer.outcome == ACKNOWLEDGED:
                 giver.acknowledged_given += minutes
-                org.pending.append(Pending(exchange_id, giver.id, receiver.id, recorded_by, steady))
+                org.pending.append(Pending(exchange_id, giver.id, receiver.id, recorded_by, steady, minutes,
+                                           body["note"]))
 
         return Command("POST", "/v1/exchanges", body, RECORD, [giver.id, receiver.id], exchange_id=exchange_id,
                        on_done=done, key=key)
@@ -391,6 +396,31 @@ class Load:
         giver = org.rng.choice(givers)
         receiver = org.rng.choice([m for m in churn if m.id != giver.id])
         return self._record(giver, receiver, minutes, org.rng.choice([giver.id, receiver.id]), steady=False)
+
+    def _correct(self) -> Command | None:
+        """The recorder corrects a still-recorded exchange of the churn: fewer minutes (never over a giver's
+        budget), another kind and day; the note (with the command tag) stays."""
+        org = self.org
+        choices = [p for p in org.pending if not p.steady]
+        if not choices:
+            return None
+        chosen = org.rng.choice(choices)
+        org.pending.remove(chosen)
+        minutes = org.rng.randint(1, chosen.minutes)
+        kind = org.rng.choice(KINDS)
+        day = (today() - timedelta(days=org.rng.randint(0, 20))).isoformat()
+        body = {"by": chosen.recorded_by, "kind": kind, "minutes": minutes, "occurred_on": day,
+                "note": chosen.note}
+
+        def done(answer: Answer) -> None:
+            if answer.outcome != REFUSED:  # still recorded (whatever the minutes now are): correctable again
+                if answer.outcome == ACKNOWLEDGED:
+                    chosen.minutes = minutes
+                org.pending.append(chosen)
+
+        return Command("POST", f"/v1/exchanges/{chosen.exchange_id}/correct", body, "correct", [],
+                       exchange_id=chosen.exchange_id, target=("correction", chosen.exchange_id),
+                       value=(minutes, kind, day), on_done=done)
 
     def _transition(self, action: str) -> Command | None:
         org = self.org

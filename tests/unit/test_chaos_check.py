@@ -169,3 +169,13 @@ def test_a_delivery_notify_calls_sent_must_be_in_the_mailbox_and_none_left_behin
     assert lost.missing == ["notify logged alert al-1 as sent to lead-b; the mailbox has no such email"]
     assert not check_alerts([], members, mails, [], not_sent=["al-2 to lead-a: failed (no route)"]).ok
 
+
+
+def test_an_acknowledged_correction_must_be_what_the_read_model_shows() -> None:
+    target = ("correction", "x-a")
+    sent = [record("a"), Sent("c", "correct", ACKNOWLEDGED, exchange_id="x-a", target=target,
+                              value=(5, "help", "2026-12-01"), seq=2)]
+    rows = [row("a", minutes=5)]
+    assert check(sent, rows, consistent(rows), {target: (5, "help", "2026-12-01")}).ok
+    stale = check(sent, rows, consistent(rows), {target: (10, "care", "2026-12-02")})
+    assert len(stale.lost) == 1 and "correction/x-a" in stale.lost[0]

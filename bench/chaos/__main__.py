@@ -4,7 +4,7 @@
    its own SQLite read models and mail sink under var/chaos/<time>/ (logs there too).
 2. Registers an organisation through the ledger's API, then sends a steady load of commands (see
    load.py) while it SIGKILLs, at random, balance, notify, the ledger and the broker, restarting each,
-   CHAOS_KILLS times (default 100) or until CHAOS_SECONDS (default 600) have passed.
+   CHAOS_KILLS times (default 100) or until CHAOS_SECONDS (default 660) have passed.
 3. Lets the system settle (waits, with a deadline, for the ledger to answer, balance and notify to have
    consumed everything, the outboxes to drain and the expected alerts to arrive), then checks what the
    ledger acknowledged against the read model, the signals and the mailbox (check.py).
@@ -14,8 +14,8 @@ delivered, U duplicate emails`; it exits 1 when anything was lost or applied twi
 is missing, an email came twice outside notify's send window, or the system did not settle by the
 deadline.
 
-Environment: CHAOS_KILLS (100), CHAOS_SECONDS (600, the longest the kills go on), CHAOS_RATE (commands
-per second, 4), CHAOS_SEED (random), CHAOS_SETTLE_S (300, the deadline for settling).
+Environment: CHAOS_KILLS (100), CHAOS_SECONDS (660, the longest the kills go on), CHAOS_RATE (commands
+per second, 4), CHAOS_SEED (random), CHAOS_SETTLE_S (180, the deadline for settling).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ class Chaos:
     def _kill_loop(self, kills: int, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while len(self.kills) < kills and time.monotonic() < deadline:
-            time.sleep(self.rng.uniform(1.0, 4.0))
+            time.sleep(self.rng.uniform(0.5, 3.5))
             self.supervise()
             try:
                 if not self.kill_one():
@@ -350,10 +350,10 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     kills_wanted = int(os.environ.get("CHAOS_KILLS", "100"))
-    chaos_seconds = float(os.environ.get("CHAOS_SECONDS", "600"))
+    chaos_seconds = float(os.environ.get("CHAOS_SECONDS", "660"))
     rate = float(os.environ.get("CHAOS_RATE", "4"))
     seed = int(os.environ.get("CHAOS_SEED", str(random.randrange(1_000_000))))
-    settle_s = float(os.environ.get("CHAOS_SETTLE_S", "300"))
+    settle_s = float(os.environ.get("CHAOS_SETTLE_S", "180"))
     run_dir = REPO / "var" / "chaos" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     began = time.monotonic()
     say(f"chaos run in {run_dir} (seed {seed}); {machine()}")

@@ -250,7 +250,10 @@ def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict
 def _transition(exchange_id: str, action: str, expect: str) -> Response:
     exchange = _visible_exchange(exchange_id)
     if action not in access.exchange_actions(me().id, exchange):
-        forbid("That step is not open to you for this exchange (it may already have been settled).")
+        if exchange.status != "recorded":  # the page went stale: say what happened, keep what she typed
+            return render_page("exchange.html", "partials/_exchange_card.html", code=409,
+                               **_card_context(exchange, errors={FORM_WIDE: _moved_on(exchange)}))
+        forbid("That step is not open to you for this exchange.")
     key = valid_key(request.form.get("idempotency_key"))
     ledger = clients().ledger
     errors: dict[str, str] = {}
@@ -298,6 +301,18 @@ def _transition(exchange_id: str, action: str, expect: str) -> Response:
     if request.htmx:
         return make_response("", 204, redirect=target)
     return redirect(target, 303)  # type: ignore[return-value]
+
+
+def _moved_on(exchange: Exchange) -> str:
+    """What happened meanwhile, in words, with what she typed kept for her to copy."""
+    mine = me().id
+    actor = exchange.recorded_by if exchange.status == "withdrawn" else exchange.counterpart
+    who = "You" if actor == mine else exchange.name_of(actor)
+    verb = {"withdrawn": "withdrew", "acknowledged": "acknowledged", "disputed": "disputed"}.get(
+        exchange.status, exchange.status)
+    said = " ".join((request.form.get("thanks") or request.form.get("reason") or "").split())
+    kept = f" What you wrote was not sent: “{said}”" if said else ""
+    return f"{who} {verb} this while the page was open, so nothing more can be done with it.{kept}"
 
 
 def _card_errors(action: str, err: Invalid) -> dict[str, str]:

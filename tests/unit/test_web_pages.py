@@ -1324,3 +1324,26 @@ def test_history_is_searchable_by_person_kind_and_dates_and_pages_keep_the_searc
     assert unknown.status_code == 422 and "There is no member called" in text(unknown)
     backwards = ada.get(f"/exchanges?from={today.isoformat()}&to={(today - timedelta(days=3)).isoformat()}")
     assert backwards.status_code == 422 and "comes before its start" in text(backwards)
+
+
+def test_acting_on_a_stale_page_says_what_happened_and_keeps_the_typed_thanks(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    page = text(ada.get("/exchanges/pending-for-ada"))
+    form = {"csrf_token": hidden(page, "csrf_token"), "idempotency_key": hidden(page, "idempotency_key"),
+            "thanks": "Thank you so much for the notes"}
+    found = clients.balance.exchanges_by_id["pending-for-ada"]
+    clients.balance.exchanges_by_id["pending-for-ada"] = found.model_copy(update={"status": "withdrawn"})
+    answer = ada.post("/exchanges/pending-for-ada/acknowledge", data=form)
+    said = re.sub(r"\s+", " ", text(answer))
+    assert answer.status_code == 409 and "This page is private" not in said
+    assert "Ben Okafor withdrew this while the page was open" in said
+    assert "Thank you so much for the notes" in said and clients.ledger.commands == []
+
+
+def test_a_600_character_note_is_refused_with_its_length_not_cut_silently(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    form = text(ada.get("/exchanges/new"))
+    assert 'maxlength="500"' not in form  # a browser would cut a pasted note without a word
+    answer = ada.post("/exchanges/new", data={**new_exchange_form(ada), "note": "x" * 600})
+    assert answer.status_code == 422 and "The note is 600 characters long; keep it to 500." in text(answer)
+    assert clients.ledger.commands == []

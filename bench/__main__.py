@@ -213,7 +213,7 @@ def latency(bootstrap: str, workdir: Path, n_requests: int) -> list[float]:
     with ExitStack() as stack:
         ledger = Service("reciprocity.ledger.app", common, workdir, "ledger")
         stack.callback(ledger.stop)
-        balance_env = {**common, "DATABASE_URL": f"sqlite:///{workdir}/latency.db"}
+        balance_env = {**common, "DATABASE_URL": f"sqlite:///{workdir}/latency.db", "LEDGER_URL": ledger.url}
         projector = Service("reciprocity.balance.worker", balance_env, workdir, "balance-projector",
                             args=("projector",), port_variable="HEALTH_PORT")
         stack.callback(projector.stop)

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from reciprocity.contracts.envelope import encode, wrap
 from reciprocity.contracts.events import CircleFormed, Event, ExchangeRecorded, MemberRegistered
+from reciprocity.contracts.sealed import Sealed
 from reciprocity.messaging.event_log import Outgoing
 
 KINDS = ["mentoring", "feedback", "help", "knowledge", "resource", "care"]
@@ -39,8 +40,9 @@ class Organisation:
     def directory(self) -> list[Event]:
         events: list[Event] = [CircleFormed(circle_id=c, name=f"Circle {c[-2:]}", parent=self.parents[c])
                                for c in self.circles]
-        events += [MemberRegistered(member_id=m, name=f"Member {m[-4:]}", email=f"{m}@example.org",
-                                    circles=self.circles_of[m]) for m in self.members]
+        events += [MemberRegistered(member_id=m, name=Sealed.clear(f"Member {m[-4:]}", [m]),
+                                    email=Sealed.clear(f"{m}@example.org", [m]), circles=self.circles_of[m])
+                   for m in self.members]
         return events
 
     def exchanges(self, n: int, today: date | None = None) -> Iterator[ExchangeRecorded]:
@@ -65,7 +67,8 @@ class Organisation:
                 minutes=min(1440, max(5, int(rnd.lognormvariate(3.6, 0.7)))),
                 occurred_on=today - timedelta(days=int(rnd.triangular(0, 365, 0))),
                 giver_circles=self.circles_of[giver], receiver_circles=self.circles_of[receiver],
-                note=rnd.choice(NOTES), recorded_by=giver if rnd.random() < 0.7 else receiver,
+                note=Sealed.clear(rnd.choice(NOTES), [giver, receiver]),
+                recorded_by=giver if rnd.random() < 0.7 else receiver,
             )  # fmt: skip
 
 

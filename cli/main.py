@@ -10,7 +10,7 @@ from collections.abc import Sequence
 # Module names under reciprocity.cli; each defines register(subparsers) and sets `func` on its parser.
 SIGPIPE_STATUS = 128 + 13  # what a shell reports for a command ended by SIGPIPE
 
-SUBCOMMAND_MODULES = ("seed", "roster", "replay", "status", "dlq", "export", "accounts")
+SUBCOMMAND_MODULES = ("seed", "roster", "replay", "status", "dlq", "export", "accounts", "forget", "migrate")
 
 
 def build_parser() -> argparse.ArgumentParser:

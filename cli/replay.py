@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from reciprocity.balance.db import make_engine, migrate
     from reciprocity.balance.replay import VerificationFailed, replay
     from reciprocity.balance.settings import BalanceSettings
+    from reciprocity.common.sealing import projection_opener
     from reciprocity.messaging.event_log import BrokerUnavailable
     from reciprocity.messaging.poison import describe_failure
 
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(task, completed=done, total=total)
 
             result = replay(engine, settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix,
-                            batch_size=args.batch_size, progress=progress, switch=not args.no_switch)
+                            batch_size=args.batch_size, progress=progress, switch=not args.no_switch,
+                            opener=projection_opener(settings))
     except VerificationFailed as err:
         return _failed(f"verification failed ({err}); {kept}", 2)
     except BrokerUnavailable as err:

@@ -17,6 +17,10 @@ LOCAL_SECRETS: dict[str, str] = {
     "LEDGER_TOKEN": "local-dev-token",
     "BALANCE_TOKEN": "local-dev-balance-token",
     "NOTIFY_TOKEN": "local-dev-notify-token",
+    # Member keys (crypto-shredding, README "Forgetting a member"): the token projections read keys with,
+    # and the secret the ledger's key store wraps every key with.
+    "LEDGER_KEYS_TOKEN": "local-dev-keys-token",
+    "LEDGER_KEYS_SECRET": "local-dev-keys-secret",
 }
 
 
@@ -39,6 +43,12 @@ class ServiceSettings(BaseSettings):
     ledger_token: str = LOCAL_SECRETS["LEDGER_TOKEN"]
     balance_token: str = LOCAL_SECRETS["BALANCE_TOKEN"]
     notify_token: str = LOCAL_SECRETS["NOTIFY_TOKEN"]
+    # Where the ledger answers: the web sends commands there, the projections fetch member keys there.
+    ledger_url: str = "http://127.0.0.1:8001"
+    # Reads member keys from the ledger (POST /v1/keys): the projections hold it; it cannot append.
+    ledger_keys_token: str = LOCAL_SECRETS["LEDGER_KEYS_TOKEN"]
+    # How long a projection keeps a member key in memory before asking the ledger again.
+    keys_cache_ttl_s: float = 30.0
 
     @property
     def is_development(self) -> bool:

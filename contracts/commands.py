@@ -269,6 +269,14 @@ class Withdraw(Command):
     by: Slug
 
 
+class ForgetMember(Command):
+    """Forget a member for good (operator only): their key is destroyed, so nothing of or about them can
+    be read any more; their exchanges still count, as "a former member". Cannot be undone."""
+
+    by: Slug = Field(description="the operator who asks")
+    confirm: Slug = Field(description="the member's id again: a forgetting is never a slip of the wrong path")
+
+
 def _refuse_repeats(ids: list[str]) -> None:
     seen: set[str] = set()
     for item in ids:

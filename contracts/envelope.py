@@ -66,7 +66,11 @@ def decode_validated(raw: bytes | str) -> tuple[Envelope, Event]:
     event_cls = EVENT_TYPES.get(envelope.type)
     if event_cls is None:
         raise ContractError(f"unknown event type {envelope.type!r}")
-    version, payload = upcast(envelope.type, envelope.version, envelope.payload)
+    try:
+        version, payload = upcast(envelope.type, envelope.version, envelope.payload)
+    except (ValidationError, ValueError, KeyError, TypeError) as err:
+        brief = _brief(err) if isinstance(err, ValidationError) else repr(err)
+        raise ContractError(f"invalid {envelope.type} v{envelope.version}: {brief}") from err
     if version != event_cls.VERSION:
         raise ContractError(
             f"{envelope.type} v{envelope.version} cannot be read as v{event_cls.VERSION}"

@@ -8,10 +8,11 @@ partitions or reads state it did not build itself.
 from enum import StrEnum
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .bounds import EARLIEST_EVENT_DAY, LATEST_EVENT_DAY, EventDay, FreeText, OneLine, PauseEnd
+from .bounds import EARLIEST_EVENT_DAY, LATEST_EVENT_DAY, EventDay, OneLine, PauseEnd
 from .ids import Slug
+from .sealed import Sealed
 
 Minutes = int
 NOTE_MAX = 500
@@ -47,6 +48,15 @@ class Event(BaseModel):
     def key(self) -> str:
         """The aggregate id: the message key, so one aggregate's events stay in order."""
         raise NotImplementedError
+
+
+def _sealed_for(event: BaseModel, fields: tuple[str, ...], members: list[str]) -> None:
+    """A sealed field names exactly the members it is about: the wrong `to` is a contract error, not
+    a value that would open for somebody else or stay readable after its subject is forgotten."""
+    for name in fields:
+        value = getattr(event, name)
+        if value is not None and value.to != members:
+            raise ValueError(f"{name} must be sealed for {members}, not {value.to}")
 
 
 # --- ledger.directory -------------------------------------------------------------------------
@@ -89,12 +99,33 @@ class CircleLeadsChanged(DirectoryEvent):
 
 
 class MemberRegistered(DirectoryEvent):
+    """v2 seals `name` and `email` with the member's own key (`contracts/sealed.py`)."""
+
     TYPE: ClassVar[str] = "MemberRegistered"
+    VERSION: ClassVar[int] = 2
     member_id: Slug
-    name: OneLine = Field(min_length=1, max_length=100)
-    email: EmailStr
+    name: Sealed = Field(description="the display name, sealed for the member")
+    email: Sealed = Field(description="the email address, sealed for the member")
     circles: list[Slug]
     role: Role = Role.MEMBER
+
+    @model_validator(mode="after")
+    def _sealed_for_the_member(self) -> "MemberRegistered":
+        _sealed_for(self, ("name", "email"), [self.member_id])
+        return self
+
+    def key(self) -> str:
+        return self.member_id
+
+
+class MemberForgotten(DirectoryEvent):
+    """The member was forgotten: their key is destroyed, so every value sealed for them (alone or with
+    someone else) can no longer be read. Projections blank what they hold of them; their exchanges
+    still count, shown as "a former member". Carries no personal value."""
+
+    TYPE: ClassVar[str] = "MemberForgotten"
+    member_id: Slug
+    requested_by: Slug = Field(description="the operator who asked")
 
     def key(self) -> str:
         return self.member_id
@@ -170,26 +201,48 @@ class ExchangeFacts(Event):
 
 
 class ExchangeRecorded(ExchangeFacts):
-    """v2 added `shared`: the recorder agrees to show it on the appreciation wall."""
+    """v2 added `shared`: the recorder agrees to show it on the appreciation wall. v3 seals `note` for
+    both parties (None: no note)."""
 
     TYPE: ClassVar[str] = "ExchangeRecorded"
-    VERSION: ClassVar[int] = 2
-    note: FreeText = Field(default="", max_length=NOTE_MAX)
+    VERSION: ClassVar[int] = 3
+    note: Sealed | None = Field(default=None, description="sealed for giver and receiver together")
     recorded_by: Slug
     shared: bool = False
 
+    @model_validator(mode="after")
+    def _sealed_for_the_pair(self) -> "ExchangeRecorded":
+        _sealed_for(self, ("note",), [self.giver, self.receiver])
+        return self
+
 
 class ExchangeAcknowledged(ExchangeFacts):
+    """v2 seals `thanks` for both parties (None: no thanks)."""
+
     TYPE: ClassVar[str] = "ExchangeAcknowledged"
+    VERSION: ClassVar[int] = 2
     by: Slug
-    thanks: FreeText = Field(default="", max_length=NOTE_MAX)
+    thanks: Sealed | None = Field(default=None, description="sealed for giver and receiver together")
     shared: bool = Field(default=False, description="the acknowledger agrees to share it too")
+
+    @model_validator(mode="after")
+    def _sealed_for_the_pair(self) -> "ExchangeAcknowledged":
+        _sealed_for(self, ("thanks",), [self.giver, self.receiver])
+        return self
 
 
 class ExchangeDisputed(ExchangeFacts):
+    """v2 seals `reason` for both parties."""
+
     TYPE: ClassVar[str] = "ExchangeDisputed"
+    VERSION: ClassVar[int] = 2
     by: Slug
-    reason: FreeText = Field(min_length=1, max_length=NOTE_MAX)
+    reason: Sealed = Field(description="sealed for giver and receiver together")
+
+    @model_validator(mode="after")
+    def _sealed_for_the_pair(self) -> "ExchangeDisputed":
+        _sealed_for(self, ("reason",), [self.giver, self.receiver])
+        return self
 
 
 class ExchangeWithdrawn(ExchangeFacts):
@@ -211,10 +264,16 @@ class ExchangeCorrected(ExchangeFacts):
     holds what they replaced, so a projection can move the minutes without reading its own rows."""
 
     TYPE: ClassVar[str] = "ExchangeCorrected"
+    VERSION: ClassVar[int] = 2
     by: Slug
-    note: FreeText = Field(default="", max_length=NOTE_MAX)
+    note: Sealed | None = Field(default=None, description="v2: sealed for giver and receiver together")
     previous: CorrectedFacts
     note_changed: bool = False
+
+    @model_validator(mode="after")
+    def _sealed_for_the_pair(self) -> "ExchangeCorrected":
+        _sealed_for(self, ("note",), [self.giver, self.receiver])
+        return self
 
 
 class ExchangeSharingChanged(ExchangeFacts):
@@ -278,6 +337,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CapacityDeclared,
         AvailabilityChanged,
         NotificationSettingsChanged,
+        MemberForgotten,
         ExchangeRecorded,
         ExchangeAcknowledged,
         ExchangeDisputed,

@@ -76,3 +76,19 @@ def ensure_topics(
         return sorted(created)
     finally:
         admin.close()
+
+
+def delete_topics(bootstrap_servers: str, names: list[str], *, timeout_s: float = 30.0,
+                  client_id: str = "reciprocity-topics-admin") -> list[str]:
+    """Delete the topics named (those that exist); return the names deleted. Irreversible: callers
+    verify first (the sealing migration deletes the old topics only after checking the copies)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id,
+                             request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
+    try:
+        existing = [t["name"] for t in admin.describe_topics(names) if t.get("error_code") == 0]
+        if existing:
+            admin.delete_topics(existing, timeout_ms=int(timeout_s * 1000))
+            log.info("deleted topics %s", ", ".join(sorted(existing)))
+        return sorted(existing)
+    finally:
+        admin.close()

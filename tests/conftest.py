@@ -38,6 +38,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # kafka-python 3.0 loads its protocol schemas with importlib.resources' legacy API: ~200 warnings
     # per run that are not ours to fix and would bury our own.
     config.addinivalue_line("filterwarnings", r"ignore:(read|open)_text is deprecated:DeprecationWarning")
+    # A ledger created in a test without its own key store keeps keys in this run's temporary folder,
+    # never in the checkout's var/ (service processes get one per test folder: support/services.py).
+    if "LEDGER_KEYS_DATABASE_URL" not in os.environ:
+        import tempfile
+
+        os.environ["LEDGER_KEYS_DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='ledger-keys-')}/keys.db"
 
 
 def _announce(config: pytest.Config, line: str) -> None:

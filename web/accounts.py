@@ -152,6 +152,14 @@ class AccountStore:
                              .values(password_hash=_hasher.hash(password)))
         return True
 
+    def remove(self, member_id: str) -> bool:
+        """Delete a forgotten member's account, every session of theirs and the sign-in failures counted
+        against their id. False when there was no account."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(web_sessions).where(web_sessions.c.member_id == member_id))
+            conn.execute(delete(web_login_failures).where(web_login_failures.c.key == f"account:{member_id}"))
+            return conn.execute(delete(web_accounts).where(web_accounts.c.member_id == member_id)).rowcount > 0
+
     def has_account(self, member_id: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(

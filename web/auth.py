@@ -101,7 +101,8 @@ def signin() -> Response:
         throttle.failed(member_id, address)
         return refuse(NO_MATCH, 401)
     try:
-        clients().balance.member(member_id)
+        if clients().balance.member(member_id).former:  # forgotten: the account should be gone already
+            raise NotFound("balance", "a former member")
     except NotFound:
         # A password without a member (not registered yet, or the directory is still catching up).
         throttle.failed(member_id, address)

@@ -239,6 +239,7 @@ class Member(Shape):
     status: str = "active"
     paused_until: date | None = None
     leads_circles: list[str] = []
+    former: bool = False  # forgotten: no name, no email, no sign-in; exchanges still count
 
     @property
     def display_name(self) -> str:
@@ -405,6 +406,7 @@ class Ledger(Protocol):
     def email_settings(self, member_id: str) -> EmailSettings: ...
     def set_email_settings(self, member_id: str, *, own_alert_emails: bool, daily_digest: bool,
                            key: str) -> Appended: ...
+    def forgettings(self) -> list[dict[str, Any]]: ...
 
 
 class Balance(Protocol):
@@ -601,6 +603,12 @@ class HttpLedger(_Http):
                            key: str) -> Appended:
         return self._command("PUT", f"/v1/members/{_seg(member_id)}/notifications",
                              {"own_alert_emails": own_alert_emails, "daily_digest": daily_digest}, key)
+
+    def forgettings(self) -> list[dict[str, Any]]:
+        """Members forgotten: when, and which operator asked; never whom (the ledger does not say)."""
+        found = self._call("GET", "/v1/forgettings")
+        items = found.get("forgettings") if isinstance(found, dict) else None
+        return [dict(at=i.get("at"), requested_by=i.get("requested_by")) for i in items or [] if isinstance(i, dict)]
 
 
 class HttpBalance(_Http):

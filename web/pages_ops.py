@@ -71,6 +71,10 @@ def ops() -> Response:
         deliveries, deliveries_error = [], ("The notify service is not answering right now, so its failed "
                                             f"deliveries cannot be listed ({err.message}).")
     columns = [f for f in DELIVERY_FIELDS if any(f in d for d in deliveries)]
+    try:
+        forgettings, forgettings_error = c.ledger.forgettings(), None
+    except Unavailable as err:
+        forgettings, forgettings_error = [], f"The ledger is not answering right now ({err.message})."
     return render_page("ops.html", "partials/_projection_status.html", health=health, deliveries=deliveries,
-                       delivery_columns=columns, deliveries_error=deliveries_error, **_projection(),
-                       **_dead_letters())
+                       delivery_columns=columns, deliveries_error=deliveries_error, forgettings=forgettings,
+                       forgettings_error=forgettings_error, **_projection(), **_dead_letters())

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from reciprocity.common.auth import require_bearer_token
+from reciprocity.common.sealing import projection_opener
 from reciprocity.common.service import add_metrics_route, health_response, serve_api
 from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS, all_topics
@@ -407,7 +408,8 @@ class BalanceService:
         self.signals = SignalEngine(clock=settings.today, settle_s=settings.balance_signal_settle_s,
                                     max_defer_s=settings.balance_signal_max_defer_s)
         self.publisher = OutboxPublisher(self.engine, self.event_log)
-        self.projection = BalanceProjection(self.engine, signals=self.signals, after_commit=self.publish)
+        self.projection = BalanceProjection(self.engine, signals=self.signals, after_commit=self.publish,
+                                            opener=projection_opener(settings))
         self.consumer = ProjectionConsumer(
             settings.kafka_bootstrap_servers,
             group_id=settings.balance_consumer_group,

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from reciprocity.contracts.events import ExchangeFacts
+from reciprocity.common.sealing import Opener
+from reciprocity.contracts.events import ExchangeFacts, MemberForgotten
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, StaleBatch
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -218,8 +219,12 @@ class BalanceProjection:
         generation: int | None = None,
         signals: Any | None = None,  # signals.SignalEngine; None: no policy evaluation (replay, bench)
         after_commit: Callable[[], None] | None = None,
+        opener: Opener | None = None,
     ) -> None:
         self.engine = engine
+        # Opens sealed values with keys from the ledger. Without one, only clear values (events written
+        # before sealing, and tests' events) can be projected; a sealed one stops the partition.
+        self.opener = opener if opener is not None else Opener(None)
         self.fixed_generation = generation
         self.signals = signals
         self.after_commit = after_commit
@@ -314,7 +319,12 @@ class BalanceProjection:
         known = self._known_exchanges(conn, gen, lifecycle_ids(evs, all_exchanges=careful))
         applied = self._applied_directory(conn, gen, [str(d.envelope.event_id) for d in events
                                                       if not isinstance(d.event, ExchangeFacts)])
-        deltas = project(((d.envelope, d.event) for d in events), known, applied)
+        # Forgotten members, known to the store (another process may have applied the forgetting) or
+        # forgotten in this batch: nothing sealed for them is opened, even with a key still in the cache.
+        for member_id in self._forgotten_members(conn, gen, events):
+            self.opener.forget(member_id)
+        opened = self.opener.open_events([(str(d.envelope.event_id), d.event) for d in events])
+        deltas = project(zip((d.envelope for d in events), opened, strict=True), known, applied)
         if deltas.repeated:
             log.info("skipped, their event id applied before: %s", dict(deltas.repeated))
         self.write(conn, gen, deltas)
@@ -384,6 +394,12 @@ class BalanceProjection:
         for i in range(0, len(event_ids), _CHUNK):
             found.update(conn.execute(sa.select(c.event_id).where(
                 c.generation == gen, c.event_id.in_(event_ids[i:i + _CHUNK]))).scalars())
+        return found
+
+    def _forgotten_members(self, conn: Connection, gen: int, events: Sequence[Delivered]) -> set[str]:
+        found = {d.event.member_id for d in events if isinstance(d.event, MemberForgotten)}
+        found.update(conn.execute(sa.select(t.forgotten.c.member_id).where(t.forgotten.c.generation == gen))
+                     .scalars())
         return found
 
     def write(self, conn: Connection, gen: int, d: Deltas) -> None:
@@ -492,7 +508,21 @@ def _availability(conn: Connection, gen: int, v: dict[str, Any]) -> None:
                                                "available_since": v["available_since"]})
 
 
+def _forget(conn: Connection, gen: int, v: dict[str, Any]) -> None:
+    """Blank what the read models hold of the member: name, email, and the words on every exchange
+    they are a party to (sealed for both parties, so unreadable now in the log as well). Counters,
+    memberships and the exchanges themselves stay: everyone's measures are unchanged."""
+    member_id = v["member_id"]
+    m, x = t.members.c, t.exchanges.c
+    conn.execute(sa.update(t.members).where(m.generation == gen, m.member_id == member_id).values(name="", email=""))
+    conn.execute(sa.update(t.exchanges)
+                 .where(x.generation == gen, sa.or_(x.giver == member_id, x.receiver == member_id))
+                 .values(note="", thanks=None, dispute_reason=None))
+    stmt = dialect_insert(conn, t.forgotten).values(generation=gen, **v)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["generation", "member_id"]))
+
+
 _DIRECTORY_OPS: dict[str, Callable[[Connection, int, dict[str, Any]], None]] = {
     "circle": _circle, "leads": _leads, "member": _member, "join": _join, "leave": _leave,
-    "capacity": _capacity, "availability": _availability,
+    "capacity": _capacity, "availability": _availability, "forget": _forget,
 }  # fmt: skip

@@ -39,10 +39,12 @@ from reciprocity.contracts.events import (
     ExchangeRecorded,
     ExchangeSharingChanged,
     ExchangeWithdrawn,
+    MemberForgotten,
     MemberJoinedCircle,
     MemberLeftCircle,
     MemberRegistered,
 )
+from reciprocity.contracts.sealed import text_of
 
 # Indexes into the counter lists (same order as tables.MEMBER_DAY_COUNTERS etc.).
 GIVEN_MIN, GIVEN_CNT, RECV_MIN, RECV_CNT, P_GIVEN_MIN, P_GIVEN_CNT, P_RECV_MIN, P_RECV_CNT = range(8)
@@ -162,7 +164,7 @@ def _corrected(d: Deltas, status: dict[str, str], envelope: Envelope, e: Exchang
     _move_pending(d, member_day, e, 1)
     change = {
         # Rows recorded in this batch hold days as text (like every new row); updates take a date.
-        "kind": e.kind.value, "minutes": e.minutes, "note": e.note,
+        "kind": e.kind.value, "minutes": e.minutes, "note": text_of(e.note),
         "occurred_on": _iso_day(e.occurred_on) if xid in d.new_exchanges else e.occurred_on,
         "correction": json.dumps({"event_id": str(envelope.event_id), "at": envelope.occurred_at.isoformat(),
                                   "previous": before.model_dump(mode="json"), "note_changed": e.note_changed}),
@@ -206,7 +208,8 @@ def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: s
         sign_pending, settle = 1, False
         d.new_exchanges[xid] = {
             "exchange_id": xid, "giver": e.giver, "receiver": e.receiver, "kind": kind, "minutes": minutes,
-            "note": e.note, "occurred_on": day, "recorded_by": e.recorded_by, "recorded_at": envelope.occurred_at,
+            "note": text_of(e.note), "occurred_on": day, "recorded_by": e.recorded_by,
+            "recorded_at": envelope.occurred_at,
             "status": RECORDED, "thanks": None, "dispute_reason": None, "shared_by_recorder": e.shared,
             "shared_by_acknowledger": False, "giver_circles": _circles_json(e.giver_circles),
             "receiver_circles": _circles_json(e.receiver_circles), "updated_at": envelope.occurred_at,
@@ -219,10 +222,10 @@ def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: s
                 f"{envelope.type} of exchange {xid} in status {current or 'unknown'} (event {event_id})"
             )
         if isinstance(e, ExchangeAcknowledged):
-            new, change = ACKNOWLEDGED, {"thanks": e.thanks or None, "shared_by_acknowledger": e.shared}
+            new, change = ACKNOWLEDGED, {"thanks": text_of(e.thanks) or None, "shared_by_acknowledger": e.shared}
             settle = True
         elif isinstance(e, ExchangeDisputed):
-            new, change, settle = DISPUTED, {"dispute_reason": e.reason}, False
+            new, change, settle = DISPUTED, {"dispute_reason": e.reason.text or None}, False
         elif isinstance(e, ExchangeWithdrawn):
             new, change, settle = WITHDRAWN, {}, False
         else:  # a new exchange event type the projection does not know yet: refuse rather than guess
@@ -326,7 +329,7 @@ def _directory(d: Deltas, envelope: Envelope, e: Event) -> None:
     elif isinstance(e, CircleLeadsChanged):
         d.directory.append(("leads", {"circle_id": e.circle_id, "leads": json.dumps(list(dict.fromkeys(e.leads)))}))
     elif isinstance(e, MemberRegistered):
-        d.directory.append(("member", {"member_id": e.member_id, "name": e.name, "email": str(e.email),
+        d.directory.append(("member", {"member_id": e.member_id, "name": e.name.text, "email": e.email.text,
                                        "role": e.role.value, "registered_on": day,
                                        "circles": sorted(set(e.circles))}))
         d.touched_members.add(e.member_id)
@@ -344,6 +347,10 @@ def _directory(d: Deltas, envelope: Envelope, e: Event) -> None:
         back = day if e.status == "active" else e.paused_until + timedelta(days=1) if e.paused_until else None
         d.directory.append(("availability", {"member_id": e.member_id, "status": e.status,
                                              "paused_until": e.paused_until, "available_since": back}))
+        d.touched_members.add(e.member_id)
+    elif isinstance(e, MemberForgotten):
+        d.directory.append(("forget", {"member_id": e.member_id, "event_id": str(envelope.event_id),
+                                       "forgotten_at": envelope.occurred_at, "requested_by": e.requested_by}))
         d.touched_members.add(e.member_id)
     # Signal events (balance.signals) are not on the topics this projection reads; anything else
     # arriving here is ignored on purpose: a directory fact the read models have no column for.

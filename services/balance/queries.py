@@ -54,6 +54,10 @@ def last_day_anywhere(today: date) -> date:
     return today + timedelta(days=1)
 
 
+# How a forgotten member is shown: their name is gone (MemberForgotten), their exchanges still count.
+FORMER_MEMBER = "a former member"
+
+
 def member_names(conn: Connection, gen: int, ids: Iterable[str] | None = None) -> dict[str, str]:
     m = t.members.c
     query = sa.select(m.member_id, m.name).where(m.generation == gen)
@@ -62,7 +66,7 @@ def member_names(conn: Connection, gen: int, ids: Iterable[str] | None = None) -
         if not ids:
             return {}
         query = query.where(m.member_id.in_(ids))
-    return {r.member_id: r.name for r in conn.execute(query)}
+    return {r.member_id: r.name or FORMER_MEMBER for r in conn.execute(query)}
 
 
 def circle_known(conn: Connection, gen: int, circle_id: str) -> bool:
@@ -387,7 +391,8 @@ def _circles_by_member(conn: Connection, gen: int, member_ids: list[str] | None 
 
 
 def _member_dict(r: Any, circles: list[str]) -> dict[str, Any]:
-    return {"id": r.member_id, "name": r.name, "email": r.email, "circles": circles, "role": r.role,
+    return {"id": r.member_id, "name": r.name or FORMER_MEMBER, "email": r.email or None, "circles": circles,
+            "role": r.role, "former": not r.name,
             "weekly_hours": r.weekly_hours, "status": r.status, "paused_until": _iso(_day(r.paused_until))}
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from reciprocity.common.sealing import Opener
 from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.events import ExchangeRecorded
 from reciprocity.contracts.topics import dlq_topic
@@ -74,6 +75,7 @@ def replay(
     batch_size: int = 20000,
     progress: Callable[[int, int], None] | None = None,
     switch: bool = True,
+    opener: Opener | None = None,
 ) -> ReplayResult:
     """Build a new generation from the log, verify it and (with `switch`) make it active.
 
@@ -88,7 +90,7 @@ def replay(
         dead_letters = _ReplayDeadLetters(bootstrap, topic_prefix)
         try:
             return _replay_into(engine, gen, bootstrap, topic_prefix=topic_prefix, batch_size=batch_size,
-                                progress=progress, switch=switch, dead_letters=dead_letters)
+                                progress=progress, switch=switch, dead_letters=dead_letters, opener=opener)
         except BaseException as err:
             abandon(engine, gen, err)
             raise
@@ -152,11 +154,13 @@ def abandon(engine: Engine, gen: int, cause: BaseException) -> None:
 
 def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str, batch_size: int,
                  progress: Callable[[int, int], None] | None, switch: bool,
-                 dead_letters: _ReplayDeadLetters) -> ReplayResult:
+                 dead_letters: _ReplayDeadLetters, opener: Opener | None) -> ReplayResult:
     began = time.perf_counter()
     ends = end_offsets(bootstrap, SOURCE_TOPICS, topic_prefix=topic_prefix)
     total = sum(ends.values())
-    projection = BalanceProjection(engine, generation=gen)
+    # A fresh opener: its cache starts empty, so every key is asked of the ledger again, and the keys of
+    # forgotten members are not there to ask for: the new generation is as anonymised as the old one.
+    projection = BalanceProjection(engine, generation=gen, opener=opener)
     cursor: dict[PartitionKey, int] = {}
     batch: list[Delivered] = []
     ranges: dict[PartitionKey, OffsetRange] = {}

@@ -173,6 +173,18 @@ directory_applied = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# Members forgotten (MemberForgotten): their name, email and every note, thanks and reason on their
+# exchanges are blanked; their counters stay, so everyone's measures are unchanged.
+forgotten = sa.Table(
+    "balance_forgotten",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("forgotten_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("requested_by", sa.String(64), nullable=False),
+)
+
 # The current episode of each (member, signal kind): what has been published, across generations.
 signal_state = sa.Table(
     "balance_signal_state",
@@ -217,4 +229,4 @@ outbox = sa.Table(
 
 # Tables whose rows belong to a generation (what a replay fills and later deletes).
 GENERATION_TABLES = (offsets, member_day, pair_day, circle_day, exchanges, members, memberships, circles,
-                     directory_applied)
+                     directory_applied, forgotten)

@@ -9,6 +9,7 @@ from .settings import BalanceSettings
 
 def main() -> None:
     settings = BalanceSettings()
+    settings.refuse_local_secrets("LEDGER_KEYS_TOKEN")  # the projector opens sealed values with member keys
     worker_main(bootstrap(settings), settings)
 
 

@@ -19,6 +19,7 @@ from reciprocity.contracts.commands import (
     DeclareCapacity,
     Dispute,
     ErrorBody,
+    ForgetMember,
     FormCircle,
     Invalid,
     RecordExchange,
@@ -105,6 +106,12 @@ COMMANDS: tuple[CommandRoute, ...] = (
                  "Either party agrees to show the exchange on the appreciation wall (`shared`: true) or stops "
                  "sharing it (false), at any time. The wall shows an acknowledged exchange while both share "
                  "it. 200 Unchanged when it is already so.", may_be_unchanged=True),
+    CommandRoute("forget_member", "POST", "/v1/members/<member_id>/forget", ForgetMember,
+                 "Forget a member for good (`by`: an operator; `confirm`: the member's id again). Destroys the "
+                 "member's key, so every name, email, note, thanks and reason of or about them in the log becomes "
+                 "unreadable, then appends MemberForgotten; projections blank what they hold. Their exchanges "
+                 "still count, as a former member's. 200 Unchanged when the member was forgotten before.",
+                 may_be_unchanged=True),
 )
 
 QUERIES: tuple[QueryRoute, ...] = (

@@ -10,6 +10,7 @@ Retry-After. No failed request appends anything.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
-from reciprocity.common.auth import OPEN_PATHS, require_bearer_token
+from reciprocity.common.auth import OPEN_PATHS, bearer_token, require_bearer_token, token_matches
 from reciprocity.common.service import add_metrics_route, health_response, serve_api
 from reciprocity.contracts.bounds import MAX_BODY_DEPTH, describe, lone_surrogate, surrogate_in
 from reciprocity.contracts.commands import FieldError, field_errors, field_name
@@ -30,8 +31,10 @@ from reciprocity.messaging.event_log import BrokerUnavailable, EventLog
 from reciprocity.messaging.topics_admin import ensure_topics
 from werkzeug.exceptions import HTTPException
 
+from . import keystore
 from .api import COMMANDS, QUERIES, CommandRoute, QueryRoute, openapi_document
 from .handlers import Conflict, Invalid, Unknown
+from .keystore import KeyStore
 from .service import KeyReused, Ledger, NotReady, fingerprint
 from .settings import LedgerSettings
 from .state import LedgerState
@@ -42,12 +45,14 @@ log = logging.getLogger(__name__)
 EXTENSION = "reciprocity.ledger"
 KEY_HEADER = "Idempotency-Key"
 KEY_MAX = 255
+KEYS_PATH = "/v1/keys"
 # On the answer to a retry: this is the first answer again, and nothing was appended this time.
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 # Module level: prometheus_client's registry is process-wide, and tests create many apps.
 COMMANDS_TOTAL = Counter("ledger_commands_total", "Ledger commands by outcome", ["command", "outcome"])
 EVENTS_APPENDED = Counter("ledger_events_appended_total", "Events the ledger appended", ["topic"])
+KEYS_SERVED = Counter("ledger_keys_served_total", "Member keys handed to projections")
 STATE_LOADED = Gauge("ledger_state_loaded", "1 when the write-side state is loaded and trusted")
 
 
@@ -111,7 +116,7 @@ def _unreadable_parts(body: Any) -> list[FieldError]:
     return errors
 
 
-def create_app(settings: LedgerSettings, event_log: EventLog | None = None) -> Flask:
+def create_app(settings: LedgerSettings, event_log: EventLog | None = None, keys: KeyStore | None = None) -> Flask:
     """The Flask app. Its state loads when something calls `ledger_of(app).load()`: `keep_loaded`,
     the worker main() runs, does at start and again whenever an append failed; until then commands
     and reads answer 503."""
@@ -123,9 +128,11 @@ def create_app(settings: LedgerSettings, event_log: EventLog | None = None) -> F
             transactional_id=f"{settings.topic_prefix}ledger",
             timeout_s=settings.kafka_timeout_s,
         )
-    ledger = Ledger(event_log, bootstrap_servers=settings.kafka_bootstrap_servers,
+    settings.refuse_local_secrets("LEDGER_TOKEN", "LEDGER_KEYS_TOKEN", "LEDGER_KEYS_SECRET")
+    if keys is None:
+        keys = KeyStore(keystore.create_engine(settings.ledger_keys_database_url), settings.ledger_keys_secret)
+    ledger = Ledger(event_log, keys, bootstrap_servers=settings.kafka_bootstrap_servers,
                     topic_prefix=settings.topic_prefix)
-    settings.refuse_local_secrets("LEDGER_TOKEN")
     app = Flask("reciprocity.ledger")
     app.extensions[EXTENSION] = ledger
     retry_after = str(settings.retry_after_s)
@@ -141,9 +148,42 @@ def create_app(settings: LedgerSettings, event_log: EventLog | None = None) -> F
     def count_refused() -> None:
         COMMANDS_TOTAL.labels(request.endpoint or "unknown", "unauthorized").inc()
 
-    # The document describes the API's shape, no data: open like /health and /metrics.
+    # The document describes the API's shape, no data: open like /health and /metrics. The key API has a
+    # token of its own (checked in its view): the projections that read keys cannot append commands, and
+    # the web, which can, cannot read keys.
     require_bearer_token(app, settings.ledger_token, variable="LEDGER_TOKEN",
-                         open_paths=(*OPEN_PATHS, "/openapi.json"), on_refused=count_refused)
+                         open_paths=(*OPEN_PATHS, "/openapi.json", KEYS_PATH), on_refused=count_refused)
+    keys_token = settings.ledger_keys_token.encode()
+
+    @app.post(KEYS_PATH)
+    def member_keys() -> Any:
+        """Member keys for the projections: `{"members": [ids]}` -> `{"keys": {id: base64}, "forgotten": [ids]}`.
+        Members with no key are in neither. Never logged, never cached by HTTP."""
+        if not token_matches(bearer_token(request.headers.get("Authorization", "")), keys_token):
+            count_refused()
+            return _error(401, "a valid bearer token is required (Authorization: Bearer <LEDGER_KEYS_TOKEN>)",
+                          **{"WWW-Authenticate": 'Bearer realm="ledger-keys"'})
+        body = request.get_json(silent=True)
+        members = body.get("members") if isinstance(body, dict) else None
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members) or len(members) > 10_000:
+            return _invalid([FieldError(field="members", message="a list of at most 10,000 member ids is required.")])
+        found = ledger.keys.member_keys(members)
+        KEYS_SERVED.inc(sum(1 for k in found.values() if k is not None))
+        answer = jsonify(keys={m: base64.b64encode(k).decode() for m, k in found.items() if k is not None},
+                         forgotten=sorted(m for m, k in found.items() if k is None))
+        answer.headers["Cache-Control"] = "no-store"
+        return answer
+
+    @app.get("/v1/forgettings")
+    def forgettings() -> Any:
+        """Forgettings for the operator page: when, and which operator asked; never whom."""
+        try:
+            found = ledger.query(lambda state: list(state.forgotten.values()))
+        except NotReady as err:
+            return unavailable(err)
+        items = sorted(found, key=lambda f: f.at.isoformat() if f.at else "", reverse=True)
+        return jsonify(forgettings=[{"at": f.at.isoformat() if f.at else None, "requested_by": f.requested_by}
+                                    for f in items])
 
     def command_view(route: CommandRoute) -> Callable[..., Any]:
         def view(**path: str) -> Any:
@@ -291,7 +331,8 @@ def main() -> None:
     from .bootstrap import bootstrap
 
     settings = LedgerSettings()
-    settings.refuse_local_secrets("LEDGER_TOKEN")  # here, in gunicorn's master: one clear line, no worker boots
+    # Here, in gunicorn's master: one clear line, no worker boots.
+    settings.refuse_local_secrets("LEDGER_TOKEN", "LEDGER_KEYS_TOKEN", "LEDGER_KEYS_SECRET")
     serve_api(bootstrap(settings), settings)
 
 

@@ -23,6 +23,7 @@ from reciprocity.contracts.commands import (
     DeclareCapacity,
     Dispute,
     FieldError,
+    ForgetMember,
     FormCircle,
     RecordExchange,
     RegisterMember,
@@ -43,11 +44,13 @@ from reciprocity.contracts.events import (
     ExchangeRecorded,
     ExchangeSharingChanged,
     ExchangeWithdrawn,
+    MemberForgotten,
     MemberJoinedCircle,
     MemberLeftCircle,
     MemberRegistered,
     NotificationSettingsChanged,
 )
+from reciprocity.contracts.sealed import Sealed
 
 from .state import RECORDED, Exchange, LedgerState, Member
 
@@ -131,13 +134,17 @@ def set_leads(cmd: SetLeads, state: LedgerState, circle_id: str | None) -> list[
 def register_member(cmd: RegisterMember, state: LedgerState, _target: str | None) -> list[Event]:
     if cmd.id in state.members:
         raise Conflict(f"a member '{cmd.id}' already exists")
+    if cmd.id in state.forgotten:
+        raise Conflict(f"the id '{cmd.id}' belonged to a member who was forgotten; ids are not given again")
     holder = state.emails.get(str(cmd.email).lower())
     if holder is not None:
         raise Conflict(f"the email address {cmd.email} already belongs to member '{holder}'")
     errors = _Errors()
     _check_circles(errors, state, "circles", cmd.circles)
     errors.raise_any()
-    return [MemberRegistered(member_id=cmd.id, name=cmd.name, email=cmd.email, circles=cmd.circles, role=cmd.role)]
+    # Clear values here; the ledger seals them for the member once the event's id is known (service.py).
+    return [MemberRegistered(member_id=cmd.id, name=Sealed.clear(cmd.name, [cmd.id]),
+                             email=Sealed.clear(str(cmd.email), [cmd.id]), circles=cmd.circles, role=cmd.role)]
 
 
 def change_circles(cmd: ChangeCircles, state: LedgerState, member_id: str | None) -> list[Event]:
@@ -191,7 +198,7 @@ def record_exchange(cmd: RecordExchange, state: LedgerState, exchange_id: str | 
         # The circles at the time of recording travel with the event: no projection looks them up.
         giver_circles=list(state.members[cmd.giver].circles),
         receiver_circles=list(state.members[cmd.receiver].circles),
-        note=cmd.note,
+        note=Sealed.clear(cmd.note, [cmd.giver, cmd.receiver]) if cmd.note else None,
         recorded_by=cmd.recorded_by,
         shared=cmd.shared,
     )]
@@ -227,16 +234,30 @@ def _settle(exchange: Exchange, by: str, verb: str, *, recorder_acts: bool) -> N
 _past = {"acknowledge": "acknowledged", "dispute": "disputed", "withdraw": "withdrawn", "correct": "corrected"}
 
 
+def _former_party(state: LedgerState, exchange: Exchange) -> str | None:
+    """The party of the exchange who was forgotten, if any."""
+    return next((m for m in (exchange.giver, exchange.receiver) if m in state.forgotten), None)
+
+
 def acknowledge(cmd: Acknowledge, state: LedgerState, exchange_id: str | None) -> list[Event]:
     exchange = _exchange(state, exchange_id)
     _settle(exchange, cmd.by, "acknowledge", recorder_acts=False)
-    return [ExchangeAcknowledged(**_facts(exchange), by=cmd.by, thanks=cmd.thanks, shared=cmd.shared)]
+    if cmd.thanks and _former_party(state, exchange):
+        # Thanks are sealed for both parties; one key is destroyed, so they could never be read.
+        raise Invalid([FieldError(field="thanks", message=(
+            "the other party is a former member (forgotten): acknowledge without thanks."))])
+    thanks = Sealed.clear(cmd.thanks, [exchange.giver, exchange.receiver]) if cmd.thanks else None
+    return [ExchangeAcknowledged(**_facts(exchange), by=cmd.by, thanks=thanks, shared=cmd.shared)]
 
 
 def dispute(cmd: Dispute, state: LedgerState, exchange_id: str | None) -> list[Event]:
     exchange = _exchange(state, exchange_id)
     _settle(exchange, cmd.by, "dispute", recorder_acts=False)
-    return [ExchangeDisputed(**_facts(exchange), by=cmd.by, reason=cmd.reason)]
+    if _former_party(state, exchange):
+        raise Conflict(f"exchange {exchange.id} is with a former member (forgotten): a reason could never be "
+                       "read; acknowledge or leave it")
+    return [ExchangeDisputed(**_facts(exchange), by=cmd.by,
+                             reason=Sealed.clear(cmd.reason, [exchange.giver, exchange.receiver]))]
 
 
 def withdraw(cmd: Withdraw, state: LedgerState, exchange_id: str | None) -> list[Event]:
@@ -254,7 +275,8 @@ def correct(cmd: CorrectExchange, state: LedgerState, exchange_id: str | None) -
     if before == (str(cmd.kind), cmd.minutes, cmd.occurred_on, cmd.note):
         return []  # nothing to correct: 200 Unchanged
     facts = {**_facts(exchange), "kind": cmd.kind, "minutes": cmd.minutes, "occurred_on": cmd.occurred_on}
-    return [ExchangeCorrected(**facts, by=cmd.by, note=cmd.note, note_changed=cmd.note != exchange.note,
+    note = Sealed.clear(cmd.note, [exchange.giver, exchange.receiver]) if cmd.note else None  # sealed by the ledger
+    return [ExchangeCorrected(**facts, by=cmd.by, note=note, note_changed=cmd.note != exchange.note,
                               previous={"kind": exchange.kind, "minutes": exchange.minutes,
                                         "occurred_on": exchange.occurred_on})]
 
@@ -270,6 +292,23 @@ def share(cmd: ShareExchange, state: LedgerState, exchange_id: str | None) -> li
     if current == cmd.shared:
         return []  # already so: 200 Unchanged
     return [ExchangeSharingChanged(**_facts(exchange), by=cmd.by, shared=cmd.shared)]
+
+
+def forget_member(cmd: ForgetMember, state: LedgerState, member_id: str | None) -> list[Event]:
+    if member_id in state.forgotten:
+        return []  # forgotten already: nothing to append (200 Unchanged)
+    member = _member(state, member_id)
+    errors = _Errors()
+    if cmd.confirm != member.id:
+        errors.add("confirm", f"repeat the id of the member to forget ('{member.id}') to confirm.")
+    operator = state.members.get(cmd.by)
+    if operator is None or operator.role != "operator":
+        errors.add("by", f"only an operator can ask for a member to be forgotten; '{cmd.by}' is not one.")
+    elif cmd.by == member.id:
+        errors.add("by", "an operator cannot forget themself; another operator must ask.")
+    errors.raise_any()
+    # The ledger destroys the key before it appends this (service.py).
+    return [MemberForgotten(member_id=member.id, requested_by=cmd.by)]
 
 
 Handler = Callable[[Any, LedgerState, str | None], list[Event]]
@@ -288,6 +327,7 @@ HANDLERS: dict[type[Command], Handler] = {
     Withdraw: withdraw,
     ShareExchange: share,
     CorrectExchange: correct,
+    ForgetMember: forget_member,
 }
 
 

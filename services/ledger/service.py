@@ -22,14 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from reciprocity.common.sealing import Opener, Sealer
 from reciprocity.contracts.commands import Appended, Command, RecordExchange, Unchanged, parse_command
 from reciprocity.contracts.envelope import ContractError, decode, encode, wrap
+from reciprocity.contracts.events import MemberForgotten
 from reciprocity.contracts.ids import command_event_id, exchange_id_for
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES
 from reciprocity.messaging.event_log import BrokerUnavailable, EventLog, Outgoing
 from reciprocity.messaging.inspect import read_all
 
 from .handlers import handle
+from .keystore import KeyStore
 from .state import LedgerState
 
 log = logging.getLogger(__name__)
@@ -73,9 +76,11 @@ class LoadReport:
 
 
 class Ledger:
-    def __init__(self, event_log: EventLog, *, bootstrap_servers: str, topic_prefix: str = "",
+    def __init__(self, event_log: EventLog, keys: KeyStore, *, bootstrap_servers: str, topic_prefix: str = "",
                  read_timeout_s: float = 10.0) -> None:
         self.event_log = event_log
+        self.keys = keys
+        self._sealer = Sealer(keys.key_for)
         self._bootstrap = bootstrap_servers
         self._prefix = topic_prefix
         self._read_timeout_s = read_timeout_s
@@ -120,6 +125,7 @@ class Ledger:
         state = LedgerState()
         answers: dict[uuid.UUID, Answer] = {}
         report = LoadReport()
+        opener = Opener(self.keys, ttl_s=float("inf"))  # keys cannot change while the state is read
         for record in read_all(self._bootstrap, LEDGER_TOPICS, topic_prefix=self._prefix,
                                timeout_s=self._read_timeout_s):
             try:
@@ -130,6 +136,9 @@ class Ledger:
                           record.offset, err)
                 report.skipped += 1
                 continue
+            if isinstance(event, MemberForgotten):
+                opener.forget(event.member_id)
+            event = opener.open_event(event, str(envelope.event_id))
             if not state.apply(event, event_id=envelope.event_id, at=envelope.occurred_at):
                 continue
             report.events += 1
@@ -171,15 +180,22 @@ class Ledger:
                     self._answers[first_id] = answer  # in memory only: nothing was appended to remember
                 return answer
 
-            envelopes = [
-                wrap(event, producer=PRODUCER, event_id=command_event_id(key, i) if key is not None else None)
-                for i, event in enumerate(events)
-            ]
-            if key is not None and any(env.event_id in self.state.applied for env in envelopes):
+            event_ids = [command_event_id(key, i) if key is not None else uuid.uuid4() for i in range(len(events))]
+            if key is not None and any(event_id in self.state.applied for event_id in event_ids):
                 # Only the old derivation of a command's later events (f"{key}#{i}", see command_event_id)
                 # collides like this. Appended, the event would be dropped as a repeat by the ledger's own
                 # state and by every consumer: refuse the key instead, nothing is appended.
                 raise KeyReused(key)
+            for event in events:
+                if isinstance(event, MemberForgotten):
+                    # The key goes before the event is appended: if the append fails, the retry finds the
+                    # key gone and appends; never an event saying "forgotten" while the key still opens.
+                    self.keys.destroy(event.member_id, by=event.requested_by)
+            # Handlers build events with clear values; only sealed ones leave the ledger.
+            envelopes = [
+                wrap(self._sealer.seal_event(event, str(event_id)), producer=PRODUCER, event_id=event_id)
+                for event, event_id in zip(events, event_ids, strict=True)
+            ]
             marks = ((HEADER_REQUEST, request_fingerprint.encode()), (HEADER_COUNT, str(len(events)).encode()))
             outgoing = [
                 Outgoing(topic=event.TOPIC, key=env.key.encode(), value=encode(env), headers=marks if i == 0 else ())

@@ -2,7 +2,7 @@
 KAFKA_BOOTSTRAP_SERVERS, TOPIC_PREFIX, HOST, LOG_LEVEL, LEDGER_TOKEN)."""
 
 from pydantic import Field, field_validator
-from reciprocity.common.settings import ServiceSettings
+from reciprocity.common.settings import LOCAL_SECRETS, ServiceSettings
 
 
 class LedgerSettings(ServiceSettings):
@@ -23,3 +23,8 @@ class LedgerSettings(ServiceSettings):
         if value != 1:
             raise ValueError("the ledger runs as exactly one process (HTTP_WORKERS=1); raise HTTP_THREADS instead")
         return value
+
+    # The key store (services/ledger/keystore.py): its own database, not the read models' DATABASE_URL.
+    ledger_keys_database_url: str = "sqlite:///var/ledger-keys.db"
+    # Wraps every stored key; a copy of the key store is useless without it. Keep it apart from backups.
+    ledger_keys_secret: str = LOCAL_SECRETS["LEDGER_KEYS_SECRET"]

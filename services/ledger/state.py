@@ -24,12 +24,14 @@ from reciprocity.contracts.events import (
     ExchangeRecorded,
     ExchangeSharingChanged,
     ExchangeWithdrawn,
+    MemberForgotten,
     MemberJoinedCircle,
     MemberLeftCircle,
     MemberRegistered,
     NotificationSettingsChanged,
     PolicyOverrides,
 )
+from reciprocity.contracts.sealed import text_of
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,14 @@ class Exchange:
         return self.receiver if self.recorded_by == self.giver else self.giver
 
 
+@dataclass(frozen=True)
+class Forgetting:
+    """A forgetting as the operator page lists it: when and who asked, never whom."""
+
+    at: datetime | None
+    requested_by: str
+
+
 @dataclass
 class LedgerState:
     circles: dict[str, Circle] = field(default_factory=dict)
@@ -94,6 +104,8 @@ class LedgerState:
     exchanges: dict[str, Exchange] = field(default_factory=dict)
     # Lower-cased email -> member id: one address, one member (sign-in and alert mail rely on it).
     emails: dict[str, str] = field(default_factory=dict)
+    # Forgotten member ids: never registered again; their exchanges stay, without notes.
+    forgotten: dict[str, Forgetting] = field(default_factory=dict)
     # Every event id applied: a repeated event (a retried append read back twice) is applied once.
     applied: set[uuid.UUID] = field(default_factory=set)
 
@@ -138,11 +150,28 @@ def _leads_changed(state: LedgerState, e: CircleLeadsChanged, _at: datetime | No
     circle.leads = list(e.leads)
 
 
+# Events reach `apply` opened (reciprocity.common.sealing): sealed values are clear text, or "" once a
+# member they are sealed for was forgotten.
+
+
 def _member_registered(state: LedgerState, e: MemberRegistered, _at: datetime | None) -> None:
+    if e.member_id in state.forgotten:
+        return
     state.members[e.member_id] = Member(
-        id=e.member_id, name=e.name, email=str(e.email), circles=list(e.circles), role=str(e.role)
+        id=e.member_id, name=e.name.text, email=e.email.text, circles=list(e.circles), role=str(e.role)
     )
-    state.emails[str(e.email).lower()] = e.member_id
+    if e.email.text:
+        state.emails[e.email.text.lower()] = e.member_id
+
+
+def _member_forgotten(state: LedgerState, e: MemberForgotten, at: datetime | None) -> None:
+    member = state.members.pop(e.member_id, None)
+    if member is not None and state.emails.get(member.email.lower()) == e.member_id:
+        del state.emails[member.email.lower()]
+    state.forgotten[e.member_id] = Forgetting(at=at, requested_by=e.requested_by)
+    for exchange in state.exchanges.values():
+        if e.member_id in (exchange.giver, exchange.receiver):
+            exchange.note = ""
 
 
 def _member(state: LedgerState, member_id: str) -> Member | None:
@@ -189,7 +218,8 @@ def _corrected(state: LedgerState, e: ExchangeCorrected, _at: datetime | None) -
     if exchange is None:
         log.warning("%s for unknown exchange %s skipped", e.TYPE, e.exchange_id)
         return
-    exchange.kind, exchange.minutes, exchange.occurred_on, exchange.note = str(e.kind), e.minutes, e.occurred_on, e.note
+    note = "" if state.forgotten.keys() & {e.giver, e.receiver} else text_of(e.note)
+    exchange.kind, exchange.minutes, exchange.occurred_on, exchange.note = str(e.kind), e.minutes, e.occurred_on, note
 
 
 def _sharing(state: LedgerState, e: ExchangeSharingChanged, _at: datetime | None) -> None:
@@ -211,7 +241,7 @@ def _recorded(state: LedgerState, e: ExchangeRecorded, at: datetime | None) -> N
         kind=str(e.kind),
         minutes=e.minutes,
         occurred_on=e.occurred_on,
-        note=e.note,
+        note="" if state.forgotten.keys() & {e.giver, e.receiver} else text_of(e.note),
         recorded_by=e.recorded_by,
         giver_circles=list(e.giver_circles),
         receiver_circles=list(e.receiver_circles),
@@ -245,6 +275,7 @@ _APPLIERS = {
     CapacityDeclared: _capacity,
     AvailabilityChanged: _availability,
     NotificationSettingsChanged: _notifications,
+    MemberForgotten: _member_forgotten,
     ExchangeRecorded: _recorded,
     ExchangeAcknowledged: _settled(ACKNOWLEDGED),
     ExchangeDisputed: _settled(DISPUTED),

@@ -9,6 +9,7 @@ import logging
 import threading
 
 import sqlalchemy as sa
+from reciprocity.common.sealing import projection_opener
 from reciprocity.common.service import ApiProcess, ServiceRoles, Worker, WorkerRole
 from reciprocity.contracts.topics import SIGNALS, all_topics
 from reciprocity.messaging.consumer import PartitionKey, ProjectionConsumer
@@ -46,7 +47,7 @@ class Notifier:
         )
         self.projection = NotifyProjection(
             self.engine, web_base_url=settings.web_base_url, rate_limit_days=settings.notify_rate_limit_days,
-            on_planned=self.sender.wake, crash_hook=crash_hook,
+            on_planned=self.sender.wake, crash_hook=crash_hook, opener=projection_opener(settings),
         )
         self.dead_letters = EventLog(settings.kafka_bootstrap_servers, client_id="notify-dlq",
                                      topic_prefix=settings.topic_prefix)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from reciprocity.common.sealing import Opener
 from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.events import (
     AvailabilityChanged,
@@ -32,6 +33,7 @@ from reciprocity.contracts.events import (
     CircleLeadsChanged,
     DirectoryEvent,
     Event,
+    MemberForgotten,
     MemberJoinedCircle,
     MemberLeftCircle,
     MemberRegistered,
@@ -53,6 +55,7 @@ from .store import (
     circles,
     deliveries,
     directory_applied,
+    forgotten,
     members,
     memberships,
     naive_utc,
@@ -97,8 +100,11 @@ class NotifyProjection:
         clock: Callable[[], datetime] = utcnow,
         on_planned: Callable[[], None] | None = None,
         crash_hook: CrashHook | None = None,
+        opener: Opener | None = None,
     ) -> None:
         self._engine = engine
+        # Opens the sealed names and addresses of MemberRegistered with keys from the ledger.
+        self.opener = opener if opener is not None else Opener(None)
         self._web_base_url = web_base_url
         self._rate_limit = timedelta(days=rate_limit_days)
         self._clock = clock
@@ -127,7 +133,11 @@ class NotifyProjection:
                     log.warning("ignoring %s at %s[%d]@%d: not a directory event or a signal",
                                 d.envelope.type, d.topic, d.partition, d.offset)
             for d in directory_events:
-                apply_directory_event(conn, d.event)
+                if isinstance(d.event, MemberForgotten):
+                    self.opener.forget(d.event.member_id)
+            opened = self.opener.open_events([(str(d.envelope.event_id), d.event) for d in directory_events])
+            for event in opened:
+                apply_directory_event(conn, event)
             if directory_events:
                 self._retry_waiting(conn, counts)
             for d in signals:
@@ -272,6 +282,8 @@ class NotifyProjection:
     # --- planning -----------------------------------------------------------------------------
 
     def _plan(self, conn: Connection, alert: _Alert) -> _Outcome:
+        if conn.execute(sa.select(forgotten.c.member_id).where(forgotten.c.member_id == alert.member_id)).first():
+            return _Outcome("nothing_to_send", "about a former member (forgotten)")
         if isinstance(alert.event, SignalCleared):
             return self._plan_clear(conn, alert, alert.event)
         event = alert.event
@@ -416,8 +428,9 @@ def apply_directory_event(conn: Connection, event: Event) -> None:
                 {"circle_id": event.circle_id, "member_id": lead, "position": i} for i, lead in enumerate(leads)
             ])
     elif isinstance(event, MemberRegistered):
-        _upsert(conn, members, {"member_id": event.member_id, "name": event.name, "email": str(event.email),
-                                "role": event.role.value}, ["member_id"])
+        # Opened (reciprocity.common.sealing): "" once the member is forgotten, stored as nothing.
+        _upsert(conn, members, {"member_id": event.member_id, "name": event.name.text or None,
+                                "email": event.email.text or None, "role": event.role.value}, ["member_id"])
         conn.execute(sa.delete(memberships).where(memberships.c.member_id == event.member_id))
         for circle_id in dict.fromkeys(event.circles):
             _upsert(conn, memberships, {"member_id": event.member_id, "circle_id": circle_id},
@@ -436,8 +449,24 @@ def apply_directory_event(conn: Connection, event: Event) -> None:
     elif isinstance(event, NotificationSettingsChanged):
         _upsert(conn, members, {"member_id": event.member_id, "own_alert_emails": event.own_alert_emails,
                                 "daily_digest": event.daily_digest}, ["member_id"])
+    elif isinstance(event, MemberForgotten):
+        forget_member(conn, event.member_id)
     else:
         log.warning("directory event %s is not one notify knows; ignored", type(event).__name__)
+
+
+def forget_member(conn: Connection, member_id: str) -> None:
+    """Blank what notify holds of a forgotten member: their name and address, and every email about or
+    to them in the delivery log (subject, bodies, address, the SMTP server's last error, which may quote
+    the address). Emails still waiting are not sent. What was delivered already cannot be recalled."""
+    _upsert(conn, forgotten, {"member_id": member_id}, ["member_id"])
+    conn.execute(sa.update(members).where(members.c.member_id == member_id).values(name=None, email=None))
+    involved = sa.or_(deliveries.c.member_id == member_id, deliveries.c.recipient == member_id)
+    conn.execute(sa.update(deliveries).where(involved, deliveries.c.status.in_(("pending", "failed")))
+                 .values(status="suppressed"))
+    conn.execute(sa.update(deliveries).where(involved).values(
+        to_address=None, to_name=None, subject="(about or to a former member)", text_body="", html_body="",
+        last_error=None))
 
 
 def load_directory(conn: Connection, member_id: str, circle_ids: Sequence[str]) -> Directory:

@@ -40,6 +40,12 @@ directory_applied = sa.Table(
     sa.Column("event_id", sa.String(36), primary_key=True),
 )
 
+# Members forgotten: their row keeps no name or address, and nothing is mailed about or to them again.
+forgotten = sa.Table(
+    "notify_forgotten", metadata,
+    sa.Column("member_id", sa.String(64), primary_key=True),
+)
+
 members = sa.Table(
     "notify_members", metadata,
     sa.Column("member_id", sa.String(64), primary_key=True),

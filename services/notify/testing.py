@@ -21,6 +21,7 @@ from reciprocity.contracts.events import (
     SignalEvent,
 )
 from reciprocity.contracts.ids import signal_event_id
+from reciprocity.contracts.sealed import Sealed
 from reciprocity.contracts.topics import DIRECTORY, SIGNALS
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, Projection
 
@@ -39,8 +40,10 @@ def leads(circle_id: str, *member_ids: str) -> CircleLeadsChanged:
 
 def member(member_id: str, circles: Sequence[str] = (), name: str | None = None,
            email: str | None = None) -> MemberRegistered:
-    return MemberRegistered(member_id=member_id, name=name or member_id.split("-")[0].title(),
-                            email=email or f"{member_id}@example.org", circles=list(circles))
+    # Clear values (as before sealing): notify's tests need no key source.
+    shown = name or member_id.split("-")[0].title()
+    return MemberRegistered(member_id=member_id, name=Sealed.clear(shown, [member_id]),
+                            email=Sealed.clear(email or f"{member_id}@example.org", [member_id]), circles=list(circles))
 
 
 def paused(member_id: str, until: date | None = None) -> AvailabilityChanged:

@@ -9,6 +9,7 @@ from .settings import NotifySettings
 
 def main() -> None:
     settings = NotifySettings()
+    settings.refuse_local_secrets("LEDGER_KEYS_TOKEN")  # the consumer opens sealed names and addresses
     worker_main(bootstrap(settings), settings)
 
 

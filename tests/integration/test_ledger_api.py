@@ -251,7 +251,7 @@ def test_only_the_other_party_acknowledges(ledger: InProcessLedger, org: Org) ->
     assert "by" in fields(refused(ledger, 422, "POST", f"/v1/exchanges/{x}/acknowledge", {"by": org.cleo}))
     ledger.ok("POST", f"/v1/exchanges/{x}/acknowledge", {"by": org.bob, "thanks": "Thank you!", "shared": True})
     (event,) = [e for _, e in ledger.events() if isinstance(e, ExchangeAcknowledged) and e.exchange_id == x]
-    assert (event.thanks, event.shared, event.minutes, event.giver) == ("Thank you!", True, 45, org.ada)
+    assert (event.thanks.text, event.shared, event.minutes, event.giver) == ("Thank you!", True, 45, org.ada)
 
 
 def test_only_the_other_party_disputes_with_a_reason(ledger: InProcessLedger, org: Org) -> None:

@@ -65,6 +65,7 @@ FIELDS: dict[str, Any] = {
     "recorded_by": members,
     "shared": st.one_of(st.booleans(), anything),
     "by": members,
+    "confirm": members,
     "thanks": texts,
     "reason": texts,
     "policy": st.one_of(st.none(), st.fixed_dictionaries({}, optional={"overextension_ratio": st.floats(0, 5)})),
@@ -103,6 +104,8 @@ PLAUSIBLE: dict[str, Any] = {
                                                                   "shared": st.booleans()}),
     "dispute": st.fixed_dictionaries({"by": party, "reason": st.just("that is not how it went")}),
     "withdraw": st.fixed_dictionaries({"by": party}),
+    # Rarely plausible: only an operator may ask, and none of the test's members is one.
+    "forget_member": st.fixed_dictionaries({"by": party, "confirm": party}),
 }
 TARGETS = {"circle_id": CIRCLES, "member_id": MEMBERS}
 

@@ -37,7 +37,7 @@ def test_seed_demo_builds_a_believable_organisation_once(kafka_bootstrap: str, t
     web_db = f"sqlite:///{tmp_path / 'web.db'}"
     with ServiceProcess("reciprocity.ledger.app", env=env, log_dir=tmp_path) as ledger:
         summary = seed_demo(ledger.url, TOKEN, web_database_url=web_db)
-        events = [event for _, event in read_events(kafka_bootstrap, prefix)]
+        events = [event for _, event in read_events(kafka_bootstrap, prefix, ledger_url=ledger.url)]
 
         circles = {e.circle_id: e for e in events if isinstance(e, CircleFormed)}
         members = {e.member_id: e for e in events if isinstance(e, MemberRegistered)}
@@ -54,7 +54,7 @@ def test_seed_demo_builds_a_believable_organisation_once(kafka_bootstrap: str, t
         assert len({e.member_id for e in events if isinstance(e, CapacityDeclared)}) >= 5
         assert [e.member_id for e in events if isinstance(e, AvailabilityChanged) and e.status == "paused"] == [PAUSED]
         assert [m.member_id for m in members.values() if m.role == "operator"]
-        assert all(m.email.endswith("@example.org") for m in members.values())
+        assert all(m.email.text.endswith("@example.org") for m in members.values())
 
         recorded = [e for e in events if isinstance(e, ExchangeRecorded)]
         assert len(recorded) == summary.exchanges >= 500

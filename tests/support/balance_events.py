@@ -19,6 +19,7 @@ from reciprocity.contracts.events import (
     MemberRegistered,
     PolicyOverrides,
 )
+from reciprocity.contracts.sealed import Sealed
 from reciprocity.messaging.consumer import Delivered, OffsetRange, Projection
 from reciprocity.messaging.event_log import EventLog, Outgoing
 
@@ -32,8 +33,10 @@ def circle(circle_id: str, name: str | None = None, policy: PolicyOverrides | No
 
 
 def member(member_id: str, circles: Sequence[str] = (), name: str | None = None) -> MemberRegistered:
-    return MemberRegistered(member_id=member_id, name=name or member_id.title(), email=f"{member_id}@example.org",
-                            circles=list(circles))
+    # Clear values, as events written before sealing held them: projections read both alike, and these
+    # tests need no key source. The sealing itself is tested in test_sealing.py and end to end.
+    return MemberRegistered(member_id=member_id, name=Sealed.clear(name or member_id.title(), [member_id]),
+                            email=Sealed.clear(f"{member_id}@example.org", [member_id]), circles=list(circles))
 
 
 def capacity(member_id: str, hours: float | None) -> CapacityDeclared:
@@ -62,13 +65,17 @@ class Exchange:
         return self.facts["exchange_id"]
 
     def recorded(self) -> ExchangeRecorded:
-        return ExchangeRecorded(**self.facts, note=self.note, recorded_by=self.facts["giver"], shared=self.shared)
+        return ExchangeRecorded(**self.facts, note=self._clear(self.note), recorded_by=self.facts["giver"],
+                                shared=self.shared)
 
     def acknowledged(self, thanks: str = "", shared: bool = False) -> ExchangeAcknowledged:
-        return ExchangeAcknowledged(**self.facts, by=self.facts["receiver"], thanks=thanks, shared=shared)
+        return ExchangeAcknowledged(**self.facts, by=self.facts["receiver"], thanks=self._clear(thanks), shared=shared)
 
     def disputed(self, reason: str = "did not happen") -> ExchangeDisputed:
-        return ExchangeDisputed(**self.facts, by=self.facts["receiver"], reason=reason)
+        return ExchangeDisputed(**self.facts, by=self.facts["receiver"], reason=self._clear(reason))
+
+    def _clear(self, text: str):  # type: ignore[no-untyped-def]
+        return Sealed.clear(text, [self.facts["giver"], self.facts["receiver"]]) if text else None
 
     def withdrawn(self) -> ExchangeWithdrawn:
         return ExchangeWithdrawn(**self.facts, by=self.facts["giver"])

@@ -3,6 +3,7 @@ appended (decoded records, not offsets: transaction markers take offsets too).""
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from reciprocity.common.sealing import LedgerKeySource, Opener
 from reciprocity.contracts.envelope import Envelope, decode
 from reciprocity.contracts.events import Event
 from reciprocity.contracts.topics import all_topics
@@ -33,8 +35,14 @@ def new_prefix(label: str = "ledger") -> str:
     return f"t.{label}.{uuid.uuid4().hex[:10]}."
 
 
-def read_events(bootstrap: str, prefix: str) -> list[tuple[Envelope, Event]]:
-    return [decode(r.value) for r in read_all(bootstrap, LEDGER_TOPICS, topic_prefix=prefix)]
+def read_events(bootstrap: str, prefix: str, *, ledger_url: str | None = None) -> list[tuple[Envelope, Event]]:
+    """The ledger's events as any consumer decodes them; with `ledger_url`, opened with keys from that
+    ledger's key API (the local development token)."""
+    decoded = [decode(r.value) for r in read_all(bootstrap, LEDGER_TOPICS, topic_prefix=prefix)]
+    if ledger_url is None:
+        return decoded
+    opener = Opener(LedgerKeySource(ledger_url, LedgerSettings().ledger_keys_token))
+    return [(env, opener.open_event(event, str(env.event_id))) for env, event in decoded]
 
 
 @dataclass
@@ -69,6 +77,12 @@ class InProcessLedger:
         return self.call("GET", path, **kw)
 
     def events(self) -> list[tuple[Envelope, Event]]:
+        """What the ledger appended, opened with its keys (sealed values as clear text)."""
+        opener = Opener(ledger_of(self.app).keys)
+        return [(env, opener.open_event(event, str(env.event_id))) for env, event in self.sealed_events()]
+
+    def sealed_events(self) -> list[tuple[Envelope, Event]]:
+        """What the ledger appended, as any consumer decodes it."""
         return read_events(self.bootstrap, self.prefix)
 
     def count(self) -> int:
@@ -106,6 +120,7 @@ def in_process_ledger(bootstrap: str, prefix: str | None = None, **settings: Any
     after a failed append)."""
     prefix = prefix or new_prefix()
     ensure_topics(bootstrap, all_topics(prefix))
+    settings.setdefault("ledger_keys_database_url", f"sqlite:///{tempfile.mkdtemp(prefix='ledger-keys-')}/keys.db")
     config = LedgerSettings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, ledger_token=TOKEN, **settings)
     app = create_app(config)
 

@@ -42,6 +42,8 @@ class ServiceProcess:
         self.args = args
         self.port = port or free_port()
         self.env = {**os.environ, **env, port_variable: str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+        if "LEDGER_KEYS_DATABASE_URL" not in env:  # a ledger's key store per test folder (restarts share it)
+            self.env["LEDGER_KEYS_DATABASE_URL"] = f"sqlite:///{Path(log_dir).resolve()}/ledger-keys.db"
         name = "-".join([module.rsplit(".", 2)[-2], *args])
         self.log_path = Path(log_dir) / f"{name}-{self.port}.log"
         self.ready_path = ready_path

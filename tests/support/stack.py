@@ -86,7 +86,7 @@ def running_stack(bootstrap: str, work_dir: Path) -> Iterator[Stack]:
     with ExitStack() as stack:
         ledger = stack.enter_context(ServiceProcess("reciprocity.ledger.app", env=common, log_dir=work_dir,
                                                     startup_timeout_s=120))
-        balance_env = {**common, "DATABASE_URL": f"sqlite:///{work_dir}/balance.db"}
+        balance_env = {**common, "DATABASE_URL": f"sqlite:///{work_dir}/balance.db", "LEDGER_URL": ledger.url}
         projector = stack.enter_context(worker("reciprocity.balance.worker", "projector", env=balance_env,
                                                log_dir=work_dir, startup_timeout_s=120))
         balance = stack.enter_context(ServiceProcess("reciprocity.balance.app", env=balance_env, log_dir=work_dir,

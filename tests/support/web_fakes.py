@@ -301,6 +301,7 @@ class FakeLedger:
 
     def __init__(self, balance: FakeBalance) -> None:
         self.balance = balance
+        self.forgotten: list[dict[str, Any]] = []  # what GET /v1/forgettings answers
         self.down = False
         self.fail_next: Exception | None = None
         # True: the next command is appended, then the answer is lost (OutcomeUnknown, like a read timeout).
@@ -443,6 +444,11 @@ class FakeLedger:
         chosen = EmailSettings(own_alert_emails=own_alert_emails, daily_digest=daily_digest)
         return self._append("set_email_settings", {"member": member_id, **chosen.model_dump()}, key,
                             lambda: self.settings.__setitem__(member_id, chosen))
+
+    def forgettings(self) -> list[dict[str, Any]]:
+        if self.down:
+            raise Unavailable("ledger", "down for the test")
+        return list(self.forgotten)
 
 
 class FakeNotify:

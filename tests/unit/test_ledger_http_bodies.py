@@ -154,6 +154,7 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     "form_circle": ("/v1/circles", {"id": "cc", "name": "CC"}),
     "set_leads": ("/v1/circles/aa/leads", {"leads": ["ada"]}),
     "register_member": ("/v1/members", {"id": "cleo", "name": "Cleo", "email": "cleo@example.org"}),
+    "forget_member": ("/v1/members/ada/forget", {"by": "ada", "confirm": "ada"}),
     "change_circles": ("/v1/members/ada/circles", {"circles": []}),
     "declare_capacity": ("/v1/members/ada/capacity", {"weekly_hours": 10}),
     "change_availability": ("/v1/members/ada/availability", {"status": "paused"}),

@@ -714,6 +714,16 @@ def test_operator_page_is_for_operators(app, clients) -> None:  # type: ignore[n
     assert ">Operations<" not in text(member.get("/"))
 
 
+def test_operator_page_lists_forgettings_never_whom(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ops = client_as(app, "ops")
+    assert 'id="no-forgettings"' in text(ops.get("/ops"))
+    clients.ledger.forgotten = [{"at": "2026-12-02T03:40:11.5+00:00", "requested_by": "ops"}]
+    page = text(ops.get("/ops"))
+    assert 'id="forgettings-list"' in page and "2026-12-02 03:40:11" in page and "reciprocity forget" in page
+    clients.ledger.down = True
+    assert "The ledger is not answering" in text(ops.get("/ops"))
+
+
 def test_operator_page_lists_dead_letters_without_their_contents(app, clients) -> None:  # type: ignore[no-untyped-def]
     ops = client_as(app, "ops")
     calm = text(ops.get("/ops"))

@@ -312,7 +312,8 @@ class Sender:
                         next_attempt_at=None)
             )
         metrics.SENT.inc()
-        log.info("sent alert %s to %s <%s>", row.alert_id, row.recipient, row.to_address)
+        # Member ids only: logs outlive a forgetting, so no address or name ever goes into them.
+        log.info("sent alert %s to %s", row.alert_id, row.recipient)
 
     def _mark_failed(self, row: Any, reason: str) -> None:
         d = deliveries.c
@@ -324,7 +325,7 @@ class Sender:
                         next_attempt_at=None)
             )
         metrics.FAILED.inc()
-        log.error("alert %s to %s <%s> failed for good: %s", row.alert_id, row.recipient, row.to_address, reason)
+        log.error("alert %s to %s failed for good: %s", row.alert_id, row.recipient, _without(reason, row.to_address))
 
     def _mark_retry(self, row: Any, reason: str) -> None:
         attempts = row.attempts + 1
@@ -338,7 +339,8 @@ class Sender:
                         next_attempt_at=self._clock() + timedelta(seconds=delay))
             )
         metrics.RETRIED.inc()
-        log.warning("alert %s to %s not sent (%s); retry in %.1f s", row.alert_id, row.recipient, reason, delay)
+        log.warning("alert %s to %s not sent (%s); retry in %.1f s", row.alert_id, row.recipient,
+                    _without(reason, row.to_address), delay)
 
     def _server_down(self, reason: str) -> None:
         self._server_failures += 1
@@ -375,3 +377,8 @@ def _close(session: smtplib.SMTP | None) -> None:
         except Exception as err:
             log.debug("closing SMTP session: %r", err)
     return None
+
+
+def _without(reason: str, address: str | None) -> str:
+    """An SMTP server's reply often quotes the address; the log gets it without."""
+    return reason.replace(address, "<address>") if address else reason

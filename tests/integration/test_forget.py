@@ -30,7 +30,7 @@ from reciprocity.web.accounts import AccountStore
 
 from tests.support.auth import BALANCE_TOKEN, NOTIFY_TOKEN, bearer
 from tests.support.ledger import TOKEN
-from tests.support.services import ServiceProcess, wait_for
+from tests.support.services import ServiceProcess, wait_for, worker
 
 pytestmark = pytest.mark.kafka
 
@@ -184,12 +184,18 @@ def test_a_forgotten_member_leaves_nothing_readable(kafka_bootstrap: str, unique
         sink = stack.enter_context(MailSink(tmp_path / "mail"))
         ledger = stack.enter_context(ServiceProcess("reciprocity.ledger.app", env=common, log_dir=tmp_path))
         with_ledger = {**common, "LEDGER_URL": ledger.url}
-        balance = stack.enter_context(ServiceProcess("reciprocity.balance.app", env={
-            **with_ledger, "DATABASE_URL": database_urls["balance"], "BALANCE_SIGNAL_SETTLE_S": "0.3",
-            "BALANCE_SWEEP_INTERVAL_S": "1"}, log_dir=tmp_path))
-        notify = stack.enter_context(ServiceProcess("reciprocity.notify.app", env={
-            **with_ledger, "DATABASE_URL": database_urls["notify"], "SMTP_PORT": str(sink.port),
-            "NOTIFY_POLL_S": "0.1", "WEB_BASE_URL": "https://reciprocity.example"}, log_dir=tmp_path))
+        balance_env = {**with_ledger, "DATABASE_URL": database_urls["balance"], "BALANCE_SIGNAL_SETTLE_S": "0.3",
+                       "BALANCE_SWEEP_INTERVAL_S": "1"}
+        notify_env = {**with_ledger, "DATABASE_URL": database_urls["notify"], "SMTP_PORT": str(sink.port),
+                      "NOTIFY_POLL_S": "0.1", "WEB_BASE_URL": "https://reciprocity.example"}
+        roles = (("reciprocity.balance.worker", "projector", balance_env),
+                 ("reciprocity.balance.worker", "sweep", balance_env),
+                 ("reciprocity.notify.worker", "sender", notify_env))
+        processes = [ledger] + [stack.enter_context(worker(module, role, env=env, log_dir=tmp_path))
+                                for module, role, env in roles]
+        balance = stack.enter_context(ServiceProcess("reciprocity.balance.app", env=balance_env, log_dir=tmp_path))
+        notify = stack.enter_context(ServiceProcess("reciprocity.notify.app", env=notify_env, log_dir=tmp_path))
+        processes += [balance, notify]
 
         xs = _build(ledger.url, org)
         # The alert about her reached her lead, and balance shows her words to those allowed to see them.
@@ -259,7 +265,7 @@ def test_a_forgotten_member_leaves_nothing_readable(kafka_bootstrap: str, unique
         texts += [("export exchanges", exchanges_csv), ("export balances", balances_csv)]
         # Every table: the exchange rows and her counters are still there, just without her words.
         assert any(org.zoe in text for where, text in texts if where.endswith("balance_exchanges"))
-        logs = [ledger.log_path, balance.log_path, notify.log_path]
+        logs = [p.log_path for p in processes]
     texts += [(f"log {p.name}", p.read_text(errors="replace")) for p in logs]
     assert _hits(texts, org.secrets) == []
     # What cannot be recalled: the email delivered before the forgetting (README "Forgetting a member").

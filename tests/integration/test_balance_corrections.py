@@ -12,6 +12,7 @@ from reciprocity.balance.db import make_engine, migrate
 from reciprocity.balance.projection import BalanceProjection
 from reciprocity.contracts.envelope import wrap
 from reciprocity.contracts.events import CorrectedFacts, ExchangeAcknowledged, ExchangeCorrected
+from reciprocity.contracts.sealed import Sealed
 from reciprocity.messaging.consumer import Delivered, OffsetRange
 
 from tests.support.auth import BALANCE_TOKEN, authorized
@@ -30,7 +31,7 @@ def test_a_correction_moves_the_pending_minutes_and_says_what_changed(tmp_path) 
     x = Exchange("ann", "bob", 45, today - timedelta(days=3), "mentoring", note="pairing", exchange_id="x-fix-1")
     feeder.feed([x.recorded()])
     corrected = ExchangeCorrected(**{**x.facts, "kind": "feedback", "minutes": 60, "occurred_on": today},
-                                  by="ann", note="a review, in fact", note_changed=True,
+                                  by="ann", note=Sealed.clear("a review, in fact", ["ann", "bob"]), note_changed=True,
                                   previous=CorrectedFacts(kind="mentoring", minutes=45,
                                                           occurred_on=x.facts["occurred_on"]))
     feeder.feed([corrected])

@@ -92,7 +92,7 @@ def test_out_of_bound_directory_events_are_applied_or_parked_and_the_partition_g
             answer = balance.client.get("/v1/directory/members/ann")
             return answer.get_json() if answer.status_code == 200 and answer.get_json()["circles"] == ["core"] else None
 
-        ann = wait_for(joined, 60, what="the event after the poison projected")
+        ann = wait_for(joined, 120, what="the event after the poison projected")
         assert (ann["status"], ann["paused_until"], ann["weekly_hours"]) == ("paused", None, None)  # until resumed
         health = balance.client.get("/health")
         assert health.status_code == 200, health.get_json()
@@ -136,7 +136,7 @@ def test_a_nul_in_a_note_neither_stops_postgresql_nor_is_lost(
                 return answer.get_json() if answer.status_code == 200 and answer.get_json()["status"] == (
                     "acknowledged") else None
 
-            found = wait_for(acknowledged, 60, what="the exchange after the NUL projected")
+            found = wait_for(acknowledged, 120, what="the exchange after the NUL projected")
             assert found["note"] == "before\ufffdafter"  # cleaned on read: counted, and PostgreSQL can keep it
             assert balance.get("/v1/members/bob/summary")["received"]["minutes"] == 40
             assert balance.client.get("/health").status_code == 200

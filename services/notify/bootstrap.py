@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from reciprocity.common.sealing import projection_opener
@@ -19,6 +20,7 @@ from reciprocity.messaging.topics_admin import ensure_topics
 from sqlalchemy.engine import Engine
 
 from . import store
+from .digest import plan_digests
 from .projection import TOPICS, CrashHook, NotifyProjection
 from .sender import Sender, SmtpConfig, SmtpTransport
 from .settings import NotifySettings
@@ -60,6 +62,9 @@ class Notifier:
 
     def _housekeeping(self) -> None:
         self.projection.expire_waiting(self.settings.notify_directory_wait_s)
+        now = datetime.now(UTC)
+        if now.hour >= self.settings.notify_digest_hour:
+            plan_digests(self.engine, now=now, web_base_url=self.settings.web_base_url, on_planned=self.sender.wake)
 
     def consume(self, stop: threading.Event) -> None:
         """Make sure the topics exist (idempotent; any service may start first), then consume."""

@@ -33,6 +33,7 @@ from reciprocity.contracts.events import (
     CircleLeadsChanged,
     DirectoryEvent,
     Event,
+    ExchangeFacts,
     MemberForgotten,
     MemberJoinedCircle,
     MemberLeftCircle,
@@ -41,12 +42,13 @@ from reciprocity.contracts.events import (
     SignalCleared,
     SignalEvent,
 )
-from reciprocity.contracts.topics import DIRECTORY, SIGNALS
+from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, StaleBatch
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from . import metrics
+from .digest import apply_exchange_event
 from .rendering import CLEARED, Email, Raised, render, render_for_member, signal_kind
 from .routing import CircleFacts, Directory, MemberFacts, Recipient, route
 from .store import (
@@ -66,7 +68,7 @@ from .store import (
 
 log = logging.getLogger(__name__)
 
-TOPICS = (DIRECTORY.name, SIGNALS.name)
+TOPICS = (DIRECTORY.name, SIGNALS.name, EXCHANGES.name)
 CrashHook = Callable[[str], None]
 
 
@@ -129,8 +131,10 @@ class NotifyProjection:
             directory_events = _not_applied_before(conn, [d for d in events if isinstance(d.event, DirectoryEvent)])
             signals = [d for d in events if isinstance(d.event, SignalEvent)]
             for d in events:
-                if not isinstance(d.event, DirectoryEvent | SignalEvent):
-                    log.warning("ignoring %s at %s[%d]@%d: not a directory event or a signal",
+                if isinstance(d.event, ExchangeFacts):  # what the daily digest will tell
+                    apply_exchange_event(conn, str(d.envelope.event_id), d.event, d.envelope.occurred_at)
+                elif not isinstance(d.event, DirectoryEvent | SignalEvent):
+                    log.warning("ignoring %s at %s[%d]@%d: not a directory, exchange or signal event",
                                 d.envelope.type, d.topic, d.partition, d.offset)
             for d in directory_events:
                 if isinstance(d.event, MemberForgotten):

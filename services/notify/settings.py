@@ -33,5 +33,7 @@ class NotifySettings(ServiceSettings):
     notify_skip_history: bool = False
     # At most one email per lead, per member, per signal kind within this many days.
     notify_rate_limit_days: float = Field(default=7.0, ge=0)
+    # The daily digest is planned from this hour (UTC) on, once a day per member at most.
+    notify_digest_hour: int = Field(default=8, ge=0, le=23)
     # How often the sender looks for due deliveries when nobody wakes it.
     notify_poll_s: float = Field(default=1.0, gt=0)

@@ -84,6 +84,26 @@ circle_leads = sa.Table(
 # waiting (the directory does not know enough yet), planned (deliveries written), failed (could not be
 # routed: nobody to tell, or the directory never caught up), nothing_to_send (an all clear whose alert
 # reached nobody).
+# What the daily digest tells a member (one row per ledger event that concerns her): an exchange someone
+# recorded with her that waits for her acknowledgement, or a dispute or withdrawal of one of hers.
+# `digest_id` is the digest that told her (NULL: not told yet); `resolved` a waiting one no longer waits.
+digest_items = sa.Table(
+    "notify_digest_items", metadata,
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("member_id", sa.String(64), nullable=False),  # whom the digest tells
+    sa.Column("exchange_id", sa.String(64), nullable=False),
+    sa.Column("what", sa.String(12), nullable=False),  # waiting | disputed | withdrawn
+    sa.Column("other_id", sa.String(64), nullable=False),  # who recorded, disputed or withdrew it
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("minutes", sa.Integer, nullable=False),
+    sa.Column("occurred_on", sa.Date, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("resolved", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("digest_id", sa.String(36)),
+    sa.Index("ix_notify_digest_items_member", "member_id", "digest_id"),
+    sa.Index("ix_notify_digest_items_exchange", "exchange_id"),
+)
+
 alerts = sa.Table(
     "notify_alerts", metadata,
     sa.Column("event_id", sa.String(36), primary_key=True),

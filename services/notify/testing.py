@@ -22,7 +22,7 @@ from reciprocity.contracts.events import (
 )
 from reciprocity.contracts.ids import signal_event_id
 from reciprocity.contracts.sealed import Sealed
-from reciprocity.contracts.topics import DIRECTORY, SIGNALS
+from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, Projection
 
 from .rendering import signal_kind
@@ -117,7 +117,8 @@ class Feeder:
     """Feeds events to a projection as ProjectionConsumer would: partition by key, offsets advancing,
     one `apply` per batch. `replay()` applies the whole log again from offset 0."""
 
-    PARTITIONS = {DIRECTORY.name: DIRECTORY.partitions, SIGNALS.name: SIGNALS.partitions}
+    PARTITIONS = {DIRECTORY.name: DIRECTORY.partitions, SIGNALS.name: SIGNALS.partitions,
+                  EXCHANGES.name: EXCHANGES.partitions}
 
     def __init__(self, projection: Projection) -> None:
         self.projection = projection

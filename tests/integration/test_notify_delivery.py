@@ -469,7 +469,7 @@ def test_the_migrations_build_exactly_the_schema_the_code_uses(database: str, re
             diff = compare_metadata(context, store.metadata)
             version = conn.execute(sa.text("SELECT version_num FROM notify_alembic_version")).scalar_one()
         assert diff == []
-        assert version == "notify_0004"
+        assert version == "notify_0005"
     finally:
         engine.dispose()
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from reciprocity.contracts.events import ExchangeAcknowledged, ExchangeDisputed, ExchangeRecorded, ExchangeWithdrawn
+from reciprocity.contracts.sealed import Sealed
 from reciprocity.notify import testing as t
 from reciprocity.notify.digest import plan_digests
 from reciprocity.notify.mail_sink import MailSink
@@ -47,7 +48,8 @@ def test_one_digest_a_day_with_the_right_items_none_when_empty_none_twice(tmp_pa
             ExchangeRecorded(**facts("x-5", "ana", "bo", 15, "feedback"), recorded_by="ana"),  # bo disputes it
         )
         rig.feeder.apply(ExchangeWithdrawn(**facts("x-3", "cy", "bo", 20, "care"), by="cy"),
-                         ExchangeDisputed(**facts("x-5", "ana", "bo", 15, "feedback"), by="bo", reason="no"),
+                         ExchangeDisputed(**facts("x-5", "ana", "bo", 15, "feedback"), by="bo",
+                                          reason=Sealed.clear("no", ["ana", "bo"])),
                          ExchangeAcknowledged(**facts("x-2", "ana", "cy", 30, "help"), by="cy"))
         assert plan_digests(rig.engine, now=at(DAY), web_base_url=BASE) == 2  # ana and bo; cy's settled itself
         rig.drain()

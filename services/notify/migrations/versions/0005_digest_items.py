@@ -1,15 +1,15 @@
 """notify: what the daily digest tells each member (exchanges waiting for her, disputes, withdrawals).
 
-Revision ID: notify_0004
-Revises: notify_0003
+Revision ID: notify_0005
+Revises: notify_0004
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "notify_0004"
-down_revision = "notify_0003"
+revision = "notify_0005"
+down_revision = "notify_0004"
 branch_labels = None
 depends_on = None
 

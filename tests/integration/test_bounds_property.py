@@ -47,7 +47,7 @@ from reciprocity.notify.sender import Sender, SmtpConfig, SmtpTransport
 from tests.support.balance_stack import make_topics
 from tests.support.extremes import Organisation, any_day, organisations
 
-EXAMPLES = 20
+EXAMPLES = 15
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.data_too_large])

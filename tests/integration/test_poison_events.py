@@ -139,9 +139,26 @@ def test_a_nul_in_a_note_neither_stops_postgresql_nor_is_lost(
             found = wait_for(acknowledged, 120, what="the exchange after the NUL projected")
             assert found["note"] == "before\ufffdafter"  # cleaned on read: counted, and PostgreSQL can keep it
             assert balance.get("/v1/members/bob/summary")["received"]["minutes"] == 40
+
+            # A NUL where no text is cleaned (an exchange id, which an old ledger took from its caller):
+            # PostgreSQL refuses it, the projection parks it, and the next event of its partition counts.
+            key, after = b"x-nul-partition", Exchange("bob", "ann", 25, date.today())
+            (nul,) = log.append([Outgoing(EXCHANGES.name, key, raw("ExchangeRecorded", "x-nul", {
+                **recorded, "note": "", "exchange_id": "x-nul\x00id"}, version=2))])
+            log.append([Outgoing(EXCHANGES.name, key, env(after.recorded()).model_dump_json().encode())])
+            wait_for(lambda: balance.client.get(f"/v1/exchanges/{after.id}").status_code == 200, 120,
+                     what="the exchange after the NUL id projected")
             assert balance.client.get("/health").status_code == 200
+            code, out, _ = run(capsys, "dlq", "list", "ledger.exchanges", "--json")
+            (letter,) = json.loads(out)
+            assert (letter["source_partition"], letter["source_offset"]) == (str(nul.partition), str(nul.offset))
+            assert letter["error"].startswith("projection failed:") and "NUL" in letter["error"]
+
             code, out, err = run(capsys, "replay", "balance", "--quiet")
             assert code == 0 and out.strip() == "2", err
+            assert balance.get("/v1/projection/status")["generation"] == 2
+            assert balance.get(f"/v1/exchanges/{after.id}")["minutes"] == 25
+            assert len(list(read_all(kafka_bootstrap, [EXCHANGES.dlq], topic_prefix=prefix))) == 1
     finally:
         log.close()
 
@@ -157,7 +174,7 @@ def test_a_value_postgresql_refuses_is_parked_by_the_projection_and_the_next_eve
     good = Exchange("nul-ann", "nul-bob", 15, date.today())
     bad = Exchange("nul-ann", "nul-bob", 20, date.today())
     # model_construct: no validation, as if a contract had a hole.
-    poison = ExchangeRecorded.model_construct(**{**bad.recorded().__dict__, "note": "a\x00b"})
+    poison = ExchangeRecorded.model_construct(**{**bad.recorded().__dict__, "exchange_id": "x-nul\x00id"})
     events = [Delivered(EXCHANGES.name, 0, offset, env(e), e) for offset, e in
               enumerate([poison, good.recorded()], start=feeder.next.get((EXCHANGES.name, 0), 0))]
     first = events[0].offset

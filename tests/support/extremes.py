@@ -26,6 +26,7 @@ from reciprocity.contracts.events import (
     Kind,
     MemberRegistered,
 )
+from reciprocity.contracts.sealed import Sealed
 
 _COUNTER = itertools.count()
 
@@ -95,8 +96,9 @@ def organisations(draw: st.DrawFn, max_members: int = 3, max_exchanges: int = 4)
         member_id = _slug(f"m{i}", suffix, draw(st.booleans()))
         org.members.append(member_id)
         circles = draw(st.lists(st.sampled_from(org.circles), unique=True, max_size=len(org.circles)))
-        org.directory.append(MemberRegistered(member_id=member_id, name=draw(name()), circles=circles,
-                                              email=f"{member_id}@example.org"))
+        org.directory.append(MemberRegistered(member_id=member_id, name=Sealed.clear(draw(name()), [member_id]),
+                                              circles=circles,
+                                              email=Sealed.clear(f"{member_id}@example.org", [member_id])))
         org.directory.append(CapacityDeclared(member_id=member_id, weekly_hours=draw(weekly_hours)))
         status = draw(st.sampled_from(["active", "paused"]))
         until = draw(st.one_of(st.none(), any_day())) if status == "paused" else None
@@ -113,15 +115,21 @@ def organisations(draw: st.DrawFn, max_members: int = 3, max_exchanges: int = 4)
         )
         recorder = draw(st.sampled_from([giver, receiver]))
         other = receiver if recorder == giver else giver
-        org.exchanges.append(ExchangeRecorded(**facts, note=draw(free_text()), recorded_by=recorder,
+
+        def sealed(text: str, giver: str = giver, receiver: str = receiver) -> Sealed | None:
+            # In the clear, as a projection holds a value once opened (tests have no key store).
+            return Sealed.clear(text, [giver, receiver]) if text else None
+
+        org.exchanges.append(ExchangeRecorded(**facts, note=sealed(draw(free_text())), recorded_by=recorder,
                                               shared=draw(st.booleans())))
         org.recorded += 1
         step = draw(st.sampled_from(["none", "acknowledge", "dispute", "withdraw"]))
         if step == "acknowledge":
-            org.exchanges.append(ExchangeAcknowledged(**facts, by=other, thanks=draw(free_text()),
+            org.exchanges.append(ExchangeAcknowledged(**facts, by=other, thanks=sealed(draw(free_text())),
                                                       shared=draw(st.booleans())))
         elif step == "dispute":
-            org.exchanges.append(ExchangeDisputed(**facts, by=other, reason=draw(free_text(min_size=1))))
+            org.exchanges.append(ExchangeDisputed(**facts, by=other, reason=Sealed.clear(
+                draw(free_text(min_size=1)), [giver, receiver])))
         elif step == "withdraw":
             org.exchanges.append(ExchangeWithdrawn(**facts, by=recorder))
     return org

@@ -55,7 +55,18 @@ MAX_LOOKS = 60
 def _form_page(form: ExchangeForm, status: int = 200, **extra: object) -> Response:
     # The date picker allows the ledger's own bound (latest_today), so members east of UTC can pick their today.
     return render_page("exchange_new.html", "partials/_exchange_form.html", code=status, form=form, kinds=KINDS,
-                       latest=latest_today(), note_max=NOTE_MAX, **extra)
+                       latest=latest_today(), note_max=NOTE_MAX, suggested=_circle_mates(), **extra)
+
+
+def _circle_mates() -> list:  # type: ignore[type-arg]
+    """The people in her circles, by name: suggestions in the page itself, so they work without JavaScript
+    (htmx replaces them with search results as she types)."""
+    mine = me()
+    try:
+        found = {m.id: m for c in mine.circles for m in clients().balance.members(circle=c) if m.id != mine.id}
+    except Unavailable:
+        return []
+    return sorted(found.values(), key=lambda m: (m.display_name.lower(), m.id))[:200]
 
 
 @bp.get("/exchanges/new")

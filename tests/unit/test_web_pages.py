@@ -1357,3 +1357,10 @@ def test_a_600_character_note_is_refused_with_its_length_not_cut_silently(app, c
     answer = ada.post("/exchanges/new", data={**new_exchange_form(ada), "note": "x" * 600})
     assert answer.status_code == 422 and "The note is 600 characters long; keep it to 500." in text(answer)
     assert clients.ledger.commands == []
+
+
+def test_the_record_form_suggests_her_circle_mates_without_javascript(app) -> None:  # type: ignore[no-untyped-def]
+    page = text(client_as(app, "ada").get("/exchanges/new"))
+    options = re.search(r'<datalist id="member-options".*?</datalist>', page, re.S)
+    assert options and '<option value="ben">Ben Okafor</option>' in options.group(0)
+    assert '<option value="ada">' not in options.group(0) and '<option value="omar">' not in options.group(0)

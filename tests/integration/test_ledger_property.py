@@ -68,6 +68,8 @@ FIELDS: dict[str, Any] = {
     "confirm": members,
     "thanks": texts,
     "reason": texts,
+    "own_alert_emails": st.one_of(st.booleans(), anything),
+    "daily_digest": st.one_of(st.booleans(), anything),
     "policy": st.one_of(st.none(), st.fixed_dictionaries({}, optional={"overextension_ratio": st.floats(0, 5)})),
 }
 
@@ -104,6 +106,11 @@ PLAUSIBLE: dict[str, Any] = {
                                                                   "shared": st.booleans()}),
     "dispute": st.fixed_dictionaries({"by": party, "reason": st.just("that is not how it went")}),
     "withdraw": st.fixed_dictionaries({"by": party}),
+    "correct": st.fixed_dictionaries({"by": party, "kind": st.sampled_from(["help", "care"]),
+                                      "minutes": st.integers(1, 1440), "occurred_on": valid_day},
+                                     optional={"note": st.text(max_size=30)}),
+    "share": st.fixed_dictionaries({"by": party, "shared": st.booleans()}),
+    "set_notifications": st.fixed_dictionaries({"own_alert_emails": st.booleans(), "daily_digest": st.booleans()}),
     # Rarely plausible: only an operator may ask, and none of the test's members is one.
     "forget_member": st.fixed_dictionaries({"by": party, "confirm": party}),
 }

@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000, help="ExchangeRecorded events to load")
     parser.add_argument("--requests", type=int, default=1000, help="requests for the latency measurement")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["sqlite", "postgres", "latency", "pages", "load"])
+                        choices=["sqlite", "postgres", "latency", "pages", "load", "sealed"])
     parser.add_argument("--pages-small", type=int, default=10_000, help="(d): exchanges in the small read model")
     parser.add_argument("--pages-large", type=int, default=1_000_000, help="(d): exchanges in the large read model")
     parser.add_argument("--pages-requests", type=int, default=100, help="(d): requests per page and size")
@@ -312,8 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.add_row("(a) read only (kafka-python)", f"{floor:,.0f} events/s", "1.00")
         console.print(f"(a) read-only floor: {floor:,.0f} events/s")
         batch = BalanceSettings().balance_max_poll_records
+        sqlite_rate = None
         if "sqlite" not in args.skip:
             rate, batches = project(bootstrap, prefix, f"sqlite:///{workdir}/bench.db", n, "sqlite")
+            sqlite_rate = rate
             results.add_row(f"(b) projection into SQLite ({batches} batches)", f"{rate:,.0f} events/s",
                             f"{rate / floor:.2f}")
             console.print(f"(b) SQLite: {rate:,.0f} events/s")
@@ -321,6 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.add_row(f"(b0) SQLite writes alone, batches of {batch:,}", f"{bound:,.0f} events/s",
                             f"{bound / floor:.2f}")
             console.print(f"(b0) SQLite writes alone: {bound:,.0f} events/s")
+        if "sealed" not in args.skip:  # (s0), (s): the cost of sealing (bench/sealing.py)
+            from .sealing import measure
+
+            measure(console, results, bootstrap, f"sqlite:///{workdir}/sealed.db", n, floor, sqlite_rate)
         if "postgres" not in args.skip:
             from reciprocity.messaging.local_postgres import LocalPostgres
 

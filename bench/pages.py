@@ -54,6 +54,7 @@ def build_read_model(database_url: str, n: int, *, seed: int = 42, chunk: int = 
     from reciprocity.balance.projection import BalanceProjection
     from reciprocity.balance.projector import project
     from reciprocity.contracts.events import ExchangeAcknowledged, ExchangeDisputed, ExchangeWithdrawn
+    from reciprocity.contracts.sealed import Sealed
 
     began = time.perf_counter()
     engine = make_engine(database_url)
@@ -87,10 +88,12 @@ def build_read_model(database_url: str, n: int, *, seed: int = 42, chunk: int = 
             roll = rnd.random()
             later = day + timedelta(hours=rnd.randint(1, 72))
             if roll < 0.60:
-                e = ExchangeAcknowledged.model_construct(**facts, by=other, thanks="thank you",
+                pair = [x.giver, x.receiver]  # clear values, as a projection holds them opened
+                e = ExchangeAcknowledged.model_construct(**facts, by=other, thanks=Sealed.clear("thank you", pair),
                                                          shared=rnd.random() < 0.5)
             elif roll < 0.65:
-                e = ExchangeDisputed.model_construct(**facts, by=other, reason="not as I remember it")
+                e = ExchangeDisputed.model_construct(**facts, by=other,
+                                                     reason=Sealed.clear("not as I remember it", [x.giver, x.receiver]))
             elif roll < 0.68:
                 e = ExchangeWithdrawn.model_construct(**facts, by=x.recorded_by)
             else:

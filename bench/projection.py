@@ -51,7 +51,8 @@ class TimedProjection:
 
 @contextmanager
 def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str, target: int,
-                     clock=time.perf_counter) -> Iterator[tuple[ProjectionConsumer, TimedProjection, threading.Thread]]:  # type: ignore[no-untyped-def]
+                     clock=time.perf_counter,  # type: ignore[no-untyped-def]
+                     opener=None) -> Iterator[tuple[ProjectionConsumer, TimedProjection, threading.Thread]]:
     """The real ProjectionConsumer + BalanceProjection, wired as the service wires them (policy held until
     caught up, outbox published), consuming in a thread until the block ends."""
     from reciprocity.balance.db import make_engine, migrate
@@ -67,7 +68,8 @@ def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str,
     signals.hold_until(end_offsets(bootstrap, [DIRECTORY.name, EXCHANGES.name], topic_prefix=prefix))
     log = EventLog(bootstrap, client_id="bench-balance", topic_prefix=prefix)
     publisher = OutboxPublisher(engine, log)
-    timed = TimedProjection(BalanceProjection(engine, signals=signals, after_commit=publisher.publish), target, clock)
+    timed = TimedProjection(BalanceProjection(engine, signals=signals, after_commit=publisher.publish, opener=opener),
+                            target, clock)
     consumer = ProjectionConsumer(bootstrap, group_id=f"bench-{label}", topics=[DIRECTORY.name, EXCHANGES.name],
                                   projection=timed, dead_letters=log, topic_prefix=prefix, client_id="bench",
                                   max_records=BalanceSettings().balance_max_poll_records)
@@ -83,8 +85,10 @@ def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str,
         engine.dispose()
 
 
-def project(bootstrap: str, prefix: str, database_url: str, n_expected: int, label: str) -> tuple[float, int]:
-    with balance_consumer(bootstrap, prefix, database_url, label, n_expected) as (consumer, timed, worker):
+def project(bootstrap: str, prefix: str, database_url: str, n_expected: int, label: str,
+            opener=None) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    with balance_consumer(bootstrap, prefix, database_url, label, n_expected, opener=opener) as (
+            consumer, timed, worker):
         last_report = time.monotonic()
         while not timed.done.wait(1.0):
             if not worker.is_alive():

@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# The longest wait between two attempts to reach a broker. kafka-python's default is 30 s, doubling from
+# 50 ms: after a broker outage of a minute a client sleeps some 20 s past the broker's return, and the
+# ledger, whose state loader reads through such a client, answered 503 that much longer (make chaos).
+RECONNECT_BACKOFF_MAX_MS = 1000
+
+
 class BrokerUnavailable(RuntimeError):
     """Kafka could not take the events in time; nothing was appended (or it was aborted)."""
 
@@ -122,7 +128,7 @@ class EventLog:
                 bootstrap_timeout_ms=int(self._timeout_s * 1000),  # 30 s by default: a hung request
                 request_timeout_ms=int(self._timeout_s * 1000),
                 delivery_timeout_ms=int(self._timeout_s * 1000) + self._linger_ms + 1000,
-                reconnect_backoff_max_ms=1000,
+                reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
                 # A new transaction is refused (CONCURRENT_TRANSACTIONS) while the last one's markers
                 # are being written; the default 100 ms backoff made every command take 110 ms.
                 retry_backoff_ms=5,

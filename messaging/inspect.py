@@ -8,7 +8,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from .consumer import PartitionKey
-from .event_log import BrokerUnavailable
+from .event_log import RECONNECT_BACKOFF_MAX_MS, BrokerUnavailable
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ def _reader(bootstrap_servers: str, timeout_s: float) -> KafkaConsumer:
             isolation_level="read_committed",
             request_timeout_ms=int(timeout_s * 1000) + 1000,
             bootstrap_timeout_ms=int(timeout_s * 1000),
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from .event_log import RECONNECT_BACKOFF_MAX_MS
+
 log = logging.getLogger(__name__)
 
 TopicPlan = Mapping[str, tuple[int, Mapping[str, str]]]
@@ -42,6 +44,7 @@ def ensure_topics(
         client_id=client_id,
         request_timeout_ms=int(timeout_s * 1000),
         bootstrap_timeout_ms=int(timeout_s * 1000),
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
     )
     try:
         existing = {t["name"]: t for t in admin.describe_topics(list(topics)) if t.get("error_code") == 0}
@@ -83,7 +86,8 @@ def delete_topics(bootstrap_servers: str, names: list[str], *, timeout_s: float 
     """Delete the topics named (those that exist); return the names deleted. Irreversible: callers
     verify first (the sealing migration deletes the old topics only after checking the copies)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id,
-                             request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
+                             request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000),
+                             reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS)
     try:
         existing = [t["name"] for t in admin.describe_topics(names) if t.get("error_code") == 0]
         if existing:

@@ -58,6 +58,9 @@ def test_kafka_down_answers_503_and_appends_nothing(tmp_path) -> None:
             first = ledger.when_kafka_answers("POST", "/v1/exchanges", _exchange("ada", "bob"), key="while-down")
             again = ledger.post("/v1/exchanges", _exchange("ada", "bob"), key="while-down")
             assert first.status_code == again.status_code == 201 and first.get_json() == again.get_json()
+            # A committed transaction's markers reach the partitions just after the commit returns, so a
+            # read-committed reader may see the event a moment later: wait for it, then it must be the only one.
+            wait_for(lambda: ledger.count() >= before + 1, timeout_s=60, interval_s=0.5, what="the retry's event")
             assert ledger.count() == before + 1
     finally:
         kafka.stop()

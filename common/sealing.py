@@ -149,7 +149,9 @@ class Opener:
         for name in names:
             value = getattr(event, name)
             if value is not None:
-                update[name] = self.open(value, event_id, name)
+                opened = self.open(value, event_id, name)
+                if opened is not value:  # a clear value nobody forgot stays as it is: no copy of the event
+                    update[name] = opened
         return event.model_copy(update=update) if update else event
 
     def open_events(self, items: list[tuple[str, Event]]) -> list[Event]:

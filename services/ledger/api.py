@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 from reciprocity.contracts.commands import (
     Acknowledge,
@@ -135,9 +135,35 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
+class KeysRequest(BaseModel):
+    """Whose keys a projection asks for."""
+
+    model_config = ConfigDict(extra="forbid")
+    members: list[str] = Field(max_length=10_000)
+
+
+class MemberKeys(BaseModel):
+    """Each member's key (base64 of 32 bytes); forgotten members are listed, without one."""
+
+    keys: dict[str, str]
+    forgotten: list[str]
+
+
+class Forgetting(BaseModel):
+    at: str | None = Field(description="when (UTC, ISO 8601)")
+    requested_by: str = Field(description="the operator who asked")
+
+
+class Forgettings(BaseModel):
+    """Members forgotten, newest first: when and who asked, never whom."""
+
+    forgettings: list[Forgetting]
+
+
 def openapi_document(version: str = "1") -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         *(r.body for r in COMMANDS), *(q.answer for q in QUERIES), Appended, Unchanged, Invalid, ErrorBody,
+        KeysRequest, MemberKeys, Forgettings,
     ]
     _, definitions = models_json_schema(
         [(m, "validation") for m in dict.fromkeys(models)], ref_template="#/components/schemas/{model}"
@@ -187,6 +213,20 @@ def openapi_document(version: str = "1") -> dict[str, Any]:
             "operationId": query.name, "summary": query.summary, "parameters": parameters,
             "responses": dict(sorted(responses.items())),
         }
+    paths["/v1/keys"] = {"post": {
+        "operationId": "member_keys",
+        "summary": "Member keys for the projections that open sealed values (balance, notify, replay). Takes its own "
+                   "token, LEDGER_KEYS_TOKEN: LEDGER_TOKEN does not open it, and it appends nothing.",
+        "security": [{"keys": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(KeysRequest)}}},
+        "responses": {"200": _json(MemberKeys, "the keys that exist; forgotten members without one"),
+                      "401": _json(ErrorBody, "missing or wrong LEDGER_KEYS_TOKEN"),
+                      "422": _json(Invalid, "not a list of member ids")},
+    }}
+    paths["/v1/forgettings"] = {"get": {
+        "operationId": "forgettings", "summary": "Members forgotten: when and which operator asked, never whom.",
+        "parameters": [], "responses": {"200": _json(Forgettings, "found"), "401": unauthorized, "503": unavailable},
+    }}
     open_paths = {
         "/health": {"get": {"operationId": "health", "summary": "200 when the state is loaded and Kafka answers",
                             "security": [], "responses": {"200": {"description": "ok"},
@@ -206,5 +246,7 @@ def openapi_document(version: str = "1") -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {**paths, **open_paths},
         "components": {"schemas": schemas,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                           "keys": {"type": "http", "scheme": "bearer",
+                                                    "description": "LEDGER_KEYS_TOKEN"}}},
     }

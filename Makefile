@@ -22,6 +22,8 @@ help:
 	@echo "make run        the whole stack: Kafka, mail sink, ledger, balance, notify, web (Procfile via honcho)"
 	@echo "make test       ruff, then unit, integration and e2e tests against real Kafka/PostgreSQL/SMTP/Chromium"
 	@echo "make smoke      start the stack as make run does, check every /health and the mail sink, stop"
+	@echo "make deploy-check  build the image, bring compose.yaml up with podman, check it end to end, take it down"
+	@echo "make test-containers  one integration module on a testcontainers Kafka through podman's socket"
 	@echo "make bench      benchmarks"
 	@echo "make chaos      the whole stack under load while its processes are SIGKILLed (CHAOS_KILLS=100)"
 	@echo "make lint       ruff"
@@ -37,6 +39,20 @@ system-packages:
 	command -v java >/dev/null || missing+=(openjdk-17-jre-headless); \
 	command -v mvn >/dev/null || missing+=(maven); \
 	[ -x $(PY) ] || $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv); \
+	if [ $${#missing[@]} -gt 0 ]; then \
+	  echo "installing Debian packages: $${missing[*]}"; \
+	  $(SUDO) apt-get update; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends "$${missing[@]}"; \
+	fi
+
+# What deploy-check and test-containers need besides: podman (runc: crun fails on hybrid cgroups here;
+# netavark + aardvark-dns: containers resolve each other's names), docker-compose (drives podman through
+# its Docker-compatible socket and honours depends_on conditions), mmdebstrap for the stand-in images.
+deploy-packages: system-packages
+	@missing=(); \
+	for cmd in podman runc mmdebstrap docker-compose curl; do command -v $$cmd >/dev/null || missing+=($$cmd); done; \
+	[ -x /usr/lib/podman/netavark ] || missing+=(netavark); \
+	[ -x /usr/lib/podman/aardvark-dns ] || missing+=(aardvark-dns); \
 	if [ $${#missing[@]} -gt 0 ]; then \
 	  echo "installing Debian packages: $${missing[*]}"; \
 	  $(SUDO) apt-get update; \
@@ -74,6 +90,13 @@ run: install
 	  procs="$$(grep -E '^[A-Za-z0-9_-]+:' Procfile | cut -d: -f1 | grep -vx kafka | tr '\n' ' ')"; \
 	fi; \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONUNBUFFERED=1 RECIPROCITY_ENV=$${RECIPROCITY_ENV:-development} exec $(VENV)/bin/honcho -f Procfile start $$procs
+
+# Builds the stand-in base images once (kept in podman's store), the project's image, runs compose.yaml.
+deploy-check: install deploy-packages
+	bash infra/deploy-check/run.sh
+
+test-containers: install deploy-packages
+	bash infra/deploy-check/testcontainers.sh
 
 smoke: install
 	bash infra/smoke.sh

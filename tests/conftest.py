@@ -1,7 +1,8 @@
 """Shared fixtures: real infrastructure started on demand, on free ports, in per-run directories.
 
 - `kafka_bootstrap` (session): bootstrap servers of a real Apache Kafka broker. KAFKA_BOOTSTRAP_SERVERS
-  wins; else a Docker engine (testcontainers' KafkaContainer); else a LocalKafka started here.
+  wins; else a container engine that answers (DOCKER_HOST; podman's socket works) runs KAFKA_TEST_IMAGE
+  through testcontainers (`make test-containers` does, in CI); else a LocalKafka started here.
 - `postgres_server` (session): a throwaway LocalPostgres; `postgres_url`: a fresh database per test.
 - `unique_id`: a short unique suffix for topic names, ids and database names.
 
@@ -127,14 +128,26 @@ def kafka_bootstrap(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         return
 
     if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
+        # apache/kafka (what compose.yaml runs) by default; a Confluent image through testcontainers' own
+        # KafkaContainer, which drives that image's scripts.
+        image = os.environ.get("KAFKA_TEST_IMAGE", "apache/kafka:4.1.1")
+        if "cp-kafka" in image:
+            from testcontainers.community.kafka import KafkaContainer
 
-        image = os.environ.get("KAFKA_TEST_IMAGE", "confluentinc/cp-kafka:7.9.0")
-        with KafkaContainer(image).with_kraft() as container:
+            container = KafkaContainer(image).with_kraft()
+        else:
+            from tests.support.kafka_container import ApacheKafkaContainer
+
+            container = ApacheKafkaContainer(image)
+        with container:
             bootstrap = container.get_bootstrap_server()
-            _announce(request.config, f"Kafka broker from Docker image {image} at {bootstrap}")
+            _announce(request.config, f"Kafka broker from Docker image {image} at {bootstrap} (testcontainers, "
+                                      f"{os.environ.get('DOCKER_HOST') or 'the default Docker socket'})")
             yield bootstrap
         return
+    if os.environ.get("KAFKA_TESTCONTAINERS") == "required":
+        pytest.fail(f"KAFKA_TESTCONTAINERS=required but no container engine answers at "
+                    f"{os.environ.get('DOCKER_HOST') or 'the default Docker socket'}")
 
     began = time.monotonic()
     with LocalKafka(tmp_path_factory.mktemp("kafka")) as kafka:

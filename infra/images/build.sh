@@ -38,8 +38,9 @@ declare -A image=(
   [postgres]=docker.io/library/postgres:15
 )
 
-recipe_hash() {  # everything an image is made from: this script and its folder (and the local CAs)
-  { cat "$here/build.sh"; find "$here/$1" -type f -print0 | sort -z | xargs -0 cat;
+recipe_hash() {  # what an image is made from: its build function, its folder (and the local CAs), so a
+  # change to one recipe rebuilds that image only
+  { declare -f rootfs "build_$1"; find "$here/$1" -type f -print0 | sort -z | xargs -0 -r cat;
     [ "$1" != python ] || cat "$extra_ca_dir"/*.crt 2>/dev/null || true; } | sha256sum | cut -c1-16
 }
 
@@ -100,7 +101,7 @@ build_kafka() {
 
 build_postgres() {
   local tar="$work/postgres.tar"
-  rootfs postgres "$tar" postgresql-15,bash,locales-all \
+  rootfs postgres "$tar" postgresql-15,bash \
     --customize-hook="upload $here/postgres/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh" \
     --customize-hook='chmod 755 "$1"/usr/local/bin/docker-entrypoint.sh' \
     --customize-hook='rm -rf "$1"/var/lib/postgresql/15 "$1"/etc/postgresql/15'

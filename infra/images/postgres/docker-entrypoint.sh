@@ -23,12 +23,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   rm -f "$pwfile"
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
   if [ "$POSTGRES_DB" != postgres ]; then
-    as_postgres "$bin/postgres" -D "$PGDATA" -c listen_addresses='' -k /var/run/postgresql &
-    pid=$!
-    until as_postgres "$bin/pg_isready" -q -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres; do sleep 0.2; done
+    # A server on the Unix socket only (no client can reach it over TCP yet), stopped once the database exists.
+    as_postgres "$bin/pg_ctl" -D "$PGDATA" -w -o "-c listen_addresses='' -k /var/run/postgresql" start
     as_postgres "$bin/psql" -v ON_ERROR_STOP=1 -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres \
       -c "CREATE DATABASE \"$POSTGRES_DB\""
-    kill -INT "$pid"; wait "$pid" || true
+    as_postgres "$bin/pg_ctl" -D "$PGDATA" -w -m fast stop
   fi
 fi
 exec setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$PGDATA" \

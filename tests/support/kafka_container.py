@@ -1,0 +1,75 @@
+"""A testcontainers Kafka from the apache/kafka image (the one compose.yaml runs).
+
+testcontainers' own KafkaContainer drives the Confluent image's scripts (/etc/confluent/docker/...),
+which apache/kafka does not have. This one uses what apache/kafka does have: KAFKA_* variables become
+server.properties (/etc/kafka/docker/run). The broker must advertise the host's mapped port, known only
+once the container runs: the container waits for a start script, which we copy in with that port.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import time
+
+from testcontainers.core.container import DockerContainer
+
+START_SCRIPT = "/tmp/tc-start.sh"
+PORT = 9092  # the listener clients on the host use, through the mapped port
+
+
+class ApacheKafkaContainer(DockerContainer):  # type: ignore[misc]
+    def __init__(self, image: str = "apache/kafka:4.1.1", startup_timeout_s: float = 120.0) -> None:
+        super().__init__(image)
+        self.startup_timeout_s = startup_timeout_s
+        self.with_exposed_ports(PORT)
+        for name, value in {
+            "KAFKA_NODE_ID": "1",
+            "KAFKA_PROCESS_ROLES": "broker,controller",
+            "KAFKA_LISTENERS": f"PLAINTEXT://0.0.0.0:{PORT},BROKER://0.0.0.0:9094,CONTROLLER://0.0.0.0:9093",
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "KAFKA_INTER_BROKER_LISTENER_NAME": "BROKER",
+            "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+            "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+            "KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS": "1",
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+            "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+            "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+            "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
+            "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+            "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
+        }.items():
+            self.with_env(name, value)
+        self.with_command(["sh", "-c", f"while [ ! -f {START_SCRIPT} ]; do sleep 0.1; done; exec sh {START_SCRIPT}"])
+
+    def get_bootstrap_server(self) -> str:
+        return f"{self.get_container_host_ip()}:{self.get_exposed_port(PORT)}"
+
+    def start(self) -> ApacheKafkaContainer:
+        super().start()
+        advertised = f"PLAINTEXT://{self.get_bootstrap_server()},BROKER://localhost:9094"
+        script = f"export KAFKA_ADVERTISED_LISTENERS='{advertised}'\nexec /etc/kafka/docker/run\n".encode()
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            info = tarfile.TarInfo(START_SCRIPT.lstrip("/"))
+            info.size, info.mode = len(script), 0o755
+            tar.addfile(info, io.BytesIO(script))
+        self.get_wrapped_container().put_archive("/", archive.getvalue())
+        self._wait_started()
+        return self
+
+    def _wait_started(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            stdout, stderr = self.get_logs()
+            if re.search(rb"Kafka Server started", stdout + stderr):
+                return
+            self.get_wrapped_container().reload()
+            if self.get_wrapped_container().status == "exited":
+                break
+            time.sleep(0.5)
+        stdout, stderr = self.get_logs()
+        tail = (stdout + stderr).decode(errors="replace")[-3000:]
+        raise RuntimeError(f"Kafka in {self.image} did not start:\n{tail}")

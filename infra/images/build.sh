@@ -40,7 +40,7 @@ declare -A image=(
 
 recipe_hash() {  # what an image is made from: its build function, its folder (and the local CAs), so a
   # change to one recipe rebuilds that image only
-  { declare -f rootfs "build_$1"; find "$here/$1" -type f -print0 | sort -z | xargs -0 -r cat;
+  { declare -f rootfs "build_$1"; [ ! -d "$here/$1" ] || find "$here/$1" -type f -print0 | sort -z | xargs -0 -r cat;
     [ "$1" != python ] || cat "$extra_ca_dir"/*.crt 2>/dev/null || true; } | sha256sum | cut -c1-16
 }
 
@@ -115,14 +115,28 @@ build_postgres() {
     "$tar" "${image[postgres]}" >/dev/null
 }
 
+# The images that need building are built side by side (downloads and dpkg overlap); each one's output
+# goes to var/images/NAME.log and is shown when it fails.
+pids=()
+names=()
 for name in "${wanted[@]}"; do
   want="$(recipe_hash "$name")"
   if [ $force = 0 ] && [ "$(current_hash "${image[$name]}")" = "$want" ]; then
     echo "[$name] ${image[$name]} is up to date (recipe $want)"
     continue
   fi
-  began=$SECONDS
-  "build_$name" "$want"
-  rm -f "$work/$name.tar"
-  echo "[$name] built ${image[$name]} (recipe $want) in $((SECONDS - began))s"
+  echo "[$name] building ${image[$name]} (recipe $want), log in var/images/$name.log"
+  ( began=$SECONDS; "build_$name" "$want"; rm -f "$work/$name.tar"
+    echo "[$name] built ${image[$name]} in $((SECONDS - began))s" ) >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  names+=("$name")
 done
+status=0
+for i in "${!pids[@]}"; do
+  if wait "${pids[$i]}"; then
+    tail -n 1 "$work/${names[$i]}.log"
+  else
+    echo "[${names[$i]}] FAILED:"; tail -n 30 "$work/${names[$i]}.log"; status=1
+  fi
+done
+exit $status

@@ -138,7 +138,7 @@ def kafka_bootstrap(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         else:
             from tests.support.kafka_container import ApacheKafkaContainer
 
-            container = ApacheKafkaContainer(image)
+            container = ApacheKafkaContainer(image, host_network=os.environ.get("KAFKA_CONTAINER_NETWORK") == "host")
         with container:
             bootstrap = container.get_bootstrap_server()
             _announce(request.config, f"Kafka broker from Docker image {image} at {bootstrap} (testcontainers, "

@@ -144,7 +144,7 @@ def main() -> None:
         for path in sorted((MAILDIR / "new").glob("*")):
             message = email.message_from_bytes(path.read_bytes())
             if f"{lead}@example.org" in message.get("To", "") and giver_name in message.get("Subject", ""):
-                return f"To: {message['To']} | Subject: {message['Subject']}"
+                return " ".join(f"To: {message['To']} | Subject: {message['Subject']}".split())
         return None
 
     found = wait_for("the over-extension alert email at the SMTP sink", alert_mail, timeout_s=180)

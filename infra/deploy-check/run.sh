@@ -96,8 +96,9 @@ say "waiting for every service to be healthy"
 deadline=$((SECONDS + ${DEPLOY_CHECK_TIMEOUT_S:-300}))
 while :; do
   states="$(podman ps -a --filter "label=com.docker.compose.project=$project" \
-            --format '{{index .Labels "com.docker.compose.service"}} {{.State}} {{.Status}}' | sort)"
-  waiting="$(grep -v -E '^(migrate exited|mail running)' <<<"$states" | grep -v '(healthy)' || true)"
+            --format '{{index .Labels "com.docker.compose.service"}} {{.Status}}' | sort)"
+  # Done: the migration exited 0, the sink (no health check) is up, every other container is healthy.
+  waiting="$(grep -v -E '^(migrate Exited \(0\)|mail Up)' <<<"$states" | grep -v '(healthy)' || true)"
   [ -z "$waiting" ] && break
   if [ $SECONDS -ge $deadline ]; then say "not healthy in time:"; echo "$waiting"; exit 1; fi
   sleep 3
@@ -114,5 +115,9 @@ podman run --rm --network "${project//-/}_default" \
   -e DATABASE_URL="postgresql+psycopg://reciprocity:$POSTGRES_PASSWORD@postgres:5432/reciprocity" \
   -v "$repo/infra/deploy-check/check.py:/check.py:ro" "$image" python /check.py
 
-say "the web is published on 127.0.0.1:$WEB_PORT only:"
-curl -sI "http://127.0.0.1:$WEB_PORT/signin" | grep -i -E '^(HTTP|server)' | sed 's/^/    /'
+say "published ports (the web only, on loopback):"
+published="$(for name in $(podman ps -q --filter "label=com.docker.compose.project=$project"); do
+  podman port "$name" | sed "s|^|    $(podman inspect --format '{{index .Config.Labels "com.docker.compose.service"}}' "$name") |"; done)"
+echo "$published"
+[ "$(grep -c . <<<"$published")" = 1 ] && grep -q "^    web 8000/tcp -> 127.0.0.1:$WEB_PORT" <<<"$published" \
+  || { say "FAILED: only the web may be published, on 127.0.0.1"; exit 1; }

@@ -16,8 +16,11 @@ trap 'kill $service 2>/dev/null; wait $service 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
 unset KAFKA_BOOTSTRAP_SERVERS
 # Ryuk (testcontainers' reaper) is an image from a registry this machine cannot reach; the fixture's
-# `with` block removes the container itself.
+# `with` block removes the container itself. The CI machine is itself a container (/.dockerenv), and
+# podman's published ports do not reach its host here (neither does a container's bridge address):
+# the broker's container shares the host's network (KAFKA_CONTAINER_NETWORK=host) on free ports.
 DOCKER_HOST="unix://$socket" TESTCONTAINERS_RYUK_DISABLED=true KAFKA_TESTCONTAINERS=required \
+  TESTCONTAINERS_CONNECTION_MODE=docker_host KAFKA_CONTAINER_NETWORK=host \
   KAFKA_TEST_IMAGE=docker.io/apache/kafka:4.1.1 \
   .venv/bin/pytest -p no:cacheprovider --junitxml=test-results/junit-testcontainers.xml \
   ${TESTCONTAINERS_MODULE:-tests/integration/test_messaging_consumer.py} "$@"

@@ -13,6 +13,7 @@ import re
 import tarfile
 import time
 
+from reciprocity.messaging.local_kafka import free_port
 from testcontainers.core.container import DockerContainer
 
 START_SCRIPT = "/tmp/tc-start.sh"
@@ -20,18 +21,29 @@ PORT = 9092  # the listener clients on the host use, through the mapped port
 
 
 class ApacheKafkaContainer(DockerContainer):  # type: ignore[misc]
-    def __init__(self, image: str = "apache/kafka:4.1.1", startup_timeout_s: float = 120.0) -> None:
+    """With `host_network`, the broker listens on free ports of the host itself (for engines whose
+    published ports do not reach the host, like podman on the CI machine: see the README's Deploying)."""
+
+    def __init__(self, image: str = "apache/kafka:4.1.1", startup_timeout_s: float = 120.0,
+                 host_network: bool = False) -> None:
         super().__init__(image)
         self.startup_timeout_s = startup_timeout_s
-        self.with_exposed_ports(PORT)
+        self.host_network = host_network
+        if host_network:
+            self.ports_in_use = {"client": free_port(), "broker": free_port(), "controller": free_port()}
+            self.with_kwargs(network_mode="host")
+        else:
+            self.ports_in_use = {"client": PORT, "broker": 9094, "controller": 9093}
+            self.with_exposed_ports(PORT)
+        client, broker, controller = self.ports_in_use.values()
         for name, value in {
             "KAFKA_NODE_ID": "1",
             "KAFKA_PROCESS_ROLES": "broker,controller",
-            "KAFKA_LISTENERS": f"PLAINTEXT://0.0.0.0:{PORT},BROKER://0.0.0.0:9094,CONTROLLER://0.0.0.0:9093",
+            "KAFKA_LISTENERS": f"PLAINTEXT://0.0.0.0:{client},BROKER://0.0.0.0:{broker},CONTROLLER://0.0.0.0:{controller}",
             "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "KAFKA_INTER_BROKER_LISTENER_NAME": "BROKER",
             "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-            "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+            "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@localhost:{controller}",
             "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
             "KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS": "1",
             "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
@@ -45,11 +57,13 @@ class ApacheKafkaContainer(DockerContainer):  # type: ignore[misc]
         self.with_command(["sh", "-c", f"while [ ! -f {START_SCRIPT} ]; do sleep 0.1; done; exec sh {START_SCRIPT}"])
 
     def get_bootstrap_server(self) -> str:
+        if self.host_network:
+            return f"127.0.0.1:{self.ports_in_use['client']}"
         return f"{self.get_container_host_ip()}:{self.get_exposed_port(PORT)}"
 
     def start(self) -> ApacheKafkaContainer:
         super().start()
-        advertised = f"PLAINTEXT://{self.get_bootstrap_server()},BROKER://localhost:9094"
+        advertised = f"PLAINTEXT://{self.get_bootstrap_server()},BROKER://localhost:{self.ports_in_use['broker']}"
         script = f"export KAFKA_ADVERTISED_LISTENERS='{advertised}'\nexec /etc/kafka/docker/run\n".encode()
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w") as tar:

@@ -65,9 +65,6 @@ pids+=($!)
 for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
 export DOCKER_HOST="unix://$socket" COMPOSE_HTTP_TIMEOUT=300 RECIPROCITY_IMAGE="$image"
 
-# Leftovers of an interrupted run would be reused (volumes!): start from nothing.
-docker-compose -p "$project" "${compose_files[@]}" down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
-
 # Secrets exist only in this process's environment; compose refuses to start without each of them.
 secret() { python3 -c 'import secrets; print(secrets.token_hex(24))'; }
 POSTGRES_PASSWORD="$(secret)" LEDGER_TOKEN="$(secret)" BALANCE_TOKEN="$(secret)" NOTIFY_TOKEN="$(secret)" \
@@ -75,6 +72,9 @@ POSTGRES_PASSWORD="$(secret)" LEDGER_TOKEN="$(secret)" BALANCE_TOKEN="$(secret)"
 export POSTGRES_PASSWORD LEDGER_TOKEN BALANCE_TOKEN NOTIFY_TOKEN SECRET_KEY LEDGER_KEYS_TOKEN LEDGER_KEYS_SECRET
 export SMTP_HOST=mail SMTP_PORT=1025 SMTP_STARTTLS=false WEB_BASE_URL="http://127.0.0.1:${DEPLOY_CHECK_WEB_PORT:-18080}"
 export WEB_PORT="${DEPLOY_CHECK_WEB_PORT:-18080}" WEB_HTTP_WORKERS=2 KAFKA_HEAP_OPTS="-Xms256m -Xmx512m"
+
+# Leftovers of an interrupted run would be reused (volumes!): start from nothing.
+docker-compose -p "$project" "${compose_files[@]}" down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
 
 # The health checks podman cannot schedule here (see above).
 (

@@ -109,7 +109,7 @@ echo "$states" | sed 's/^/    /'
 
 mail_container="$(podman ps -q --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=mail")"
 say "checking through the APIs, the web and the SMTP sink"
-podman run --rm --network "${project//-/}_default" \
+podman run --rm --network "${project}_default" \
   --user 0 --volumes-from "$mail_container:ro" -e CHECK_MAILDIR=/mail \
   -e LEDGER_TOKEN -e BALANCE_TOKEN \
   -e DATABASE_URL="postgresql+psycopg://reciprocity:$POSTGRES_PASSWORD@postgres:5432/reciprocity" \

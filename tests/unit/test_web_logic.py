@@ -69,7 +69,7 @@ def test_leads_care_for_the_circles_nested_under_theirs_at_any_depth() -> None:
 
 @pytest.mark.parametrize(("viewer", "status", "expected"), [
     ("ben", "recorded", {"acknowledge", "dispute"}),  # the other party
-    ("ada", "recorded", {"withdraw"}),  # the recorder
+    ("ada", "recorded", {"withdraw", "correct"}),  # the recorder
     ("chen", "recorded", set()),  # not a party
     ("ben", "acknowledged", set()),
     ("ada", "disputed", set()),
@@ -83,7 +83,7 @@ def test_receiver_recorded_means_giver_acknowledges() -> None:
     e = exchange(recorded_by="ben")
     assert e.counterpart == "ada"
     assert access.exchange_actions("ada", e) == {"acknowledge", "dispute"}
-    assert access.exchange_actions("ben", e) == {"withdraw"}
+    assert access.exchange_actions("ben", e) == {"withdraw", "correct"}
 
 
 def test_circle_access() -> None:

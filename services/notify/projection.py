@@ -17,6 +17,7 @@ a redelivery) changes nothing.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -464,8 +465,15 @@ def forget_member(conn: Connection, member_id: str) -> None:
     to them in the delivery log (subject, bodies, address, the SMTP server's last error, which may quote
     the address). Emails still waiting are not sent. What was delivered already cannot be recalled."""
     _upsert(conn, forgotten, {"member_id": member_id}, ["member_id"])
+    known = conn.execute(sa.select(members.c.name, members.c.email).where(members.c.member_id == member_id)).first()
     conn.execute(sa.update(members).where(members.c.member_id == member_id).values(name=None, email=None))
     involved = sa.or_(deliveries.c.member_id == member_id, deliveries.c.recipient == member_id)
+    # Emails to others that name her (a daily digest: "Zoe recorded ... with you", a lead's alert
+    # naming a co-lead): found by her name and address as notify last knew them, HTML-escaped too.
+    for text in {t for value in (known or ()) if value for t in (value, html.escape(value))}:
+        pattern = f"%{text}%"
+        involved = sa.or_(involved, deliveries.c.subject.like(pattern), deliveries.c.text_body.like(pattern),
+                          deliveries.c.html_body.like(pattern))
     conn.execute(sa.update(deliveries).where(involved, deliveries.c.status.in_(("pending", "failed")))
                  .values(status="suppressed"))
     conn.execute(sa.update(deliveries).where(involved).values(

@@ -270,3 +270,36 @@ def test_a_forgotten_member_leaves_nothing_readable(kafka_bootstrap: str, unique
     assert _hits(texts, org.secrets) == []
     # What cannot be recalled: the email delivered before the forgetting (README "Forgetting a member").
     assert any(org.name in str(m) for m in sink.messages())
+
+
+def test_notify_blanks_every_email_that_names_her_not_only_those_about_or_to_her(tmp_path: Path) -> None:
+    """A daily digest to Bob says "Zuzanna recorded ... with you": it is neither about nor to her, and
+    must go blank too; an email that does not name her stays as it was."""
+    from reciprocity.notify import store
+    from reciprocity.notify.projection import forget_member
+
+    engine = store.create_engine(f"sqlite:///{tmp_path}/notify.db")
+    store.migrate(engine)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    row = {"kind": "digest", "signal_type": "Digest", "to_address": "bob@example.org", "to_name": "Bob",
+           "status": "sent", "signal_at": now, "created_at": now}
+    with engine.begin() as conn:
+        conn.execute(sa.insert(store.members), [
+            {"member_id": "zoe", "name": "Zoë O'Hara", "email": "zoe@example.org", "role": "member"},
+            {"member_id": "bob", "name": "Bob", "email": "bob@example.org", "role": "member"}])
+        conn.execute(sa.insert(store.deliveries), [
+            {**row, "alert_id": "d1", "recipient": "bob", "member_id": "bob", "subject": "Your day",
+             "text_body": "Zoë O'Hara recorded mentoring with you", "html_body": "<p>Zoë O&#x27;Hara recorded</p>"},
+            {**row, "alert_id": "d2", "recipient": "bob", "member_id": "bob", "subject": "Your day",
+             "text_body": "Dan recorded help with you", "html_body": "<p>Dan recorded help</p>", "status": "pending"},
+            {**row, "alert_id": "d3", "recipient": "bob", "member_id": "bob", "subject": "Your day",
+             "text_body": "", "html_body": "<p>Zo&#235; O&#39;Hara, zoe@example.org</p>", "status": "pending"}])
+        forget_member(conn, "zoe")
+    with engine.connect() as conn:
+        found = {r.alert_id: r for r in conn.execute(sa.select(store.deliveries))}
+        member = conn.execute(sa.select(store.members).where(store.members.c.member_id == "zoe")).one()
+    assert (member.name, member.email) == (None, None)
+    assert found["d1"].text_body == "" and found["d1"].to_address is None and found["d1"].status == "sent"
+    assert found["d2"].text_body == "Dan recorded help with you" and found["d2"].status == "pending"
+    assert found["d3"].html_body == "" and found["d3"].status == "suppressed"  # her address: not sent
+    engine.dispose()

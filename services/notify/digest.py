@@ -114,7 +114,9 @@ def _plan_one(conn: Connection, member_id: str, day: date, now: datetime, web_ba
         return False
     names = dict(conn.execute(sa.select(members.c.member_id, members.c.name)
                               .where(members.c.member_id.in_({r.other_id for r in fresh}))).all())
-    items = [Item(r.what, names.get(r.other_id) or r.other_id, r.kind, r.minutes, r.occurred_on) for r in fresh]
+    # A member notify knows without a name was forgotten (MemberForgotten blanks it): "a former member".
+    items = [Item(r.what, names.get(r.other_id) or ("a former member" if r.other_id in names else r.other_id),
+                  r.kind, r.minutes, r.occurred_on) for r in fresh]
     still_waiting = conn.execute(sa.select(sa.func.count()).select_from(digest_items).where(
         x.member_id == member_id, x.what == "waiting", x.resolved.is_(False), x.digest_id.is_not(None),
         x.digest_id != "none")).scalar() or 0

@@ -627,7 +627,8 @@ def test_headline_totals_count_what_waits_and_say_so(app, clients) -> None:  # t
     lead = text(client_as(app, "lena").get("/members/ada"))
     assert 'data-total-minutes="260"' in lead and "waiting for acknowledgement" in lead
     assert "last 12 weeks, acknowledged exchanges" in lead
-    assert "counting the exchanges they recorded that still wait for acknowledgement" in lead  # the alert says what it counts
+    # the alert says what it counts
+    assert "counting the exchanges they recorded that still wait for acknowledgement" in lead
 
 
 def test_her_own_alert_is_worded_for_her_and_the_leads_view_is_unchanged(app) -> None:  # type: ignore[no-untyped-def]

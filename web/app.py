@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from . import auth, pages_circles, pages_exchanges, pages_me, pages_ops
 from .accounts import AccountStore
 from .clients import Clients, NotFound, Unavailable, http_clients
-from .format import FILTERS
+from .format import FILTERS, recent_days
 from .proxies import TrustedProxies, parse_networks
 from .sessions import SessionStore
 from .settings import WebSettings
@@ -91,6 +91,7 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
     Htmx(app)
     CSRFProtect(app)
     app.jinja_env.filters.update(FILTERS)
+    app.jinja_env.globals["recent_days"] = recent_days  # the quick choices of a "when" field
     app.jinja_env.globals["htmx_config"] = HTMX_CONFIG
 
     for blueprint in (auth.bp, pages_me.bp, pages_exchanges.bp, pages_circles.bp, pages_ops.bp):

@@ -19,6 +19,7 @@ from reciprocity.contracts.events import NOTE_MAX
 from reciprocity.contracts.ids import SLUG_RE
 
 from .clients import KINDS
+from .format import DAY_EXAMPLE, day_field, parse_day
 
 FIELDS = ("direction", "other", "kind", "minutes", "occurred_on", "note", "shared")
 FORM_WIDE = "__all__"
@@ -41,7 +42,7 @@ class ExchangeForm:
 
     @classmethod
     def blank(cls, today: date) -> ExchangeForm:
-        return cls(occurred_on=today.isoformat(), idempotency_key=new_key())
+        return cls(occurred_on=day_field(today), idempotency_key=new_key())
 
     @classmethod
     def from_form(cls, data: Mapping[str, str]) -> ExchangeForm:
@@ -105,9 +106,10 @@ def check(form: ExchangeForm, me: str, today: date, latest: date | None = None) 
         if not 1 <= minutes <= 1440:
             errors["minutes"] = "Minutes go from 1 to 1440 (a whole day)."
     try:
-        occurred = date.fromisoformat(form.occurred_on)
-    except ValueError:
-        errors["occurred_on"] = "Give the date it happened."
+        occurred = parse_day(form.occurred_on, today)
+    except ValueError as refused:
+        errors["occurred_on"] = (f"Give the date it happened, like {DAY_EXAMPLE}." if not form.occurred_on
+                                 else str(refused))
     else:
         if occurred > latest:
             errors["occurred_on"] = "That date is in the future. Record it once it has happened."
@@ -137,6 +139,10 @@ def contract_errors(command: type[Command], body: Mapping[str, object]) -> dict[
 
 def ledger_body(form: ExchangeForm, me: str) -> dict[str, object]:
     other = other_id(form.other)
+    try:  # the ledger takes ISO days; what the contract still refuses is checked by `check` before sending
+        occurred_on = parse_day(form.occurred_on).isoformat()
+    except ValueError:
+        occurred_on = form.occurred_on
     giver, receiver = (me, other) if form.direction == "gave" else (other, me)
     return {
         "giver": giver,
@@ -144,7 +150,7 @@ def ledger_body(form: ExchangeForm, me: str) -> dict[str, object]:
         "kind": form.kind,
         "minutes": int(form.minutes),
         "note": form.note,
-        "occurred_on": form.occurred_on,
+        "occurred_on": occurred_on,
         "recorded_by": me,
         "shared": form.shared,
     }

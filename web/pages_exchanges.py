@@ -32,6 +32,7 @@ from .exchange_form import (
     other_id,
     valid_key,
 )
+from .format import day_field, parse_day
 from .ui import clients, forbid, me, render_page
 
 HISTORY_PAGE = 50  # exchanges per page of the history
@@ -378,8 +379,13 @@ def correct(exchange_id: str) -> Response:
         forbid("Only the person who recorded an exchange can correct it, and only until the other person "
                "responds.")
     form = request.form
+    try:
+        occurred_on = parse_day(form.get("occurred_on") or "", today_utc()).isoformat()
+    except ValueError as err:
+        flash(f"Nothing was corrected: {err}", "error")
+        return redirect(url_for("exchanges.detail", exchange_id=exchange_id))  # type: ignore[return-value]
     body = {"by": me().id, "kind": form.get("kind", ""), "minutes": (form.get("minutes") or "").strip(),
-            "occurred_on": (form.get("occurred_on") or "").strip(), "note": form.get("note", "")}
+            "occurred_on": occurred_on, "note": form.get("note", "")}
     refused = contract_errors(CorrectExchange, body)
     if refused:
         flash("Nothing was corrected: " + " ".join(refused.values()), "error")
@@ -438,7 +444,10 @@ def history() -> Response:
         errors["to"] = "The end of the range comes before its start."
     person = " ".join((args.get("with") or "").split())
     other = _person_arg(person, errors) if person else None
-    search = {"status": status, "kind": kind, "with": person, "from": args.get("from", ""), "to": args.get("to", "")}
+    # The fields and the links show the days as the pages write them, whatever form they came in.
+    search = {"status": status, "kind": kind, "with": person,
+              "from": day_field(since) if since else args.get("from", ""),
+              "to": day_field(until) if until else args.get("to", "")}
     carried = {k: v for k, v in search.items() if v}  # what the page links keep
     if errors:
         return render_page("exchanges.html", exchanges=[], next_cursor=None, paged=False, search=search,
@@ -463,9 +472,9 @@ def _day_arg(name: str, errors: dict[str, str]) -> date | None:
     if not typed:
         return None
     try:
-        return date.fromisoformat(typed)
-    except ValueError:
-        errors[name] = "Give a date like 2026-03-31."
+        return parse_day(typed, today_utc())
+    except ValueError as err:
+        errors[name] = str(err)
         return None
 
 

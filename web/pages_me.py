@@ -11,6 +11,7 @@ from reciprocity.contracts.commands import ChangeAvailability, today_utc
 from .charts import KIND_COLOURS, balance_chart
 from .clients import KINDS, Dashboard, Invalid, OutcomeUnknown, Relationship, Unavailable
 from .exchange_form import contract_errors, new_key, valid_key
+from .format import parse_day
 from .prompts import reflection_prompts
 from .signal_words import SIGNAL_HINTS_SELF
 from .ui import WINDOW_LABELS, WINDOWS, clients, me, render_page, window_arg
@@ -160,9 +161,9 @@ def pause() -> Response:
     until: date | None = None
     if typed:
         try:
-            until = date.fromisoformat(typed)
-        except ValueError:
-            return _capacity_page(422, pause_error="Give the date you expect to be back.", paused_until=typed)
+            until = parse_day(typed, today_utc())
+        except ValueError as err:
+            return _capacity_page(422, pause_error=f"{err} (the day you expect to be back)", paused_until=typed)
         if until < today_utc():
             return _capacity_page(422, pause_error="That date has passed; choose today or later.", paused_until=typed)
         if refused := contract_errors(ChangeAvailability, {"status": "paused", "paused_until": until}):

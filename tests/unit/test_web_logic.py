@@ -307,3 +307,56 @@ def test_a_big_circles_labels_do_not_overlap() -> None:
 def test_a_small_circle_still_shows_everyone() -> None:
     graph = flow_graph([Flow(giver="ada", receiver="ben", minutes=60)], {"ada": "Ada", "ben": "Ben", "chen": "Chen"})
     assert not graph.partial and {n.id for n in graph.nodes} == {"ada", "ben", "chen"}
+
+
+# -- dates: one format in forms and pages -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["2 Dec 2026", "2 December 2026", "02 dec 2026", " 2  DEC  2026 ", "2 Dec. 2026",
+                                   "2Dec2026", "Dec 2, 2026", "December 2 2026", "2026-12-02", "2 Dec", "2 dec,"])
+def test_a_day_is_read_in_the_pages_form_and_in_iso(typed: str) -> None:
+    from reciprocity.web.format import parse_day
+
+    assert parse_day(typed, date(2026, 12, 5)) == date(2026, 12, 2)
+
+
+def test_today_yesterday_and_a_day_without_a_year_count_from_the_given_today() -> None:
+    from reciprocity.web.format import parse_day
+
+    assert parse_day("Today", date(2027, 1, 1)) == date(2027, 1, 1)
+    assert parse_day("yesterday", date(2027, 1, 1)) == date(2026, 12, 31)  # across the year's end
+    assert parse_day("31 Dec", date(2027, 1, 1)) == date(2027, 12, 31)  # this year's, as pages write it
+    assert parse_day("29 Feb 2028", date(2027, 1, 1)) == date(2028, 2, 29)  # a leap day
+
+
+@pytest.mark.parametrize("typed", ["", "   ", "12/02/2026", "02.12.2026", "2/12", "31 Feb 2026", "29 Feb 2027",
+                                   "0 Dec 2026", "32 Dec 2026", "2 Decembre 2026", "2026-13-01", "2026-12",
+                                   "Dec", "2026", "tomorrow", "2 Dec 26", "2 Dec 2026 2027", "0000-01-01"])
+def test_anything_else_is_refused_with_the_form_to_write(typed: str) -> None:
+    from reciprocity.web.format import parse_day
+
+    with pytest.raises(ValueError, match=r"^Write the day like 2 Dec 2026\.$"):
+        parse_day(typed, date(2026, 12, 5))
+
+
+def test_a_date_field_shows_the_pages_form_with_the_year_and_offers_the_last_two_weeks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from reciprocity.web.format import day_field, recent_days
+
+    assert day_field(date(2026, 3, 4)) == "4 Mar 2026" and day_field("2026-03-04") == "4 Mar 2026"
+    assert day_field("4/3/2026") == "4/3/2026" and day_field(None) == ""  # what was typed stays to be corrected
+    freeze_clock(monkeypatch, datetime(2026, 12, 2, 20, 0, tzinfo=UTC))  # already 3 Dec east of UTC
+    choices = recent_days()
+    assert len(choices) == 14
+    assert choices[:3] == [("3 Dec 2026", "Thursday"), ("2 Dec 2026", "today"), ("1 Dec 2026", "yesterday")]
+    assert choices[-1] == ("20 Nov 2026", "Friday")
+
+
+def test_the_exchange_form_reads_the_pages_form_and_sends_the_ledger_iso() -> None:
+    blank = ExchangeForm.blank(TODAY)
+    assert blank.occurred_on == f"{TODAY.day} {TODAY:%b %Y}"
+    typed = ExchangeForm(direction="gave", other="ben", kind="help", minutes="30",
+                         occurred_on=f"{TODAY.day} {TODAY:%B %Y}")
+    assert check(typed, "ada", TODAY) == {}
+    assert ledger_body(typed, "ada")["occurred_on"] == TODAY.isoformat()
+    us_style = ExchangeForm(occurred_on="03/02/2025")
+    assert check(us_style, "ada", TODAY)["occurred_on"] == "Write the day like 2 Dec 2026."

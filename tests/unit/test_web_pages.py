@@ -548,7 +548,7 @@ def test_a_member_east_of_utc_can_record_their_today(app, clients, monkeypatch) 
     freeze_clock(monkeypatch, datetime(2025, 3, 1, 20, 0, tzinfo=UTC))  # already 2 March in Auckland
     client = client_as(app, "ada")
     page = text(client.get("/exchanges/new"))
-    assert re.search(r'id="occurred_on"[^>]*max="2025-03-02"', page)  # the date picker offers it
+    assert re.search(r'id="occurred_on-choices">\s*<option value="2 Mar 2025"', page)  # the quick choices offer it
     form = {**new_exchange_form(client), "occurred_on": "2025-03-02"}
     blur = client.post("/exchanges/validate?field=occurred_on", data=form)
     assert "future" not in text(blur)
@@ -1365,3 +1365,57 @@ def test_the_record_form_suggests_her_circle_mates_without_javascript(app) -> No
     options = re.search(r'<datalist id="member-options".*?</datalist>', page, re.S)
     assert options and '<option value="ben">Ben Okafor</option>' in options.group(0)
     assert '<option value="ada">' not in options.group(0) and '<option value="omar">' not in options.group(0)
+
+
+def test_dates_in_forms_read_like_the_pages_and_are_taken_in_that_form(app, clients) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: a native date field showed 12/02/2026 beside pages saying "2 Dec"; one format everywhere."""
+    ada = client_as(app, "ada")
+    page = text(ada.get("/exchanges/new"))
+    today = today_utc()
+    shown = f"{today.day} {today:%b %Y}"
+    assert re.search(rf'<input type="text" id="occurred_on" name="occurred_on" value="{shown}"', page)
+    assert 'type="date"' not in page and f'<option value="{shown}" label="today">' in page
+    three_days_ago = today - timedelta(days=3)
+    form = {**new_exchange_form(ada), "occurred_on": f"{three_days_ago.day} {three_days_ago:%B %Y}"}
+    assert ada.post("/exchanges/new", data=form).status_code == 303
+    assert clients.ledger.commands[-1][1]["occurred_on"] == three_days_ago.isoformat()
+    us_style = {**new_exchange_form(ada), "occurred_on": f"{today:%m/%d/%Y}"}
+    refused = ada.post("/exchanges/new", data=us_style)
+    assert refused.status_code == 422 and len(clients.ledger.commands) == 1
+    assert re.search(r'id="occurred_on-error"[^>]*>Write the day like 2 Dec 2026\.', text(refused))
+    assert f'value="{today:%m/%d/%Y}"' in text(refused)  # what she typed stays, to correct
+
+
+def test_the_history_search_pause_and_correction_take_the_pages_form(app, clients) -> None:  # type: ignore[no-untyped-def]
+    ada = client_as(app, "ada")
+    today = today_utc()
+    since = today - timedelta(days=9)
+    found = text(ada.get(f"/exchanges?from={since.isoformat()}"))  # an old link, in ISO
+    assert f'id="from" name="from" value="{since.day} {since:%b %Y}"' in found  # shown as the pages write it
+    assert 'type="date"' not in found
+    assert ada.get(f"/exchanges?from={since.day}+{since:%b}+{since.year}").status_code == 200
+    bad = ada.get("/exchanges?to=31/12/2026")
+    assert bad.status_code == 422 and "Write the day like 2 Dec 2026." in text(bad)
+    ben = client_as(app, "ben")
+    capacity = text(ben.get("/capacity"))
+    assert 'type="date"' not in capacity
+    back = today + timedelta(days=20)
+    token = hidden(capacity, "csrf_token")
+    refused = ben.post("/capacity/pause", data={"csrf_token": token, "paused_until": f"{back:%d.%m.%Y}"})
+    assert refused.status_code == 422 and "Write the day like 2 Dec 2026." in text(refused)
+    assert clients.ledger.commands == []
+    assert ben.post("/capacity/pause", data={"csrf_token": token, "paused_until": f"{back.day} {back:%b %Y}"}
+                    ).status_code == 302
+    assert clients.ledger.commands[-1][1]["paused_until"] == back
+    card = text(ben.get("/exchanges/pending-for-ada"))  # ben recorded it yesterday
+    yesterday = today - timedelta(days=1)
+    assert f'id="correct-day" name="occurred_on" value="{yesterday.day} {yesterday:%b %Y}"' in card
+    form = {"csrf_token": hidden(card, "csrf_token"), "kind": "mentoring", "minutes": "40", "note": "",
+            "idempotency_key": hidden(card.split('id="correct-form"')[1], "idempotency_key")}
+    wrong = ben.post("/exchanges/pending-for-ada/correct", data={**form, "occurred_on": "yesterday-ish"})
+    assert wrong.status_code == 302 and [c[0] for c in clients.ledger.commands].count("correct") == 0
+    assert "Nothing was corrected: Write the day like 2 Dec 2026." in text(ben.get(wrong.headers["Location"]))
+    two_days_ago = today - timedelta(days=2)
+    fixed = ben.post("/exchanges/pending-for-ada/correct",
+                     data={**form, "occurred_on": f"{two_days_ago.day} {two_days_ago:%b %Y}"})
+    assert fixed.status_code == 302 and clients.ledger.commands[-1][0] == "correct"

@@ -54,7 +54,7 @@ MAX_LOOKS = 60
 
 
 def _form_page(form: ExchangeForm, status: int = 200, **extra: object) -> Response:
-    # The date picker allows the ledger's own bound (latest_today), so members east of UTC can pick their today.
+    # The quick choices start at the ledger's own bound (latest_today), so members east of UTC can pick their today.
     return render_page("exchange_new.html", "partials/_exchange_form.html", code=status, form=form, kinds=KINDS,
                        latest=latest_today(), note_max=NOTE_MAX, suggested=_circle_mates(), **extra)
 

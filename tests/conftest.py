@@ -176,6 +176,14 @@ def postgres_url(postgres_server: LocalPostgres, unique_id: str) -> str:
     return postgres_server.create_database(f"test_{unique_id}")
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """A fresh read-model database, once on SQLite and once on PostgreSQL: every read model is tested on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/read-models.db"
+    return request.getfixturevalue("postgres_url")
+
+
 # -- helpers -------------------------------------------------------------------------------------------
 
 

@@ -16,13 +16,6 @@ from tests.support.auth import BALANCE_TOKEN, authorized
 from tests.support.balance_events import Exchange, Feeder, circle, member
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/balance.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def _history(db_url: str):  # type: ignore[no-untyped-def]
     """ann's 23 exchanges (with bob, cat and dan, several per day, some acknowledged) among others'."""
     engine = make_engine(db_url)

@@ -26,13 +26,6 @@ def projector(env: dict[str, str], log_dir) -> ServiceProcess:  # type: ignore[n
     return worker(MODULE, "projector", env=env, log_dir=log_dir)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/balance.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def workload(n_events: int, seed: int = 7) -> tuple[list, list, dict[str, int]]:
     """Directory events, then `n_events` exchange events (recorded, and later acknowledged, disputed or
     withdrawn for some), with the totals they must add up to."""

@@ -53,13 +53,6 @@ PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
                                            HealthCheck.data_too_large])
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/property.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def _roundtrip(event: Event, producer: str = "ledger") -> tuple[Envelope, Event]:
     """Through the bytes a consumer reads: what the projection gets is what decode makes of the log."""
     envelope, decoded = decode(encode(wrap(event, producer=producer, occurred_at=datetime.now(UTC))))

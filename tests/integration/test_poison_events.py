@@ -39,13 +39,6 @@ from tests.support.services import wait_for
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/balance.db"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def stack(kafka_bootstrap: str, unique_id: str, db_url: str, monkeypatch) -> Iterator[tuple[str, EventLog]]:  # type: ignore[no-untyped-def]
     prefix = f"t.poison.{unique_id}."

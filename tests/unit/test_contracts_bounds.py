@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
 from reciprocity.contracts.bounds import LATEST_EVENT_DAY, MAX_PAUSE_DAYS
 from reciprocity.contracts.commands import (
     Acknowledge,
@@ -15,51 +14,41 @@ from reciprocity.contracts.commands import (
     Dispute,
     RecordExchange,
     RegisterMember,
-    field_errors,
     today_utc,
 )
 from reciprocity.contracts.envelope import ContractError, decode
 
-
-def _errors(model, data) -> dict[str, str]:
-    with pytest.raises(ValidationError) as caught:
-        model.model_validate(data)
-    return {e.field: e.message for e in field_errors(caught.value)}
-
-
-def _exchange(**overrides):
-    return {"giver": "ada-l", "receiver": "bob-m", "kind": "help", "minutes": 30,
-            "occurred_on": str(today_utc()), "recorded_by": "ada-l", **overrides}
+from tests.support.command_bodies import errors_of, exchange_body
 
 
 def test_a_pause_ends_at_most_365_days_ahead() -> None:
     last = today_utc() + timedelta(days=MAX_PAUSE_DAYS)
     assert ChangeAvailability(status="paused", paused_until=last).paused_until == last
-    message = _errors(ChangeAvailability, {"status": "paused", "paused_until": "9999-12-31"})["paused_until"]
+    message = errors_of(ChangeAvailability, {"status": "paused", "paused_until": "9999-12-31"})["paused_until"]
     assert message == (f"paused_until can be at most 365 days ahead (until {last.isoformat()}); leave it out to "
                        "pause until you resume.")
-    assert "paused_until" in _errors(ChangeAvailability, {"status": "paused", "paused_until": last + timedelta(1)})
+    assert "paused_until" in errors_of(ChangeAvailability, {"status": "paused", "paused_until": last + timedelta(1)})
 
 
 @pytest.mark.parametrize("field,model,body", [
-    ("note", RecordExchange, _exchange()),
+    ("note", RecordExchange, exchange_body()),
     ("thanks", Acknowledge, {"by": "bob-m"}),
     ("reason", Dispute, {"by": "bob-m"}),
 ])
 def test_free_text_keeps_line_breaks_and_refuses_other_control_characters(field, model, body) -> None:
     kept = model.model_validate({**body, field: "thank you\r\nfor the\rhelp\n\n  indented"})
     assert getattr(kept, field) == "thank you\nfor the\nhelp\n\n  indented"
-    assert _errors(model, {**body, field: "a\x00b"}) == {
+    assert errors_of(model, {**body, field: "a\x00b"}) == {
         field: f"{field} cannot contain control characters other than line breaks (found U+0000)."}
-    assert _errors(model, {**body, field: "a\tb"})[field].endswith("(found U+0009).")
-    assert _errors(model, {**body, field: "a\x9bb"})[field].endswith("(found U+009B).")
-    assert _errors(model, {**body, field: "a\ud800b"}) == {
+    assert errors_of(model, {**body, field: "a\tb"})[field].endswith("(found U+0009).")
+    assert errors_of(model, {**body, field: "a\x9bb"})[field].endswith("(found U+009B).")
+    assert errors_of(model, {**body, field: "a\ud800b"}) == {
         field: f"{field} holds a lone surrogate (U+D800), which is not a character; remove it or paste the "
                "text again."}
 
 
 def test_names_refuse_a_lone_surrogate() -> None:
-    assert _errors(RegisterMember, {"id": "ann-lee", "name": "Ann\udc00", "email": "a@example.org"}) == {
+    assert errors_of(RegisterMember, {"id": "ann-lee", "name": "Ann\udc00", "email": "a@example.org"}) == {
         "name": "name holds a lone surrogate (U+DC00), which is not a character; remove it or paste the text again."}
 
 
@@ -117,7 +106,7 @@ def test_a_signal_with_a_ratio_of_nan_is_refused_on_read() -> None:
 def test_a_circle_policy_is_bounded_in_commands_but_an_old_one_still_reads() -> None:
     from reciprocity.contracts.commands import FormCircle
 
-    assert _errors(FormCircle, {"id": "ops", "name": "Ops", "policy": {
+    assert errors_of(FormCircle, {"id": "ops", "name": "Ops", "policy": {
         "overextension_ratio": 1e308, "overextension_min_given_minutes": 10**20}}) == {
         "policy.overextension_ratio": "overextension_ratio must be at most 100.",
         "policy.overextension_min_given_minutes": "overextension_min_given_minutes must be at most 40320."}

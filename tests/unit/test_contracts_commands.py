@@ -4,33 +4,22 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from pydantic import ValidationError
 from reciprocity.contracts.commands import (
     ChangeAvailability,
     FormCircle,
     RecordExchange,
     RegisterMember,
     SetLeads,
-    field_errors,
     field_name,
     today_utc,
 )
 from reciprocity.contracts.ids import COMMAND_NAMESPACE, EXCHANGE_ID_PATTERN, command_event_id, exchange_id_for
 
-
-def _errors(model, data) -> dict[str, str]:
-    with pytest.raises(ValidationError) as caught:
-        model.model_validate(data)
-    return {e.field: e.message for e in field_errors(caught.value)}
-
-
-def _exchange(**overrides):
-    return {"giver": "ada-l", "receiver": "bob-m", "kind": "help", "minutes": 30,
-            "occurred_on": str(today_utc()), "recorded_by": "ada-l", **overrides}
+from tests.support.command_bodies import errors_of, exchange_body
 
 
 def test_valid_exchange_passes() -> None:
-    cmd = RecordExchange.model_validate(_exchange(note="  thanks  "))
+    cmd = RecordExchange.model_validate(exchange_body(note="  thanks  "))
     assert cmd.note == "thanks" and cmd.shared is False
 
 
@@ -49,24 +38,24 @@ def test_valid_exchange_passes() -> None:
     ({"surprise": 1}, "surprise", "not a field this request takes"),
 ])
 def test_exchange_rules_name_the_field(overrides, field, words) -> None:
-    errors = _errors(RecordExchange, _exchange(**overrides))
+    errors = errors_of(RecordExchange, exchange_body(**overrides))
     assert field in errors, errors
     assert words in errors[field]
 
 
 def test_missing_fields_are_all_reported_at_once() -> None:
-    errors = _errors(RecordExchange, {})
+    errors = errors_of(RecordExchange, {})
     assert set(errors) == {"giver", "receiver", "kind", "minutes", "occurred_on", "recorded_by"}
     assert errors["giver"] == "giver is required."
 
 
 def test_a_day_365_back_and_today_are_fine() -> None:
-    RecordExchange.model_validate(_exchange(occurred_on=str(today_utc() - timedelta(days=365))))
-    RecordExchange.model_validate(_exchange(occurred_on=str(today_utc())))
+    RecordExchange.model_validate(exchange_body(occurred_on=str(today_utc() - timedelta(days=365))))
+    RecordExchange.model_validate(exchange_body(occurred_on=str(today_utc())))
 
 
 def test_member_rules() -> None:
-    errors = _errors(RegisterMember, {"id": "x", "name": " ", "email": "not-an-address", "circles": ["a1", "a1"],
+    errors = errors_of(RegisterMember, {"id": "x", "name": " ", "email": "not-an-address", "circles": ["a1", "a1"],
                                       "role": "boss"})
     assert set(errors) == {"id", "name", "email", "circles", "role"}
     assert "valid address" in errors["email"]
@@ -75,22 +64,22 @@ def test_member_rules() -> None:
 
 
 def test_leads_listed_twice_and_field_names_of_list_items() -> None:
-    assert "listed twice" in _errors(SetLeads, {"leads": ["ada-l", "ada-l"]})["leads"]
-    assert "leads[1]" in _errors(SetLeads, {"leads": ["ada-l", "B"]})
+    assert "listed twice" in errors_of(SetLeads, {"leads": ["ada-l", "ada-l"]})["leads"]
+    assert "leads[1]" in errors_of(SetLeads, {"leads": ["ada-l", "B"]})
     assert field_name(("policy", "overextension_ratio")) == "policy.overextension_ratio"
     assert field_name(()) == "body"
 
 
 def test_availability_rules() -> None:
-    assert "only goes with status 'paused'" in _errors(
+    assert "only goes with status 'paused'" in errors_of(
         ChangeAvailability, {"status": "active", "paused_until": str(today_utc() + timedelta(days=3))})["paused_until"]
-    assert "in the past" in _errors(
+    assert "in the past" in errors_of(
         ChangeAvailability, {"status": "paused", "paused_until": str(today_utc() - timedelta(days=3))})["paused_until"]
     ChangeAvailability.model_validate({"status": "paused", "paused_until": None})
 
 
 def test_circle_policy_override_rules() -> None:
-    errors = _errors(FormCircle, {"id": "ops", "name": "Ops", "policy": {"overextension_ratio": 1}})
+    errors = errors_of(FormCircle, {"id": "ops", "name": "Ops", "policy": {"overextension_ratio": 1}})
     assert errors == {"policy.overextension_ratio": "overextension_ratio must be more than 1."}
 
 
@@ -117,8 +106,8 @@ def test_event_ids_of_keys_k_and_k_hash_1_never_meet() -> None:
 def test_names_refuse_line_breaks_and_control_characters(name: str) -> None:
     bad = next(c for c in name[3:] if not c.isalpha())
     message = f"name cannot contain line breaks, tabs or other control characters (found U+{ord(bad):04X})."
-    assert _errors(RegisterMember, {"id": "ann-lee", "name": name, "email": "ann@example.org"}) == {"name": message}
-    assert _errors(FormCircle, {"id": "ops", "name": name}) == {"name": message}
+    assert errors_of(RegisterMember, {"id": "ann-lee", "name": name, "email": "ann@example.org"}) == {"name": message}
+    assert errors_of(FormCircle, {"id": "ops", "name": name}) == {"name": message}
 
 
 def test_names_keep_spaces_accents_and_punctuation() -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import requests
 
-from .stack import REPO, free_port
+from .stack import REPO, free_port, wait_until_up
 from .workload import Organisation
 
 WEB_PAGES = ("dashboard /", "history /exchanges", "people", "circle page", "wall")
@@ -110,26 +110,15 @@ def build_read_model(database_url: str, n: int, *, seed: int = 42, chunk: int = 
 # --- the processes -------------------------------------------------------------------------------
 
 
-def _wait(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not up in {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @contextmanager
 def _process(args: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[None]:
     with log.open("w") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
     try:
-        _wait(ready, proc, log)
+        def died() -> str | None:
+            return None if proc.poll() is None else f"{ready} exited:\n{log.read_text()[-3000:]}"
+
+        wait_until_up(ready, died, 120)
         yield
     finally:
         proc.terminate()

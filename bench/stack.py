@@ -12,16 +12,16 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from reciprocity.messaging.local_kafka import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # What the services call each other on, by the Procfile's default port.
@@ -30,18 +30,13 @@ TOKENS = {"LEDGER_TOKEN": "bench-ledger-token", "BALANCE_TOKEN": "bench-balance-
           "NOTIFY_TOKEN": "bench-notify-token"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def procfile(path: Path = REPO / "Procfile") -> dict[str, str]:
+    """name -> command line, in file order (comments and blank lines skipped)."""
     lines = {}
     for line in path.read_text().splitlines():
         match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line)
         if match:
-            lines[match.group(1)] = match.group(2)
+            lines[match.group(1)] = match.group(2).strip()
     return lines
 
 
@@ -120,16 +115,27 @@ def procfile_stack(bootstrap: str, workdir: Path, *, skip: tuple[str, ...] = ("k
 
 
 def _wait_healthy(stack: RunningStack, url: str, timeout_s: float) -> None:
+    def died() -> str | None:
+        dead = {n: p.returncode for n, p in stack.processes.items() if p.poll() is not None}
+        if not dead:
+            return None
+        name = next(iter(dead))
+        return f"{name} exited ({dead[name]}):\n{stack.log(name)}"
+
+    wait_until_up(url, died, timeout_s)
+
+
+def wait_until_up(url: str, died: Callable[[], str | None], timeout_s: float) -> None:
+    """Until `url` answers 200; fails at once with what `died` says when it says anything (a process it
+    waits for exited), or at the deadline."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        dead = {n: p.returncode for n, p in stack.processes.items() if p.poll() is not None}
-        if dead:
-            name = next(iter(dead))
-            raise RuntimeError(f"{name} exited ({dead[name]}):\n{stack.log(name)}")
+        if (why := died()) is not None:
+            raise RuntimeError(why)
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"{url} not healthy in {timeout_s:.0f} s")
+    raise RuntimeError(f"{url} not up in {timeout_s:.0f} s")

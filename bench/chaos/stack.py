@@ -26,21 +26,13 @@ from pathlib import Path
 import requests
 from reciprocity.messaging.local_kafka import LocalKafka, free_port
 
+from bench.stack import procfile
+
 REPO = Path(__file__).resolve().parents[2]
 # The Procfile's fixed ports, by the process that listens there.
 DEFAULT_PORTS = {"9092": "kafka", "1025": "mail", "8000": "web", "8001": "ledger", "8002": "balance",
                  "8003": "notify"}
 NOT_STARTED = ("kafka", "web", "seed")  # the broker is LocalKafka; load goes to the ledger's API
-
-
-def read_procfile(path: Path = REPO / "Procfile") -> dict[str, str]:
-    """name -> command line, in file order (comments and blank lines skipped)."""
-    entries: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        found = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line)
-        if found:
-            entries[found.group(1)] = found.group(2).strip()
-    return entries
 
 
 _PORT_SETTING = re.compile(r"(\b\w*PORT=|--port[= ])(\d+)\b")
@@ -173,7 +165,7 @@ class Stack:
         }
         env.pop("DATABASE_URL", None)  # each service's own default, under run_dir/var
         stack = cls(run_dir=run_dir, kafka=kafka, ports=ports, env=env)
-        for name, command in read_procfile().items():
+        for name, command in procfile().items():
             if name in NOT_STARTED:
                 continue
             mapped, probe = map_ports(command, numbers)

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
-import operator
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from reciprocity.common.bulk_sql import CounterUpsert, RowInsert, dialect_insert, transient_error
 from reciprocity.common.sealing import Opener
 from reciprocity.contracts.events import ExchangeFacts, MemberForgotten
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, StaleBatch
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -36,165 +35,6 @@ from .projector import Deltas, KnownExchange, lifecycle_ids, project
 log = logging.getLogger(__name__)
 
 _CHUNK = 500  # ids per IN (...) list
-
-
-def _q(name: str) -> str:
-    return f'"{name}"'
-
-
-class PgStaging:
-    """Bulk rows into PostgreSQL through COPY into a session temp table, for one set-based statement
-    from there. psycopg dumps COPY rows in C; the `unnest` of one array per column it replaces spent
-    most of its time in psycopg's pure-Python array dumper (escaping each element with a regex)."""
-
-    def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
-        self.name = f"tmp_{table.name}"
-        # Per session, emptied at each commit (and dropped with a rolled-back transaction that created it).
-        self._create = (f"CREATE TEMP TABLE IF NOT EXISTS {self.name} (LIKE {table.name} INCLUDING DEFAULTS) "
-                        "ON COMMIT DELETE ROWS")
-        self._copy = f"COPY {self.name} ({', '.join(map(_q, columns))}) FROM STDIN"
-
-    def load(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
-        """COPY `rows` into the temp table, in the transaction `conn` is in."""
-        conn.exec_driver_sql(self._create)
-        with conn.connection.driver_connection.cursor() as cur, cur.copy(self._copy) as copy:
-            write = copy.write_row
-            for row in rows:
-                write(row)
-
-
-class CounterUpsert:
-    """`INSERT ... ON CONFLICT (key) DO UPDATE SET c = c + excluded.c` for one counter table, as raw
-    DBAPI executemany (SQLite) or from a COPY-filled temp table (PostgreSQL): the projection's hot path."""
-
-    def __init__(self, table: sa.Table, keys: Sequence[str], counters: Sequence[str], dialect: str) -> None:
-        self.table = table
-        self.keys = ("generation", *keys)
-        self.counters = tuple(counters)
-        self.dialect = dialect
-        cols = (*self.keys, *self.counters)
-        self._row_ph = "(" + ", ".join(["?"] * len(cols)) + ")"
-        self._head = f"INSERT INTO {table.name} ({', '.join(map(_q, cols))}) "
-        if dialect == "sqlite":
-            self._head += "VALUES "
-        else:
-            self._staging = PgStaging(table, cols)
-            # ORDER BY the key: rows are locked in that order, the same in every concurrent writer.
-            self._head += (f"SELECT {', '.join(map(_q, cols))} FROM {self._staging.name} "
-                           f"ORDER BY {', '.join(map(_q, self.keys))}")
-        self._tail = (
-            f" ON CONFLICT ({', '.join(map(_q, self.keys))}) DO UPDATE SET "
-            + ", ".join(f"{_q(c)} = {table.name}.{_q(c)} + excluded.{_q(c)}" for c in self.counters)
-        )
-
-    def rows(self, generation: int, deltas: Mapping[tuple, list[int]]) -> list[tuple]:
-        """The driver's rows for `deltas` (days in the keys are ISO text). All-zero deltas (recorded and
-        withdrawn in one batch) are left out."""
-        return [(generation, *key, *counts) for key, counts in deltas.items() if any(counts)]
-
-    def execute(self, conn: Connection, rows: list[tuple]) -> int:
-        """On PostgreSQL rows are upserted in key order, so concurrent writers lock rows in the same
-        order (no deadlocks); SQLite has one writer at a time."""
-        if not rows:
-            return 0
-        if self.dialect == "sqlite":
-            conn.exec_driver_sql(self._head + self._row_ph + self._tail, rows)
-        else:  # COPY, then one INSERT ... SELECT ... ON CONFLICT through SQLAlchemy (its error types)
-            self._staging.load(conn, rows)
-            conn.exec_driver_sql(self._head + self._tail)
-        return len(rows)
-
-
-_ZERO = timedelta(0)
-
-
-def sqlite_datetime(value: datetime) -> str:
-    """SQLAlchemy's DateTime text on SQLite (naive UTC), so raw inserts read back like Core ones."""
-    offset = value.utcoffset()
-    if offset == _ZERO and 1000 <= value.year:
-        # Already UTC (every envelope time the ledger writes): drop the "+00:00" instead of converting.
-        return value.isoformat(sep=" ", timespec="microseconds")[:26]
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(sep=" ", timespec="microseconds")
-
-
-class RowInsert:
-    """A plain multi-row INSERT of whole rows (the new exchanges), raw like CounterUpsert."""
-
-    def __init__(self, table: sa.Table, dialect: str) -> None:
-        self.columns = [c.name for c in table.columns]
-        assert self.columns[0] == "generation"
-        self.dialect = dialect
-        self._row_ph = "(" + ", ".join(["?"] * len(self.columns)) + ")"
-        self._head = f"INSERT INTO {table.name} ({', '.join(map(_q, self.columns))}) "
-        if dialect == "sqlite":
-            self._head += "VALUES "
-        else:
-            self._staging = PgStaging(table, self.columns)
-            self._head += (f"SELECT {', '.join(map(_q, self.columns))} FROM {self._staging.name} "
-                           f"ORDER BY {_q(self.columns[1])}")  # the key after generation: lock order
-        self._get = operator.itemgetter(*self.columns[1:])
-        # (position, conversion) of the columns SQLite needs as SQLAlchemy would store them.
-        self._convert: list[tuple[int, Callable[[Any], Any]]] = []
-        if dialect == "sqlite":
-            # One memo for all DateTime columns: recorded_at and updated_at of a new exchange are one value.
-            to_text = _memo(sqlite_datetime)
-            for i, c in enumerate(table.columns):
-                if isinstance(c.type, sa.DateTime):
-                    self._convert.append((i, to_text))
-                elif isinstance(c.type, sa.Date):
-                    self._convert.append((i, lambda v: v if isinstance(v, str) else v.isoformat()))
-                elif isinstance(c.type, sa.Boolean):
-                    self._convert.append((i, int))
-
-    def rows(self, generation: int, rows: Iterable[Mapping[str, Any]]) -> list[tuple]:
-        """The driver's rows: as they are for COPY (PostgreSQL), as SQLAlchemy would store them in SQLite."""
-        get, convert = self._get, self._convert
-        if not convert:
-            return [(generation, *get(r)) for r in rows]
-        tuples = []
-        for r in rows:
-            values = [generation, *get(r)]
-            for i, fn in convert:
-                if values[i] is not None:
-                    values[i] = fn(values[i])
-            tuples.append(tuple(values))
-        return tuples
-
-    def execute(self, conn: Connection, tuples: list[tuple]) -> None:
-        if not tuples:
-            return
-        if self.dialect == "sqlite":
-            conn.exec_driver_sql(self._head + self._row_ph, tuples)
-        else:
-            self._staging.load(conn, tuples)
-            conn.exec_driver_sql(self._head)
-
-
-def _memo(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Remember the last conversion: an exchange's recorded_at and updated_at are the same value."""
-    last: list[Any] = [object(), None]
-
-    def convert(value: Any) -> Any:
-        if value is not last[0]:
-            last[0], last[1] = value, fn(value)
-        return last[1]
-
-    return convert
-
-
-def dialect_insert(conn: Connection, table: sa.Table):  # type: ignore[no-untyped-def]
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def _transient(err: DBAPIError) -> bool:
-    """Lock waits and deadlocks that a retry of the whole batch resolves."""
-    code = getattr(err.orig, "sqlstate", None)
-    if code in ("40P01", "40001", "55P03"):
-        return True
-    text = str(err.orig).lower()
-    return "database is locked" in text or "database is busy" in text
 
 
 @dataclass(frozen=True)
@@ -283,7 +123,7 @@ class BalanceProjection:
                 # repeated recording is skipped (and any other one fails as a ProjectionError).
                 careful = True
             except DBAPIError as err:
-                if attempt == 5 or not _transient(err):
+                if attempt == 5 or not transient_error(err):
                     raise
                 log.info("transient database error (%s); retrying the batch", err.orig)
                 time.sleep(0.05 * (attempt + 1))

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from reciprocity.common.bulk_sql import dialect_insert
 from reciprocity.contracts.envelope import Envelope, encode, wrap
 from reciprocity.contracts.events import (
     Event,
@@ -55,7 +56,6 @@ from .policy import (
     is_paused,
     policy_for,
 )
-from .projection import dialect_insert
 from .projector import RECORDED
 from .queries import last_day_anywhere
 

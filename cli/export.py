@@ -47,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
     from reciprocity.balance import queries
     from reciprocity.balance import tables as t
-    from reciprocity.balance.app import BadRequest, parse_window
     from reciprocity.balance.db import make_engine
     from reciprocity.balance.generations import active_generation
     from reciprocity.balance.measures import reciprocity_index
+    from reciprocity.balance.request_params import BadRequest, parse_window
     from reciprocity.balance.settings import BalanceSettings
 
     settings = BalanceSettings()

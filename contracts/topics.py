@@ -26,6 +26,10 @@ SIGNALS = TopicSpec("balance.signals", partitions=4, writer="balance", config=_F
 
 SOURCE_TOPICS: dict[str, TopicSpec] = {t.name: t for t in (DIRECTORY, EXCHANGES, SIGNALS)}
 
+# Which topics each service consumes, written once: its consumer, its status page, the CLI and the tests
+# read these names.
+BALANCE_READS = (DIRECTORY.name, EXCHANGES.name)
+
 
 def dlq_topic(source: str) -> str:
     return f"{source}.dlq"

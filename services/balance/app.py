@@ -1,18 +1,12 @@
-"""The balance service: the read API (port 8002), and the BalanceService its worker roles run.
+"""The balance read API (port 8002): its routes over the read models, and its entry point.
 
-`python -m reciprocity.balance.app` serves the read API under gunicorn; the projector (the
-ProjectionConsumer over ledger.directory + ledger.exchanges, with the evaluation of the members it
-touched) and the scheduled sweep run as processes of their own (`python -m reciprocity.balance.worker
-projector|sweep`); bootstrap.py wires all three. `create_app(...)` builds the read API alone.
+`python -m reciprocity.balance.app` serves it under gunicorn; the projector and the scheduled sweep run
+as processes of their own (`python -m reciprocity.balance.worker projector|sweep`). bootstrap.py wires
+all three; `create_app(...)` builds the read API alone. Query parameters are parsed in request_params.py.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import sys
-import threading
-import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -20,129 +14,22 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from reciprocity.common.auth import require_bearer_token
-from reciprocity.common.sealing import projection_opener
 from reciprocity.common.service import add_metrics_route, health_response, serve_api
-from reciprocity.contracts.envelope import ContractError, decode
-from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS, all_topics
-from reciprocity.messaging.consumer import ConsumerHealth, PartitionKey, ProjectionConsumer
-from reciprocity.messaging.event_log import BrokerUnavailable, EventLog
-from reciprocity.messaging.inspect import end_offsets, read_all
-from reciprocity.messaging.topics_admin import ensure_topics
+from reciprocity.common.ttl_cache import TtlCache
+from reciprocity.contracts.topics import BALANCE_READS
+from reciprocity.messaging.consumer import ConsumerHealth, PartitionKey
+from reciprocity.messaging.inspect import end_offsets
 from sqlalchemy.engine import Engine
 
 from . import metrics, queries
 from . import tables as t
-from .db import make_engine, migrate
+from .db import make_engine
 from .dead_letters import DeadLetter, all_dlqs, dlq_names, read_dead_letters
 from .generations import active_generation, replay_generations, replay_running
-from .projection import BalanceProjection
+from .request_params import BadRequest, date_arg, int_arg, parse_window
 from .settings import BalanceSettings
-from .signals import OutboxPublisher, SignalEngine, restore_from_log
 
-log = logging.getLogger(__name__)
-
-SOURCE_TOPICS = (DIRECTORY.name, EXCHANGES.name)
 STATUSES = ("recorded", "acknowledged", "disputed", "withdrawn")
-_WINDOW = re.compile(r"^(\d{1,4})d?$")
-MAX_WINDOW_DAYS = 730
-
-
-class BadRequest(ValueError):
-    pass
-
-
-def parse_window(raw: str | None, default: int = 28) -> int:
-    if raw is None or raw == "":
-        return default
-    match = _WINDOW.match(raw.strip())
-    if not match or not 1 <= int(match.group(1)) <= MAX_WINDOW_DAYS:
-        raise BadRequest(f"window must look like 28d (1 to {MAX_WINDOW_DAYS} days), got {raw!r}")
-    return int(match.group(1))
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}")
-    return value
-
-
-def _date_arg(name: str) -> date | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a date like 2026-03-01, got {raw!r}") from None
-
-
-class EndOffsetCache:
-    """Log end offsets for the status endpoint, fetched at most every `ttl_s` (each fetch is a round
-    trip to the broker)."""
-
-    def __init__(self, fetch: Callable[[], dict[PartitionKey, int]], ttl_s: float = 2.0) -> None:
-        self._fetch = fetch
-        self._ttl = ttl_s
-        self._at = 0.0
-        self._value: dict[PartitionKey, int] | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> dict[PartitionKey, int] | None:
-        with self._lock:
-            if time.monotonic() - self._at > self._ttl:
-                try:
-                    self._value = self._fetch()
-                except Exception as err:  # Kafka away: the status still shows what the database knows
-                    log.info("end offsets unavailable: %r", err)
-                    self._value = None
-                self._at = time.monotonic()
-            return self._value
-
-
-class DeadLetterCache:
-    """The dead letters of every DLQ, read at most every `ttl_s` (each read walks the DLQ topics from the
-    start); a failed read is remembered as long, so a polling page does not hammer an unreachable broker."""
-
-    def __init__(self, fetch: Callable[[], list[DeadLetter]], ttl_s: float = 5.0) -> None:
-        self._fetch = fetch
-        self._ttl = ttl_s
-        self._at = -float("inf")
-        self._value: list[DeadLetter] | str = []
-        self._lock = threading.Lock()
-        self._refreshing = threading.Lock()
-
-    def peek(self) -> list[DeadLetter] | str | None:
-        """What was read last (None before the first read), without waiting: a stale value starts a
-        read in the background. For /health, which must answer at once even when Kafka does not."""
-        with self._lock:
-            value, stale = (None if self._at == -float("inf") else self._value), time.monotonic() - self._at > self._ttl
-        if stale and self._refreshing.acquire(blocking=False):
-            def refresh() -> None:
-                try:
-                    self.get()
-                finally:
-                    self._refreshing.release()
-            threading.Thread(target=refresh, name="dead-letter-refresh", daemon=True).start()
-        return value
-
-    def get(self) -> list[DeadLetter] | str:
-        """The dead letters, or why they cannot be read."""
-        with self._lock:
-            if time.monotonic() - self._at > self._ttl:
-                try:
-                    self._value = self._fetch()
-                except Exception as err:  # BrokerUnavailable: Kafka away or a DLQ topic missing
-                    log.info("dead letters unavailable: %r", err)
-                    self._value = f"dead letters cannot be read: {err}"
-                self._at = time.monotonic()
-            return self._value
 
 
 def create_app(
@@ -160,14 +47,17 @@ def create_app(
     today = clock or settings.today
     if end_offsets_fn is None:
         def end_offsets_fn() -> dict[PartitionKey, int]:
-            return end_offsets(settings.kafka_bootstrap_servers, SOURCE_TOPICS, topic_prefix=settings.topic_prefix,
+            return end_offsets(settings.kafka_bootstrap_servers, BALANCE_READS, topic_prefix=settings.topic_prefix,
                                timeout_s=2.0)
-    ends = EndOffsetCache(end_offsets_fn)
+    ends = TtlCache(end_offsets_fn, ttl_s=2.0, what="end offsets",
+                    on_error=lambda err: None)  # Kafka away: the status still shows what the database knows
     if dead_letters_fn is None:
         def dead_letters_fn() -> list[DeadLetter]:
             return read_dead_letters(settings.kafka_bootstrap_servers, settings.topic_prefix, all_dlqs(),
                                      timeout_s=3.0)
-    dead_letter_cache = DeadLetterCache(dead_letters_fn)
+    # Each read walks the DLQ topics from the start; Kafka away or a DLQ topic missing is said, not raised.
+    dead_letter_cache: TtlCache[list[DeadLetter] | str] = TtlCache(
+        dead_letters_fn, ttl_s=5.0, what="dead letters", on_error=lambda err: f"dead letters cannot be read: {err}")
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -189,7 +79,7 @@ def create_app(
 
     @app.get("/openapi.json")
     def openapi() -> Response:
-        from .openapi import openapi_document  # it reads this module's constants
+        from .openapi import openapi_document  # it imports this module's STATUSES
 
         return jsonify(openapi_document())
 
@@ -201,7 +91,7 @@ def create_app(
             problems["consumer"] = consumer_health.reason()
             details["consumer"] = consumer_health.summary()
         # Parked records are no failure (the read side goes on) but are never silent: how many wait in
-        # the DLQs, as last read (the read itself happens off this request, see DeadLetterCache.peek).
+        # the DLQs, as last read (the read itself happens off this request, see TtlCache.peek).
         waiting = dead_letter_cache.peek()
         details["dead_letters_waiting"] = (None if waiting is None or isinstance(waiting, str)
                                            else sum(d.redriven_to is None for d in waiting))
@@ -221,7 +111,7 @@ def create_app(
 
     @app.get("/v1/members/<member_id>/timeline")
     def member_timeline(member_id: str) -> Any:
-        weeks = _int_arg("weeks", 12, 1, 104)
+        weeks = int_arg("weeks", 12, 1, 104)
 
         def run(conn: Any, gen: int) -> Any:
             if not queries.member_known(conn, gen, member_id):
@@ -237,9 +127,9 @@ def create_app(
         timeline, the exchanges waiting (recorded, newest first), the most recent ones, and the signals
         in force about the member."""
         window = parse_window(request.args.get("window"))
-        weeks = _int_arg("weeks", 12, 1, 104)
-        waiting = _int_arg("waiting", 100, 0, 500)
-        recent = _int_arg("recent", 10, 0, 500)
+        weeks = int_arg("weeks", 12, 1, 104)
+        waiting = int_arg("waiting", 100, 0, 500)
+        recent = int_arg("recent", 10, 0, 500)
 
         def run(conn: Any, gen: int) -> Any:
             if not queries.member_known(conn, gen, member_id):
@@ -282,10 +172,10 @@ def create_app(
         other = request.args.get("with") or None
         if other is not None and len(other) > 64:
             raise BadRequest("with must be a member id (at most 64 characters)")
-        since, until = _date_arg("from"), _date_arg("to")
+        since, until = date_arg("from"), date_arg("to")
         if since and until and since > until:
             raise BadRequest("from must not be after to")
-        limit = _int_arg("limit", 50, 1, 500)
+        limit = int_arg("limit", 50, 1, 500)
         cursor = request.args.get("cursor") or None
         wanted = queries.HistoryFilter(status=status, kind=kind, other=other, since=since, until=until)
 
@@ -307,7 +197,7 @@ def create_app(
 
     @app.get("/v1/appreciations")
     def appreciations() -> Any:
-        limit = _int_arg("limit", 50, 1, 500)
+        limit = int_arg("limit", 50, 1, 500)
         cursor = request.args.get("cursor") or None
 
         def run(conn: Any, gen: int) -> Any:
@@ -384,7 +274,7 @@ def create_app(
         wanted = dlq_names(topic)
         if not set(wanted) <= set(all_dlqs()):
             raise BadRequest(f"topic must be one of {', '.join(all_dlqs())} or their source topics, got {topic!r}")
-        limit = _int_arg("limit", 100, 1, 1000)
+        limit = int_arg("limit", 100, 1, 1000)
         found = dead_letter_cache.get()
         if isinstance(found, str):
             return jsonify({"error": found}), 503
@@ -394,103 +284,6 @@ def create_app(
                         "counts": {name: sum(d.dlq == name for d in chosen) for name in wanted}})
 
     return app
-
-
-class BalanceService:
-    """Wires the projection, the consumer, the signal engine and the outbox publisher (bootstrap)."""
-
-    def __init__(self, settings: BalanceSettings) -> None:
-        self.settings = settings
-        self.engine = make_engine(settings.database_url)
-        migrate(self.engine)
-        self.event_log = EventLog(settings.kafka_bootstrap_servers, client_id="balance",
-                                  topic_prefix=settings.topic_prefix)
-        self.signals = SignalEngine(clock=settings.today, settle_s=settings.balance_signal_settle_s,
-                                    max_defer_s=settings.balance_signal_max_defer_s)
-        self.publisher = OutboxPublisher(self.engine, self.event_log)
-        self.projection = BalanceProjection(self.engine, signals=self.signals, after_commit=self.publish,
-                                            opener=projection_opener(settings))
-        self.consumer = ProjectionConsumer(
-            settings.kafka_bootstrap_servers,
-            group_id=settings.balance_consumer_group,
-            topics=list(SOURCE_TOPICS),
-            projection=self.projection,
-            dead_letters=self.event_log,
-            topic_prefix=settings.topic_prefix,
-            client_id="balance",
-            max_records=settings.balance_max_poll_records,
-        )
-
-    def publish(self) -> None:
-        if self.settings.balance_publish_signals:
-            self.publisher.publish()
-
-    def prepare(self, stop: threading.Event) -> bool:
-        """Topics exist, signal state known, catch-up target set; retried until Kafka answers."""
-        s = self.settings
-        while not stop.is_set():
-            try:
-                ensure_topics(s.kafka_bootstrap_servers, all_topics(s.topic_prefix), timeout_s=10)
-                self._restore_signals()
-                targets = end_offsets(s.kafka_bootstrap_servers, SOURCE_TOPICS, topic_prefix=s.topic_prefix)
-                self.signals.hold_until(targets)
-                with self.engine.begin() as conn:
-                    if self.signals.reached_targets(conn, active_generation(conn)):
-                        self.signals.caught_up = True
-                return True
-            except Exception as err:
-                log.warning("waiting for Kafka before consuming: %r", err)
-                stop.wait(2.0)
-        return False
-
-    def _restore_signals(self) -> None:
-        with self.engine.connect() as conn:
-            known = conn.execute(sa.select(sa.func.count()).select_from(t.signal_state)).scalar()
-        if known:
-            return
-        s = self.settings
-
-        def decoded():  # type: ignore[no-untyped-def]
-            for record in read_all(s.kafka_bootstrap_servers, [SIGNALS.name], topic_prefix=s.topic_prefix):
-                try:
-                    yield decode(record.value)
-                except ContractError as err:
-                    log.warning("unreadable signal at %s[%d]@%d: %s", record.topic, record.partition,
-                                record.offset, err)
-
-        restored = restore_from_log(self.engine, decoded())
-        if restored:
-            log.info("restored signal state from %d events of %s", restored, SIGNALS.name)
-
-    def consume(self, stop: threading.Event) -> None:
-        if self.prepare(stop):
-            self.consumer.run(stop)
-
-    def sweep(self, stop: threading.Event, *, on_settle: bool = True, on_schedule: bool = True) -> None:
-        """Evaluate members whose numbers settled (`on_settle`: the projector's process, where the
-        batches that touched them were applied), every member now and then (`on_schedule`: disconnection
-        comes with time; the first sweep soon after start also covers what a crash left unevaluated),
-        and retry the outbox."""
-        interval = self.settings.balance_sweep_interval_s
-        tick = min(interval, max(self.settings.balance_signal_settle_s / 4, 0.25), 5.0)
-        next_sweep = time.monotonic() + min(interval, 5.0)
-        while not stop.wait(tick):
-            settled: set[str] = set()
-            try:
-                if on_schedule and time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + interval
-                    with self.engine.begin() as conn:
-                        self.signals.sweep(conn, active_generation(conn))
-                elif on_settle and (settled := self.signals.take_settled()):
-                    with self.engine.begin() as conn:
-                        self.signals.evaluate(conn, active_generation(conn), settled)
-                    settled = set()
-                self.publish()
-            except BrokerUnavailable as err:
-                log.warning("signals stay in the outbox: %s", err)
-            except Exception:
-                log.exception("sweep failed")
-                self.signals.give_back(settled)
 
 
 def database_problem(engine: Engine) -> str | None:
@@ -511,7 +304,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # Run as `python -m reciprocity.balance.app`, this module is `__main__`; bootstrap imports it by its name, and a
-    # second copy would register its metrics twice.
-    sys.modules.setdefault("reciprocity.balance.app", sys.modules[__name__])
     main()

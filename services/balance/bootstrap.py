@@ -14,17 +14,129 @@ PostgreSQL).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 
+import sqlalchemy as sa
+from reciprocity.common.sealing import projection_opener
 from reciprocity.common.service import ApiProcess, ServiceRoles, WorkerRole
-from reciprocity.contracts.topics import SIGNALS
+from reciprocity.contracts.envelope import ContractError, decode
+from reciprocity.contracts.topics import BALANCE_READS, SIGNALS, all_topics
+from reciprocity.messaging.consumer import ProjectionConsumer
+from reciprocity.messaging.event_log import BrokerUnavailable, EventLog
+from reciprocity.messaging.inspect import end_offsets, read_all
+from reciprocity.messaging.topics_admin import ensure_topics
 
-from .app import BalanceService, create_app, database_problem
+from . import tables as t
+from .app import create_app, database_problem
 from .db import make_engine
 from .db import migrate as migrate_schema
+from .generations import active_generation
+from .projection import BalanceProjection
 from .settings import BalanceSettings
+from .signals import OutboxPublisher, SignalEngine, restore_from_log
+
+log = logging.getLogger(__name__)
+
+
+class BalanceService:
+    """The worker side wired: the projection, the consumer, the signal engine and the outbox publisher."""
+
+    def __init__(self, settings: BalanceSettings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        migrate_schema(self.engine)
+        self.event_log = EventLog(settings.kafka_bootstrap_servers, client_id="balance",
+                                  topic_prefix=settings.topic_prefix)
+        self.signals = SignalEngine(clock=settings.today, settle_s=settings.balance_signal_settle_s,
+                                    max_defer_s=settings.balance_signal_max_defer_s)
+        self.publisher = OutboxPublisher(self.engine, self.event_log)
+        self.projection = BalanceProjection(self.engine, signals=self.signals, after_commit=self.publish,
+                                            opener=projection_opener(settings))
+        self.consumer = ProjectionConsumer(
+            settings.kafka_bootstrap_servers,
+            group_id=settings.balance_consumer_group,
+            topics=list(BALANCE_READS),
+            projection=self.projection,
+            dead_letters=self.event_log,
+            topic_prefix=settings.topic_prefix,
+            client_id="balance",
+            max_records=settings.balance_max_poll_records,
+        )
+
+    def publish(self) -> None:
+        if self.settings.balance_publish_signals:
+            self.publisher.publish()
+
+    def prepare(self, stop: threading.Event) -> bool:
+        """Topics exist, signal state known, catch-up target set; retried until Kafka answers."""
+        s = self.settings
+        while not stop.is_set():
+            try:
+                ensure_topics(s.kafka_bootstrap_servers, all_topics(s.topic_prefix), timeout_s=10)
+                self._restore_signals()
+                targets = end_offsets(s.kafka_bootstrap_servers, BALANCE_READS, topic_prefix=s.topic_prefix)
+                self.signals.hold_until(targets)
+                with self.engine.begin() as conn:
+                    if self.signals.reached_targets(conn, active_generation(conn)):
+                        self.signals.caught_up = True
+                return True
+            except Exception as err:
+                log.warning("waiting for Kafka before consuming: %r", err)
+                stop.wait(2.0)
+        return False
+
+    def _restore_signals(self) -> None:
+        with self.engine.connect() as conn:
+            known = conn.execute(sa.select(sa.func.count()).select_from(t.signal_state)).scalar()
+        if known:
+            return
+        s = self.settings
+
+        def decoded():  # type: ignore[no-untyped-def]
+            for record in read_all(s.kafka_bootstrap_servers, [SIGNALS.name], topic_prefix=s.topic_prefix):
+                try:
+                    yield decode(record.value)
+                except ContractError as err:
+                    log.warning("unreadable signal at %s[%d]@%d: %s", record.topic, record.partition,
+                                record.offset, err)
+
+        restored = restore_from_log(self.engine, decoded())
+        if restored:
+            log.info("restored signal state from %d events of %s", restored, SIGNALS.name)
+
+    def consume(self, stop: threading.Event) -> None:
+        if self.prepare(stop):
+            self.consumer.run(stop)
+
+    def sweep(self, stop: threading.Event, *, on_settle: bool = True, on_schedule: bool = True) -> None:
+        """Evaluate members whose numbers settled (`on_settle`: the projector's process, where the
+        batches that touched them were applied), every member now and then (`on_schedule`: disconnection
+        comes with time; the first sweep soon after start also covers what a crash left unevaluated),
+        and retry the outbox."""
+        interval = self.settings.balance_sweep_interval_s
+        tick = min(interval, max(self.settings.balance_signal_settle_s / 4, 0.25), 5.0)
+        next_sweep = time.monotonic() + min(interval, 5.0)
+        while not stop.wait(tick):
+            settled: set[str] = set()
+            try:
+                if on_schedule and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + interval
+                    with self.engine.begin() as conn:
+                        self.signals.sweep(conn, active_generation(conn))
+                elif on_settle and (settled := self.signals.take_settled()):
+                    with self.engine.begin() as conn:
+                        self.signals.evaluate(conn, active_generation(conn), settled)
+                    settled = set()
+                self.publish()
+            except BrokerUnavailable as err:
+                log.warning("signals stay in the outbox: %s", err)
+            except Exception:
+                log.exception("sweep failed")
+                self.signals.give_back(settled)
 
 
 def bootstrap(settings: BalanceSettings | None = None) -> ServiceRoles:

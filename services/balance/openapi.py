@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .app import MAX_WINDOW_DAYS, STATUSES
+from .app import STATUSES
+from .request_params import MAX_WINDOW_DAYS
 from .tables import KINDS
 
 NULLABLE_STRING = {"type": ["string", "null"]}

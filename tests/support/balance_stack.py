@@ -9,12 +9,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from reciprocity.balance import tables as t
-from reciprocity.balance.app import SOURCE_TOPICS, BalanceService, create_app
+from reciprocity.balance.app import create_app
+from reciprocity.balance.bootstrap import BalanceService
 from reciprocity.balance.bootstrap import bootstrap as balance_roles
 from reciprocity.balance.generations import active_generation
 from reciprocity.balance.settings import BalanceSettings
 from reciprocity.common.service import Threads, WorkerRole
-from reciprocity.contracts.topics import all_topics
+from reciprocity.contracts.topics import BALANCE_READS, all_topics
 from reciprocity.messaging.inspect import end_offsets
 from reciprocity.messaging.topics_admin import ensure_topics
 
@@ -36,7 +37,7 @@ def stored_offsets(engine: sa.Engine) -> dict[tuple[str, int], int]:
 
 def caught_up(engine: sa.Engine, bootstrap: str, prefix: str) -> bool:
     stored = stored_offsets(engine)
-    ends = end_offsets(bootstrap, SOURCE_TOPICS, topic_prefix=prefix)
+    ends = end_offsets(bootstrap, BALANCE_READS, topic_prefix=prefix)
     return all(stored.get(key, 0) >= end for key, end in ends.items())
 
 

@@ -1,7 +1,7 @@
 """Window parameters of the balance read API."""
 
 import pytest
-from reciprocity.balance.app import BadRequest, parse_window
+from reciprocity.balance.request_params import BadRequest, parse_window
 
 
 def test_windows() -> None:

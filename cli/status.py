@@ -100,11 +100,13 @@ def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | Non
     if notify_url:
         signal_ends = {k: v for k, v in (ends or {}).items() if k[0] in ("balance.signals", "ledger.directory")}
         try:
+            from reciprocity.notify.store import positions as notify_positions
+
             engine = sa.create_engine(notify_url)
             with engine.connect() as conn:
-                rows = conn.execute(sa.text("SELECT topic, partition, next_offset FROM notify_offsets")).all()
+                positions = notify_positions.read(conn)
             engine.dispose()
-            stored = {(r.topic, r.partition): (int(r.next_offset), None) for r in rows}
+            stored = {key: (p.next_offset, None) for key, p in positions.items()}
             # notify stores only its next offsets, no time of the last event: no "last event" for it.
             parts = [{k: v for k, v in part.items() if k != "last_event_at"}
                      for part in partition_status(stored, signal_ends if ends is not None else None)]

@@ -31,11 +31,11 @@ from reciprocity.contracts.topics import dlq_topic
 
 from .event_log import BrokerUnavailable, EventLog, Outgoing
 from .poison import PARKED, apply_isolating_poison, describe_failure, dlq_headers, is_infrastructure_failure
+from .tracking import OffsetRange, PartitionKey, StaleBatch
+
+__all__ = ["Delivered", "OffsetRange", "PartitionKey", "Projection", "ProjectionConsumer", "StaleBatch"]
 
 log = logging.getLogger(__name__)
-
-# (logical topic, partition): how projections name a partition in their offset tables.
-PartitionKey = tuple[str, int]
 
 # How often an idle loop confirms its positions with the projection (see _settle_idle_positions).
 CONFIRM_IDLE_POSITIONS_S = 5.0
@@ -53,16 +53,6 @@ class Delivered:
     raw_value: bytes | None = None
 
 
-@dataclass(frozen=True)
-class OffsetRange:
-    first: int  # the stored offset this batch continues from (commit markers may precede its first record)
-    next: int  # offset to read after this batch
-
-
-class StaleBatch(RuntimeError):
-    """The stored offset is not where this batch starts: another consumer applied it first."""
-
-
 class Projection(Protocol):
     def load_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
         """Next offset to read for each partition that has one stored."""
@@ -70,7 +60,8 @@ class Projection(Protocol):
 
     def apply(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
         """Apply `events` and move each partition's stored offset from `first` to `next`, in one
-        transaction. Raise StaleBatch (and change nothing) if a stored offset is not `first`."""
+        transaction (reciprocity.messaging.tracking.OffsetStore.advance). Raise StaleBatch (and change
+        nothing) if a stored offset is not `first`."""
         ...
 
 

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
+from .tracking import OffsetRange, PartitionKey, StaleBatch
+
 if TYPE_CHECKING:
-    from .consumer import Delivered, OffsetRange, PartitionKey, Projection
+    from .consumer import Delivered, Projection
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,6 @@ def apply_isolating_poison(projection: Projection, key: PartitionKey, events: Se
     the stored offset over its own part of the span, so after a parked event the stored offset is past
     it and nothing before it is applied twice. Infrastructure failures and StaleBatch propagate (the
     pieces applied so far are committed, and the consumer resumes from the stored offset)."""
-    from .consumer import OffsetRange, StaleBatch
-
     try:
         projection.apply(events, {key: span})
         return 0
@@ -126,8 +126,6 @@ def apply_parking_poison(projection: Projection, events: Sequence[Delivered],
     part on its own with `apply_isolating_poison`. Returns how many events were parked. For a consumer
     that goes through the log alone (a replay); the live loop stops a partition on an infrastructure
     failure instead of raising, and so does this per partition itself."""
-    from .consumer import StaleBatch
-
     try:
         projection.apply(events, offsets)
         return 0

@@ -1,7 +1,7 @@
 """The balance projection: applies a polled batch in one transaction, offsets included.
 
 `BalanceProjection` implements messaging.consumer.Projection. Per batch: compare-and-set the stored
-offsets (StaleBatch when another consumer got there first), read the status of the exchanges whose
+offsets (messaging.tracking; StaleBatch when another consumer got there first), read the status of the exchanges whose
 lifecycle moves, turn the events into aggregated deltas (projector.project, pure), write them with
 set-based upserts (one statement per table, one row per key), evaluate the alert policy for the members
 the batch touched, and commit. Signals decided in the transaction sit in the outbox and are appended
@@ -94,15 +94,10 @@ class BalanceProjection:
     def load_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
         with self.engine.connect() as conn:
             gen = self.generation(conn)
-            rows = conn.execute(
-                sa.select(t.offsets.c.topic, t.offsets.c.partition, t.offsets.c.next_offset).where(
-                    t.offsets.c.generation == gen
-                )
-            ).all()
+            stored = t.positions.load(conn, partitions, generation=gen)
         for key in partitions:  # the consumer seeks these partitions to this generation's offsets
             self._positioned_for[key] = gen
-        wanted = set(partitions)
-        return {(r.topic, r.partition): int(r.next_offset) for r in rows if (r.topic, r.partition) in wanted}
+        return stored
 
     def apply(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
         began = time.perf_counter()
@@ -174,44 +169,17 @@ class BalanceProjection:
 
     def _advance_offsets(self, conn: Connection, gen: int, offsets: Mapping[PartitionKey, OffsetRange],
                          latest: Mapping[PartitionKey, datetime]) -> None:
-        """Compare-and-set of the stored offsets.
+        """Compare-and-set of the stored offsets (reciprocity.messaging.tracking), in this generation.
 
-        A batch may start past the stored offset: a transactional producer (the ledger) leaves a commit
-        marker after each transaction, an offset no record is ever returned for, so after a batch that
-        ended on a transaction the next one starts one further. Since the consumer only moves through
-        records it applies or seeks to stored offsets, a gap can only be such markers (or aborted
-        records). A stored offset past `first` means another consumer applied this part: StaleBatch.
-        A generation switch (replay) is caught explicitly: a partition positioned from another
-        generation's offsets than the active one is stale, so the consumer seeks to the new ones.
+        A generation switch (replay) is caught first: a partition positioned from another generation's
+        offsets than the active one is stale, so the consumer seeks to the new ones.
         """
-        o = t.offsets.c
-        for key, span in sorted(offsets.items()):
-            topic, partition = key
-            if self.fixed_generation is None and self._positioned_for.get(key) != gen:
-                raise StaleBatch(f"{topic}[{partition}] was positioned for generation "
-                                 f"{self._positioned_for.get(key)}, generation {gen} is active")
-            values: dict[str, Any] = {"next_offset": span.next}
-            if key in latest:
-                values["last_event_at"] = latest[key]
-            moved = conn.execute(
-                sa.update(t.offsets)
-                .where(o.generation == gen, o.topic == topic, o.partition == partition, o.next_offset <= span.first)
-                .values(**values)
-            ).rowcount
-            if moved == 1:
-                continue
-            stored = conn.execute(
-                sa.select(o.next_offset).where(o.generation == gen, o.topic == topic, o.partition == partition)
-            ).scalar()
-            if stored is not None:
-                raise StaleBatch(f"{topic}[{partition}] of generation {gen} is at {stored}, "
-                                 f"the batch starts at {span.first}")
-            try:
-                with conn.begin_nested():
-                    conn.execute(sa.insert(t.offsets).values(generation=gen, topic=topic, partition=partition,
-                                                             **values))
-            except IntegrityError as err:
-                raise StaleBatch(f"{topic}[{partition}] was stored by another consumer") from err
+        if self.fixed_generation is None:
+            for key in sorted(offsets):
+                if self._positioned_for.get(key) != gen:
+                    raise StaleBatch(f"{key[0]}[{key[1]}] was positioned for generation "
+                                     f"{self._positioned_for.get(key)}, generation {gen} is active")
+        t.positions.advance(conn, offsets, latest=latest, generation=gen)
 
     def _known_exchanges(self, conn: Connection, gen: int, ids: set[str]) -> dict[str, KnownExchange]:
         x = t.exchanges.c

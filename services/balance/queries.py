@@ -539,9 +539,7 @@ def signals(conn: Connection, *, circle: str | None = None, member: str | None =
 
 
 def stored_offsets(conn: Connection, gen: int) -> dict[tuple[str, int], tuple[int, Any]]:
-    o = t.offsets.c
-    return {(r.topic, r.partition): (int(r.next_offset), r.last_event_at)
-            for r in conn.execute(sa.select(t.offsets).where(o.generation == gen))}
+    return {key: (p.next_offset, p.last_event_at) for key, p in t.positions.read(conn, generation=gen).items()}
 
 
 def building_progress(generation: Mapping[str, Any] | None, stored: dict[tuple[str, int], tuple[int, Any]],

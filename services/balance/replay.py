@@ -220,8 +220,7 @@ def verify(engine: Engine, gen: int, ends: dict[PartitionKey, int], recorded: in
     """Compare the counters with a direct recount of the exchanges; raise VerificationFailed if any differs."""
     x, md, pd = t.exchanges.c, t.member_day.c, t.pair_day.c
     with engine.connect() as conn:
-        stored = {(r.topic, r.partition): r.next_offset
-                  for r in conn.execute(sa.select(t.offsets).where(t.offsets.c.generation == gen))}
+        stored = t.positions.next_offsets(conn, generation=gen)
         by_status = {r.status: (int(r.minutes or 0), int(r.n)) for r in conn.execute(
             sa.select(x.status, sa.func.sum(x.minutes).label("minutes"), sa.func.count().label("n"))
             .where(x.generation == gen).group_by(x.status))}

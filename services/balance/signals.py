@@ -244,10 +244,7 @@ class SignalEngine:
                 self._unsettled_since = self._monotonic() - self.max_defer_s
 
     def reached_targets(self, conn: Connection, gen: int) -> bool:
-        stored = {
-            (r.topic, r.partition): r.next_offset
-            for r in conn.execute(sa.select(t.offsets).where(t.offsets.c.generation == gen))
-        }
+        stored = t.positions.next_offsets(conn, generation=gen)
         return all(stored.get(key, 0) >= end for key, end in (self.catch_up_targets or {}).items())
 
     def sweep(self, conn: Connection, gen: int) -> int:

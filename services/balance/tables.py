@@ -14,6 +14,7 @@ code reads and writes (a test checks that both agree).
 """
 
 import sqlalchemy as sa
+from reciprocity.messaging.tracking import OffsetStore
 
 metadata = sa.MetaData()
 
@@ -38,6 +39,8 @@ offsets = sa.Table(
     sa.Column("next_offset", sa.BigInteger, nullable=False),
     sa.Column("last_event_at", sa.DateTime(timezone=True)),
 )
+# The projection's positions, one set per generation (reciprocity.messaging.tracking).
+positions = OffsetStore(offsets)
 
 def _counter(name: str) -> sa.Column:
     return sa.Column(name, sa.BigInteger, nullable=False, server_default="0")

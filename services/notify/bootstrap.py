@@ -156,8 +156,7 @@ def history_to_skip(engine: Engine, settings: NotifySettings) -> dict[PartitionK
     end offsets of balance.signals now, below which signals are recorded but not mailed. Nothing once
     any offset of it is stored (a restart must not skip what arrived while notify was down)."""
     with engine.connect() as conn:
-        started = conn.execute(sa.select(store.offsets.c.topic).where(store.offsets.c.topic == SIGNALS.name)
-                               .limit(1)).first()
+        started = any(topic == SIGNALS.name for topic, _ in store.positions.next_offsets(conn))
     if started:
         return {}
     ends = end_offsets(settings.kafka_bootstrap_servers, [SIGNALS.name], topic_prefix=settings.topic_prefix)

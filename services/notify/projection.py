@@ -44,9 +44,8 @@ from reciprocity.contracts.events import (
     SignalEvent,
 )
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS
-from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, StaleBatch
+from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from . import metrics
 from .digest import apply_exchange_event
@@ -62,7 +61,7 @@ from .store import (
     members,
     memberships,
     naive_utc,
-    offsets,
+    positions,
     reading,
     utcnow,
 )
@@ -120,15 +119,13 @@ class NotifyProjection:
     # --- Projection protocol ------------------------------------------------------------------
 
     def load_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
-        wanted = set(partitions)
         with reading(self._engine) as conn:
-            rows = conn.execute(sa.select(offsets.c.topic, offsets.c.partition, offsets.c.next_offset)).all()
-        return {(t, p): n for t, p, n in rows if (t, p) in wanted}
+            return positions.load(conn, partitions)
 
     def apply(self, events: Sequence[Delivered], spans: dict[PartitionKey, OffsetRange]) -> None:
         counts = {"pending": 0, "suppressed": 0}
         with self._engine.begin() as conn:
-            self._advance_offsets(conn, spans)
+            positions.advance(conn, spans)
             directory_events = _not_applied_before(conn, [d for d in events if isinstance(d.event, DirectoryEvent)])
             signals = [d for d in events if isinstance(d.event, SignalEvent)]
             for d in events:
@@ -150,35 +147,6 @@ class NotifyProjection:
             self._hook("plan:before_commit")
         self._hook("plan:after_commit")
         self._after_commit(counts)
-
-    # --- offsets: compare and set -------------------------------------------------------------
-
-    def _advance_offsets(self, conn: Connection, spans: dict[PartitionKey, OffsetRange]) -> None:
-        query = sa.select(offsets.c.topic, offsets.c.partition, offsets.c.next_offset)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        stored = {(t, p): n for t, p, n in conn.execute(query) if (t, p) in spans}
-        for key, span in spans.items():
-            current = stored.get(key)
-            if current is not None and current != span.first:
-                raise StaleBatch(f"{key[0]}[{key[1]}] is stored at {current}, the batch starts at {span.first}")
-        for (topic, partition), span in spans.items():
-            if (topic, partition) in stored:
-                moved = conn.execute(
-                    sa.update(offsets)
-                    .where(offsets.c.topic == topic, offsets.c.partition == partition,
-                           offsets.c.next_offset == span.first)
-                    .values(next_offset=span.next)
-                ).rowcount
-                if moved != 1:
-                    raise StaleBatch(f"{topic}[{partition}] moved under this batch")
-            else:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(sa.insert(offsets).values(topic=topic, partition=partition,
-                                                               next_offset=span.next))
-                except IntegrityError as err:  # another consumer stored it first
-                    raise StaleBatch(f"{topic}[{partition}] was stored by another consumer") from err
 
     # --- signals ------------------------------------------------------------------------------
 

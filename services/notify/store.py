@@ -19,6 +19,7 @@ from alembic import command
 from alembic.config import Config
 from reciprocity.common.files import private_sqlite_file
 from reciprocity.contracts.topics import DIRECTORY
+from reciprocity.messaging.tracking import OffsetStore
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,6 +33,8 @@ offsets = sa.Table(
     sa.Column("partition", sa.Integer, primary_key=True),
     sa.Column("next_offset", sa.BigInteger, nullable=False),
 )
+# The consumed positions, committed with each batch (reciprocity.messaging.tracking).
+positions = OffsetStore(offsets)
 
 # Directory events applied, so a repeated event id (a dead letter redriven beside its original) is
 # applied once: replaying an old join after a later leave would otherwise undo the leave.
@@ -295,8 +298,7 @@ def _alert_json(row: Any) -> dict[str, Any]:
 
 
 def stored_offsets(conn: Connection) -> dict[tuple[str, int], int]:
-    return {(t, p): n for t, p, n in conn.execute(sa.select(offsets.c.topic, offsets.c.partition,
-                                                             offsets.c.next_offset))}
+    return positions.next_offsets(conn)
 
 
 def rewind_offsets(engine: Engine, topics: Sequence[str] | None = None) -> int:
@@ -307,9 +309,6 @@ def rewind_offsets(engine: Engine, topics: Sequence[str] | None = None) -> int:
     nothing. Only while notify is stopped: a running consumer keeps its position until it is reassigned.
     """
     with engine.begin() as conn:
-        query = sa.delete(offsets)
-        if topics is not None:
-            query = query.where(offsets.c.topic.in_(list(topics)))
         if topics is None or DIRECTORY.name in topics:
             conn.execute(sa.delete(directory_applied))
-        return conn.execute(query).rowcount
+        return positions.forget(conn, topics)

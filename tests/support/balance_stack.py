@@ -31,8 +31,7 @@ def make_topics(bootstrap: str, prefix: str) -> None:
 def stored_offsets(engine: sa.Engine) -> dict[tuple[str, int], int]:
     with engine.connect() as conn:
         gen = active_generation(conn)
-        return {(r.topic, r.partition): r.next_offset
-                for r in conn.execute(sa.select(t.offsets).where(t.offsets.c.generation == gen))}
+        return t.positions.next_offsets(conn, generation=gen)
 
 
 def caught_up(engine: sa.Engine, bootstrap: str, prefix: str) -> bool:

@@ -15,7 +15,8 @@ import os
 import sys
 
 from reciprocity.cli import credentials
-from reciprocity.ledger.client import LedgerClient, LedgerError
+from reciprocity.common.service_client import ClientError
+from reciprocity.ledger.client import LedgerClient
 from reciprocity.web.accounts import set_password
 from reciprocity.web.settings import WebSettings
 
@@ -35,9 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def set_password_command(args: argparse.Namespace) -> int:
     try:
-        with LedgerClient(args.ledger_url, credentials.token(args, "LEDGER_TOKEN"), patience_s=10) as ledger:
+        with LedgerClient.patient(args.ledger_url, credentials.token(args, "LEDGER_TOKEN"), patience_s=10) as ledger:
             known = ledger.member(args.member)
-    except LedgerError as err:
+    except ClientError as err:
         print(f"Not set: cannot ask the ledger whether {args.member!r} is a member ({err}).", file=sys.stderr)
         return 1
     if known is None:

@@ -16,7 +16,8 @@ import argparse
 import sys
 
 from reciprocity.cli.credentials import add_token_argument, token
-from reciprocity.ledger.client import LedgerClient, LedgerError, segment
+from reciprocity.common.service_client import ClientError, segment
+from reciprocity.ledger.client import LedgerClient
 from reciprocity.web.accounts import store
 from reciprocity.web.settings import WebSettings
 
@@ -52,10 +53,10 @@ def forget_command(args: argparse.Namespace) -> int:
         return 2
     path = f"/v1/members/{segment(args.member)}/forget"
     try:
-        with LedgerClient(settings.ledger_url, token(args, "LEDGER_TOKEN")) as client:
+        with LedgerClient.patient(settings.ledger_url, token(args, "LEDGER_TOKEN")) as client:
             # One key per member: a retry (or running it again) is answered, never appended twice.
             answer = client.command("POST", path, {"by": args.by, "confirm": confirm}, key=f"forget:{args.member}")
-    except LedgerError as err:
+    except ClientError as err:
         print(f"Not forgotten: {err}", file=sys.stderr)
         return 1
     removed = store(args.database_url or settings.database_url).remove(args.member)

@@ -46,9 +46,10 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 from reciprocity.cli import credentials
 from reciprocity.common.csv_cells import formula_like
+from reciprocity.common.service_client import ClientError, segment
 from reciprocity.contracts.commands import DeclareCapacity, FormCircle, RegisterMember, field_errors
 from reciprocity.contracts.ids import SLUG_RE
-from reciprocity.ledger.client import Answer, LedgerClient, LedgerError, segment
+from reciprocity.ledger.client import LedgerAnswer, LedgerClient
 
 COLUMNS = ("kind", "id", "name", "email", "circles", "role", "parent", "leads", "weekly_hours")
 REQUIRED = ("kind", "id", "name")
@@ -350,7 +351,7 @@ def plan_steps(rows: list[Row], directory: Directory, report: ImportReport) -> l
     return steps + lead_steps
 
 
-def send_step(step: Step, send: Callable[[Step], Answer], directory: Directory, report: ImportReport) -> None:
+def send_step(step: Step, send: Callable[[Step], LedgerAnswer], directory: Directory, report: ImportReport) -> None:
     """Send one step; a replayed answer counts only if the ledger holds the step's value (else resend)."""
     attempt = step
     for _ in range(MAX_RESENDS + 1):
@@ -366,7 +367,7 @@ def send_step(step: Step, send: Callable[[Step], Answer], directory: Directory, 
     report.missed.append(step)
 
 
-def import_roster(text: str, directory: Directory, send: Callable[[Step], Answer] | None) -> ImportReport:
+def import_roster(text: str, directory: Directory, send: Callable[[Step], LedgerAnswer] | None) -> ImportReport:
     """Check the whole file, then (unless `send` is None: a dry run) send each step in order."""
     report = ImportReport()
     rows, problems = read_roster(text)
@@ -400,14 +401,14 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as err:
         print(f"Cannot read {args.roster}: {err}", file=sys.stderr)
         return 1
-    with LedgerClient(args.ledger_url, credentials.token(args, "LEDGER_TOKEN")) as client:
+    with LedgerClient.patient(args.ledger_url, credentials.token(args, "LEDGER_TOKEN")) as client:
 
-        def send(step: Step) -> Answer:
+        def send(step: Step) -> LedgerAnswer:
             return client.command(step.method, step.path, step.body, key=step.key)
 
         try:
             report = import_roster(text, client, None if args.dry_run else send)
-        except LedgerError as err:
+        except ClientError as err:
             print(f"The ledger refused: {err}. Fix it and run the import again: what was done is kept, and "
                   "nothing is done twice.", file=sys.stderr)
             return 2

@@ -34,9 +34,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from reciprocity.cli import credentials
+from reciprocity.common.service_client import ClientError, NotFound
 from reciprocity.contracts.commands import today_utc
 from reciprocity.contracts.ids import exchange_id_for
-from reciprocity.ledger.client import LedgerClient, LedgerError
+from reciprocity.ledger.client import LedgerClient
 
 SEED = 20240917
 DAYS = 120  # about four months of history, well inside the ledger's 365 days
@@ -322,10 +323,13 @@ def _find_anchor(client: LedgerClient, exchanges: list[PlannedExchange]) -> date
     """The anchor of an earlier run (the day of the exchange it recorded first, minus that exchange's
     offset), else today. The newest exchange is recorded first, so even an interrupted run has it."""
     n = len(exchanges) - 1
-    earlier = client.exchange(exchange_id_for(f"{KEY_PREFIX}/exchange/{n}"))
-    if earlier is None:
+    try:
+        earlier = client.exchange(exchange_id_for(f"{KEY_PREFIX}/exchange/{n}"))
+    except NotFound:
         return today_utc()
-    return date.fromisoformat(earlier["occurred_on"]) - timedelta(days=exchanges[n].day)
+    if earlier.occurred_on is None:
+        return today_utc()
+    return earlier.occurred_on - timedelta(days=exchanges[n].day)
 
 
 def seed_demo(ledger_url: str, token: str, *, if_empty: bool = False, web_database_url: str | None = None,
@@ -333,13 +337,13 @@ def seed_demo(ledger_url: str, token: str, *, if_empty: bool = False, web_databa
     """Create (or complete) the demo organisation through the ledger at `ledger_url`.
 
     With `web_database_url`, every demo member gets `password` for signing in to the web.
-    Raises LedgerError when the ledger refuses something (which a correct plan never causes).
+    Raises ClientError when the ledger refuses something (which a correct plan never causes).
     """
     began = time.monotonic()
     say = progress or (lambda _line: None)
     summary = SeedSummary()
     demo = plan()
-    with LedgerClient(ledger_url, token) as client:
+    with LedgerClient.patient(ledger_url, token) as client:
         if if_empty and (members := client.stats()["members"]) > 0:
             summary.skipped = f"the directory already has {members} members"
             return summary
@@ -459,7 +463,7 @@ def run(args: argparse.Namespace) -> int:
         summary = seed_demo(args.ledger_url, credentials.token(args, "LEDGER_TOKEN"), if_empty=args.if_empty,
                             web_database_url=database_url, password=args.password,
                             progress=lambda line: print(line, file=sys.stderr))
-    except LedgerError as err:
+    except ClientError as err:
         print(f"The ledger refused the seed: {err}", file=sys.stderr)
         return 1
     print_summary(summary, None if args.no_passwords else args.password)

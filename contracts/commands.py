@@ -26,8 +26,9 @@ from .bounds import (
     refuse_in_one_line,
     surrogate_in,
 )
-from .events import NOTE_MAX, Kind, PolicyOverrides, Role
+from .events import NOTE_MAX, PolicyOverrides, Role
 from .ids import SLUG_PATTERN, Slug
+from .vocabulary import Kind
 
 MAX_DAYS_BACK = 365
 MINUTES_MAX = 1440

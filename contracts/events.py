@@ -13,21 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .bounds import EARLIEST_EVENT_DAY, LATEST_EVENT_DAY, EventDay, OneLine, PauseEnd
 from .ids import Slug
 from .sealed import Sealed
+from .vocabulary import Kind
 
 Minutes = int
 NOTE_MAX = 500
 # Sums a signal carries fit a 32-bit column with room to spare (a year of 1440-minute days is 525,600).
 MINUTES_BOUND = 2**31 - 1
 MAX_DAYS_WITHOUT = (LATEST_EVENT_DAY - EARLIEST_EVENT_DAY).days
-
-
-class Kind(StrEnum):
-    MENTORING = "mentoring"
-    FEEDBACK = "feedback"
-    HELP = "help"
-    KNOWLEDGE = "knowledge"
-    RESOURCE = "resource"
-    CARE = "care"
 
 
 class Role(StrEnum):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .clients import Circle, Exchange, Member
+from .clients.balance import Circle, Exchange, Member
 
 
 def circles_in_care(viewer: Member, circles: Iterable[Circle]) -> set[str]:

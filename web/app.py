@@ -17,11 +17,12 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from htmx_flask import Htmx, request
 from prometheus_client import Counter, Histogram
 from reciprocity.common.service import add_metrics_route, health_response, serve_api
+from reciprocity.common.service_client import NotFound, Unavailable
 from werkzeug.exceptions import HTTPException
 
 from . import auth, pages_circles, pages_exchanges, pages_me, pages_ops
 from .accounts import AccountStore
-from .clients import Clients, NotFound, Unavailable, http_clients
+from .clients import Clients, http_clients
 from .format import FILTERS, recent_days
 from .proxies import TrustedProxies, parse_networks
 from .sessions import SessionStore

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, flash, g, redirect, session, url_for
 from htmx_flask import request
+from reciprocity.common.service_client import NotFound
 
 from .accounts import AccountStore, check_password_rules
-from .clients import NotFound
 from .sessions import SessionStore
 from .throttle import LoginThrottle
 from .ui import clients, me, render_page

@@ -14,7 +14,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .clients import KINDS, Flow, Week
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
+
+from .clients.balance import Flow, Week
 from .format import day, minutes
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -107,7 +109,7 @@ def balance_chart(weeks: Sequence[Week], *, width: int = 720, height: int = 280)
         x = left + i * band + (band - bar) / 2
         up = axis_y
         down = axis_y
-        for kind in KINDS:
+        for kind in EXCHANGE_KINDS:
             given = week.given.get(kind, 0)
             if given:
                 h = half * given / scale_max

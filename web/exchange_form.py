@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from reciprocity.contracts.commands import MAX_DAYS_BACK, Command, RecordExchange, field_errors, latest_today
 from reciprocity.contracts.events import NOTE_MAX
 from reciprocity.contracts.ids import SLUG_RE
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 
-from .clients import KINDS
 from .format import DAY_EXAMPLE, day_field, parse_day
 
 FIELDS = ("direction", "other", "kind", "minutes", "occurred_on", "note", "shared")
@@ -96,7 +96,7 @@ def check(form: ExchangeForm, me: str, today: date, latest: date | None = None) 
         errors["other"] = "That is not a member id. Pick someone from the suggestions."
     elif other == me:
         errors["other"] = "An exchange is between two people: choose someone other than yourself."
-    if form.kind not in KINDS:
+    if form.kind not in EXCHANGE_KINDS:
         errors["kind"] = "Choose what kind of exchange it was."
     try:
         minutes = int(form.minutes)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 
 from . import access
 from .charts import KIND_COLOURS, Tie, balance_chart, connection_graph, flow_graph, ties_of
-from .clients import KINDS, Circle
+from .clients.balance import Circle
 from .pages_me import relationships_by_name
 from .signal_words import SIGNAL_HINTS_SELF, SIGNAL_WORDS_SELF
 from .ui import WINDOW_LABELS, WINDOWS, clients, forbid, me, render_page, window_arg
@@ -111,7 +112,7 @@ def member_page(member_id: str) -> Response:
     is_self = target.id == viewer.id
     return render_page(
         "member.html", target=target, is_self=is_self, summary=summary,
-        chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=KINDS, colours=KIND_COLOURS,
+        chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=EXCHANGE_KINDS, colours=KIND_COLOURS,
         relationships=relationships, signals=signals,
         signal_words=SIGNAL_WORDS_SELF if is_self else SIGNAL_WORDS,
         signal_hints=SIGNAL_HINTS_SELF if is_self else SIGNAL_HINTS,

@@ -14,12 +14,14 @@ from datetime import date
 
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from htmx_flask import make_response, request
+from reciprocity.common.service_client import Conflict, Invalid, NotFound, OutcomeUnknown, Unavailable
 from reciprocity.contracts.commands import Acknowledge, CorrectExchange, Dispute, latest_today, today_utc
 from reciprocity.contracts.events import NOTE_MAX
 from reciprocity.contracts.ids import SLUG_RE, exchange_id_for
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 
 from . import access
-from .clients import KINDS, Conflict, Exchange, Invalid, NotFound, OutcomeUnknown, Unavailable
+from .clients.balance import Exchange
 from .exchange_form import (
     FORM_WIDE,
     ExchangeForm,
@@ -55,8 +57,9 @@ MAX_LOOKS = 60
 
 def _form_page(form: ExchangeForm, status: int = 200, **extra: object) -> Response:
     # The quick choices start at the ledger's own bound (latest_today), so members east of UTC can pick their today.
-    return render_page("exchange_new.html", "partials/_exchange_form.html", code=status, form=form, kinds=KINDS,
-                       latest=latest_today(), note_max=NOTE_MAX, suggested=_circle_mates(), **extra)
+    return render_page("exchange_new.html", "partials/_exchange_form.html", code=status, form=form,
+                       kinds=EXCHANGE_KINDS, latest=latest_today(), note_max=NOTE_MAX, suggested=_circle_mates(),
+                       **extra)
 
 
 def _circle_mates() -> list:  # type: ignore[type-arg]
@@ -253,7 +256,7 @@ def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict
         "withdraw_key": new_key(),
         "share_key": new_key(),
         "correct_key": new_key(),
-        "kinds": KINDS,
+        "kinds": EXCHANGE_KINDS,
         "note_max": NOTE_MAX,
         **extra,
     }
@@ -437,7 +440,7 @@ def history() -> Response:
     status = args.get("status", "")
     status = status if status in STATUS_WORDS else ""
     kind = args.get("kind", "")
-    kind = kind if kind in KINDS else ""
+    kind = kind if kind in EXCHANGE_KINDS else ""
     errors: dict[str, str] = {}
     since, until = _day_arg("from", errors), _day_arg("to", errors)
     if since and until and since > until:
@@ -451,8 +454,8 @@ def history() -> Response:
     carried = {k: v for k, v in search.items() if v}  # what the page links keep
     if errors:
         return render_page("exchanges.html", exchanges=[], next_cursor=None, paged=False, search=search,
-                           carried=carried, errors=errors, kinds=KINDS, status=status, status_words=STATUS_WORDS,
-                           me_id=me().id, code=422)
+                           carried=carried, errors=errors, kinds=EXCHANGE_KINDS, status=status,
+                           status_words=STATUS_WORDS, me_id=me().id, code=422)
     # A page at a time (balance hands out the cursor of the next): the page costs the same however
     # long the member's history, and rendering it too.
     after = args.get("after") or None
@@ -463,7 +466,7 @@ def history() -> Response:
         after = None
         page = clients().balance.exchange_page(me().id, limit=HISTORY_PAGE, **filters)
     return render_page("exchanges.html", exchanges=page.exchanges, next_cursor=page.next_cursor, paged=bool(after),
-                       search=search, carried=carried, errors={}, kinds=KINDS,
+                       search=search, carried=carried, errors={}, kinds=EXCHANGE_KINDS,
                        status=status, status_words=STATUS_WORDS, me_id=me().id)
 
 

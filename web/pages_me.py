@@ -6,10 +6,12 @@ from datetime import date
 
 from flask import Blueprint, Response, flash, redirect, url_for
 from htmx_flask import request
+from reciprocity.common.service_client import Invalid, OutcomeUnknown, Unavailable
 from reciprocity.contracts.commands import ChangeAvailability, today_utc
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 
 from .charts import KIND_COLOURS, balance_chart
-from .clients import KINDS, Dashboard, Invalid, OutcomeUnknown, Relationship, Unavailable
+from .clients.balance import Dashboard, Relationship
 from .exchange_form import contract_errors, new_key, valid_key
 from .format import parse_day
 from .prompts import reflection_prompts
@@ -57,7 +59,7 @@ def dashboard() -> Response:
     about_me = board.signals
     response = render_page(
         "dashboard.html", "partials/_dashboard_numbers.html",
-        chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=KINDS, colours=KIND_COLOURS,
+        chart=balance_chart(timeline.weeks), weeks=timeline.weeks, kinds=EXCHANGE_KINDS, colours=KIND_COLOURS,
         prompts=prompts, windows=WINDOWS, window_labels=WINDOW_LABELS, about_me=about_me,
         signal_hints_self=SIGNAL_HINTS_SELF, **numbers,
     )
@@ -77,7 +79,7 @@ def people() -> Response:
     window = window_arg("90d")
     relationships = relationships_by_name(me().id, window)
     return render_page("people.html", "partials/_people_table.html", relationships=relationships, window=window,
-                       windows=WINDOWS, window_labels=WINDOW_LABELS, kinds=KINDS)
+                       windows=WINDOWS, window_labels=WINDOW_LABELS, kinds=EXCHANGE_KINDS)
 
 
 @bp.get("/relationships")

@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Blueprint, Response, redirect, url_for
 from htmx_flask import request
+from reciprocity.common.service_client import Unavailable
 
 from . import access
-from .clients import Unavailable
 from .ui import clients, forbid, me, render_page
 
 bp = Blueprint("ops", __name__)

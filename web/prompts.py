@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from .clients import Member, Summary
+from .clients.balance import Member, Summary
 from .format import hours, minutes
 
 MAX_PROMPTS = 3

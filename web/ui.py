@@ -7,7 +7,8 @@ from typing import Any
 from flask import Response, abort, current_app, g, make_response, render_template
 from htmx_flask import request
 
-from .clients import Clients, Member
+from .clients import Clients
+from .clients.balance import Member
 
 WINDOWS = ("7d", "28d", "90d", "365d")
 WINDOW_LABELS = {"7d": "7 days", "28d": "4 weeks", "90d": "3 months", "365d": "a year"}

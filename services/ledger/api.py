@@ -31,7 +31,7 @@ from reciprocity.contracts.commands import (
     Withdraw,
 )
 
-from .views import CircleView, ExchangeView, MemberView, Stats
+from .responses import CircleView, ExchangeView, MemberView, Stats
 
 
 @dataclass(frozen=True)

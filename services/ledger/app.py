@@ -35,10 +35,10 @@ from . import keystore
 from .api import COMMANDS, QUERIES, CommandRoute, QueryRoute, openapi_document
 from .handlers import Conflict, Invalid, Unknown
 from .keystore import KeyStore
+from .responses import circle_view, exchange_view, member_view, stats
 from .service import KeyReused, Ledger, NotReady, fingerprint
 from .settings import LedgerSettings
 from .state import LedgerState
-from .views import circle_view, exchange_view, member_view, stats
 
 log = logging.getLogger(__name__)
 

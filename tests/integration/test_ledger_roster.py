@@ -98,7 +98,7 @@ def test_a_row_applied_again_after_a_change_on_the_web_is_applied(ledger, kafka_
     moved = tmp_path / "moved.csv"
     moved.write_text(f"kind,id,name,email,circles\nmember,{member},Moved,{member}@example.org,{after}\n")
     assert run_import(url, first) == 0 and run_import(url, moved) == 0
-    with LedgerClient(url, TOKEN) as client:
+    with LedgerClient.patient(url, TOKEN) as client:
         client.command("PUT", f"/v1/members/{member}/circles", {"circles": [before]}, key=f"web-{u}")
         capsys.readouterr()
 

@@ -20,9 +20,9 @@ from reciprocity.contracts.events import (
     ExchangeDisputed,
     ExchangeRecorded,
     ExchangeWithdrawn,
-    Kind,
     MemberRegistered,
 )
+from reciprocity.contracts.vocabulary import Kind
 
 from tests.support.ledger import TOKEN, new_prefix, read_events
 from tests.support.services import ServiceProcess

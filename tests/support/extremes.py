@@ -23,10 +23,10 @@ from reciprocity.contracts.events import (
     ExchangeDisputed,
     ExchangeRecorded,
     ExchangeWithdrawn,
-    Kind,
     MemberRegistered,
 )
 from reciprocity.contracts.sealed import Sealed
+from reciprocity.contracts.vocabulary import Kind
 
 _COUNTER = itertools.count()
 

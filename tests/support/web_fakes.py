@@ -14,29 +14,24 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from reciprocity.common.service_client import Conflict, Invalid, NotFound, OutcomeUnknown, Unavailable
+from reciprocity.contracts.commands import FieldError
 from reciprocity.contracts.ids import exchange_id_for
-from reciprocity.web.clients import (
-    KINDS,
-    Appended,
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
+from reciprocity.ledger.client import Appended, EmailSettings, LedgerExchange
+from reciprocity.web.clients import Clients
+from reciprocity.web.clients.balance import (
     Capacity,
     Circle,
     CircleHealth,
-    Clients,
-    Conflict,
     Dashboard,
     DeadLetter,
     DeadLetters,
-    EmailSettings,
     Exchange,
     ExchangePage,
-    FieldError,
     Flow,
-    Invalid,
     KindTotals,
-    LedgerExchange,
     Member,
-    NotFound,
-    OutcomeUnknown,
     PartitionStatus,
     ProjectionStatus,
     Relationship,
@@ -44,7 +39,6 @@ from reciprocity.web.clients import (
     Summary,
     Timeline,
     Totals,
-    Unavailable,
     WallPage,
     Week,
 )
@@ -120,7 +114,7 @@ class FakeBalance:
         self.member(member_id)
         days = int(window.rstrip("d"))
         totals = {"given": defaultdict(int), "received": defaultdict(int)}
-        by_kind = {k: defaultdict(int) for k in KINDS}
+        by_kind = {k: defaultdict(int) for k in EXCHANGE_KINDS}
         for e in self._mine(member_id, days):
             side = "given" if e.giver == member_id else "received"
             if e.status == "acknowledged":
@@ -174,7 +168,7 @@ class FakeBalance:
                                          "pending_given_minutes": 0, "pending_received_minutes": 0,
                                          "pending_given_count": 0, "pending_received_count": 0,
                                          # every kind, zeros included, as balance answers
-                                         **{f: {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS}
+                                         **{f: {k: {"given_minutes": 0, "received_minutes": 0} for k in EXCHANGE_KINDS}
                                             for f in ("by_kind", "pending_by_kind")}})
             row["last_exchange_on"] = max(row["last_exchange_on"], e.occurred_on)
             side = "given" if e.giver == member_id else "received"
@@ -206,7 +200,7 @@ class FakeBalance:
         try:
             start = int(cursor or 0)
         except ValueError:  # balance answers 422 for a cursor it did not hand out
-            raise Invalid(self.service, [FieldError("cursor", "not a cursor")]) from None
+            raise Invalid(self.service, [FieldError(field="cursor", message="not a cursor")]) from None
         more = len(found) > start + limit
         return ExchangePage(exchanges=found[start:start + limit], next_cursor=str(start + limit) if more else None)
 
@@ -341,7 +335,7 @@ class FakeLedger:
         if key in self._answers:  # the ledger looks at the key before anything else
             request, answer = self._answers[key]
             if request != (name, body):
-                raise Invalid(self.service, [FieldError("Idempotency-Key", (
+                raise Invalid(self.service, [FieldError(field="Idempotency-Key", message=(
                     "this Idempotency-Key was already used for a different request; a retry must repeat the "
                     "same method, path and body, and a new request needs a new key."))])
             return answer  # same key and request: the first answer, nothing appended
@@ -361,7 +355,7 @@ class FakeLedger:
         def check() -> None:
             for party in ("giver", "receiver"):
                 if body[party] not in self.balance.members_by_id:
-                    raise Invalid(self.service, [FieldError(party, f"unknown member {body[party]!r}")])
+                    raise Invalid(self.service, [FieldError(field=party, message=f"unknown member {body[party]!r}")])
 
         new_id = exchange_id_for(key)  # as the ledger names it
 

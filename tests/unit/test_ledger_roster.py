@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from reciprocity.cli.roster import ImportReport, Step, check, import_roster, plan_steps, read_roster, send_step
-from reciprocity.ledger.client import Answer
+from reciprocity.ledger.client import LedgerAnswer
 
 SAMPLE = Path(__file__).parents[1] / "data" / "roster-sample.csv"
 HEADER = "kind,id,name,email,circles,role,parent,leads,weekly_hours\n"
@@ -128,10 +128,10 @@ class FakeLedger(FakeDirectory):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self.answers: dict[str, Answer] = {}
+        self.answers: dict[str, LedgerAnswer] = {}
         self.appended = 0
 
-    def send(self, step: Step) -> Answer:
+    def send(self, step: Step) -> LedgerAnswer:
         if step.key in self.answers:
             return replace(self.answers[step.key], replayed=True)
         # Only what these tests send: PUT /v1/members/<id>/circles and /v1/members/<id>/capacity.
@@ -139,7 +139,7 @@ class FakeLedger(FakeDirectory):
         field = {"circles": "circles", "capacity": "weekly_hours"}[what]
         self.members[member_id][field] = step.body[field]
         self.appended += 1
-        self.answers[step.key] = Answer(201, {"event_id": str(uuid.uuid4())})
+        self.answers[step.key] = LedgerAnswer(201, {"event_id": str(uuid.uuid4())})
         return self.answers[step.key]
 
 
@@ -197,7 +197,7 @@ def test_a_replay_the_ledger_holds_counts_as_made_earlier_and_one_it_does_not_ho
     ledger = rosa_in(["kitchen"])
     (step,) = import_roster(ROSA, ledger, send=None).steps
 
-    def lost_answer(sent: Step) -> Answer:  # the first try landed, its answer got lost; the retry replays
+    def lost_answer(sent: Step) -> LedgerAnswer:  # the first try landed, its answer got lost; the retry replays
         ledger.send(sent)
         return ledger.send(sent)
 
@@ -206,5 +206,5 @@ def test_a_replay_the_ledger_holds_counts_as_made_earlier_and_one_it_does_not_ho
     assert (report.done, report.earlier, report.missed) == (1, [step], [])
 
     stuck = ImportReport()
-    send_step(step, lambda _s: Answer(201, {"event_id": "e"}, replayed=True), rosa_in(["kitchen"]), stuck)
+    send_step(step, lambda _s: LedgerAnswer(201, {"event_id": "e"}, replayed=True), rosa_in(["kitchen"]), stuck)
     assert (stuck.done, stuck.missed) == (0, [step])

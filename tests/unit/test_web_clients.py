@@ -11,16 +11,10 @@ from typing import Any
 
 import pytest
 import requests
-from reciprocity.web.clients import (
-    Conflict,
-    HttpBalance,
-    HttpLedger,
-    HttpNotify,
-    Invalid,
-    NotFound,
-    OutcomeUnknown,
-    Unavailable,
-)
+from reciprocity.common.service_client import Conflict, Invalid, NotFound, OutcomeUnknown, Unavailable
+from reciprocity.ledger.client import LedgerClient
+from reciprocity.web.clients.balance import HttpBalance
+from reciprocity.web.clients.notify import HttpNotify
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 
@@ -47,8 +41,8 @@ def response(status: int, body: Any = None, headers: dict[str, str] | None = Non
     return r
 
 
-def ledger(*answers: requests.Response | Exception) -> tuple[HttpLedger, Canned]:
-    client = HttpLedger("http://ledger.test/", token="t0k3n")
+def ledger(*answers: requests.Response | Exception) -> tuple[LedgerClient, Canned]:
+    client = LedgerClient("http://ledger.test/", token="t0k3n")
     canned = Canned(*answers)
     client.http.request = canned  # type: ignore[method-assign]
     return client, canned

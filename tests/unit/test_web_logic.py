@@ -8,7 +8,7 @@ import pytest
 from reciprocity.contracts.commands import latest_today, today_utc
 from reciprocity.web import access
 from reciprocity.web.charts import balance_chart, flow_graph
-from reciprocity.web.clients import Capacity, Circle, Exchange, Flow, KindTotals, Member, Summary, Totals, Week
+from reciprocity.web.clients.balance import Capacity, Circle, Exchange, Flow, KindTotals, Member, Summary, Totals, Week
 from reciprocity.web.exchange_form import (
     FORM_WIDE,
     ExchangeForm,

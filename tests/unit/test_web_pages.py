@@ -8,9 +8,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from reciprocity.contracts.commands import today_utc
+from reciprocity.common.service_client import Conflict, Invalid, OutcomeUnknown, Unavailable
+from reciprocity.contracts.commands import FieldError, today_utc
 from reciprocity.contracts.ids import exchange_id_for
-from reciprocity.web.clients import Conflict, FieldError, Invalid, OutcomeUnknown, Unavailable
 
 from tests.support.web_fakes import (
     DEMO_PASSWORD,
@@ -474,8 +474,9 @@ def test_a_name_several_members_share_or_nobody_has_is_explained(app, clients) -
 
 def test_the_ledgers_field_errors_are_shown_on_the_form(app, clients) -> None:  # type: ignore[no-untyped-def]
     client = client_as(app, "ada")
-    clients.ledger.fail_next = Invalid("ledger", [FieldError("receiver", "ben is not a member of any circle."),
-                                                  FieldError("note", "note can have at most 500 characters.")])
+    clients.ledger.fail_next = Invalid("ledger", [
+        FieldError(field="receiver", message="ben is not a member of any circle."),
+        FieldError(field="note", message="note can have at most 500 characters.")])
     answer = client.post("/exchanges/new", data=new_exchange_form(client), headers={"HX-Request": "true"})
     assert answer.status_code == 422
     page = text(answer)
@@ -759,7 +760,7 @@ def test_operator_page_says_when_dead_letters_cannot_be_read(app, clients) -> No
 
 
 def test_operator_page_shows_replay_progress(app, clients) -> None:  # type: ignore[no-untyped-def]
-    from reciprocity.web.clients import BuildingProgress
+    from reciprocity.web.clients.balance import BuildingProgress
 
     ops = client_as(app, "ops")
     assert 'id="replay-progress"' not in text(ops.get("/ops"))
@@ -775,7 +776,7 @@ def test_operator_page_shows_replay_progress(app, clients) -> None:  # type: ign
 
 
 def test_operator_page_shows_a_failed_or_interrupted_replay_not_a_ghost(app, clients) -> None:  # type: ignore[no-untyped-def]
-    from reciprocity.web.clients import FailedReplay
+    from reciprocity.web.clients.balance import FailedReplay
 
     ops = client_as(app, "ops")
     assert 'id="replay-failed"' not in text(ops.get("/ops"))
@@ -829,7 +830,7 @@ def test_circle_alerts_for_leads_and_flows_for_members(app) -> None:  # type: ig
 
 
 def _big_garden(clients):  # type: ignore[no-untyped-def]
-    from reciprocity.web.clients import CircleHealth, Flow
+    from reciprocity.web.clients.balance import CircleHealth, Flow
 
     ids = [f"p{i:02d}" for i in range(45)]
     flows = [Flow(giver=ids[i], receiver=ids[(i * 7 + 3) % 45], minutes=10 + i * 5) for i in range(45)]
@@ -991,7 +992,7 @@ def test_ledger_errors_on_fields_the_card_does_not_show_are_shown_above_it(  # t
         app, clients, exchange_id: str, action: str, field: str) -> None:
     ada = client_as(app, "ada")
     page = text(ada.get(f"/exchanges/{exchange_id}"))
-    clients.ledger.fail_next = Invalid("ledger", [FieldError(field, f"{field} is not right here.")])
+    clients.ledger.fail_next = Invalid("ledger", [FieldError(field=field, message=f"{field} is not right here.")])
     answer = ada.post(f"/exchanges/{exchange_id}/{action}", data={
         "csrf_token": hidden(page, "csrf_token"), "reason": "It was 15 minutes"}, headers={"HX-Request": "true"})
     assert answer.status_code == 422

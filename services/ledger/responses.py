@@ -1,4 +1,4 @@
-"""What the ledger's small read endpoints answer: its own write-side state, for tools that must check
+"""The response models of the ledger's small read endpoints: its own write-side state, for tools that must check
 before they write (the roster import, `seed --if-empty`). Members and the web read the balance
 service's projections instead."""
 

@@ -1,0 +1,201 @@
+"""What every HTTP client of our own services shares: one error model, and one JSON-over-HTTP call.
+
+The web's clients of balance and notify (web/clients/) and the one client of the ledger
+(reciprocity.ledger.client, used by the web and the CLI) raise only these:
+
+- `Unavailable`: the service could not be reached, answered 503 or another error the person cannot fix,
+  or answered something we cannot read. Pages show a friendly "try again" message; nothing was changed.
+- `OutcomeUnknown` (an `Unavailable`): the request may have reached the service and been carried out,
+  but no usable answer came back (a timeout, a dropped connection, a 5xx other than 503). A command
+  must then be retried with the same Idempotency-Key, never reported as lost.
+- `NotFound`: 404 for an id.
+- `Invalid`: 422 with field errors (ledger commands), each a `contracts.commands.FieldError`.
+- `Conflict`: 409, the state does not allow the transition (e.g. already acknowledged).
+
+Answers are parsed into `Shape`s: pydantic models that ignore unknown fields, so a service may add
+fields without breaking its clients.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from pydantic import BaseModel, ConfigDict, ValidationError
+from reciprocity.contracts.commands import FieldError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+log = logging.getLogger(__name__)
+
+
+class ClientError(Exception):
+    """Base of every error a client raises; `service` names which one."""
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+        self.message = message
+
+
+class Unavailable(ClientError):
+    def __init__(self, service: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(service, message)
+        self.retry_after = retry_after
+
+
+class OutcomeUnknown(Unavailable):
+    """Sent, but no answer to trust: the command may or may not have been carried out."""
+
+
+class NotFound(ClientError):
+    pass
+
+
+class Conflict(ClientError):
+    pass
+
+
+class Invalid(ClientError):
+    def __init__(self, service: str, errors: list[FieldError]) -> None:
+        super().__init__(service, "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid")
+        self.errors = errors
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class ServiceClient:
+    """One service at `base_url`, with its bearer token; subclasses name the service and its calls."""
+
+    service = "service"
+
+    def __init__(self, base_url: str, *, timeout_s: float = 5.0, token: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.http = requests.Session()
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                 json: Any = None, headers: dict[str, str] | None = None) -> requests.Response:
+        """The answer when it is a 200 or 201; any other outcome raised as one of the errors above."""
+        url = self.base_url + path
+        try:
+            answer = self.http.request(method, url, params=params, json=json, headers=headers, timeout=self.timeout_s)
+        except requests.RequestException as err:
+            log.warning("%s %s failed: %r", method, url, err)
+            if _may_have_arrived(err):
+                raise OutcomeUnknown(self.service, "did not answer in time") from err
+            raise Unavailable(self.service, "did not answer") from err
+        if answer.status_code in (200, 201):
+            return answer
+        message = _error_message(answer)
+        if answer.status_code == 404:
+            raise NotFound(self.service, message)
+        if answer.status_code == 409:
+            raise Conflict(self.service, message)
+        if answer.status_code == 422:
+            raise Invalid(self.service, _field_errors(answer))
+        if answer.status_code == 503:
+            raise Unavailable(self.service, message, retry_after=_retry_after(answer))
+        # 401 (wrong token), 400, 5xx: nothing the person at the browser can fix; log it loudly.
+        log.error("%s %s answered %d: %s", method, url, answer.status_code, answer.text[:500])
+        if answer.status_code >= 500:
+            # Only a 503 promises that nothing was done; a crash or a proxy's 502/504 may come after it was.
+            raise OutcomeUnknown(self.service, f"answered {answer.status_code}")
+        raise Unavailable(self.service, f"answered {answer.status_code}")
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              json: Any = None, headers: dict[str, str] | None = None) -> Any:
+        """The JSON of a 200 or 201 answer."""
+        return self._json(self._request(method, path, params=params, json=json, headers=headers))
+
+    def _json(self, answer: requests.Response) -> Any:
+        try:
+            return answer.json()
+        except ValueError as err:
+            raise Unavailable(self.service, "answered something that is not JSON") from err
+
+    def _parse(self, model: type[Shape], data: Any) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as err:
+            log.error("%s answered an unexpected %s: %s", self.service, model.__name__, err)
+            raise Unavailable(self.service, f"answered an unexpected {model.__name__}") from err
+
+    def _parse_list(self, model: type[Shape], data: Any, key: str) -> list[Any]:
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise Unavailable(self.service, f"answered without a {key!r} list")
+        return [self._parse(model, item) for item in data[key]]
+
+    def health(self) -> str | None:
+        """None when /health answers 200, else a short reason (for the web's own /health)."""
+        try:
+            answer = self.http.get(self.base_url + "/health", timeout=min(self.timeout_s, 3.0))
+        except requests.RequestException as err:
+            return f"no answer from {self.base_url} ({type(err).__name__})"
+        if answer.status_code != 200:
+            return f"{self.base_url}/health answered {answer.status_code}"
+        return None
+
+
+def segment(value: str) -> str:
+    """One URL path segment: ids are slugs, but never let a stray '/' or '?' reach another route."""
+    return requests.utils.quote(value, safe="")
+
+
+def _may_have_arrived(err: requests.RequestException) -> bool:
+    """Whether the request may have reached the service before it failed.
+
+    Only a failure to connect proves it did not; a read timeout or a connection dropped mid-way may
+    come after the service carried the request out (e.g. the ledger appended, then the answer was lost).
+    """
+    if isinstance(err, requests.ConnectTimeout):
+        return False
+    if isinstance(err, requests.Timeout):
+        return True
+    if isinstance(err, requests.ConnectionError):
+        reason = getattr(err.args[0], "reason", None) if err.args else None
+        return not isinstance(reason, NewConnectionError | ConnectTimeoutError)
+    return False
+
+
+def _error_message(answer: requests.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.text[:200] or answer.reason
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"]
+    return str(body)[:200]
+
+
+def _field_errors(answer: requests.Response) -> list[FieldError]:
+    def error(field: str, message: str) -> FieldError:
+        return FieldError(field=field, message=message)
+
+    try:
+        body = answer.json()
+    except ValueError:
+        return [error("", answer.text[:200])]
+    raw = body.get("errors") if isinstance(body, dict) else body
+    if isinstance(raw, list):
+        return [
+            error(str(e.get("field") or ""), str(e.get("message") or "is not valid"))
+            for e in raw if isinstance(e, dict)
+        ] or [error("", "the request was not valid")]
+    if isinstance(body, dict) and body.get("error"):
+        return [error("", str(body["error"]))]
+    return [error("", "the request was not valid")]
+
+
+def _retry_after(answer: requests.Response) -> int | None:
+    try:
+        return int(answer.headers.get("Retry-After", ""))
+    except ValueError:
+        return None

@@ -222,6 +222,19 @@ def report(results: Results, elapsed: float) -> list[tuple[str, str]]:
     return rows
 
 
+def cpu_rows(server_cpu: dict[str, float], client_cpu: float, requests: int) -> list[tuple[str, str]]:
+    """CPU milliseconds per request, by process: on a shared machine the requests/s move with the
+    neighbours' load, the CPU each request costs much less, and it says where the time goes."""
+    per = max(requests, 1) / 1000
+    busy = {name: used for name, used in server_cpu.items() if used / per >= 0.05}
+    rows = []
+    if server_cpu:
+        rows.append(("CPU per request, server (all processes)", f"{sum(server_cpu.values()) / per:.1f} ms"))
+    rows += [(f"  {name}", f"{used / per:.1f} ms") for name, used in sorted(busy.items(), key=lambda kv: -kv[1])]
+    rows.append(("CPU per request, this client", f"{client_cpu / per:.1f} ms"))
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,8 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def measure(seconds: float, password: str = "reciprocity-demo", web_url: str | None = None,
             balance_url: str | None = None) -> tuple[list[tuple[str, str]], dict[str, float]]:
     """The rows to print and the headline figures (requests/s, errors, dashboard p99 in ms)."""
+    load_before = os.getloadavg()
+    server_cpu: dict[str, float] = {}
     if web_url and balance_url:
         people = members_of(balance_url)
+        client_began = time.process_time()
         results, elapsed = run_load(web_url, people, password, seconds)
     else:
         from .stack import procfile_stack
@@ -249,9 +265,14 @@ def measure(seconds: float, password: str = "reciprocity-demo", web_url: str | N
         with tempfile.TemporaryDirectory(prefix="reciprocity-load-") as tmp, \
                 procfile_stack(bootstrap, Path(tmp)) as stack:
             people = wait_caught_up(stack.balance)
+            cpu_began, client_began = stack.cpu_seconds(), time.process_time()
             results, elapsed = run_load(stack.web, people, password, seconds)
+            server_cpu = {name: used - cpu_began.get(name, 0.0) for name, used in stack.cpu_seconds().items()}
+    client_cpu = time.process_time() - client_began
     rows = report(results, elapsed)
     rows[0] = ("members at once", str(len(people)))
+    rows.insert(1, ("load average before / after", f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}"))
+    rows.extend(cpu_rows(server_cpu, client_cpu, results.requests))
     dashboard = results.samples.get("dashboard /", [0.0])
     return rows, {"rps": results.requests / elapsed, "errors": results.error_count,
                   "dashboard_p99_ms": percentile(dashboard, 99) * 1000}

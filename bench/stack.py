@@ -58,9 +58,33 @@ class RunningStack:
     def balance(self) -> str:
         return self.url(8002)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each Procfile process, its children included (the
+        gunicorn workers), by line name: what the server spent, whoever else shares the machine."""
+        return cpu_seconds_of({name: proc.pid for name, proc in self.processes.items()})
+
     def log(self, name: str, lines: int = 40) -> str:
         path = self.workdir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def cpu_seconds_of(groups: dict[str, int]) -> dict[str, float]:
+    """name -> CPU seconds of every live process in the process group `groups[name]` (each Procfile line
+    runs in a session of its own, so its group is its whole process tree), read from /proc (Linux; empty
+    elsewhere). A process that exited since is not counted."""
+    by_group = {pgid: name for name, pgid in groups.items()}
+    used = dict.fromkeys(groups, 0.0)
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = entry.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, pgrp, ...
+        name = by_group.get(int(fields[2]))
+        if name is not None:
+            used[name] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
 
 
 def _remap(command: str, ports: dict[int, int]) -> str:

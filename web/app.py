@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from . import auth, pages_circles, pages_exchanges, pages_me, pages_ops
 from .accounts import AccountStore
 from .clients import Clients, http_clients
+from .directory import DirectoryCache
 from .format import FILTERS, recent_days
 from .proxies import TrustedProxies, parse_networks
 from .sessions import SessionStore
@@ -80,6 +81,8 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
         balance_token=settings.balance_token, notify_url=settings.notify_url, notify_token=settings.notify_token,
         timeout_s=settings.web_upstream_timeout_s,
     )
+    app.extensions["reciprocity.directory"] = DirectoryCache(app.extensions["reciprocity.clients"].balance,
+                                                             ttl_s=settings.web_directory_cache_s)
     accounts = app.extensions["reciprocity.accounts"] = AccountStore(settings.database_url)
     app.extensions["reciprocity.sessions"] = SessionStore(accounts.engine, idle_s=settings.web_session_idle_s,
                                                           max_s=settings.web_session_max_s)

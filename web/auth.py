@@ -5,8 +5,10 @@ A member signs in with their directory id and the password kept in web_accounts.
 session token whose row in web_sessions (web/sessions.py) is what makes the session live: signing out
 deletes it, so a cookie saved before is signed out too; so does any password change, and "sign out
 everywhere", for every session of the member. A session has an idle lifetime and an absolute one
-(WEB_SESSION_IDLE_S, WEB_SESSION_MAX_S). The member's name, circles and role are read from the directory
-on every request, so a change there (new lead, operator role removed) takes effect at once.
+(WEB_SESSION_IDLE_S, WEB_SESSION_MAX_S). The session is checked in the database on every request. The
+member's name, circles and role come from the directory: on a page she opens, as this process read it at
+most WEB_DIRECTORY_CACHE_S ago (web/directory.py); on every command and on the pages about her own entry
+or operations, read afresh, so a change there (operator role removed) holds for whatever she does next.
 
 The cookie itself lasts PERMANENT_SESSION_LIFETIME from when it was last written. Flask does not
 re-send it on every answer (SESSION_REFRESH_EACH_REQUEST is off): an answer to a request that changed
@@ -31,7 +33,7 @@ from reciprocity.common.service_client import NotFound
 from .accounts import AccountStore, check_password_rules
 from .sessions import SessionStore
 from .throttle import LoginThrottle
-from .ui import clients, me, render_page
+from .ui import clients, directory, me, render_page
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ bp = Blueprint("auth", __name__)
 
 # How old the session cookie may get before opening a page writes it again (sliding the 14 days on).
 RENEW_AFTER_S = 24 * 3600
+
+# Pages that show or act on the member's own directory entry, or on operations: they read the member
+# afresh, not as this process remembered her a moment ago (web/directory.py). So does every command.
+FRESH_MEMBER_ENDPOINTS = {"me.capacity", "ops.ops", "ops.dead_letters", "auth.account"}
 
 # Endpoints anyone may reach without signing in.
 PUBLIC_ENDPOINTS = {"auth.signin", "static", "health", "metrics"}
@@ -192,13 +198,17 @@ def load_signed_in_member() -> Response | None:
               "so please sign in again.", "info")
         return _to_signin()
     try:
-        g.me = clients().balance.member(member_id)
+        g.me = directory().member(member_id, fresh=not _may_use_remembered())
     except NotFound:
         session.clear()
         flash("Your member record could not be found, so you were signed out.", "info")
         return _to_signin()
     renew_session()
     return None
+
+
+def _may_use_remembered() -> bool:
+    return request.method in ("GET", "HEAD") and request.endpoint not in FRESH_MEMBER_ENDPOINTS
 
 
 def renew_session() -> None:

@@ -10,7 +10,7 @@ from .charts import KIND_COLOURS, Tie, balance_chart, connection_graph, flow_gra
 from .clients.balance import Circle
 from .pages_me import relationships_by_name
 from .signal_words import SIGNAL_HINTS_SELF, SIGNAL_WORDS_SELF
-from .ui import WINDOW_LABELS, WINDOWS, clients, forbid, me, render_page, window_arg
+from .ui import WINDOW_LABELS, WINDOWS, clients, directory, forbid, me, render_page, window_arg
 
 bp = Blueprint("circles", __name__)
 
@@ -27,7 +27,7 @@ SIGNAL_HINTS = {
 @bp.get("/circles")
 def circles() -> Response:
     member = me()
-    everything = clients().balance.circles()
+    everything = directory().circles()
     mine = [c for c in everything if c.id in member.circles or access.is_lead_of(member, c)]
     others = [c for c in everything if c not in mine]
     return render_page("circles.html", mine=sorted(mine, key=_by_name), others=sorted(others, key=_by_name),
@@ -43,14 +43,14 @@ def circle(circle_id: str) -> Response:
     member = me()
     balance = clients().balance
     window = window_arg()
-    everything = balance.circles()
+    everything = directory().circles()
     found = next((c for c in everything if c.id == circle_id), None)
     if found is None:
         abort(404)
     health = balance.circle_health(circle_id, window)
     is_lead = access.is_lead_of(member, found)
     in_care = access.can_see_signals(member, found, everything)
-    people = balance.members(circle=circle_id) if (in_care or access.can_see_flows(member, found)) else []
+    people = directory().circle_members(circle_id) if (in_care or access.can_see_flows(member, found)) else []
     names = {p.id: p.display_name for p in people}
     # Minutes between two people are for the two of them and their leads: the leads (of this circle or
     # of one it is nested in) see the weighted picture and every flow, listed by name; the circle's other
@@ -98,7 +98,7 @@ def member_page(member_id: str) -> Response:
     viewer = me()
     balance = clients().balance
     target = balance.member(member_id)
-    circles = balance.circles()
+    circles = directory().circles()
     if not access.can_view_member(viewer, target, circles):
         forbid(f"{target.display_name}'s page is for them and for the leads of their circles. "
                "If you are thinking of them, a direct conversation is often the kindest start.")

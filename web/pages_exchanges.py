@@ -35,7 +35,7 @@ from .exchange_form import (
     valid_key,
 )
 from .format import day_field, parse_day
-from .ui import clients, forbid, me, render_page
+from .ui import clients, directory, forbid, me, render_page
 
 HISTORY_PAGE = 50  # exchanges per page of the history
 
@@ -67,7 +67,7 @@ def _circle_mates() -> list:  # type: ignore[type-arg]
     (htmx replaces them with search results as she types)."""
     mine = me()
     try:
-        found = {m.id: m for c in mine.circles for m in clients().balance.members(circle=c) if m.id != mine.id}
+        found = {m.id: m for c in mine.circles for m in directory().circle_members(c) if m.id != mine.id}
     except Unavailable:
         return []
     return sorted(found.values(), key=lambda m: (m.display_name.lower(), m.id))[:200]

@@ -23,6 +23,8 @@ class WebSettings(ServiceSettings):
     web_secure_cookies: bool | None = None
     # Seconds a client waits for the ledger, balance or notify before the page says "try again".
     web_upstream_timeout_s: float = Field(default=5.0, gt=0)
+    # Seconds a web process remembers the directory's answers (web/directory.py); 0: ask every time.
+    web_directory_cache_s: float = Field(default=2.0, ge=0, le=60)
     # Sign-in throttling (web/throttle.py): per account, this many failures are free, then each further
     # one doubles the wait before the next attempt (1 s, 2 s, ...) up to WEB_LOGIN_MAX_DELAY_S; per
     # client address, at most WEB_LOGIN_ATTEMPTS failures (any accounts) per WEB_LOGIN_WINDOW_S.

@@ -9,6 +9,7 @@ from htmx_flask import request
 
 from .clients import Clients
 from .clients.balance import Member
+from .directory import DirectoryCache
 
 WINDOWS = ("7d", "28d", "90d", "365d")
 WINDOW_LABELS = {"7d": "7 days", "28d": "4 weeks", "90d": "3 months", "365d": "a year"}
@@ -16,6 +17,11 @@ WINDOW_LABELS = {"7d": "7 days", "28d": "4 weeks", "90d": "3 months", "365d": "a
 
 def clients() -> Clients:
     return current_app.extensions["reciprocity.clients"]
+
+
+def directory() -> DirectoryCache:
+    """The directory's answers as this process remembers them for a moment (web/directory.py)."""
+    return current_app.extensions["reciprocity.directory"]
 
 
 def me() -> Member:

@@ -11,9 +11,16 @@ which accepts or raises ContractError exactly as before.
 Declined on any doubt, automatically:
 - a type this process does not know, or a version other than the event's newest (old versions go
   through the upcasters on the pydantic path);
-- an event whose model uses anything outside the small vocabulary translated below (validators,
-  serialisers, nested models, e-mail addresses, default factories, any constraint not listed): adding
-  one to a contract silently moves that type to the pydantic path, it never makes this path lenient;
+- an event whose model uses anything outside the small vocabulary translated below (field validators
+  other than the bounds' cleaners, before/wrap model validators, serialisers, nested models in lists,
+  e-mail addresses, default factories, any constraint not listed): adding one to a contract silently
+  moves that type to the pydantic path, it never makes this path lenient;
+- a value an "after" model validator refuses: those validators (the sealed values' `_consistent`, the
+  events' "sealed for exactly these members") are not translated but run, the very functions pydantic
+  runs, on the instance built here; any exception declines.
+
+Nested models (the `Sealed` personal values, a circle's policy) are translated like events, field by
+field, into nested msgspec shapes, and built bottom-up into the same pydantic objects.
 - any value msgspec refuses, and date-times that are not plain RFC 3339 with an offset.
 
 tests/unit/test_contracts_fastcodec.py holds both paths to agreeing on every golden file and on
@@ -23,6 +30,7 @@ generated records, valid and not.
 from __future__ import annotations
 
 import enum
+import operator
 import re
 import types
 import typing
@@ -43,9 +51,6 @@ from .envelope import Envelope
 from .events import EVENT_TYPES, Event
 from .ids import SLUG_PATTERN
 from .upcasting import has_upcaster
-
-_set = object.__setattr__
-
 
 class Unsupported(Exception):
     """A model uses something this module does not translate: its type stays on the pydantic path."""
@@ -175,20 +180,30 @@ def _translate(annotation: Any, metadata: list[Any], checks: list[Callable[[Any]
         return annotation
     if isinstance(annotation, type) and issubclass(annotation, enum.StrEnum) and not metadata:
         return annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and not metadata:
+        return _shape_of(annotation).typed_dict
     raise Unsupported(repr(annotation))
 
 
-class _EventDecoder:
-    """Decodes one (type, newest version) payload into the field values of its pydantic model."""
+class _Shape:
+    """One pydantic model (an event or a model nested in one) as a msgspec TypedDict, with what msgspec
+    does not check itself: patterns, the bounds' conditions, unknown keys of nested objects, defaults,
+    nested models to build, and the model's "after" validators to run on the built instance."""
 
-    def __init__(self, cls: type[Event]) -> None:
+    def __init__(self, cls: type[BaseModel]) -> None:
         if cls.model_config.get("extra") != "forbid" or cls.model_config.get("strict"):
             raise Unsupported("model config")
         decorators = cls.__pydantic_decorators__
         if any((decorators.validators, decorators.field_validators, decorators.root_validators,
-                decorators.model_validators, decorators.field_serializers, decorators.model_serializers,
+                decorators.field_serializers, decorators.model_serializers,
                 decorators.computed_fields)) or cls.__pydantic_post_init__ or cls.__private_attributes__:
             raise Unsupported("validators, serialisers or private attributes")
+        # "after" model validators take the finished instance: run as they are, so never out of step.
+        self.after: list[Callable[[Any], Any]] = []
+        for name, decorator in decorators.model_validators.items():
+            if decorator.info.mode != "after" or decorator.shim is not None:
+                raise Unsupported(f"model validator {name} ({decorator.info.mode})")
+            self.after.append(decorator.func)
         fields: dict[str, Any] = {}
         self.defaults: dict[str, Any] = {}
         # Patterns (the slugs) are matched after decoding, through a set of values seen valid before:
@@ -196,6 +211,7 @@ class _EventDecoder:
         # distinct member and circle ids.
         self.patterns: list[tuple[str, bool, re.Pattern[str]]] = []
         self.checks: list[tuple[str, Callable[[Any], bool]]] = []
+        self.nested: list[tuple[str, _Shape]] = []
         for name, info in cls.model_fields.items():
             if info.alias not in (None, name) or info.validation_alias is not None or info.default_factory:
                 raise Unsupported(f"{name}: alias or default factory")
@@ -205,6 +221,9 @@ class _EventDecoder:
             if pattern is not None:
                 self.patterns.append((name, in_list, re.compile(pattern)))
             self.checks.extend((name, check) for check in checks)
+            model = _nested_model(info.annotation)
+            if model is not None:
+                self.nested.append((name, _shape_of(model)))
             if info.default is PydanticUndefined:
                 fields[name] = typ
             else:
@@ -212,19 +231,30 @@ class _EventDecoder:
                     raise Unsupported(f"{name}: default {info.default!r}")
                 fields[name] = typing.NotRequired[typ]
                 self.defaults[name] = info.default
-        shape = typing.TypedDict(f"Fast{cls.__name__}", fields)  # type: ignore[operator]
+        self.typed_dict = typing.TypedDict(f"Fast{cls.__name__}", fields)  # type: ignore[operator]
+        # The slugs of required fields, fetched in C for one subset test against `_MATCHED`.
+        slug = [(name, in_list) for name, in_list, pattern in self.patterns
+                if pattern.pattern == _SLUG and name not in self.defaults]
+        scalars = [name for name, in_list in slug if not in_list]
+        lists = [name for name, in_list in slug if in_list]
+        self.required_slugs = _getter(scalars)
+        self.required_slug_lists = _getter(lists)
+        self.has_required_slugs = bool(slug)
+        self.other_patterns = [p for p in self.patterns if (p[0], p[1]) not in slug]
         self.cls = cls
         self.names = frozenset(cls.model_fields)
         self.order = list(cls.model_fields)
         self.n_fields = len(self.order)
-        self.decoder = msgspec.json.Decoder(shape)
 
-    def decode(self, raw: bytes, keys: Any) -> Event | None:
-        """`keys`: the payload's keys as parsed (a TypedDict lets unknown keys pass; the models forbid them)."""
-        if not keys <= self.names:
-            return None
-        given = self.decoder.decode(raw)
-        for name, in_list, pattern in self.patterns:
+    def build(self, given: dict[str, Any], parsed: Any) -> Any:
+        """The model instance from `given` (decoded by msgspec against `typed_dict`), or None to decline.
+        `parsed`: the same object as parsed without a shape (a TypedDict skips unknown keys, the models
+        forbid them: nested objects are checked here against it)."""
+        # Common case first, in C: every required slug (and slug list) holds values matched before.
+        known = self.has_required_slugs and (
+            self.required_slugs is None or _MATCHED.issuperset(self.required_slugs(given))) and (
+            self.required_slug_lists is None or all(map(_MATCHED.issuperset, self.required_slug_lists(given))))
+        for name, in_list, pattern in self.patterns if not known else self.other_patterns:
             value = given.get(name)
             if value is None:  # absent (a default applies) or an optional value left out: nothing to match
                 continue
@@ -235,12 +265,72 @@ class _EventDecoder:
             value = given.get(name)
             if value is not None and not check(value):
                 return None
+        for name, shape in self.nested:
+            value = given.get(name)
+            if value is None:
+                continue
+            inner = parsed.get(name)
+            if type(inner) is not dict or not inner.keys() <= shape.names:
+                return None
+            built = shape.build(value, inner)
+            if built is None:
+                return None
+            given[name] = built
         if len(given) == self.n_fields:
             values = given if list(given) == self.order else {name: given[name] for name in self.order}
         else:  # defaults filled in, in the model's field order (model_dump_json follows it)
             defaults = self.defaults
             values = {name: given[name] if name in given else defaults[name] for name in self.order}
-        return _filled(self.cls, values, set(given))
+        obj = _filled(self.cls, values, set(given))
+        for validator in self.after:
+            try:
+                obj = validator(obj)
+            except Exception:  # what pydantic reports as a validation error: its path decides
+                return None
+        return obj if type(obj) is self.cls else None
+
+
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]] | None:
+    """A tuple of these keys' values (None for no names)."""
+    if not names:
+        return None
+    if len(names) == 1:
+        one = operator.itemgetter(names[0])
+        return lambda d: (one(d),)
+    return operator.itemgetter(*names)
+
+
+_SHAPES: dict[type[BaseModel], _Shape] = {}
+
+
+def _shape_of(cls: type[BaseModel]) -> _Shape:
+    found = _SHAPES.get(cls)
+    if found is None:
+        found = _SHAPES[cls] = _Shape(cls)
+    return found
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a field typed `Model` or `Model | None` (a model anywhere else is Unsupported)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next((a for a in typing.get_args(annotation) if a is not type(None)), None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+class _EventDecoder:
+    """Decodes one (type, newest version) payload into its pydantic model."""
+
+    def __init__(self, cls: type[Event]) -> None:
+        self.shape = _Shape(cls)
+        self.names = self.shape.names
+        self.decoder = msgspec.json.Decoder(self.shape.typed_dict)
+
+    def decode(self, raw: bytes, parsed: dict[str, Any]) -> Event | None:
+        """`parsed`: the payload as parsed without a shape (a TypedDict lets unknown keys pass; the
+        models forbid them)."""
+        if not parsed.keys() <= self.names:
+            return None
+        return self.shape.build(self.decoder.decode(raw), parsed)  # type: ignore[no-any-return]
 
 
 _MATCHED: set[str] = set()
@@ -284,19 +374,32 @@ def _take_pattern(typ: Any) -> tuple[Any, str | None, bool]:
         base, pattern = split(item)
         return (list[base] if pattern else typ), pattern, True  # type: ignore[valid-type]
     if origin is Annotated and typing.get_origin(typing.get_args(typ)[0]) is list:
-        return typ, None, False  # a constrained list of patterned items: msgspec checks it all
+        # A constrained list of patterned items (a sealed value's `to`): msgspec checks the list's
+        # length, the items' pattern is matched after decoding like any other.
+        listed, list_meta = typing.get_args(typ)
+        (item,) = typing.get_args(listed)
+        base, pattern = split(item)
+        return (Annotated[list[base], list_meta] if pattern else typ), pattern, True  # type: ignore[valid-type]
     base, pattern = split(typ)
     return base, pattern, False
+
+
+# BaseModel's slots, set through their descriptors (a quarter cheaper than object.__setattr__ by name).
+_SET_DICT = BaseModel.__dict__["__dict__"].__set__
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+_new = object.__new__
 
 
 def _filled(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
     """A model instance from values already checked, as pydantic's model_construct builds one (without
     its per-field bookkeeping, which is most of its cost)."""
-    obj = cls.__new__(cls)
-    _set(obj, "__dict__", values)
-    _set(obj, "__pydantic_fields_set__", fields_set)
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
+    obj = _new(cls)
+    _SET_DICT(obj, values)
+    _SET_FIELDS_SET(obj, fields_set)
+    _SET_EXTRA(obj, None)
+    _SET_PRIVATE(obj, None)
     return obj
 
 
@@ -331,7 +434,7 @@ def decode_trusted(raw: bytes | str, fast: dict[tuple[str, int], _EventDecoder] 
         payload_dict = _ANY.decode(payload)
         if type(payload_dict) is not dict:
             return None
-        event = found.decode(payload, payload_dict.keys())
+        event = found.decode(payload, payload_dict)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
         return None
     if event is None:

@@ -52,6 +52,7 @@ from .events import EVENT_TYPES, Event
 from .ids import SLUG_PATTERN
 from .upcasting import has_upcaster
 
+
 class Unsupported(Exception):
     """A model uses something this module does not translate: its type stays on the pydantic path."""
 

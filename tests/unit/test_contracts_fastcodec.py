@@ -156,7 +156,7 @@ def _mutated(draw: st.DrawFn) -> bytes:
                 elif what == "extra":
                     value = draw(st.sampled_from(_NESTED_VALUES))
                     inner[draw(st.sampled_from(["extra", "alg", "iv", "data", "to"]))] = value
-                elif what == "to" and "to" in inner:  # the members it is sealed for: reordered, repeated, others
+                elif what == "to" and isinstance(inner.get("to"), list):  # its members: reordered, repeated, others
                     inner["to"] = draw(st.lists(st.sampled_from([*inner["to"], "ann", "Ann", "bob.b"]), max_size=3))
         elif action == "list":
             lists = [n for n in names if isinstance(payload.get(n), list)]

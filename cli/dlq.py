@@ -19,7 +19,7 @@ import json
 import sys
 
 from reciprocity.balance.dead_letters import REDRIVE_OF, REDRIVE_TO, dlq_names, read_dead_letters
-from reciprocity.contracts.topics import SOURCE_TOPICS
+from reciprocity.contracts.topics import TOPIC_SPECS
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -46,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _refuse_unknown(topic: str | None) -> bool:
     """Say in one line why `topic` names no DLQ; False for a source topic, its DLQ, or None (all of them)."""
-    if topic is None or topic.removesuffix(".dlq") in SOURCE_TOPICS:
+    if topic is None or topic.removesuffix(".dlq") in TOPIC_SPECS:
         return False
-    print(f"reciprocity dlq: unknown topic {topic!r}; known topics: {', '.join(SOURCE_TOPICS)} "
+    print(f"reciprocity dlq: unknown topic {topic!r}; known topics: {', '.join(TOPIC_SPECS)} "
           "(or their DLQs, the same name ending in .dlq)", file=sys.stderr)
     return True
 

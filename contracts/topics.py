@@ -24,11 +24,14 @@ DIRECTORY = TopicSpec("ledger.directory", partitions=4, writer="ledger", config=
 EXCHANGES = TopicSpec("ledger.exchanges", partitions=8, writer="ledger", config=_FOREVER)
 SIGNALS = TopicSpec("balance.signals", partitions=4, writer="balance", config=_FOREVER)
 
-SOURCE_TOPICS: dict[str, TopicSpec] = {t.name: t for t in (DIRECTORY, EXCHANGES, SIGNALS)}
+# Every topic by name (each with its dead-letter topic, see all_topics()).
+TOPIC_SPECS: dict[str, TopicSpec] = {t.name: t for t in (DIRECTORY, EXCHANGES, SIGNALS)}
 
-# Which topics each service consumes, written once: its consumer, its status page, the CLI and the tests
-# read these names.
+# Which topics each service reads, written once: its consumer, its status page, `reciprocity status`,
+# replays and the tests use these names.
+LEDGER_TOPICS = (DIRECTORY.name, EXCHANGES.name)  # the ledger writes them and rebuilds its state from them
 BALANCE_READS = (DIRECTORY.name, EXCHANGES.name)
+NOTIFY_READS = (DIRECTORY.name, SIGNALS.name, EXCHANGES.name)  # exchanges: the daily digest of what waits
 
 
 def dlq_topic(source: str) -> str:
@@ -41,7 +44,7 @@ def all_topics(prefix: str = "") -> dict[str, tuple[int, dict[str, str]]]:
     `prefix` lets tests create an isolated copy of the whole set on one broker.
     """
     topics: dict[str, tuple[int, dict[str, str]]] = {}
-    for spec in SOURCE_TOPICS.values():
+    for spec in TOPIC_SPECS.values():
         topics[prefix + spec.name] = (spec.partitions, dict(spec.config))
         topics[prefix + spec.dlq] = (1, dict(spec.config))
     return topics

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from reciprocity.contracts.topics import SOURCE_TOPICS, dlq_topic
+from reciprocity.contracts.topics import TOPIC_SPECS, dlq_topic
 
 if TYPE_CHECKING:
     from reciprocity.messaging.inspect import RawRecord
@@ -29,7 +29,7 @@ REDRIVE_TO = "dlq.redrive.to"  # where it went: topic[partition]@offset
 
 def all_dlqs() -> list[str]:
     """Every dead-letter topic (logical names), in registry order."""
-    return [spec.dlq for spec in SOURCE_TOPICS.values()]
+    return [spec.dlq for spec in TOPIC_SPECS.values()]
 
 
 def dlq_names(topic: str | None) -> list[str]:

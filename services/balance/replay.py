@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from reciprocity.common.sealing import Opener
 from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.events import ExchangeRecorded
-from reciprocity.contracts.topics import dlq_topic
+from reciprocity.contracts.topics import BALANCE_READS, dlq_topic
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.messaging.inspect import end_offsets, read_all
@@ -42,7 +42,6 @@ from .dead_letters import read_dead_letters
 from .generations import mark_built, mark_failed, replay_lock, start_building, switch_to
 from .projection import BalanceProjection
 
-SOURCE_TOPICS = ("ledger.directory", "ledger.exchanges")
 REPLAY_CONSUMER = "balance-replay"  # names the replay in the headers of what it parks
 
 log = logging.getLogger(__name__)
@@ -111,7 +110,7 @@ class _ReplayDeadLetters:
              why: str, event_type: str = "") -> None:
         self.parked[event_type] += 1
         if self._known is None:  # what is parked already (by the live consumer, an earlier replay)
-            letters = read_dead_letters(self._bootstrap, self._prefix, [dlq_topic(t) for t in SOURCE_TOPICS])
+            letters = read_dead_letters(self._bootstrap, self._prefix, [dlq_topic(t) for t in BALANCE_READS])
             self._known = {(d.source, d.header("dlq.source.partition"), d.header("dlq.source.offset"))
                            for d in letters}
         if (topic, str(partition), str(offset)) in self._known:
@@ -156,7 +155,7 @@ def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str,
                  progress: Callable[[int, int], None] | None, switch: bool,
                  dead_letters: _ReplayDeadLetters, opener: Opener | None) -> ReplayResult:
     began = time.perf_counter()
-    ends = end_offsets(bootstrap, SOURCE_TOPICS, topic_prefix=topic_prefix)
+    ends = end_offsets(bootstrap, BALANCE_READS, topic_prefix=topic_prefix)
     total = sum(ends.values())
     # A fresh opener: its cache starts empty, so every key is asked of the ledger again, and the keys of
     # forgotten members are not there to ask for: the new generation is as anonymised as the old one.
@@ -174,7 +173,7 @@ def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str,
                 cursor[key] = span.next
         batch, ranges = [], {}
 
-    for done, record in enumerate(read_all(bootstrap, SOURCE_TOPICS, topic_prefix=topic_prefix), start=1):
+    for done, record in enumerate(read_all(bootstrap, BALANCE_READS, topic_prefix=topic_prefix), start=1):
         key = (record.topic, record.partition)
         span = ranges.get(key)
         ranges[key] = OffsetRange(first=span.first if span else cursor.get(key, 0), next=record.offset + 1)

@@ -27,7 +27,7 @@ from reciprocity.contracts.commands import Appended, Command, RecordExchange, Un
 from reciprocity.contracts.envelope import ContractError, decode, encode, wrap
 from reciprocity.contracts.events import MemberForgotten
 from reciprocity.contracts.ids import command_event_id, exchange_id_for
-from reciprocity.contracts.topics import DIRECTORY, EXCHANGES
+from reciprocity.contracts.topics import EXCHANGES, LEDGER_TOPICS
 from reciprocity.messaging.event_log import BrokerUnavailable, EventLog, Outgoing
 from reciprocity.messaging.inspect import read_all
 
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PRODUCER = "ledger"
-LEDGER_TOPICS = (DIRECTORY.name, EXCHANGES.name)
 # Headers on the first event of each command (Kafka record headers, outside the event contract).
 HEADER_REQUEST = "ledger.request"  # sha256 of the request: tells a retry from a reused key
 HEADER_COUNT = "ledger.events"  # how many events the command appended

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from reciprocity.common.sealing import projection_opener
 from reciprocity.common.service import ApiProcess, ServiceRoles, Worker, WorkerRole
-from reciprocity.contracts.topics import SIGNALS, all_topics
+from reciprocity.contracts.topics import NOTIFY_READS, SIGNALS, all_topics
 from reciprocity.messaging.consumer import PartitionKey, ProjectionConsumer
 from reciprocity.messaging.event_log import EventLog
 from reciprocity.messaging.inspect import end_offsets
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from . import store
 from .digest import plan_digests
-from .projection import TOPICS, CrashHook, NotifyProjection
+from .projection import CrashHook, NotifyProjection
 from .sender import Sender, SmtpConfig, SmtpTransport
 from .settings import NotifySettings
 
@@ -54,7 +54,7 @@ class Notifier:
         self.dead_letters = EventLog(settings.kafka_bootstrap_servers, client_id="notify-dlq",
                                      topic_prefix=settings.topic_prefix)
         self.consumer = ProjectionConsumer(
-            settings.kafka_bootstrap_servers, group_id=GROUP_ID, topics=TOPICS, projection=self.projection,
+            settings.kafka_bootstrap_servers, group_id=GROUP_ID, topics=list(NOTIFY_READS), projection=self.projection,
             dead_letters=self.dead_letters, topic_prefix=settings.topic_prefix, client_id="notify",
         )
         self._stop = threading.Event()

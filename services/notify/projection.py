@@ -43,7 +43,6 @@ from reciprocity.contracts.events import (
     SignalCleared,
     SignalEvent,
 )
-from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey
 from sqlalchemy.engine import Connection, Engine
 
@@ -68,7 +67,6 @@ from .store import (
 
 log = logging.getLogger(__name__)
 
-TOPICS = (DIRECTORY.name, SIGNALS.name, EXCHANGES.name)
 CrashHook = Callable[[str], None]
 
 

@@ -19,7 +19,7 @@ import requests
 from flask.testing import FlaskClient
 from reciprocity.contracts.envelope import Envelope
 from reciprocity.contracts.events import Event
-from reciprocity.contracts.topics import all_topics
+from reciprocity.contracts.topics import NOTIFY_READS, all_topics
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.messaging.inspect import end_offsets
 from reciprocity.messaging.topics_admin import ensure_topics
@@ -28,7 +28,6 @@ from reciprocity.notify import testing as t
 from reciprocity.notify.app import create_app
 from reciprocity.notify.bootstrap import Notifier
 from reciprocity.notify.mail_sink import MailSink
-from reciprocity.notify.projection import TOPICS
 from reciprocity.notify.settings import NotifySettings
 
 from tests.support.auth import NOTIFY_TOKEN, authorized, bearer
@@ -103,7 +102,7 @@ def deliveries(client: FlaskClient, **params: str) -> dict[str, Any]:
 
 
 def caught_up(bootstrap: str, prefix: str, engine: Any) -> bool:
-    ends = end_offsets(bootstrap, TOPICS, topic_prefix=prefix)
+    ends = end_offsets(bootstrap, NOTIFY_READS, topic_prefix=prefix)
     with engine.connect() as conn:
         stored = store.stored_offsets(conn)
     return all(stored.get(key, 0) == end for key, end in ends.items())

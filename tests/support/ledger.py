@@ -16,9 +16,8 @@ from flask.testing import FlaskClient
 from reciprocity.common.sealing import LedgerKeySource, Opener
 from reciprocity.contracts.envelope import Envelope, decode
 from reciprocity.contracts.events import Event
-from reciprocity.contracts.topics import all_topics
+from reciprocity.contracts.topics import LEDGER_TOPICS, all_topics
 from reciprocity.ledger.app import create_app, keep_loaded, ledger_of
-from reciprocity.ledger.service import LEDGER_TOPICS
 from reciprocity.ledger.settings import LedgerSettings
 from reciprocity.messaging.event_log import BrokerUnavailable
 from reciprocity.messaging.inspect import read_all

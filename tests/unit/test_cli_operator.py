@@ -17,7 +17,7 @@ from reciprocity.balance.db import make_engine, migrate
 from reciprocity.balance.generations import active_generation
 from reciprocity.cli.export import EXCHANGE_FIELDS
 from reciprocity.cli.main import main as cli
-from reciprocity.contracts.topics import SOURCE_TOPICS
+from reciprocity.contracts.topics import TOPIC_SPECS
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -49,7 +49,7 @@ def test_dlq_names_an_unknown_topic_in_one_line(capsys: pytest.CaptureFixture[st
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert f"unknown topic '{argv[2]}'" in lines[0]
-    for known in SOURCE_TOPICS:
+    for known in TOPIC_SPECS:
         assert known in lines[0]
     assert "Traceback" not in err and "BrokerUnavailable" not in err
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from reciprocity.contracts.events import EVENT_TYPES
 from reciprocity.contracts.schemas import SCHEMA_DIR, all_models, file_stem, render, schema_of
-from reciprocity.contracts.topics import SOURCE_TOPICS
+from reciprocity.contracts.topics import TOPIC_SPECS
 
 
 @pytest.mark.parametrize("model", all_models(), ids=file_stem)
@@ -29,9 +29,9 @@ def test_schema_names_type_version_and_topic() -> None:
         schema = schema_of(model)
         assert schema["title"] == model.TYPE
         assert schema["x-version"] == model.VERSION
-        assert schema["x-topic"] in SOURCE_TOPICS
+        assert schema["x-topic"] in TOPIC_SPECS
         assert json.loads(render(model)) == schema
 
 
 def test_every_event_type_lives_on_a_registered_topic() -> None:
-    assert {cls.TOPIC for cls in EVENT_TYPES.values()} == set(SOURCE_TOPICS)
+    assert {cls.TOPIC for cls in EVENT_TYPES.values()} == set(TOPIC_SPECS)

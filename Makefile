@@ -69,7 +69,7 @@ $(INSTALLED): pyproject.toml | $(PY) system-packages
 
 # The broker's jars from Maven Central (infra/kafka/pom.xml), refetched when the pom changes.
 $(KAFKA_JARS): infra/kafka/pom.xml | $(INSTALLED) system-packages
-	$(PY) -m reciprocity.messaging.local_kafka --fetch-jars
+	$(PY) -m devstack.local_kafka --fetch-jars
 	touch $@
 
 lint: $(INSTALLED)

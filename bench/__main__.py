@@ -172,7 +172,7 @@ class Service:
 
     def __init__(self, module: str, env: dict[str, str], log_dir: Path, name: str, args: tuple[str, ...] = (),
                  port_variable: str = "PORT") -> None:
-        from reciprocity.messaging.local_kafka import free_port
+        from devstack.ports import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(shutil.rmtree, workdir, True)
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
-            from reciprocity.messaging.local_kafka import LocalKafka
+            from devstack.local_kafka import LocalKafka
 
             kafka = stack.enter_context(LocalKafka(workdir / "kafka", heap_max="1g"))
             bootstrap = kafka.bootstrap_servers
@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             measure(console, results, bootstrap, f"sqlite:///{workdir}/sealed.db", n, floor, sqlite_rate)
         if "postgres" not in args.skip:
-            from reciprocity.messaging.local_postgres import LocalPostgres
+            from devstack.local_postgres import LocalPostgres
 
             pg = stack.enter_context(LocalPostgres())
             rate, batches = project(bootstrap, prefix, pg.create_database("bench"), n, "postgres")

@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             per, batch_s = _time_apply(f"sqlite:///{Path(tmp) / 'micro.db'}", directory, delivered, args.batch)
             print(f"apply SQLite:       {per * 1e6:6.2f} us/event (median batch {batch_s * 1000:.0f} ms)")
     if args.postgres:
-        from reciprocity.messaging.local_postgres import LocalPostgres
+        from devstack.local_postgres import LocalPostgres
 
         with LocalPostgres() as pg:
             per, batch_s = _time_apply(pg.create_database("micro"), directory, delivered, args.batch)

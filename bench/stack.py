@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from reciprocity.messaging.local_kafka import free_port
+
+from devstack.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 # What the services call each other on, by the Procfile's default port.
@@ -109,6 +110,8 @@ def procfile_stack(bootstrap: str, workdir: Path, *, skip: tuple[str, ...] = ("k
     env = {"RECIPROCITY_ENV": "development", **os.environ, **TOKENS, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
            "TOPIC_PREFIX": f"benchload{uuid.uuid4().hex[:8]}.", "SMTP_HOST": "127.0.0.1",
            "SMTP_PORT": str(ports[1025]), "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+           # The mail sink is devstack/, importable from the checkout's root only (not installed).
+           "PYTHONPATH": str(REPO),
            "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
            **{var: f"http://127.0.0.1:{ports[p]}" for p, var in _URL_ENV.items()}}
     env.pop("DATABASE_URL", None)  # each service's own default, under workdir/var

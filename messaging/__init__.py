@@ -2,6 +2,5 @@
 
 - `event_log.EventLog` appends events (idempotent, `acks=all`, optionally transactional);
 - `consumer.ProjectionConsumer` feeds decoded batches to a projection that stores its own offsets;
-- `local_kafka.LocalKafka` runs a real Apache Kafka broker from Maven Central jars;
 - `topics_admin` creates topics; `inspect` reads end offsets and group positions.
 """

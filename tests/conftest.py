@@ -20,8 +20,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from reciprocity.messaging.local_kafka import LIBS_DIR, LocalKafka, broker_version
-from reciprocity.messaging.local_postgres import LocalPostgres
+
+from devstack.local_kafka import LIBS_DIR, LocalKafka, broker_version
+from devstack.local_postgres import LocalPostgres
 
 log = logging.getLogger("tests.infra")
 

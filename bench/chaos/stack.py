@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from reciprocity.messaging.local_kafka import LocalKafka, free_port
 
 from bench.stack import procfile
+from devstack.local_kafka import LocalKafka
+from devstack.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # The Procfile's fixed ports, by the process that listens there.
@@ -152,6 +153,8 @@ class Stack:
             **os.environ,
             "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "PYTHONUNBUFFERED": "1",
+            # The mail sink is devstack/, importable from the checkout's root only (not installed).
+            "PYTHONPATH": str(REPO),
             "HOST": "127.0.0.1",
             "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "TOPIC_PREFIX": "",

@@ -12,8 +12,8 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, expect
-from reciprocity.notify.mail_sink import MailSink
 
+from devstack.mail_sink import MailSink
 from tests.support.services import wait_for, worker
 from tests.support.stack import PASSWORD, TOKEN, Stack, running_stack
 

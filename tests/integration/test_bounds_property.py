@@ -40,10 +40,10 @@ from reciprocity.messaging.consumer import Delivered, OffsetRange
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.messaging.inspect import read_all
 from reciprocity.notify import store
-from reciprocity.notify.mail_sink import MailSink
 from reciprocity.notify.projection import NotifyProjection
 from reciprocity.notify.sender import Sender, SmtpConfig, SmtpTransport
 
+from devstack.mail_sink import MailSink
 from tests.support.balance_stack import make_topics
 from tests.support.extremes import Organisation, any_day, organisations
 

@@ -25,9 +25,9 @@ from kafka import KafkaConsumer, TopicPartition
 from reciprocity.cli.main import main as cli
 from reciprocity.contracts.topics import all_topics
 from reciprocity.messaging.topics_admin import ensure_topics
-from reciprocity.notify.mail_sink import MailSink
 from reciprocity.web.accounts import AccountStore
 
+from devstack.mail_sink import MailSink
 from tests.support.auth import BALANCE_TOKEN, NOTIFY_TOKEN, bearer
 from tests.support.ledger import TOKEN
 from tests.support.services import ServiceProcess, wait_for, worker

@@ -7,11 +7,11 @@ import time
 import pytest
 import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from reciprocity.messaging.local_kafka import LocalKafka
-from reciprocity.messaging.local_postgres import LocalPostgres
 from reciprocity.messaging.topics_admin import ensure_topics
 
-from tests.support.ports import free_port
+from devstack.local_kafka import LocalKafka
+from devstack.local_postgres import LocalPostgres
+from devstack.ports import free_port
 
 
 def _partitions(bootstrap: str, topic: str) -> int:

@@ -10,10 +10,10 @@ from datetime import date
 import pytest
 import requests
 from reciprocity.contracts.commands import today_utc
-from reciprocity.messaging.local_kafka import LocalKafka
 
+from devstack.local_kafka import LocalKafka
+from devstack.ports import free_port
 from tests.support.ledger import TOKEN, in_process_ledger, new_prefix, read_events
-from tests.support.ports import free_port
 from tests.support.services import ServiceProcess, wait_for
 
 pytestmark = pytest.mark.kafka

@@ -19,10 +19,10 @@ from alembic.migration import MigrationContext
 from reciprocity.messaging.consumer import StaleBatch
 from reciprocity.notify import store
 from reciprocity.notify import testing as t
-from reciprocity.notify.mail_sink import MailSink
 from reciprocity.notify.projection import NotifyProjection
 from reciprocity.notify.sender import Sender, SmtpConfig, SmtpTransport
 
+from devstack.mail_sink import MailSink
 from tests.support.auth import authorized
 from tests.support.services import wait_for
 

@@ -11,8 +11,8 @@ from reciprocity.contracts.events import ExchangeAcknowledged, ExchangeDisputed,
 from reciprocity.contracts.sealed import Sealed
 from reciprocity.notify import testing as t
 from reciprocity.notify.digest import plan_digests
-from reciprocity.notify.mail_sink import MailSink
 
+from devstack.mail_sink import MailSink
 from tests.integration.test_notify_delivery import BASE, Rig
 
 DAY = date(2026, 11, 20)

@@ -6,12 +6,15 @@ import smtplib
 import subprocess
 import sys
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
-from reciprocity.notify.mail_sink import MailSink
 
-from tests.support.ports import free_port
+from devstack.mail_sink import MailSink
+from devstack.ports import free_port
 from tests.support.services import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def message(to: str, subject: str = "hello") -> EmailMessage:
@@ -64,9 +67,9 @@ def test_down_refuses_connections_and_up_listens_on_the_same_port_again(tmp_path
 def test_runs_as_a_program_like_make_run_starts_it(tmp_path) -> None:
     port = free_port()
     maildir = tmp_path / "var" / "mail"
-    proc = subprocess.Popen([sys.executable, "-m", "reciprocity.notify.mail_sink", "--maildir", str(maildir),
+    proc = subprocess.Popen([sys.executable, "-m", "devstack.mail_sink", "--maildir", str(maildir),
                              "--port", str(port), "--host", "127.0.0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)  # as the Procfile runs it
     try:
         def send() -> bool:
             try:

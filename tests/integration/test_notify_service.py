@@ -27,9 +27,9 @@ from reciprocity.notify import store
 from reciprocity.notify import testing as t
 from reciprocity.notify.app import create_app
 from reciprocity.notify.bootstrap import Notifier
-from reciprocity.notify.mail_sink import MailSink
 from reciprocity.notify.settings import NotifySettings
 
+from devstack.mail_sink import MailSink
 from tests.support.auth import NOTIFY_TOKEN, authorized, bearer
 from tests.support.services import ServiceProcess, wait_for, worker
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import trustme
-from reciprocity.notify.mail_sink import MailSink
 from reciprocity.notify.sender import SmtpConfig, SmtpTransport
 
+from devstack.mail_sink import MailSink
 from tests.integration.test_notify_mail_sink import message
 
 

@@ -5,6 +5,7 @@ Builds a real wheel from a copy of the sources (setuptools writes build/ and *.e
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,8 @@ def test_the_wheel_holds_the_schemas_golden_events_and_templates(tmp_path: Path)
     source.mkdir()
     shutil.copy(ROOT / "pyproject.toml", source)
     config = _setuptools_config()
-    for folder in sorted({f.split("/")[0] for f in config["package-dir"].values()}):
+    # devstack/ beside the product's folders, as in the checkout: the explicit package list must leave it out.
+    for folder in sorted({f.split("/")[0] for f in config["package-dir"].values()} | {"devstack"}):
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path / "wheel"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
@@ -60,3 +62,24 @@ def test_the_wheel_holds_the_schemas_golden_events_and_templates(tmp_path: Path)
         assert expected <= names, sorted(expected - names)
     assert any(n.startswith("reciprocity/contracts/schemas/ExchangeRecorded.v2.json") for n in names)
     assert "reciprocity/web/templates/partials/_exchange_form.html" in names
+    # Local tooling (the broker, PostgreSQL and mail-sink launchers) is not part of the product.
+    launchers = {"local_kafka.py", "local_postgres.py", "mail_sink.py"}
+    assert launchers <= {p.name for p in _python_files(ROOT / "devstack")}
+    shipped = {n for n in names if n.split("/")[0] == "devstack" or Path(n).name in launchers}
+    assert not shipped, sorted(shipped)
+
+
+def _python_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*.py") if "__pycache__" not in p.parts]
+
+
+def test_the_product_never_imports_the_local_tooling() -> None:
+    """The wheel leaves devstack/ out, so a product module importing it would fail in the image."""
+    config = _setuptools_config()
+    importing = []
+    for folder in sorted(set(config["package-dir"].values())):
+        for path in _python_files(ROOT / folder):
+            text = path.read_text()
+            if re.search(r"^\s*(from|import)\s+devstack\b", text, re.MULTILINE):
+                importing.append(path.relative_to(ROOT).as_posix())
+    assert importing == []

@@ -31,9 +31,9 @@ from reciprocity.messaging.inspect import read_all
 from reciprocity.messaging.poison import apply_isolating_poison, describe_failure
 from werkzeug.serving import make_server
 
+from devstack.ports import free_port
 from tests.support.balance_events import Exchange, Feeder, append, circle, env, member
 from tests.support.balance_stack import InProcessBalance, make_topics
-from tests.support.ports import free_port
 from tests.support.services import wait_for
 
 pytestmark = pytest.mark.kafka

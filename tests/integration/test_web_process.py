@@ -22,7 +22,7 @@ from flask import Flask, jsonify, request
 from reciprocity.web.accounts import set_password
 from werkzeug.serving import make_server
 
-from tests.support.ports import free_port
+from devstack.ports import free_port
 from tests.support.services import ServiceProcess, wait_for
 from tests.support.web_fakes import DEMO_PASSWORD, FakeBalance, demo_world, fake_clients
 

@@ -13,8 +13,9 @@ import re
 import tarfile
 import time
 
-from reciprocity.messaging.local_kafka import free_port
 from testcontainers.core.container import DockerContainer
+
+from devstack.ports import free_port
 
 START_SCRIPT = "/tmp/tc-start.sh"
 PORT = 9092  # the listener clients on the host use, through the mapped port

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from .ports import free_port
+from devstack.ports import free_port
 
 
 class ServiceProcess:

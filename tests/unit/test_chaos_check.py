@@ -156,7 +156,7 @@ def test_the_procfile_runs_on_the_runs_own_ports() -> None:
         "PORT=41001 exec python -m reciprocity.ledger.app", 41001)
     worker, probe = map_ports("HEALTH_PORT=8012 exec python -m reciprocity.balance.worker projector", numbers)
     assert probe == numbers["8012"] and "8012" not in worker
-    mail, probe = map_ports("exec python -m reciprocity.notify.mail_sink --maildir var/mail --port 1025", numbers)
+    mail, probe = map_ports("exec python -m devstack.mail_sink --maildir var/mail --port 1025", numbers)
     assert probe is None and mail.endswith(f"--port {numbers['1025']}")
     assert [role_of(n) for n in ("balance", "balance-projector", "notify_sender")] == ["balance", "balance", "notify"]
 

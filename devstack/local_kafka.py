@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
-import ctypes
 import fcntl
 import hashlib
 import logging
@@ -27,9 +25,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+
+from devstack.ports import free_port
+from devstack.processes import die_with_parent, stop_process, tail
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,6 @@ _HOST = "127.0.0.1"
 
 class KafkaStartError(RuntimeError):
     """The broker could not be fetched, formatted or started; the message carries the log tail."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the usual bind-to-0 trick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_in_use(port: int) -> bool:
@@ -130,55 +124,6 @@ def _random_cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):
             return text
-
-
-_PR_SET_PDEATHSIG = 1
-try:
-    _libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - not Linux/glibc
-    _libc = None
-
-
-def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
-    """A Popen preexec_fn asking Linux to send `sig` to the child when its parent dies.
-
-    Without it a crashed or SIGKILLed test run (or `make run`) leaves an orphan JVM or postgres holding
-    ports and data directories. Linux ties this to the *thread* that started the child, not the process:
-    start a broker from a thread that outlives it (the main thread), or it is sent `sig` as soon as that
-    thread ends (a restart from a short-lived helper thread stops the broker it just started). Popen
-    calls preexec_fn after any user/group switch, which matters because a credential change would clear
-    the setting again.
-    """
-    if _libc is None or not sys.platform.startswith("linux"):
-        return None
-    prctl = _libc.prctl
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-
-    return preexec
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"(no log at {path})"
-
-
-def stop_process(proc: subprocess.Popen[bytes], sig: signal.Signals, grace_s: float) -> None:
-    """Ask politely with `sig`, then SIGKILL after `grace_s` seconds."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        log.warning("pid %s ignored %s for %.0fs, killing it", proc.pid, sig.name, grace_s)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait()
 
 
 class LocalKafka:
@@ -361,7 +306,7 @@ class LocalKafka:
         return props
 
     def _write_properties(self) -> None:
-        lines = ["# Written by reciprocity.messaging.local_kafka on every start; edits are overwritten."]
+        lines = ["# Written by devstack.local_kafka on every start; edits are overwritten."]
         lines += [f"{key}={value}" for key, value in self._properties().items()]
         self.properties_path.write_text("\n".join(lines) + "\n")
 
@@ -442,12 +387,12 @@ def _java() -> str:
     return java
 
 
-# -- `python -m reciprocity.messaging.local_kafka` (what `make run` starts) -----------------------------
+# -- `python -m devstack.local_kafka` (what `make run` starts) -----------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m reciprocity.messaging.local_kafka",
+        prog="python -m devstack.local_kafka",
         description="Run a local single-node Apache Kafka broker in the foreground until SIGINT/SIGTERM.",
     )
     parser.add_argument("--data", default="var/kafka/data", help="data directory (kept across restarts)")

@@ -2,7 +2,7 @@
 
 `make run` starts it on port 1025 so alerts can be read under var/mail without a real mail server:
 
-    python -m reciprocity.notify.mail_sink --maildir var/mail --port 1025 [--host 127.0.0.1]
+    python -m devstack.mail_sink --maildir var/mail --port 1025 [--host 127.0.0.1]
 
 Tests use `MailSink` directly: it can refuse given recipients with a permanent 550 (a bad address),
 go down (stop listening: connections are refused) and come back up on the same port, and hold each
@@ -19,7 +19,6 @@ import logging
 import mailbox
 import re
 import signal
-import socket
 import ssl
 import threading
 import warnings
@@ -32,13 +31,9 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from devstack.ports import free_port
+
 log = logging.getLogger(__name__)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class _Handler:
@@ -88,7 +83,7 @@ class MailSink:
     ) -> None:
         self.maildir_path = Path(maildir)
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self.refused: set[str] = {a.lower() for a in refuse}
         self.delay_s = delay_s
         self.credentials = credentials  # when set, AUTH (PLAIN/LOGIN, no TLS needed locally) is required

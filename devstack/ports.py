@@ -1,4 +1,4 @@
-"""Free TCP ports for servers that tests start themselves."""
+"""Free TCP ports for the servers started on this machine: by tests, the benchmarks and the launchers."""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from reciprocity.messaging.local_kafka import die_with_parent, free_port, stop_process, tail
+from devstack.ports import free_port
+from devstack.processes import die_with_parent, stop_process, tail
 
 _HOST = "127.0.0.1"
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

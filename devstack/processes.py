@@ -1,0 +1,65 @@
+"""Starting and stopping the local servers' processes (the Kafka JVM, postgres) the same way.
+
+Shared by devstack/local_kafka.py and devstack/local_postgres.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not Linux/glibc
+    _libc = None
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A Popen preexec_fn asking Linux to send `sig` to the child when its parent dies.
+
+    Without it a crashed or SIGKILLed test run (or `make run`) leaves an orphan JVM or postgres holding
+    ports and data directories. Linux ties this to the *thread* that started the child, not the process:
+    start a broker from a thread that outlives it (the main thread), or it is sent `sig` as soon as that
+    thread ends (a restart from a short-lived helper thread stops the broker it just started). Popen
+    calls preexec_fn after any user/group switch, which matters because a credential change would clear
+    the setting again.
+    """
+    if _libc is None or not sys.platform.startswith("linux"):
+        return None
+    prctl = _libc.prctl
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+    return preexec
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: signal.Signals, grace_s: float) -> None:
+    """Ask politely with `sig`, then SIGKILL after `grace_s` seconds."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        log.warning("pid %s ignored %s for %.0fs, killing it", proc.pid, sig.name, grace_s)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()

@@ -43,7 +43,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support.balance_events import Exchange, Feeder, circle, member
+from tests.support.events import Exchange, Feeder, circle, member
 from tests.support.memory_log import MemoryLog
 
 TOKEN = "fuzz-token"
@@ -110,7 +110,7 @@ def balance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz-balance')}/balance.db"
     engine = make_engine(url)
     migrate(engine)
-    feeder = Feeder(BalanceProjection(engine))
+    feeder = Feeder(BalanceProjection(engine), partition=0)
     feeder.feed([circle("core"), *(member(m, ["core"]) for m in ("ann", "bob", "cat"))])
     today = date.today()
     exchanges = [Exchange("ann", "bob", 30 + i, today - timedelta(days=i), exchange_id=f"x-{i}") for i in range(5)]

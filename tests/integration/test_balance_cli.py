@@ -13,8 +13,8 @@ from reciprocity.cli.main import main as cli
 from reciprocity.contracts.topics import EXCHANGES
 from reciprocity.messaging.event_log import EventLog, Outgoing
 
-from tests.support.balance_events import Exchange, append, circle, member
 from tests.support.balance_stack import InProcessBalance, make_topics
+from tests.support.events import Exchange, append, circle, member
 from tests.support.services import wait_for
 
 pytestmark = pytest.mark.kafka

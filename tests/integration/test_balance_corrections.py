@@ -16,15 +16,15 @@ from reciprocity.contracts.sealed import Sealed
 from reciprocity.messaging.consumer import Delivered, OffsetRange
 
 from tests.support.auth import BALANCE_TOKEN, authorized
-from tests.support.balance_events import Exchange, Feeder, circle, member
 from tests.support.balance_stack import stored_offsets
+from tests.support.events import Exchange, Feeder, circle, member
 
 
 def test_a_correction_moves_the_pending_minutes_and_says_what_changed(tmp_path) -> None:  # type: ignore[no-untyped-def]
     engine = make_engine(f"sqlite:///{tmp_path}/balance.db")
     migrate(engine)
     projection = BalanceProjection(engine)
-    feeder = Feeder(projection)
+    feeder = Feeder(projection, partition=0)
     feeder.feed([circle("core"), *(member(m, ["core"]) for m in ("ann", "bob"))])
     client = authorized(create_app(engine=engine).test_client(), BALANCE_TOKEN)
     today = date.today()

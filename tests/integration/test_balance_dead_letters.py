@@ -16,8 +16,8 @@ from reciprocity.contracts.topics import EXCHANGES
 from reciprocity.messaging.event_log import EventLog, Outgoing
 
 from tests.support.auth import authorized
-from tests.support.balance_events import Exchange, append, env, member
 from tests.support.balance_stack import InProcessBalance, make_topics
+from tests.support.events import Exchange, append, envelope, member
 from tests.support.services import wait_for
 
 pytestmark = pytest.mark.kafka
@@ -30,7 +30,7 @@ def test_dead_letters_show_where_and_why_but_not_what(kafka_bootstrap: str, uniq
     make_topics(kafka_bootstrap, prefix)
     url = f"sqlite:///{tmp_path}/balance.db"
     good = Exchange("ann", "bob", 25, date.today(), "knowledge", note=SECRET)
-    recorded = env(ExchangeRecorded(**{**good.recorded().model_dump(), "exchange_id": "x-poison"}))
+    recorded = envelope(ExchangeRecorded(**{**good.recorded().model_dump(), "exchange_id": "x-poison"}))
     poison = recorded.model_copy(update={"payload": {**recorded.payload, "minutes": 0}})
     log = EventLog(kafka_bootstrap, client_id="test-ledger", topic_prefix=prefix)
     try:

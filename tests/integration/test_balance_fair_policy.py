@@ -15,7 +15,7 @@ from reciprocity.balance.signals import SignalEngine, gather_facts
 from reciprocity.contracts.envelope import decode
 from reciprocity.contracts.events import ExchangeAcknowledged, ExchangeRecorded
 
-from tests.support.balance_events import Exchange, Feeder, circle, member, pause
+from tests.support.events import Exchange, Feeder, circle, member, pause
 
 TODAY = datetime.now(UTC).date()
 
@@ -24,7 +24,7 @@ TODAY = datetime.now(UTC).date()
 def feeder(tmp_path):  # type: ignore[no-untyped-def]
     engine = make_engine(f"sqlite:///{tmp_path}/balance.db")
     migrate(engine)
-    yield Feeder(BalanceProjection(engine, signals=SignalEngine(clock=lambda: TODAY)))
+    yield Feeder(BalanceProjection(engine, signals=SignalEngine(clock=lambda: TODAY)), partition=0)
     engine.dispose()
 
 

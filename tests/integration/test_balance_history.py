@@ -13,14 +13,14 @@ from reciprocity.balance.projection import BalanceProjection
 from sqlalchemy import event
 
 from tests.support.auth import BALANCE_TOKEN, authorized
-from tests.support.balance_events import Exchange, Feeder, circle, member
+from tests.support.events import Exchange, Feeder, circle, member
 
 
 def _history(db_url: str):  # type: ignore[no-untyped-def]
     """ann's 23 exchanges (with bob, cat and dan, several per day, some acknowledged) among others'."""
     engine = make_engine(db_url)
     migrate(engine)
-    feeder = Feeder(BalanceProjection(engine))
+    feeder = Feeder(BalanceProjection(engine), partition=0)
     feeder.feed([circle("core"), *(member(m, ["core"]) for m in ("ann", "bob", "cat", "dan", "eve"))])
     today = date.today()
     kinds = ("help", "mentoring", "care")
@@ -171,7 +171,7 @@ def test_the_circles_a_member_leads_match_her_id_exactly(db_url: str) -> None:
 
     engine = make_engine(db_url)
     migrate(engine)
-    feeder = Feeder(BalanceProjection(engine))
+    feeder = Feeder(BalanceProjection(engine), partition=0)
     feeder.feed([circle("core"), circle("ops"), circle("yard"), *(member(m, ["core"]) for m in ("ann", "ann_b", "an"))])
     feeder.feed([CircleLeadsChanged(circle_id="core", leads=["ann_b", "an"]),
                  CircleLeadsChanged(circle_id="ops", leads=["ann"]), CircleLeadsChanged(circle_id="yard", leads=[])])

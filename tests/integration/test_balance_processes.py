@@ -13,8 +13,8 @@ from reciprocity.balance import tables as t
 from reciprocity.balance.db import make_engine
 from reciprocity.messaging.event_log import EventLog
 
-from tests.support.balance_events import Exchange, append, circle, member
 from tests.support.balance_stack import caught_up, make_topics, stored_offsets
+from tests.support.events import Exchange, append, circle, member
 from tests.support.services import ServiceProcess, wait_for, worker
 
 pytestmark = pytest.mark.kafka

@@ -18,8 +18,8 @@ from reciprocity.contracts.topics import DIRECTORY, EXCHANGES
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.messaging.inspect import read_all
 
-from tests.support.balance_events import Exchange, append, circle, env, member
 from tests.support.balance_stack import InProcessBalance, make_topics
+from tests.support.events import Exchange, append, circle, envelope, member
 from tests.support.services import wait_for
 
 pytestmark = pytest.mark.kafka
@@ -149,8 +149,8 @@ def test_a_repeated_event_id_is_applied_once(kafka_bootstrap: str, prefix: str, 
     today = date.today()
     a = Exchange("ann", "bob", 30, today, "help", giver_circles=["core"], receiver_circles=["core"])
     b = Exchange("bob", "ann", 20, today, "care", giver_circles=["core"], receiver_circles=["core"])
-    recorded, acknowledged = env(a.recorded()), env(a.acknowledged())
-    joined = env(MemberJoinedCircle(member_id="ann", circle_id="ops"))
+    recorded, acknowledged = envelope(a.recorded()), envelope(a.acknowledged())
+    joined = envelope(MemberJoinedCircle(member_id="ann", circle_id="ops"))
 
     def send(*envelopes) -> None:  # type: ignore[no-untyped-def]
         log.append([Outgoing.event(topic, e) for topic, e in envelopes])
@@ -185,7 +185,7 @@ def test_poison_records_go_to_the_dlq_and_later_events_are_projected(
     kafka_bootstrap: str, prefix: str, log: EventLog, db_url: str
 ) -> None:
     good = Exchange("ann", "bob", 25, date.today(), "knowledge")
-    bad_schema = env(ExchangeRecorded(**{**good.recorded().model_dump(), "exchange_id": "x-bad"}))
+    bad_schema = envelope(ExchangeRecorded(**{**good.recorded().model_dump(), "exchange_id": "x-bad"}))
     broken = bad_schema.model_copy(update={"payload": {**bad_schema.payload, "minutes": 0}})
     unknown = bad_schema.model_copy(update={"type": "ExchangeTeleported"})
     with InProcessBalance(kafka_bootstrap, prefix, db_url) as balance:
@@ -222,8 +222,8 @@ def test_a_valid_event_that_cannot_be_projected_is_parked_and_its_partition_goes
         wait_for(lambda: balance.client.get("/v1/exchanges/x-twice").status_code == 200, 30, what="first recorded")
         # The same key: the same partition, in this order. The repeat is parked; the acknowledgement after it
         # is projected.
-        (stuck, _) = log.append([Outgoing.event(EXCHANGES.name, env(again.recorded())),
-                                 Outgoing.event(EXCHANGES.name, env(first.acknowledged()))])
+        (stuck, _) = log.append([Outgoing.event(EXCHANGES.name, envelope(again.recorded())),
+                                 Outgoing.event(EXCHANGES.name, envelope(first.acknowledged()))])
         wait_for(lambda: balance.get("/v1/exchanges/x-twice")["status"] == "acknowledged", 30,
                  what="the event after the parked one projected")
         assert balance.get("/v1/members/ann/summary")["received"]["pending_minutes"] == 0  # nothing of the repeat
@@ -246,13 +246,13 @@ def test_a_member_back_from_a_pause_is_not_silent_for_the_pause(db_url: str) -> 
     from reciprocity.balance.signals import gather_facts
     from reciprocity.contracts.events import AvailabilityChanged
 
-    from tests.support.balance_events import Feeder
+    from tests.support.events import Feeder
 
     engine = make_engine(db_url)
     migrate(engine)
     today = date.today()
     long_ago = datetime.now(UTC) - timedelta(days=120)
-    feeder = Feeder(BalanceProjection(engine))
+    feeder = Feeder(BalanceProjection(engine), partition=0)
     feeder.feed([circle("core"), member("ann", ["core"]), member("bob", ["core"])], at=long_ago)
     feeder.feed([AvailabilityChanged(member_id="ann", status="paused", paused_until=today - timedelta(days=4))],
                 at=long_ago)
@@ -274,12 +274,12 @@ def test_an_exchange_dated_a_day_ahead_of_utc_counts_at_once(db_url: str) -> Non
     from reciprocity.balance.projection import BalanceProjection
     from reciprocity.balance.signals import gather_facts
 
-    from tests.support.balance_events import Feeder
+    from tests.support.events import Feeder
 
     engine = make_engine(db_url)
     migrate(engine)
     today = date.today()
-    feeder = Feeder(BalanceProjection(engine))
+    feeder = Feeder(BalanceProjection(engine), partition=0)
     feeder.feed([circle("core"), member("ann", ["core"]), member("bob", ["core"])])
     feeder.feed([Exchange("ann", "bob", 30, today + timedelta(days=1), "help").recorded()])
     with engine.connect() as conn:
@@ -298,7 +298,7 @@ def test_an_empty_span_that_reaches_the_start_targets_ends_the_wait_for_judgemen
     from reciprocity.balance.signals import SignalEngine
     from reciprocity.messaging.consumer import OffsetRange
 
-    from tests.support.balance_events import Feeder
+    from tests.support.events import Feeder
 
     engine = make_engine(f"sqlite:///{tmp_path}/balance.db")
     migrate(engine)
@@ -306,7 +306,7 @@ def test_an_empty_span_that_reaches_the_start_targets_ends_the_wait_for_judgemen
     judged: list[object] = []
     signals.evaluate = lambda conn, gen, members: judged.append(members) or 0  # type: ignore[method-assign]
     projection = BalanceProjection(engine, signals=signals)
-    Feeder(projection).feed([circle("core"), member("ann", ["core"])], partition=0)  # offsets 0, 1
+    Feeder(projection, partition=0).feed([circle("core"), member("ann", ["core"])])  # offsets 0, 1
     judged.clear()
 
     key = (DIRECTORY.name, 0)

@@ -15,8 +15,8 @@ from reciprocity.contracts.topics import SIGNALS
 from reciprocity.messaging.event_log import EventLog
 from reciprocity.messaging.inspect import read_all
 
-from tests.support.balance_events import Exchange, append, circle, member
 from tests.support.balance_stack import InProcessBalance, make_topics
+from tests.support.events import Exchange, append, circle, member
 from tests.support.services import wait_for
 
 pytestmark = pytest.mark.kafka

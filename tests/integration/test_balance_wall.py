@@ -11,7 +11,7 @@ from reciprocity.balance.projection import BalanceProjection
 from reciprocity.contracts.events import ExchangeSharingChanged
 
 from tests.support.auth import BALANCE_TOKEN, authorized
-from tests.support.balance_events import Exchange, Feeder, circle, member
+from tests.support.events import Exchange, Feeder, circle, member
 
 
 def _wall(client, limit: int) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -36,7 +36,7 @@ def sharing(x: Exchange, by: str, shared: bool) -> ExchangeSharingChanged:
 def test_consent_either_way_at_any_time_no_note_and_paging_reaches_the_oldest(tmp_path) -> None:  # type: ignore[no-untyped-def]
     engine = make_engine(f"sqlite:///{tmp_path}/balance.db")
     migrate(engine)
-    feeder = Feeder(BalanceProjection(engine))
+    feeder = Feeder(BalanceProjection(engine), partition=0)
     feeder.feed([circle("core"), *(member(m, ["core"]) for m in ("ann", "bob"))])
     today = date.today()
     shared = [Exchange("ann", "bob", 30, today - timedelta(days=i), "help", note=f"private note {i}", shared=True,

@@ -45,6 +45,7 @@ from reciprocity.notify.sender import Sender, SmtpConfig, SmtpTransport
 
 from devstack.mail_sink import MailSink
 from tests.support.balance_stack import make_topics
+from tests.support.events import offset_ranges
 from tests.support.extremes import Organisation, any_day, organisations
 
 EXAMPLES = 15
@@ -63,15 +64,14 @@ def _roundtrip(event: Event, producer: str = "ledger") -> tuple[Envelope, Event]
 def _batch(events: list[Event], topic_partitions: dict[str, int], next_offsets: dict[tuple[str, int], int],
            producer: str = "ledger") -> tuple[list[Delivered], dict[tuple[str, int], OffsetRange]]:
     """One batch as the consumer hands it over: each topic's events on a partition of this example's own."""
-    delivered, spans = [], {}
+    delivered = []
     for event in events:
         key = (event.TOPIC, topic_partitions[event.TOPIC])
         offset = next_offsets.get(key, 0)
         envelope, decoded = _roundtrip(event, producer)
         delivered.append(Delivered(key[0], key[1], offset, envelope, decoded))
-        spans[key] = OffsetRange(first=spans[key].first if key in spans else offset, next=offset + 1)
         next_offsets[key] = offset + 1
-    return delivered, spans
+    return delivered, offset_ranges(delivered)
 
 
 def _partitions() -> dict[str, int]:

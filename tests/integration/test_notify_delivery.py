@@ -18,11 +18,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from reciprocity.messaging.consumer import StaleBatch
 from reciprocity.notify import store
-from reciprocity.notify import testing as t
 from reciprocity.notify.projection import NotifyProjection
 from reciprocity.notify.sender import Sender, SmtpConfig, SmtpTransport
 
 from devstack.mail_sink import MailSink
+from tests.support import events as t
 from tests.support.auth import authorized
 from tests.support.services import wait_for
 
@@ -96,7 +96,7 @@ def sent_to(sink: MailSink) -> list[tuple[str, str]]:
 def test_a_signal_becomes_one_multipart_email_per_lead(rig: Rig, sink: MailSink) -> None:
     signal = t.overextended("ana", ["design"], given=400, received=60)
     env = t.envelope(signal)
-    rig.feeder.apply(*t.organisation(), (env, signal))
+    rig.feeder.feed([*t.organisation(), (env, signal)])
     (row,) = rig.rows()
     assert (row["recipient"], row["status"], row["to_address"]) == ("bo", "pending", "bo@example.org")
 
@@ -117,7 +117,7 @@ def test_a_signal_becomes_one_multipart_email_per_lead(rig: Rig, sink: MailSink)
 
 
 def test_a_lead_of_two_of_the_members_circles_gets_one_email(rig: Rig, sink: MailSink) -> None:
-    rig.feeder.apply(*t.organisation(), t.disconnected("cy", ["design", "ops"]))
+    rig.feeder.feed([*t.organisation(), t.disconnected("cy", ["design", "ops"])])
     rig.drain()
     assert [to for to, _ in sent_to(sink)] == ["bo@example.org"]
     text = sink.messages()[0].get_body(("plain",)).get_content()
@@ -125,7 +125,7 @@ def test_a_lead_of_two_of_the_members_circles_gets_one_email(rig: Rig, sink: Mai
 
 
 def test_no_email_to_oneself_the_parent_circles_leads_hear_instead(rig: Rig, sink: MailSink) -> None:
-    rig.feeder.apply(*t.organisation(), t.overextended("bo", ["design", "ops"]))
+    rig.feeder.feed([*t.organisation(), t.overextended("bo", ["design", "ops"])])
     rig.drain()
     # bo leads both: design's parent (studio, zed) hears; ops has no parent and no other lead. bo gets
     # no lead's alert about herself, only her own short note.
@@ -137,8 +137,8 @@ def test_no_email_to_oneself_the_parent_circles_leads_hear_instead(rig: Rig, sin
 
 
 def test_the_member_hears_of_her_own_alert_unless_she_turned_it_off(rig: Rig, sink: MailSink) -> None:
-    rig.feeder.apply(*t.organisation(), t.own_emails("ana", True), t.overextended("ana", ["design"], given=400,
-                                                                                   received=60))
+    rig.feeder.feed([*t.organisation(), t.own_emails("ana", True), t.overextended("ana", ["design"], given=400,
+                                                                                   received=60)])
     rig.drain()
     mine = [m for m in sink.messages() if m["X-RcptTo"] == "ana@example.org"]
     assert len(mine) == 1 and str(mine[0]["Subject"]).startswith("A note of care")
@@ -147,7 +147,7 @@ def test_the_member_hears_of_her_own_alert_unless_she_turned_it_off(rig: Rig, si
     assert "Ask how they are" not in text  # the advice is for her leads
     assert "turn them off on your Capacity page: http://web.example/capacity#emails" in text
     # cy turned hers off: her leads hear, she gets nothing, and nothing is recorded as owed to her.
-    rig.feeder.apply(t.disconnected("cy", ["design"]))
+    rig.feeder.feed([t.disconnected("cy", ["design"])])
     rig.drain()
     assert not [m for m in sink.messages() if m["X-RcptTo"] == "cy@example.org"]
     assert rig.rows(recipient="cy") == []
@@ -157,9 +157,9 @@ def test_a_repeated_directory_event_is_applied_once(rig: Rig) -> None:
     """A copy re-appended by hand (a redriven dead letter) must not undo what came after its original."""
     first_leads = t.leads("ops", "bo")
     copied = (t.envelope(first_leads), first_leads)
-    rig.feeder.apply(*t.organisation()[:-1], copied)
-    rig.feeder.apply(t.leads("ops", "cy"))
-    rig.feeder.apply(copied)
+    rig.feeder.feed([*t.organisation()[:-1], copied])
+    rig.feeder.feed([t.leads("ops", "cy")])
+    rig.feeder.feed([copied])
     with rig.engine.connect() as conn:
         leads = conn.execute(sa.select(store.circle_leads.c.member_id)
                              .where(store.circle_leads.c.circle_id == "ops")).scalars().all()
@@ -169,7 +169,7 @@ def test_a_repeated_directory_event_is_applied_once(rig: Rig) -> None:
 def test_nobody_to_tell_is_a_visible_failure_not_silence(rig: Rig, sink: MailSink) -> None:
     signal = t.overextended("solo", ["island"])
     env = t.envelope(signal)
-    rig.feeder.apply(t.circle("island"), t.member("solo", ["island"]), t.leads("island", "solo"), (env, signal))
+    rig.feeder.feed([t.circle("island"), t.member("solo", ["island"]), t.leads("island", "solo"), (env, signal)])
     # leads may still be on their way (a circle is formed, then given leads): it waits like any gap
     assert rig.alert(env.event_id)["status"] == "waiting"
     assert rig.projection.expire_waiting(max_wait_s=0) == 1
@@ -181,7 +181,7 @@ def test_nobody_to_tell_is_a_visible_failure_not_silence(rig: Rig, sink: MailSin
 
 
 def test_a_paused_lead_is_not_mailed_and_the_skip_is_recorded(rig: Rig, sink: MailSink) -> None:
-    rig.feeder.apply(*t.organisation(), t.paused("bo"), t.overextended("ana", ["design"]))
+    rig.feeder.feed([*t.organisation(), t.pause("bo"), t.overextended("ana", ["design"])])
     rig.drain()
     assert [to for to, _ in sent_to(sink)] == ["zed@example.org"]
     (bo,) = rig.rows(recipient="bo")
@@ -192,7 +192,7 @@ def test_a_paused_lead_is_not_mailed_and_the_skip_is_recorded(rig: Rig, sink: Ma
 
 
 def test_offsets_move_with_the_deliveries_and_a_stale_batch_changes_nothing(rig: Rig) -> None:
-    records = rig.feeder.append(*t.organisation(), t.overextended("ana", ["design"]))
+    records = rig.feeder.append([*t.organisation(), t.overextended("ana", ["design"])])
     rig.feeder.apply_records(records)
     with rig.engine.connect() as conn:
         offsets = store.stored_offsets(conn)
@@ -210,8 +210,8 @@ def test_a_full_replay_from_offset_zero_sends_nothing_new(rig: Rig, sink: MailSi
     raised = t.overextended("ana", ["design"])
     env = t.envelope(raised, occurred_at=t.at(0))
     clear = t.cleared(env, raised)
-    rig.feeder.apply(*t.organisation(), (env, raised), t.disconnected("cy", ["design"]),
-                     (t.envelope(clear, occurred_at=t.at(2)), clear))
+    rig.feeder.feed([*t.organisation(), (env, raised), t.disconnected("cy", ["design"]),
+                     (t.envelope(clear, occurred_at=t.at(2)), clear)])
     rig.drain()
     before_mail, before_rows = sent_to(sink), rig.rows()
     assert len(before_mail) == 3
@@ -236,16 +236,16 @@ def test_a_signal_that_overtakes_the_directory_waits_and_is_sent_when_it_catches
     env = t.envelope(raised, occurred_at=t.at(0))
     clear = t.cleared(env, raised)
     clear_env = t.envelope(clear, occurred_at=t.at(1))
-    rig.feeder.apply((env, raised))
+    rig.feeder.feed([(env, raised)])
     alert = rig.alert(env.event_id)
     assert alert["status"] == "waiting"
     assert "member ana" in alert["reason"] and "circle design" in alert["reason"]
-    rig.feeder.apply((clear_env, clear))  # behind its raise, even though it needs no directory itself
+    rig.feeder.feed([(clear_env, clear)])  # behind its raise, even though it needs no directory itself
     assert rig.alert(clear_env.event_id)["status"] == "waiting"
 
-    rig.feeder.apply(*t.organisation()[:6])  # circles and some members; bo's lead role not known yet
+    rig.feeder.feed(t.organisation()[:6])  # circles and some members; bo's lead role not known yet
     assert rig.alert(env.event_id)["status"] == "waiting"
-    rig.feeder.apply(*t.organisation()[6:])
+    rig.feeder.feed(t.organisation()[6:])
     assert rig.alert(env.event_id)["status"] == "planned"
     assert rig.alert(clear_env.event_id)["status"] == "planned"
     rig.drain()
@@ -255,7 +255,7 @@ def test_a_signal_that_overtakes_the_directory_waits_and_is_sent_when_it_catches
 def test_a_signal_whose_directory_never_comes_is_recorded_as_failed(rig: Rig) -> None:
     signal = t.overextended("ghost", ["nowhere"])
     env = t.envelope(signal)
-    rig.feeder.apply((env, signal))
+    rig.feeder.feed([(env, signal)])
     assert rig.projection.expire_waiting(max_wait_s=3600) == 0  # not yet
     assert rig.projection.expire_waiting(max_wait_s=0) == 1
     alert = rig.alert(env.event_id)
@@ -275,7 +275,7 @@ def test_a_lead_gets_one_email_per_member_per_kind_per_seven_days(rig: Rig, sink
     week_later = t.overextended("ana", ["design"], window_end=t.WINDOW_END + timedelta(days=8))
     envs = [t.envelope(first, occurred_at=t.at(0)), t.envelope(again, occurred_at=t.at(3)),
             t.envelope(other_kind, occurred_at=t.at(3)), t.envelope(week_later, occurred_at=t.at(8))]
-    rig.feeder.apply(*t.organisation(), *zip(envs, [first, again, other_kind, week_later], strict=True))
+    rig.feeder.feed([*t.organisation(), *zip(envs, [first, again, other_kind, week_later], strict=True)])
     rig.drain()
 
     statuses = {str(e.event_id): rig.rows(alert_id=str(e.event_id))[0] for e in envs}
@@ -293,8 +293,8 @@ def test_an_all_clear_goes_to_those_told_and_is_not_rate_limited(rig: Rig, sink:
     again_env = t.envelope(again, occurred_at=t.at(2))
     clear_again = t.cleared(again_env, again)
     clear_again_env = t.envelope(clear_again, occurred_at=t.at(3))
-    rig.feeder.apply(*t.organisation(), (raised_env, raised), (t.envelope(clear, occurred_at=t.at(1)), clear),
-                     (again_env, again), (clear_again_env, clear_again))
+    rig.feeder.feed([*t.organisation(), (raised_env, raised), (t.envelope(clear, occurred_at=t.at(1)), clear),
+                     (again_env, again), (clear_again_env, clear_again)])
     rig.drain()
     # raise sent, all clear sent; raised again 2 days later: suppressed, so its all clear has nobody to tell
     assert [s.split(":")[0] for _, s in sent_to(sink)] == ["Heads-up", "All clear"]
@@ -305,7 +305,7 @@ def test_an_all_clear_goes_to_those_told_and_is_not_rate_limited(rig: Rig, sink:
 def test_a_pause_clears_without_an_email_to_anyone(rig: Rig, sink: MailSink) -> None:
     raised = t.overextended("ana", ["design"])
     raised_env = t.envelope(raised, occurred_at=t.at(0))
-    rig.feeder.apply(*t.organisation(), (raised_env, raised))
+    rig.feeder.feed([*t.organisation(), (raised_env, raised)])
     rig.drain()
     assert [s.split(":")[0] for _, s in sent_to(sink)] == ["Heads-up"]
     clear = t.cleared(raised_env, raised, reason="paused")
@@ -315,8 +315,8 @@ def test_a_pause_clears_without_an_email_to_anyone(rig: Rig, sink: MailSink) -> 
     again_env = t.envelope(again, occurred_at=t.at(1))
     old_clear = t.cleared(again_env, again, reason=None)
     old_clear_env = t.envelope(old_clear, occurred_at=t.at(2))
-    rig.feeder.apply(t.paused("ana"), (clear_env, clear), t.paused("cy"), (again_env, again),
-                     (old_clear_env, old_clear))
+    rig.feeder.feed([t.pause("ana"), (clear_env, clear), t.pause("cy"), (again_env, again),
+                     (old_clear_env, old_clear)])
     rig.drain()
     assert [s.split(":")[0] for _, s in sent_to(sink)] == ["Heads-up", "Heads-up"]  # ana's, then cy's raise
     assert rig.alert(clear_env.event_id)["reason"] == "cleared by a pause: a pause is never reported"
@@ -329,8 +329,8 @@ def test_a_pause_clears_without_an_email_to_anyone(rig: Rig, sink: MailSink) -> 
 
 def test_a_permanent_rejection_is_recorded_as_failed_and_the_others_are_delivered(rig: Rig, sink: MailSink) -> None:
     sink.refuse("bo@example.org")
-    rig.feeder.apply(*t.organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
-                     t.disconnected("cy", ["design"]))
+    rig.feeder.feed([*t.organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
+                     t.disconnected("cy", ["design"])])
     rig.drain()
     assert sorted(to for to, _ in sent_to(sink)) == ["zed@example.org", "zed@example.org"]
     failed = rig.rows(recipient="bo")
@@ -341,7 +341,7 @@ def test_a_permanent_rejection_is_recorded_as_failed_and_the_others_are_delivere
 
 def test_smtp_down_then_up_every_alert_arrives_once(rig: Rig, sink: MailSink) -> None:
     sink.down()
-    rig.feeder.apply(*t.organisation(), t.overextended("ana", ["design"]), t.disconnected("cy", ["design"]))
+    rig.feeder.feed([*t.organisation(), t.overextended("ana", ["design"]), t.disconnected("cy", ["design"])])
     rig.sender.send_due()
     pending = rig.rows(status="pending")
     tried = max(pending, key=lambda r: r["attempts"])  # whichever the sender tried first
@@ -364,7 +364,7 @@ def test_smtp_down_then_up_every_alert_arrives_once(rig: Rig, sink: MailSink) ->
 def test_smtp_credentials_are_used_and_refused_credentials_keep_alerts_pending(tmp_path: Path, url: str) -> None:
     with MailSink(tmp_path / "auth-mail", credentials=("notify", "s3cret")) as sink:
         wrong = Rig(url, sink, user="notify", password="guess")
-        wrong.feeder.apply(*t.organisation(), t.overextended("ana", ["design"]))
+        wrong.feeder.feed([*t.organisation(), t.overextended("ana", ["design"])])
         wrong.sender.send_due()
         (row,) = wrong.rows(status="pending")  # a configuration problem, not a reason to drop the alert
         assert row["last_error"].startswith("authentication failed: 535")
@@ -397,8 +397,8 @@ def test_a_crash_at_any_step_loses_nothing_and_repeats_only_between_smtp_accepta
             raise Crash(at)
 
     first = Rig(url, sink, crash_hook=crash_on_second)
-    records = first.feeder.append(*t.organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
-                                  t.disconnected("cy", ["design"]), t.overextended("zed", ["studio"]))
+    records = first.feeder.append([*t.organisation(), t.leads("design", "bo", "zed"), t.overextended("ana", ["design"]),
+                                  t.disconnected("cy", ["design"]), t.overextended("zed", ["studio"])])
     with pytest.raises(Crash):
         first.feeder.apply_records(records)
         first.drain()
@@ -435,9 +435,9 @@ def test_the_same_flow_on_postgresql(postgres_url: str, sink: MailSink) -> None:
         sink.refuse("zed@example.org")
         raised = t.overextended("ana", ["design"])
         again = t.overextended("ana", ["design"], window_end=t.WINDOW_END + timedelta(days=1))
-        records = pg.feeder.append(*t.organisation(), t.leads("design", "bo", "zed"),
+        records = pg.feeder.append([*t.organisation(), t.leads("design", "bo", "zed"),
                                    (t.envelope(raised, occurred_at=t.at(0)), raised),
-                                   (t.envelope(again, occurred_at=t.at(1)), again))
+                                   (t.envelope(again, occurred_at=t.at(1)), again)])
         pg.feeder.apply_records(records)
         with pytest.raises(StaleBatch):
             pg.feeder.apply_records(records)
@@ -489,7 +489,7 @@ def test_the_operator_api_lists_deliveries_and_alerts_and_rejects_bad_input(url:
         sink.refuse("bo@example.org")
         signal = t.overextended("ana", ["design"])
         env = t.envelope(signal)
-        t.Feeder(notifier.projection).apply(*t.organisation(), t.leads("design", "bo", "zed"), (env, signal))
+        t.Feeder(notifier.projection).feed([*t.organisation(), t.leads("design", "bo", "zed"), (env, signal)])
         notifier.sender.send_due()
 
         failed = client.get("/v1/deliveries?status=failed").get_json()

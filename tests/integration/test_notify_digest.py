@@ -9,11 +9,11 @@ from pathlib import Path
 
 from reciprocity.contracts.events import ExchangeAcknowledged, ExchangeDisputed, ExchangeRecorded, ExchangeWithdrawn
 from reciprocity.contracts.sealed import Sealed
-from reciprocity.notify import testing as t
 from reciprocity.notify.digest import plan_digests
 
 from devstack.mail_sink import MailSink
 from tests.integration.test_notify_delivery import BASE, Rig
+from tests.support import events as t
 
 DAY = date(2026, 11, 20)
 
@@ -39,18 +39,18 @@ def test_one_digest_a_day_with_the_right_items_none_when_empty_none_twice(tmp_pa
     url = f"sqlite:///{tmp_path}/notify.db"
     with MailSink(tmp_path / "mail") as sink:
         rig = Rig(url, sink)
-        rig.feeder.apply(*t.organisation(), t.own_emails("zed", True, daily_digest=False))
-        rig.feeder.apply(
+        rig.feeder.feed([*t.organisation(), t.own_emails("zed", True, daily_digest=False)])
+        rig.feeder.feed([
             ExchangeRecorded(**facts("x-1", "bo", "ana"), recorded_by="bo"),  # waits for ana
             ExchangeRecorded(**facts("x-2", "ana", "cy", 30, "help"), recorded_by="ana"),  # waits for cy
             ExchangeRecorded(**facts("x-3", "cy", "bo", 20, "care"), recorded_by="cy"),  # cy withdraws it
             ExchangeRecorded(**facts("x-4", "bo", "zed"), recorded_by="bo"),  # zed turned the digest off
             ExchangeRecorded(**facts("x-5", "ana", "bo", 15, "feedback"), recorded_by="ana"),  # bo disputes it
-        )
-        rig.feeder.apply(ExchangeWithdrawn(**facts("x-3", "cy", "bo", 20, "care"), by="cy"),
+        ])
+        rig.feeder.feed([ExchangeWithdrawn(**facts("x-3", "cy", "bo", 20, "care"), by="cy"),
                          ExchangeDisputed(**facts("x-5", "ana", "bo", 15, "feedback"), by="bo",
                                           reason=Sealed.clear("no", ["ana", "bo"])),
-                         ExchangeAcknowledged(**facts("x-2", "ana", "cy", 30, "help"), by="cy"))
+                         ExchangeAcknowledged(**facts("x-2", "ana", "cy", 30, "help"), by="cy")])
         assert plan_digests(rig.engine, now=at(DAY), web_base_url=BASE) == 2  # ana and bo; cy's settled itself
         rig.drain()
         (to_ana,) = digests(sink, "ana@example.org")
@@ -62,7 +62,7 @@ def test_one_digest_a_day_with_the_right_items_none_when_empty_none_twice(tmp_pa
         assert not digests(sink, "cy@example.org") and not digests(sink, "zed@example.org")
 
         # Later the same day, something new: it waits for tomorrow (one a day at most).
-        rig.feeder.apply(ExchangeRecorded(**facts("x-6", "cy", "ana", 10, "care"), recorded_by="cy"))
+        rig.feeder.feed([ExchangeRecorded(**facts("x-6", "cy", "ana", 10, "care"), recorded_by="cy")])
         assert plan_digests(rig.engine, now=at(DAY, 18), web_base_url=BASE) == 0
         rig.close()
 

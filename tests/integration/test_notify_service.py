@@ -24,12 +24,12 @@ from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.messaging.inspect import end_offsets
 from reciprocity.messaging.topics_admin import ensure_topics
 from reciprocity.notify import store
-from reciprocity.notify import testing as t
 from reciprocity.notify.app import create_app
 from reciprocity.notify.bootstrap import Notifier
 from reciprocity.notify.settings import NotifySettings
 
 from devstack.mail_sink import MailSink
+from tests.support import events as t
 from tests.support.auth import NOTIFY_TOKEN, authorized, bearer
 from tests.support.services import ServiceProcess, wait_for, worker
 

@@ -32,8 +32,8 @@ from reciprocity.messaging.poison import apply_isolating_poison, describe_failur
 from werkzeug.serving import make_server
 
 from devstack.ports import free_port
-from tests.support.balance_events import Exchange, Feeder, append, circle, env, member
 from tests.support.balance_stack import InProcessBalance, make_topics
+from tests.support.events import Exchange, Feeder, append, circle, envelope, member
 from tests.support.services import wait_for
 
 pytestmark = pytest.mark.kafka
@@ -138,7 +138,7 @@ def test_a_nul_in_a_note_neither_stops_postgresql_nor_is_lost(
             key, after = b"x-nul-partition", Exchange("bob", "ann", 25, date.today())
             (nul,) = log.append([Outgoing(EXCHANGES.name, key, raw("ExchangeRecorded", "x-nul", {
                 **recorded, "note": "", "exchange_id": "x-nul\x00id"}, version=2))])
-            log.append([Outgoing(EXCHANGES.name, key, env(after.recorded()).model_dump_json().encode())])
+            log.append([Outgoing(EXCHANGES.name, key, envelope(after.recorded()).model_dump_json().encode())])
             wait_for(lambda: balance.client.get(f"/v1/exchanges/{after.id}").status_code == 200, 120,
                      what="the exchange after the NUL id projected")
             assert balance.client.get("/health").status_code == 200
@@ -162,13 +162,13 @@ def test_a_value_postgresql_refuses_is_parked_by_the_projection_and_the_next_eve
     engine = make_engine(postgres_url)
     migrate(engine)
     projection = BalanceProjection(engine)
-    feeder = Feeder(projection)
+    feeder = Feeder(projection, partition=0)
     feeder.feed([member("nul-ann"), member("nul-bob")])
     good = Exchange("nul-ann", "nul-bob", 15, date.today())
     bad = Exchange("nul-ann", "nul-bob", 20, date.today())
     # model_construct: no validation, as if a contract had a hole.
     poison = ExchangeRecorded.model_construct(**{**bad.recorded().__dict__, "exchange_id": "x-nul\x00id"})
-    events = [Delivered(EXCHANGES.name, 0, offset, env(e), e) for offset, e in
+    events = [Delivered(EXCHANGES.name, 0, offset, envelope(e), e) for offset, e in
               enumerate([poison, good.recorded()], start=feeder.next.get((EXCHANGES.name, 0), 0))]
     first = events[0].offset
     parked: list[tuple[int, str]] = []
@@ -224,7 +224,7 @@ def test_export_into_a_closed_pipe_ends_quietly(tmp_path) -> None:  # type: igno
     url = f"sqlite:///{tmp_path}/balance.db"
     engine = make_engine(url)
     migrate(engine)
-    feeder = Feeder(BalanceProjection(engine))
+    feeder = Feeder(BalanceProjection(engine), partition=0)
     feeder.feed([member("ann"), member("bob")])
     feeder.feed([Exchange("ann", "bob", 1 + i % 60, date.today()).recorded() for i in range(3000)])
     engine.dispose()

@@ -8,7 +8,7 @@ from reciprocity.balance.projector import KnownExchange, ProjectionError, lifecy
 from reciprocity.contracts.envelope import decode
 from reciprocity.contracts.schemas import GOLDEN_DIR
 
-from tests.support.balance_events import Exchange, env, member
+from tests.support.events import Exchange, envelope, member
 
 DAY = date(2026, 2, 10)
 D = DAY.isoformat()  # days are keyed as ISO text
@@ -19,7 +19,7 @@ def test_lifecycle_deltas_aggregate_per_key() -> None:
     b = Exchange("ann", "bob", 30, DAY, "mentoring", giver_circles=["core"], receiver_circles=["ops"])
     c = Exchange("ann", "bob", 10, DAY, "mentoring")
     events = [a.recorded(), b.recorded(), c.recorded(), a.acknowledged(), b.disputed(), c.withdrawn()]
-    d = project([(env(e), e) for e in events], {})
+    d = project([(envelope(e), e) for e in events], {})
     # ann: a settled (60); b and c pending then removed; one row for the key
     assert d.member_day[("ann", D, "mentoring")] == [60, 1, 0, 0, 0, 0, 0, 0]
     assert d.member_day[("bob", D, "mentoring")] == [0, 0, 60, 1, 0, 0, 0, 0]
@@ -34,7 +34,7 @@ def test_lifecycle_deltas_aggregate_per_key() -> None:
 def test_transition_of_an_earlier_exchange_uses_known_status() -> None:
     a = Exchange("ann", "bob", 45, DAY, "help")
     assert lifecycle_ids([a.acknowledged()]) == {a.id}
-    d = project([(env(e), e) for e in [a.acknowledged("thanks")]], {a.id: KnownExchange("recorded")})
+    d = project([(envelope(e), e) for e in [a.acknowledged("thanks")]], {a.id: KnownExchange("recorded")})
     assert d.member_day[("ann", D, "help")] == [45, 1, 0, 0, -45, -1, 0, 0]
     assert d.exchange_updates[a.id]["status"] == "acknowledged" and d.exchange_updates[a.id]["thanks"] == "thanks"
 
@@ -43,13 +43,13 @@ def test_transition_of_an_earlier_exchange_uses_known_status() -> None:
 def test_transition_not_from_recorded_fails(known: dict[str, KnownExchange]) -> None:
     a = Exchange("ann", "bob", 45, DAY, exchange_id="x-1")
     with pytest.raises(ProjectionError):
-        project([(env(e), e) for e in [a.acknowledged()]], known)
+        project([(envelope(e), e) for e in [a.acknowledged()]], known)
 
 
 def test_recording_an_exchange_twice_fails() -> None:
     a = Exchange("ann", "bob", 45, DAY)
     with pytest.raises(ProjectionError):
-        project([(env(e), e) for e in [a.recorded(), a.recorded()]], {})
+        project([(envelope(e), e) for e in [a.recorded(), a.recorded()]], {})
 
 
 def test_a_v1_golden_exchange_projects_as_its_v2_equivalent() -> None:
@@ -69,7 +69,7 @@ def test_a_repeated_event_id_is_applied_once() -> None:
     """Within a batch, after an earlier batch (the exchange's known events), and for directory events."""
     a = Exchange("ann", "bob", 45, DAY, "help")
     recording, acknowledging = a.recorded(), a.acknowledged()
-    recorded, acknowledged = env(recording), env(acknowledging)
+    recorded, acknowledged = envelope(recording), envelope(acknowledging)
     once = project([(recorded, recording)], {})
     twice = project([(recorded, recording), (recorded, recording)], {})
     assert twice.repeats == 1 and twice.member_day == once.member_day and len(twice.new_exchanges) == 1
@@ -79,7 +79,7 @@ def test_a_repeated_event_id_is_applied_once() -> None:
     assert again.repeats == 2 and not again.member_day and not again.new_exchanges and not again.exchange_updates
 
     joined = member("ann", ["core"])
-    joined_env = env(joined)
+    joined_env = envelope(joined)
     first = project([(joined_env, joined)], {})
     assert first.directory_event_ids == [str(joined_env.event_id)] and first.directory
     later = project([(joined_env, joined)], {}, applied={str(joined_env.event_id)})
@@ -88,6 +88,6 @@ def test_a_repeated_event_id_is_applied_once() -> None:
 
 def test_a_transition_names_the_event_that_made_it() -> None:
     a = Exchange("ann", "bob", 45, DAY, "help")
-    acknowledged = env(a.acknowledged())
+    acknowledged = envelope(a.acknowledged())
     d = project([(acknowledged, a.acknowledged())], {a.id: KnownExchange("recorded")})
     assert d.exchange_updates[a.id]["status_event_id"] == str(acknowledged.event_id)

@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 from reciprocity.contracts.events import MemberDisconnected, MemberOverextended
-from reciprocity.notify import testing as t
 from reciprocity.notify.rendering import Raised, amount, duration, member_url, one_line, render, span, wrap_text
 from reciprocity.notify.routing import CircleFacts, Directory, MemberFacts, Recipient, Via
 from reciprocity.notify.sender import build_message
+
+from tests.support import events as t
 
 ANA = MemberFacts("ana", "Ana Lima", "ana@example.org")
 DIRECTORY = Directory(

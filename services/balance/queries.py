@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from . import measures
 from . import tables as t
 from .policy import CAPACITY_WINDOW_DAYS, is_paused
+from .projector import ACKNOWLEDGED, RECORDED
 
 KINDS = t.KINDS
 
@@ -130,6 +131,16 @@ def summary(conn: Connection, gen: int, member_id: str, window_days: int, today:
     }  # fmt: skip
 
 
+def _week_index(conn: Connection, day: sa.ColumnElement, first: date) -> sa.ColumnElement[int]:
+    """Whole weeks from `first` (a Monday) to `day`, computed by the database, so a timeline is grouped
+    there and only its buckets cross into Python."""
+    if conn.dialect.name == "postgresql":
+        # date - date is a number of days; a plain "/" of two integers divides whole (SQLAlchemy's own
+        # "/" would divide as NUMERIC, and the cast back would round up half the days).
+        return sa.cast(day - sa.literal(first, sa.Date), sa.Integer).op("/")(7)
+    return sa.cast((sa.func.julianday(day) - sa.func.julianday(first.isoformat())) / 7, sa.Integer)
+
+
 def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date) -> dict[str, Any]:
     this_monday = today - timedelta(days=today.weekday())
     first = this_monday - timedelta(weeks=weeks - 1)
@@ -139,60 +150,79 @@ def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date
                                      "pending_given": 0, "pending_received": 0}
         for i in range(weeks)
     }
+    week = _week_index(conn, md.day, first).label("week")
+    # Summed per week and kind in SQL: at most weeks x kinds rows come back, however many days of
+    # history the member has in those weeks (a busy member has a row for most days and kinds).
     rows = conn.execute(
-        sa.select(md.day, md.kind, md.given_minutes, md.received_minutes, md.pending_given_minutes,
-                  md.pending_received_minutes)
+        sa.select(week, md.kind, sa.func.sum(md.given_minutes).label("given"),
+                  sa.func.sum(md.received_minutes).label("received"),
+                  sa.func.sum(md.pending_given_minutes).label("pending_given"),
+                  sa.func.sum(md.pending_received_minutes).label("pending_received"))
         .where(md.generation == gen, md.member_id == member_id, md.day >= first, md.day <= today)
+        .group_by(week, md.kind)
     )
     for r in rows:
-        day = _day(r.day)
-        assert day is not None
-        b = buckets[day - timedelta(days=day.weekday())]
+        b = buckets[first + timedelta(weeks=int(r.week))]
         if r.kind in b["given"]:
-            b["given"][r.kind] += int(r.given_minutes)
-            b["received"][r.kind] += int(r.received_minutes)
-        b["pending_given"] += int(r.pending_given_minutes)
-        b["pending_received"] += int(r.pending_received_minutes)
+            b["given"][r.kind] += int(r.given or 0)
+            b["received"][r.kind] += int(r.received or 0)
+        b["pending_given"] += int(r.pending_given or 0)
+        b["pending_received"] += int(r.pending_received or 0)
     return {"member_id": member_id,
             "weeks": [{"week_start": ws.isoformat(), **b} for ws, b in sorted(buckets.items())]}
 
 
+def _flows_of(gen: int, side: sa.Column, other_side: sa.Column, member_id: str, start: date,
+              end: date) -> sa.Select:
+    """One party's side of a member's flows in a window, per other party, kind and status, summed by the
+    database: a range of the (generation, side, occurred_on, other, kind, status, minutes) index, which
+    covers the query (no table row is read). Recorded exchanges are pending, acknowledged ones settled;
+    disputed and withdrawn ones count nowhere (SPEC)."""
+    x = t.exchanges.c
+    return (
+        sa.select(other_side.label("other"), x.kind, x.status, sa.func.sum(x.minutes).label("minutes"),
+                  sa.func.count().label("n"), sa.func.max(x.occurred_on).label("last"))
+        .where(x.generation == gen, side == member_id, x.occurred_on >= start, x.occurred_on <= end,
+               x.status.in_((RECORDED, ACKNOWLEDGED)))
+        .group_by(other_side, x.kind, x.status)
+    )
+
+
 def relationships(conn: Connection, gen: int, member_id: str, window_days: int, today: date) -> dict[str, Any]:
+    """Per other party: minutes and counts given and received in the window, settled and pending, by
+    kind, and the last day they exchanged. Read from the exchanges themselves through covering indexes,
+    summed in SQL: the rows read are the window's exchanges of this member only, and what crosses into
+    Python is one row per other party, kind and status."""
     start, end = window_bounds(today, window_days)
-    p = t.pair_day.c
-    # One query per side, each served by an index ((generation, giver, ...) and (generation, receiver,
-    # day)); an OR of the two is served by neither.
-    rows = [r for side in (p.giver, p.receiver) for r in conn.execute(
-        sa.select(p.giver, p.receiver, p.day, p.kind, p.minutes, p.count, p.pending_minutes, p.pending_count)
-        .where(p.generation == gen, side == member_id, p.day >= start, p.day <= last_day_anywhere(end))
-    )]
+    x = t.exchanges.c
+    # One query per side, each served by its index; an OR of the two is served by neither.
     rel: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        if r.count == 0 and r.pending_count == 0:
-            continue  # only disputed or withdrawn exchanges that day
-        gave = r.giver == member_id
-        other = r.receiver if gave else r.giver
-        if other == member_id:
-            continue
-        item = rel.setdefault(other, {
-            "other": other, "given_minutes": 0, "received_minutes": 0, "given_count": 0, "received_count": 0,
-            "by_kind": {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS}, "last_exchange_on": None,
-            # Recorded, not yet acknowledged: shown as such beside the settled flow (SPEC).
-            "pending_given_minutes": 0, "pending_received_minutes": 0, "pending_given_count": 0,
-            "pending_received_count": 0,
-            "pending_by_kind": {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS},
-        })  # fmt: skip
-        side = "given" if gave else "received"
-        item[f"{side}_minutes"] += int(r.minutes)
-        item[f"{side}_count"] += int(r.count)
-        item[f"pending_{side}_minutes"] += int(r.pending_minutes)
-        item[f"pending_{side}_count"] += int(r.pending_count)
-        if r.kind in item["by_kind"]:
-            item["by_kind"][r.kind][f"{side}_minutes"] += int(r.minutes)
-            item["pending_by_kind"][r.kind][f"{side}_minutes"] += int(r.pending_minutes)
-        day = _day(r.day)
-        if item["last_exchange_on"] is None or day > item["last_exchange_on"]:
-            item["last_exchange_on"] = day
+    for gave, side, other_side in ((True, x.giver, x.receiver), (False, x.receiver, x.giver)):
+        for r in conn.execute(_flows_of(gen, side, other_side, member_id, start, last_day_anywhere(end))):
+            other = r.other
+            if other == member_id:
+                continue
+            item = rel.get(other)
+            if item is None:
+                item = rel[other] = {
+                    "other": other, "given_minutes": 0, "received_minutes": 0, "given_count": 0,
+                    "received_count": 0, "by_kind": {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS},
+                    "last_exchange_on": None,
+                    # Recorded, not yet acknowledged: shown as such beside the settled flow (SPEC).
+                    "pending_given_minutes": 0, "pending_received_minutes": 0, "pending_given_count": 0,
+                    "pending_received_count": 0,
+                    "pending_by_kind": {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS},
+                }  # fmt: skip
+            side_name = "given" if gave else "received"
+            prefix = "" if r.status == ACKNOWLEDGED else "pending_"
+            minutes = int(r.minutes or 0)
+            item[f"{prefix}{side_name}_minutes"] += minutes
+            item[f"{prefix}{side_name}_count"] += int(r.n)
+            if r.kind in item["by_kind"]:
+                item[f"{prefix}by_kind"][r.kind][f"{side_name}_minutes"] += minutes
+            day = _day(r.last)
+            if item["last_exchange_on"] is None or day > item["last_exchange_on"]:
+                item["last_exchange_on"] = day
     names = member_names(conn, gen, rel)
     out = []
     for other, item in rel.items():
@@ -447,7 +477,7 @@ def circle_leads(conn: Connection, gen: int) -> dict[str, list[str]]:
 
 
 def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, today: date) -> dict[str, Any] | None:
-    c, ms, m, md, p, cd = t.circles.c, t.memberships.c, t.members.c, t.member_day.c, t.pair_day.c, t.circle_day.c
+    c, ms, m, md, x, cd = t.circles.c, t.memberships.c, t.members.c, t.member_day.c, t.exchanges.c, t.circle_day.c
     circle = conn.execute(sa.select(t.circles).where(c.generation == gen, c.circle_id == circle_id)).first()
     if circle is None:
         return None
@@ -472,11 +502,14 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
             given[r.member_id] = int(r.g or 0)
             if int(r.n or 0) > 0:
                 exchanged.add(r.member_id)
+        # Settled flows between the circle's members, summed by the database from the exchanges: for each
+        # giver, a range of the covering (generation, giver, occurred_on, receiver, kind, status, minutes)
+        # index over the window.
         for r in conn.execute(
-            sa.select(p.giver, p.receiver, sa.func.sum(p.minutes).label("minutes"))
-            .where(p.generation == gen, p.giver.in_(members), p.receiver.in_(members), p.day >= start,
-                   p.day <= last_day_anywhere(end))
-            .group_by(p.giver, p.receiver)
+            sa.select(x.giver, x.receiver, sa.func.sum(x.minutes).label("minutes"))
+            .where(x.generation == gen, x.giver.in_(members), x.occurred_on >= start,
+                   x.occurred_on <= last_day_anywhere(end), x.receiver.in_(members), x.status == ACKNOWLEDGED)
+            .group_by(x.giver, x.receiver)
         ):
             flows[(r.giver, r.receiver)] += int(r.minutes or 0)
     per_kind = {

@@ -47,7 +47,7 @@ from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS
 from reciprocity.messaging.inspect import end_offsets
 from reciprocity.notify import store as nt
 
-from .check import COUNTERS, PAIR_COUNTERS, ExchangeRow, Mail, check, check_alerts, last_line
+from .check import COUNTERS, ExchangeRow, Mail, check, check_alerts, last_line
 from .load import NOTE_PREFIX, Client, Load, count_outcomes
 from .stack import REPO, Process, Stack
 
@@ -269,16 +269,6 @@ class ReadSide:
             return {r.member_id: {name: int(r._mapping[name] or 0) for name in COUNTERS}
                     for r in conn.execute(query)}
 
-    def pair_counters(self) -> dict[str, dict[str, int]]:
-        pd = bt.pair_day
-        with self.balance.connect() as conn:
-            gen = active_generation(conn)
-            sums = [sa.func.sum(pd.c[name]).label(name) for name in PAIR_COUNTERS]
-            query = (sa.select(pd.c.giver, pd.c.receiver, *sums).where(pd.c.generation == gen)
-                     .group_by(pd.c.giver, pd.c.receiver))
-            return {f"{r.giver}>{r.receiver}": {name: int(r._mapping[name] or 0) for name in PAIR_COUNTERS}
-                    for r in conn.execute(query)}
-
     def directory(self, targets: set[tuple[str, ...]]) -> dict[tuple[str, ...], Any]:
         with self.balance.connect() as conn:
             gen = active_generation(conn)
@@ -405,8 +395,7 @@ def main() -> int:
 
         rows = read.exchanges()
         verdict = check(load.org.sent, rows, read.counters(),
-                        read.directory({s.target for s in load.org.sent if s.target is not None}),
-                        read.pair_counters())
+                        read.directory({s.target for s in load.org.sent if s.target is not None}))
         notify_kills = [at for at, role, _ in chaos.kills if role == "notify"]
         marked_sent, not_sent = read.deliveries()
         alerts = check_alerts(expected, read.alert_members(), read.mails(), notify_kills,

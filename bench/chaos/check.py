@@ -32,8 +32,6 @@ COUNTERS = (
     "pending_given_count", "pending_given_minutes", "pending_received_count", "pending_received_minutes",
 )  # fmt: skip
 _COUNTED_AS = {"acknowledged": "", "recorded": "pending_"}
-# balance_pair_day's counters, per (giver, receiver).
-PAIR_COUNTERS = ("count", "minutes", "pending_count", "pending_minutes")
 
 
 @dataclass(frozen=True)
@@ -87,34 +85,20 @@ def expected_counters(rows: Iterable[ExchangeRow]) -> dict[str, Counter[str]]:
     return totals
 
 
-def expected_pair_counters(rows: Iterable[ExchangeRow]) -> dict[str, Counter[str]]:
-    """balance_pair_day summed per "giver>receiver", as the exchange rows say it must be."""
-    totals: dict[str, Counter[str]] = defaultdict(Counter)
-    for row in rows:
-        prefix = _COUNTED_AS.get(row.status)
-        if prefix is not None:
-            totals[f"{row.giver}>{row.receiver}"][f"{prefix}count"] += 1
-            totals[f"{row.giver}>{row.receiver}"][f"{prefix}minutes"] += row.minutes
-    return totals
-
-
 def check(
     sent: Sequence[Sent],
     rows: Sequence[ExchangeRow],
     counters: Mapping[str, Mapping[str, int]],
     directory: Mapping[tuple[str, ...], Any],
-    pair_counters: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Verdict:
     """Every acknowledged command in the read model exactly once; nothing refused in it at all; nothing
     timed out in it twice. `counters`: balance_member_day summed per member; `directory`: the read
-    model's value for each directory target the commands name (absent: not there); `pair_counters`:
-    balance_pair_day summed per "giver>receiver" (None: not checked)."""
+    model's value for each directory target the commands name (absent: not there). Pair flows need no
+    check of their own: they are summed from the exchange rows themselves (no pair counters since 0008)."""
     verdict = Verdict(acknowledged=sum(1 for s in sent if s.outcome == ACKNOWLEDGED))
     _check_recordings(sent, rows, verdict)
     _check_transitions(sent, {r.exchange_id: r for r in rows}, verdict)
     _compare_counters(expected_counters(rows), counters, COUNTERS, verdict)
-    if pair_counters is not None:
-        _compare_counters(expected_pair_counters(rows), pair_counters, PAIR_COUNTERS, verdict)
     _check_directory(sent, directory, verdict)
     return verdict
 

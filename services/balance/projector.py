@@ -48,14 +48,12 @@ from reciprocity.contracts.sealed import text_of
 
 # Indexes into the counter lists (same order as tables.MEMBER_DAY_COUNTERS etc.).
 GIVEN_MIN, GIVEN_CNT, RECV_MIN, RECV_CNT, P_GIVEN_MIN, P_GIVEN_CNT, P_RECV_MIN, P_RECV_CNT = range(8)
-PAIR_MIN, PAIR_CNT, PAIR_P_MIN, PAIR_P_CNT = range(4)
 IN_CNT, IN_MIN, X_CNT, X_MIN, P_IN_CNT, P_IN_MIN, P_X_CNT, P_X_MIN = range(8)
 
 RECORDED, ACKNOWLEDGED, DISPUTED, WITHDRAWN = "recorded", "acknowledged", "disputed", "withdrawn"
 
 # Days in keys are ISO dates as text (see _iso_day).
 MemberDayKey = tuple[str, str, str]
-PairDayKey = tuple[str, str, str, str]
 CircleDayKey = tuple[str, str, str]
 
 
@@ -76,7 +74,6 @@ class KnownExchange:
 @dataclass
 class Deltas:
     member_day: dict[MemberDayKey, list[int]] = field(default_factory=dict)
-    pair_day: dict[PairDayKey, list[int]] = field(default_factory=dict)
     circle_day: dict[CircleDayKey, list[int]] = field(default_factory=dict)
     new_exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows recorded in this batch
     exchange_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows of earlier batches
@@ -183,9 +180,6 @@ def _move_pending(d: Deltas, member_day: dict[MemberDayKey, list[int]], e: Excha
         row = member_day.setdefault((member, day, kind), [0] * 8)
         row[m_idx] += sign * minutes
         row[c_idx] += sign
-    row = d.pair_day.setdefault((e.giver, e.receiver, day, kind), [0] * 4)
-    row[PAIR_P_MIN] += sign * minutes
-    row[PAIR_P_CNT] += sign
     gc, rc = e.giver_circles, e.receiver_circles
     for circle in set(gc).union(rc):
         row = d.circle_day.setdefault((circle, day, kind), [0] * 8)
@@ -260,16 +254,6 @@ def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: s
     if settle:
         row[RECV_MIN] += minutes
         row[RECV_CNT] += 1
-
-    key = (giver, receiver, day, kind)
-    row = d.pair_day.get(key)
-    if row is None:
-        row = d.pair_day[key] = [0] * 4
-    row[PAIR_P_MIN] += pm
-    row[PAIR_P_CNT] += pc
-    if settle:
-        row[PAIR_MIN] += minutes
-        row[PAIR_CNT] += 1
 
     gc, rc = e.giver_circles, e.receiver_circles
     for circle in set(gc).union(rc):

@@ -217,7 +217,7 @@ def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str,
 
 def verify(engine: Engine, gen: int, ends: dict[PartitionKey, int], recorded: int) -> dict[str, tuple[int, int]]:
     """Compare the counters with a direct recount of the exchanges; raise VerificationFailed if any differs."""
-    x, md, pd = t.exchanges.c, t.member_day.c, t.pair_day.c
+    x, md = t.exchanges.c, t.member_day.c
     with engine.connect() as conn:
         stored = t.positions.next_offsets(conn, generation=gen)
         by_status = {r.status: (int(r.minutes or 0), int(r.n)) for r in conn.execute(
@@ -225,8 +225,6 @@ def verify(engine: Engine, gen: int, ends: dict[PartitionKey, int], recorded: in
             .where(x.generation == gen).group_by(x.status))}
         m = conn.execute(sa.select(*[sa.func.coalesce(sa.func.sum(md[c]), 0) for c in t.MEMBER_DAY_COUNTERS])
                          .where(md.generation == gen)).one()
-        p = conn.execute(sa.select(*[sa.func.coalesce(sa.func.sum(pd[c]), 0) for c in t.PAIR_DAY_COUNTERS])
-                         .where(pd.generation == gen)).one()
     settled_min, settled_n = by_status.get("acknowledged", (0, 0))
     pending_min, pending_n = by_status.get("recorded", (0, 0))
     given_min, given_n, recv_min, recv_n, pg_min, pg_n, pr_min, pr_n = (int(v) for v in m)
@@ -241,10 +239,6 @@ def verify(engine: Engine, gen: int, ends: dict[PartitionKey, int], recorded: in
         "pending minutes received": (pr_min, pending_min),
         "pending count": (pg_n, pending_n),
         "pending count received": (pr_n, pending_n),
-        "pair flow minutes": (int(p[0]), settled_min),
-        "pair flow count": (int(p[1]), settled_n),
-        "pair pending minutes": (int(p[2]), pending_min),
-        "pair pending count": (int(p[3]), pending_n),
     }
     wrong = {name: pair for name, pair in checks.items() if pair[0] != pair[1]}
     if wrong:

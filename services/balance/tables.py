@@ -62,21 +62,6 @@ member_day = sa.Table(
     sqlite_with_rowid=False,
 )
 
-# giver -> receiver x day x kind: the pair flows; "last exchange" is the latest day with a count.
-PAIR_DAY_COUNTERS = ("minutes", "count", "pending_minutes", "pending_count")
-pair_day = sa.Table(
-    "balance_pair_day",
-    metadata,
-    sa.Column("generation", sa.Integer, primary_key=True),
-    sa.Column("giver", sa.String(64), primary_key=True),
-    sa.Column("receiver", sa.String(64), primary_key=True),
-    sa.Column("day", sa.Date, primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),
-    *[_counter(c) for c in PAIR_DAY_COUNTERS],
-    sqlite_with_rowid=False,
-)
-sa.Index("ix_balance_pair_day_receiver", pair_day.c.generation, pair_day.c.receiver, pair_day.c.day)
-
 # circle x day x kind: exchanges inside the circle (both parties in it) and crossing its boundary (one
 # party in it), by the circles each party had when the exchange was recorded.
 CIRCLE_DAY_COUNTERS = (
@@ -237,5 +222,5 @@ outbox = sa.Table(
 )
 
 # Tables whose rows belong to a generation (what a replay fills and later deletes).
-GENERATION_TABLES = (offsets, member_day, pair_day, circle_day, exchanges, members, memberships, circles,
+GENERATION_TABLES = (offsets, member_day, circle_day, exchanges, members, memberships, circles,
                      directory_applied, forgotten)

@@ -83,7 +83,7 @@ def dump(url: str) -> dict[str, list[tuple]]:
     engine = make_engine(url, immediate=False)
     found = {}
     with engine.connect() as conn:
-        for table in (t.member_day, t.pair_day, t.circle_day, t.exchanges, t.members, t.memberships, t.circles):
+        for table in (t.member_day, t.circle_day, t.exchanges, t.members, t.memberships, t.circles):
             cols = [c for c in table.columns if c.name not in ("generation", "updated_at", "recorded_at")]
             rows = conn.execute(sa.select(*cols).where(table.c.generation == 1))
             counters = [i for i, c in enumerate(cols) if c.type.__class__ is sa.BigInteger]

@@ -23,7 +23,6 @@ def test_lifecycle_deltas_aggregate_per_key() -> None:
     # ann: a settled (60); b and c pending then removed; one row for the key
     assert d.member_day[("ann", D, "mentoring")] == [60, 1, 0, 0, 0, 0, 0, 0]
     assert d.member_day[("bob", D, "mentoring")] == [0, 0, 60, 1, 0, 0, 0, 0]
-    assert d.pair_day[("ann", "bob", D, "mentoring")] == [60, 1, 0, 0]
     assert d.circle_day[("core", D, "mentoring")] == [1, 60, 0, 0, 0, 0, 0, 0]  # a inside, b crossing (gone)
     assert d.circle_day[("ops", D, "mentoring")] == [0] * 8
     assert {x: r["status"] for x, r in d.new_exchanges.items()} == {a.id: "acknowledged", b.id: "disputed",
@@ -60,7 +59,6 @@ def test_a_v1_golden_exchange_projects_as_its_v2_equivalent() -> None:
     old, new = decode(json.dumps(v1)), decode(json.dumps(v2))
     old_deltas, new_deltas = project([old], {}), project([new], {})
     assert old_deltas.member_day == new_deltas.member_day and old_deltas.member_day
-    assert old_deltas.pair_day == new_deltas.pair_day
     assert old_deltas.circle_day == new_deltas.circle_day
     assert old_deltas.new_exchanges == new_deltas.new_exchanges
 

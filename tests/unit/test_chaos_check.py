@@ -16,7 +16,6 @@ from bench.chaos.check import (
     check,
     check_alerts,
     expected_counters,
-    expected_pair_counters,
     last_line,
 )
 
@@ -95,16 +94,6 @@ def test_sums_that_counted_an_event_twice_or_never_are_caught_even_when_the_rows
     verdict = check([record("a"), record("b")], rows, counters, {})
     assert len(verdict.double_applied) == 1 and "ana given_count" in verdict.double_applied[0]
     assert len(verdict.lost) == 1 and "ben pending_received_count" in verdict.lost[0]
-
-
-def test_pair_flows_that_counted_an_event_twice_are_caught() -> None:
-    rows = [row("a", "acknowledged", minutes=30), row("b", "recorded", minutes=5, giver="ben", receiver="ana")]
-    pairs = expected_pair_counters(rows)
-    assert check([record("a"), record("b")], rows, consistent(rows), {}, pairs).ok
-    pairs["ana>ben"]["count"] += 1
-    pairs["ana>ben"]["minutes"] += 30
-    verdict = check([record("a"), record("b")], rows, consistent(rows), {}, pairs)
-    assert verdict.double_applied == ["ana>ben count is 2, its exchanges say 1"]
 
 
 def test_minutes_off_with_the_right_count_are_reported_once() -> None:

@@ -21,7 +21,7 @@ from reciprocity.balance.projection import BalanceProjection
 from reciprocity.contracts.events import CorrectedFacts, Event, ExchangeCorrected, MemberForgotten
 from reciprocity.contracts.sealed import Sealed
 
-from tests.support.balance_events import Exchange, Feeder, circle, member
+from tests.support.events import Exchange, Feeder, circle, member
 
 KINDS = ("mentoring", "feedback", "help", "knowledge", "resource", "care")
 CORE = ("ann", "bob", "cat", "dan", "eve", "fay")

@@ -66,11 +66,12 @@ def migrate_command(args: argparse.Namespace) -> int:
 def _rewind_notify(args: argparse.Namespace) -> int:
     import os
 
+    from reciprocity.common.db import make_engine
     from reciprocity.notify import store
     from reciprocity.notify.settings import NotifySettings
 
     url = args.notify_database_url or os.environ.get("NOTIFY_DATABASE_URL") or NotifySettings().database_url
-    engine = store.create_engine(url)
+    engine = make_engine(url)
     try:
         store.migrate(engine)
         # Alerts are keyed by event id: reading the copied signals again mails nobody twice.

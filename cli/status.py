@@ -101,9 +101,10 @@ def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | Non
         # digest) as it always has; see the issue 16 report.
         signal_ends = {k: v for k, v in (ends or {}).items() if k[0] in (SIGNALS.name, DIRECTORY.name)}
         try:
+            from reciprocity.common.db import make_engine as notify_engine
             from reciprocity.notify.store import positions as notify_positions
 
-            engine = sa.create_engine(notify_url)
+            engine = notify_engine(notify_url, immediate=False)
             with engine.connect() as conn:
                 positions = notify_positions.read(conn)
             engine.dispose()

@@ -4,7 +4,8 @@ Members themselves live in the directory (the ledger's events, projected by bala
 keeps `web_accounts(member_id, password_hash, created_at)` in its own database (DATABASE_URL). Hashes
 are Argon2id (argon2-cffi's defaults, RFC 9106's second recommended profile). The same database holds
 the server side of sessions (`web_sessions`, see web/sessions.py) and the sign-in failure counters
-(`web_login_failures`, see web/throttle.py), so several web processes share them.
+(`web_login_failures`, see web/throttle.py), so several web processes share them. The three tables are
+made by alembic migrations (web/migrations), like every service's, through reciprocity.common.db.
 
 Setting a password ends every session of the member: whoever held the old one is signed out.
 
@@ -17,27 +18,24 @@ from __future__ import annotations
 import os
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from reciprocity.common.files import private_sqlite_file
+from reciprocity.common.db import Schema, SqliteTuning, make_engine, migrate
 from reciprocity.contracts.ids import SLUG_RE
 from sqlalchemy import (
     Column,
     DateTime,
-    Engine,
     Float,
     Integer,
     MetaData,
     String,
     Table,
-    create_engine,
     delete,
-    event,
     select,
     update,
 )
-from sqlalchemy.engine import make_url
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte of "password" is a cheap denial of service
@@ -73,6 +71,15 @@ web_login_failures = Table(
     Column("window_start", Float, nullable=False),
     Column("last_failure", Float, nullable=False),
 )
+
+# Created by the alembic migrations in web/migrations (version table web_alembic_version), like every
+# service's schema; its first revision adopts a database that `metadata.create_all` made before.
+SCHEMA = Schema(service="web", migrations=Path(__file__).resolve().parent / "migrations",
+                version_table="web_alembic_version", metadata=metadata, table_prefix="web_")
+# Requests wait for the write lock a short while, not a projection's minute; every write transaction starts
+# with its write (so a deferred BEGIN never has to upgrade a read lock); FULL: a changed password survives
+# a power cut.
+SQLITE = SqliteTuning(busy_timeout_s=15.0, synchronous="FULL")
 
 # Argon2id with OWASP's recommended parameters (Password Storage Cheat Sheet: 19 MiB, 2 passes, one
 # lane), not argon2-cffi's defaults (RFC 9106's second profile: 64 MiB, 3 passes, 4 lanes), which cost
@@ -113,8 +120,8 @@ _DUMMY_HASH = _hasher.hash("no account has this password")
 
 class AccountStore:
     def __init__(self, database_url: str) -> None:
-        self.engine = _engine(database_url)
-        metadata.create_all(self.engine)
+        self.engine = make_engine(database_url, immediate=False, sqlite=SQLITE)
+        migrate(self.engine, SCHEMA)  # once per process and URL (see `store`); a no-op when up to date
 
     def set_password(self, member_id: str, password: str) -> None:
         if not SLUG_RE.match(member_id):
@@ -203,20 +210,3 @@ def verify(database_url: str, member_id: str, password: str) -> bool:
     """True when `member_id` has an account and `password` matches it."""
     return store(database_url).verify(member_id, password)
 
-
-def _engine(database_url: str) -> Engine:
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite":
-        return create_engine(database_url, pool_pre_ping=True)
-    private_sqlite_file(url.database)
-    engine = create_engine(database_url, connect_args={"timeout": 15})
-
-    @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        # WAL lets the seed command write while the web reads; the busy timeout waits out a writer.
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
-        cursor.close()
-
-    return engine

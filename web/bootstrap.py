@@ -1,6 +1,6 @@
 """The one place that wires the web: its app in each server process (gunicorn forks HTTP_WORKERS of
 them; sessions are signed cookies and accounts live in the database, so any worker serves any request),
-and its accounts table made once, before they start."""
+and its tables (accounts, sessions, sign-in counters) migrated once, before they start."""
 
 from __future__ import annotations
 

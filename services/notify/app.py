@@ -13,6 +13,7 @@ import sys
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from reciprocity.common.auth import require_bearer_token
+from reciprocity.common.db import reading
 from reciprocity.common.service import add_metrics_route, health_response, serve_api
 from sqlalchemy.engine import Engine
 
@@ -55,7 +56,7 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
         # Gauges from the database at scrape time, so they are right after a restart too.
         if request.path != "/metrics":
             return
-        with store.reading(reader) as conn:
+        with reading(reader) as conn:
             counts = store.count_by_status(conn)
         for status in store.DELIVERY_STATUSES:
             metrics.DELIVERIES.labels(status).set(counts[status])
@@ -75,7 +76,7 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
             return jsonify(error="limit must be a whole number"), 422
         if not 1 <= limit <= 1000:
             return jsonify(error="limit must be between 1 and 1000"), 422
-        with store.reading(reader) as conn:
+        with reading(reader) as conn:
             listed = store.list_deliveries(conn, status=status, member_id=request.args.get("member") or None,
                                            alert_id=request.args.get("alert_id") or None, limit=limit)
             counts = store.count_by_status(conn)
@@ -83,7 +84,7 @@ def create_app(settings: NotifySettings | None = None, *, notifier: Notifier | N
 
     @app.get("/v1/alerts/<event_id>")
     def alert(event_id: str) -> tuple[Response, int]:
-        with store.reading(reader) as conn:
+        with reading(reader) as conn:
             row = conn.execute(sa.select(store.alerts).where(store.alerts.c.event_id == event_id)).first()
             if row is None:
                 return jsonify(error=f"no alert {event_id}"), 404

@@ -10,6 +10,7 @@ import threading
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from reciprocity.common.db import make_engine, reading
 from reciprocity.common.sealing import projection_opener
 from reciprocity.common.service import ApiProcess, ServiceRoles, Worker, WorkerRole
 from reciprocity.contracts.topics import NOTIFY_READS, SIGNALS, all_topics
@@ -33,7 +34,7 @@ GROUP_ID = "notify"
 class Notifier:
     def __init__(self, settings: NotifySettings, *, crash_hook: CrashHook | None = None) -> None:
         self.settings = settings
-        self.engine = store.create_engine(settings.database_url)
+        self.engine = make_engine(settings.database_url)
         store.migrate(self.engine)
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         self.transport = SmtpTransport(SmtpConfig(
@@ -115,7 +116,7 @@ class Notifier:
 
 def database_problem(engine: Engine) -> str | None:
     try:
-        with store.reading(engine) as conn:
+        with reading(engine) as conn:
             conn.execute(sa.text("SELECT 1"))
         return None
     except Exception as err:
@@ -128,11 +129,11 @@ def bootstrap(settings: NotifySettings | None = None) -> ServiceRoles:
     def api() -> ApiProcess:
         from .app import create_app
 
-        engine = store.create_engine(settings.database_url)
+        engine = make_engine(settings.database_url)
         return ApiProcess(create_app(settings, engine=engine), close=engine.dispose)
 
     def migrate() -> None:
-        engine = store.create_engine(settings.database_url)
+        engine = make_engine(settings.database_url)
         try:
             store.migrate(engine)
         finally:

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from reciprocity.common.db import reading
 from reciprocity.common.sealing import Opener
 from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.events import (
@@ -61,7 +62,6 @@ from .store import (
     memberships,
     naive_utc,
     positions,
-    reading,
     utcnow,
 )
 

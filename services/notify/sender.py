@@ -34,11 +34,12 @@ from email.utils import formataddr, formatdate, parseaddr
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from reciprocity.common.db import reading
 from sqlalchemy.engine import Engine
 
 from . import metrics
 from .rendering import one_line
-from .store import deliveries, reading, utcnow
+from .store import deliveries, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -1,23 +1,22 @@
 """notify's database: its own view of the directory, the alerts it has seen, the delivery log, and the
 consumed offsets, all in one database so that each batch commits them together.
 
-SQLAlchemy Core; SQLite by default (WAL, busy timeout, write transactions BEGIN IMMEDIATE so two
-threads never deadlock upgrading a read lock), PostgreSQL by DATABASE_URL. The schema is created by
-the alembic migrations in `migrations/` (version table `notify_alembic_version`), never by
-`metadata.create_all`, so a deployed database and a test database are built the same way.
+SQLAlchemy Core; SQLite by default, PostgreSQL by DATABASE_URL, opened by reciprocity.common.db. The
+schema is created by the alembic migrations in `migrations/` (version table `notify_alembic_version`),
+never by `metadata.create_all`, so a deployed database and a test database are built the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from reciprocity.common.files import private_sqlite_file
+from reciprocity.common import db as common_db
+from reciprocity.common.db import Schema
 from reciprocity.contracts.topics import DIRECTORY
 from reciprocity.messaging.tracking import OffsetStore
 from sqlalchemy.engine import Connection, Engine
@@ -165,51 +164,11 @@ def naive_utc(moment: datetime) -> datetime:
 
 # --- engine and schema --------------------------------------------------------------------------
 
-
-def create_engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
-    private_sqlite_file(sa.engine.make_url(url).database)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # the driver's own BEGIN is deferred; we emit ours below
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, no torn writes
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # IMMEDIATE takes the write lock up front: a deferred transaction that read first would get
-        # SQLITE_BUSY (not wait) when it tries to write after another thread's commit. Reads (see
-        # `reading`) begin deferred: under WAL they never wait for a writer.
-        if connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-READ_ONLY = "notify_read_only"
-
-
-def reading(engine: Engine) -> Connection:
-    """A connection for reads only (health, API, the sender's look for due rows): on SQLite it does
-    not take the write lock, so a long batch being applied never makes /health wait."""
-    return engine.connect().execution_options(**{READ_ONLY: True})
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+# Engines are reciprocity.common.db.make_engine's (SQLite: WAL, a busy timeout, write transactions BEGIN
+# IMMEDIATE so two threads never deadlock upgrading a read lock; reads through `reading` begin deferred).
+SCHEMA = Schema(service="notify", migrations=MIGRATIONS, version_table=VERSION_TABLE, metadata=metadata,
+                table_prefix="notify_")
+migrate = partial(common_db.migrate, schema=SCHEMA)
 
 
 # --- reads for the HTTP API and metrics ----------------------------------------------------------

@@ -24,6 +24,7 @@ from reciprocity.balance.projection import BalanceProjection
 from reciprocity.balance.replay import replay, verify
 from reciprocity.balance.settings import BalanceSettings
 from reciprocity.balance.signals import SignalEngine
+from reciprocity.common import db as common_db
 from reciprocity.contracts.bounds import EARLIEST_EVENT_DAY, LATEST_EVENT_DAY
 from reciprocity.contracts.commands import today_utc
 from reciprocity.contracts.envelope import Envelope, decode, encode, wrap
@@ -175,7 +176,7 @@ def signals_about(draw: st.DrawFn, org: Organisation) -> list[Event]:
 @pytest.fixture
 def notify(db_url: str, tmp_path) -> Iterator[tuple[NotifyProjection, Sender, MailSink]]:  # type: ignore[no-untyped-def]
     url = db_url if not db_url.startswith("sqlite") else f"sqlite:///{tmp_path}/notify.db"
-    engine = store.create_engine(url)
+    engine = common_db.make_engine(url)
     store.migrate(engine)
     with MailSink(tmp_path / "mail") as sink:
         sender = Sender(engine, SmtpTransport(SmtpConfig(port=sink.port, timeout_s=30)), retry_initial_s=0.05,

@@ -23,6 +23,7 @@ import requests
 import sqlalchemy as sa
 from kafka import KafkaConsumer, TopicPartition
 from reciprocity.cli.main import main as cli
+from reciprocity.common.db import make_engine
 from reciprocity.contracts.topics import all_topics
 from reciprocity.messaging.topics_admin import ensure_topics
 from reciprocity.web.accounts import AccountStore
@@ -278,7 +279,7 @@ def test_notify_blanks_every_email_that_names_her_not_only_those_about_or_to_her
     from reciprocity.notify import store
     from reciprocity.notify.projection import forget_member
 
-    engine = store.create_engine(f"sqlite:///{tmp_path}/notify.db")
+    engine = make_engine(f"sqlite:///{tmp_path}/notify.db")
     store.migrate(engine)
     now = datetime.now(UTC).replace(tzinfo=None)
     row = {"kind": "digest", "signal_type": "Digest", "to_address": "bob@example.org", "to_name": "Bob",

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from reciprocity.common.db import make_engine
 from reciprocity.messaging.consumer import StaleBatch
 from reciprocity.notify import store
 from reciprocity.notify.projection import NotifyProjection
@@ -34,7 +35,7 @@ class Rig:
 
     def __init__(self, url: str, sink: MailSink, *, crash_hook: Any = None, lease_s: float = 0.3,
                  user: str | None = None, password: str | None = None) -> None:
-        self.engine = store.create_engine(url)
+        self.engine = make_engine(url)
         store.migrate(self.engine)
         smtp = SmtpConfig(port=sink.port, timeout_s=5, user=user, password=password)
         self.sender = Sender(self.engine, SmtpTransport(smtp),
@@ -456,7 +457,7 @@ def test_the_same_flow_on_postgresql(postgres_url: str, sink: MailSink) -> None:
 def test_the_migrations_build_exactly_the_schema_the_code_uses(database: str, request: pytest.FixtureRequest,
                                                               tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/schema.db" if database == "sqlite" else request.getfixturevalue("postgres_url")
-    engine = store.create_engine(url)
+    engine = make_engine(url)
     try:
         store.migrate(engine)
         store.migrate(engine)  # idempotent: every start runs it

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 from flask.testing import FlaskClient
+from reciprocity.common.db import make_engine
 from reciprocity.contracts.envelope import Envelope
 from reciprocity.contracts.events import Event
 from reciprocity.contracts.topics import NOTIFY_READS, all_topics
@@ -232,7 +233,7 @@ def test_a_full_replay_of_the_topics_sends_nothing_new(settings: NotifySettings,
                  timeout_s=60, what="notify to consume every event")
         rows_before = deliveries(client)["deliveries"]
 
-    engine = store.create_engine(settings.database_url)
+    engine = make_engine(settings.database_url)
     try:
         assert store.rewind_offsets(engine) > 0  # notify's stored offsets are gone: it reads from offset 0
         assert not caught_up(settings.kafka_bootstrap_servers, settings.topic_prefix, engine)

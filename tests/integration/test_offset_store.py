@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from reciprocity.balance import tables as balance_tables
 from reciprocity.balance.db import make_engine as balance_engine
 from reciprocity.balance.db import migrate as balance_migrate
+from reciprocity.common.db import make_engine
 from reciprocity.messaging.tracking import OffsetRange, OffsetStore, Position, StaleBatch
 from reciprocity.notify import store as notify_store
 
@@ -46,7 +47,7 @@ def tracked(request: pytest.FixtureRequest, db_url: str) -> Iterator[Tracked]:
         balance_migrate(engine)
         yield Tracked(engine, balance_tables.positions, {"generation": 1}, {"generation": 2})
     else:
-        engine = notify_store.create_engine(db_url)
+        engine = make_engine(db_url)
         notify_store.migrate(engine)
         yield Tracked(engine, notify_store.positions, {}, None)
     engine.dispose()

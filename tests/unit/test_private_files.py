@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import sqlalchemy as sa
-from reciprocity.balance.db import make_engine
-from reciprocity.notify.store import create_engine as notify_engine
+from reciprocity.balance.db import make_engine as balance_engine
+from reciprocity.common.db import make_engine
 from reciprocity.web.accounts import AccountStore
 
 
@@ -22,7 +22,7 @@ def test_database_files_are_owner_only(tmp_path: Path) -> None:
     try:
         (tmp_path / "old.db").write_bytes(b"")
         (tmp_path / "old.db").chmod(0o644)
-        engines = [make_engine(f"sqlite:///{tmp_path}/balance.db"), notify_engine(f"sqlite:///{tmp_path}/notify.db"),
+        engines = [balance_engine(f"sqlite:///{tmp_path}/balance.db"), make_engine(f"sqlite:///{tmp_path}/notify.db"),
                    AccountStore(f"sqlite:///{tmp_path}/sub/web.db").engine, make_engine(f"sqlite:///{tmp_path}/old.db")]
         for engine in engines:
             with engine.begin() as conn:

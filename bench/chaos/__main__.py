@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from reciprocity.balance import tables as bt
 from reciprocity.balance.db import make_engine
 from reciprocity.balance.generations import active_generation
+from reciprocity.common import db as common_db
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS
 from reciprocity.messaging.inspect import end_offsets
 from reciprocity.notify import store as nt
@@ -205,14 +206,13 @@ class ReadSide:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.balance = make_engine(stack.database["balance"], immediate=False)
-        self.notify = sa.create_engine(stack.database["notify"])
+        self.notify = common_db.make_engine(stack.database["notify"], immediate=False)
 
     def balance_lag(self) -> int:
         ends = end_offsets(self.stack.kafka.bootstrap_servers, (DIRECTORY.name, EXCHANGES.name), timeout_s=5)
         with self.balance.connect() as conn:
             gen = active_generation(conn)
-            stored = {(r.topic, r.partition): r.next_offset for r in
-                      conn.execute(sa.select(bt.offsets).where(bt.offsets.c.generation == gen))}
+            stored = bt.positions.next_offsets(conn, generation=gen)
         return sum(max(0, end - stored.get(key, 0)) for key, end in ends.items())
 
     def outbox(self) -> int:
@@ -227,7 +227,7 @@ class ReadSide:
     def notify_lag(self) -> int:
         ends = end_offsets(self.stack.kafka.bootstrap_servers, (SIGNALS.name, DIRECTORY.name), timeout_s=5)
         with self.notify.connect() as conn:
-            stored = {(r.topic, r.partition): r.next_offset for r in conn.execute(sa.select(nt.offsets))}
+            stored = nt.positions.next_offsets(conn)
         return sum(max(0, end - stored.get(key, 0)) for key, end in ends.items())
 
     def notify_unfinished(self) -> int:

@@ -277,7 +277,7 @@ def test_notify_blanks_every_email_that_names_her_not_only_those_about_or_to_her
     """A daily digest to Bob says "Zuzanna recorded ... with you": it is neither about nor to her, and
     must go blank too; an email that does not name her stays as it was."""
     from reciprocity.notify import store
-    from reciprocity.notify.projection import forget_member
+    from reciprocity.notify.directory_view import forget_member
 
     engine = make_engine(f"sqlite:///{tmp_path}/notify.db")
     store.migrate(engine)

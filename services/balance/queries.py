@@ -66,7 +66,11 @@ def member_names(conn: Connection, gen: int, ids: Iterable[str] | None = None) -
         ids = sorted(set(ids))
         if not ids:
             return {}
-        query = query.where(m.member_id.in_(ids))
+        # One expanding parameter: the statement is cached once, not coerced element by element (a
+        # busy member's relationships name a couple of hundred people).
+        return {r.member_id: r.name or FORMER_MEMBER
+                for r in conn.execute(query.where(m.member_id.in_(sa.bindparam("ids", expanding=True))),
+                                      {"ids": ids})}
     return {r.member_id: r.name or FORMER_MEMBER for r in conn.execute(query)}
 
 
@@ -195,40 +199,41 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
     Python is one row per other party, kind and status."""
     start, end = window_bounds(today, window_days)
     x = t.exchanges.c
+    # Per other party: eight sums (given, received x settled, pending x minutes, count), the minutes per
+    # (kind, column) and the last day; shaped into the answer once per person, not once per row.
+    sums: dict[str, tuple[list[int], dict[tuple[str, int], int], list[Any]]] = {}
     # One query per side, each served by its index; an OR of the two is served by neither.
-    rel: dict[str, dict[str, Any]] = {}
-    for gave, side, other_side in ((True, x.giver, x.receiver), (False, x.receiver, x.giver)):
-        for r in conn.execute(_flows_of(gen, side, other_side, member_id, start, last_day_anywhere(end))):
-            other = r.other
+    for base, side, other_side in ((0, x.giver, x.receiver), (2, x.receiver, x.giver)):
+        query = _flows_of(gen, side, other_side, member_id, start, last_day_anywhere(end))
+        for other, kind, status, minutes, n, last in conn.execute(query):
             if other == member_id:
                 continue
-            item = rel.get(other)
-            if item is None:
-                item = rel[other] = {
-                    "other": other, "given_minutes": 0, "received_minutes": 0, "given_count": 0,
-                    "received_count": 0, "by_kind": {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS},
-                    "last_exchange_on": None,
-                    # Recorded, not yet acknowledged: shown as such beside the settled flow (SPEC).
-                    "pending_given_minutes": 0, "pending_received_minutes": 0, "pending_given_count": 0,
-                    "pending_received_count": 0,
-                    "pending_by_kind": {k: {"given_minutes": 0, "received_minutes": 0} for k in KINDS},
-                }  # fmt: skip
-            side_name = "given" if gave else "received"
-            prefix = "" if r.status == ACKNOWLEDGED else "pending_"
-            minutes = int(r.minutes or 0)
-            item[f"{prefix}{side_name}_minutes"] += minutes
-            item[f"{prefix}{side_name}_count"] += int(r.n)
-            if r.kind in item["by_kind"]:
-                item[f"{prefix}by_kind"][r.kind][f"{side_name}_minutes"] += minutes
-            day = _day(r.last)
-            if item["last_exchange_on"] is None or day > item["last_exchange_on"]:
-                item["last_exchange_on"] = day
-    names = member_names(conn, gen, rel)
+            found = sums.get(other)
+            if found is None:
+                found = sums[other] = ([0] * 8, defaultdict(int), [None])
+            column = base if status == ACKNOWLEDGED else base + 4
+            found[0][column] += int(minutes or 0)
+            found[0][column + 1] += int(n)
+            found[1][(kind, column)] += int(minutes or 0)
+            day = _day(last)
+            if found[2][0] is None or day > found[2][0]:
+                found[2][0] = day
+    names = member_names(conn, gen, sums)
     out = []
-    for other, item in rel.items():
-        item["other_name"] = names.get(other, other)
-        item["last_exchange_on"] = _iso(item["last_exchange_on"])
-        out.append(item)
+    for other, (v, by_kind, last_day) in sums.items():
+        def kinds(settled: bool, by_kind: dict[tuple[str, int], int] = by_kind) -> dict[str, dict[str, int]]:
+            g, r = (0, 2) if settled else (4, 6)
+            return {k: {"given_minutes": by_kind.get((k, g), 0), "received_minutes": by_kind.get((k, r), 0)}
+                    for k in KINDS}
+
+        out.append({
+            "other": other, "other_name": names.get(other, other),
+            "given_minutes": v[0], "given_count": v[1], "received_minutes": v[2], "received_count": v[3],
+            "by_kind": kinds(True), "last_exchange_on": _iso(last_day[0]),
+            # Recorded, not yet acknowledged: shown as such beside the settled flow (SPEC).
+            "pending_given_minutes": v[4], "pending_given_count": v[5], "pending_received_minutes": v[6],
+            "pending_received_count": v[7], "pending_by_kind": kinds(False),
+        })  # fmt: skip
     # A list of people, never a ranking by how much (SPEC, Measures: privacy).
     out.sort(key=lambda i: (i["other_name"].lower(), i["other"]))
     return {"member_id": member_id, "relationships": out}
@@ -496,8 +501,9 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
         for r in conn.execute(
             sa.select(md.member_id, sa.func.sum(md.given_minutes).label("g"),
                       sa.func.sum(md.given_count + md.received_count).label("n"))
-            .where(md.generation == gen, md.member_id.in_(members), md.day >= start, md.day <= last_day_anywhere(end))
-            .group_by(md.member_id)
+            .where(md.generation == gen, md.member_id.in_(sa.bindparam("members", expanding=True)), md.day >= start,
+                   md.day <= last_day_anywhere(end))
+            .group_by(md.member_id), {"members": members}
         ):
             given[r.member_id] = int(r.g or 0)
             if int(r.n or 0) > 0:
@@ -507,9 +513,10 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
         # index over the window.
         for r in conn.execute(
             sa.select(x.giver, x.receiver, sa.func.sum(x.minutes).label("minutes"))
-            .where(x.generation == gen, x.giver.in_(members), x.occurred_on >= start,
-                   x.occurred_on <= last_day_anywhere(end), x.receiver.in_(members), x.status == ACKNOWLEDGED)
-            .group_by(x.giver, x.receiver)
+            .where(x.generation == gen, x.giver.in_(sa.bindparam("members", expanding=True)), x.occurred_on >= start,
+                   x.occurred_on <= last_day_anywhere(end), x.receiver.in_(sa.bindparam("members", expanding=True)),
+                   x.status == ACKNOWLEDGED)
+            .group_by(x.giver, x.receiver), {"members": members}
         ):
             flows[(r.giver, r.receiver)] += int(r.minutes or 0)
     per_kind = {

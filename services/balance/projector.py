@@ -107,17 +107,19 @@ def project(items: Iterable[tuple[Envelope, Event]], known: Mapping[str, KnownEx
     events applied in earlier batches."""
     d = Deltas()
     status: dict[str, str] = {xid: k.status for xid, k in known.items()}
-    # As UUIDs: hashing one is cheaper than formatting it, and most events never need it as text.
-    seen: set[UUID] = {UUID(i) for i in applied}
+    # As the UUIDs' integers: hashing an int is done in C (a UUID's __hash__ is Python, formatting one
+    # costlier still), and most events never need their id as text.
+    seen: set[int] = {UUID(i).int for i in applied}
     for k in known.values():
-        seen.update(UUID(i) for i in k.event_ids)
+        seen.update(UUID(i).int for i in k.event_ids)
     member_day = d.member_day
     recorders: dict[str, str] = {xid: k.recorded_by for xid, k in known.items()}
     for envelope, event in items:
-        if envelope.event_id in seen:
+        event_int = envelope.event_id.int
+        if event_int in seen:
             d.repeated[envelope.type] += 1
             continue
-        seen.add(envelope.event_id)
+        seen.add(event_int)
         if isinstance(event, ExchangeSharingChanged):
             _sharing(d, status, recorders, envelope, event)
         elif isinstance(event, ExchangeCorrected):
@@ -194,7 +196,7 @@ def _move_pending(d: Deltas, member_day: dict[MemberDayKey, list[int]], e: Excha
 def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: str, e: ExchangeFacts,
               member_day: dict[MemberDayKey, list[int]]) -> None:
     xid = e.exchange_id
-    day, kind, minutes = _iso_day(e.occurred_on), e.kind.value, e.minutes
+    day, kind, minutes = _iso_day(e.occurred_on), e.kind._value_, e.minutes  # _value_: an attribute
     if isinstance(e, ExchangeRecorded):
         if xid in status:
             raise ProjectionError(f"exchange {xid} recorded twice (event {event_id})")

@@ -85,6 +85,7 @@ class Member(threading.Thread):
         self.circles, self.others = circles, others
         self.results, self.start_at, self.stop_at, self.record_every = results, start_at, stop_at, record_every
         self.http = requests.Session()
+        self.http.trust_env = False  # no proxy, netrc or CA lookups in the environment on every request
         self.http.mount("http://", SourceAddressAdapter(address))
         self.rnd = random.Random(member_id)
         self.signed_in = False

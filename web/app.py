@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, g, render_template, session
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -97,6 +98,7 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["recent_days"] = recent_days  # the quick choices of a "when" field
     app.jinja_env.globals["htmx_config"] = HTMX_CONFIG
+    app.jinja_env.globals["exchange_url"] = exchange_url
 
     for blueprint in (auth.bp, pages_me.bp, pages_exchanges.bp, pages_circles.bp, pages_ops.bp):
         app.register_blueprint(blueprint)
@@ -112,6 +114,16 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
         return {"current": g.get("me"), "endpoint": request.endpoint or ""}
 
     return app
+
+
+def exchange_url(exchange_id: str) -> str:
+    """url_for("exchanges.detail", exchange_id=...) for the lists' many links (fifty on a history page),
+    without building each one through the URL map."""
+    return f"{request.script_root}/exchanges/{quote(exchange_id, safe=_PATH_SAFE)}"
+
+
+# What werkzeug's converters leave unquoted in a path segment (BaseConverter.to_url).
+_PATH_SAFE = "!$&'()*+,/:;=@"
 
 
 def _start_timer() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -42,7 +43,15 @@ def day(value: date | datetime | str | None) -> str:
             value = date.fromisoformat(value[:10])
         except ValueError:
             return value
-    if value.year == date.today().year:
+    if isinstance(value, datetime):
+        value = value.date()
+    return _day_words(value, date.today().year)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_words(value: date, this_year: int) -> str:
+    # A history page writes fifty days; strftime for each was a visible share of rendering it.
+    if value.year == this_year:
         return f"{value.day} {value:%b}"
     return f"{value.day} {value:%b %Y}"
 

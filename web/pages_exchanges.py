@@ -161,7 +161,7 @@ def _resolve_other(form: ExchangeForm) -> str | None:
     balance = clients().balance
     if SLUG_RE.match(candidate):
         try:
-            balance.member(candidate)
+            directory().member(candidate)  # the ledger checks the id again, against its own state
             return None
         except NotFound:
             if typed.endswith(")"):  # a suggestion's "Name (id)" whose id is unknown

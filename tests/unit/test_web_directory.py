@@ -102,3 +102,14 @@ def test_a_removed_operator_role_holds_at_once_for_operations_and_commands(tmp_p
     assert ops.get("/ops").status_code == 403  # read afresh: the role is gone
     answer = ops.post("/signout", data={"csrf_token": hidden(page, "csrf_token")})
     assert answer.status_code == 302
+
+
+@pytest.mark.parametrize("exchange_id", ["x-0123456789abcdef", "a.b_c-d", "with space/and?query#frag%"])
+def test_list_links_to_an_exchange_are_what_url_for_builds(tmp_path: Path, exchange_id: str) -> None:
+    from flask import url_for
+    from reciprocity.web.app import exchange_url
+
+    app = make_app(f"sqlite:///{tmp_path}/web.db")
+    for root in ("", "/reciprocity"):  # served at the root, or under a prefix by a reverse proxy
+        with app.test_request_context("/", environ_base={"SCRIPT_NAME": root}):
+            assert exchange_url(exchange_id) == url_for("exchanges.detail", exchange_id=exchange_id)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-from reciprocity.contracts.envelope import encode, wrap
+from reciprocity.contracts.envelope import wrap
 from reciprocity.contracts.events import CircleFormed, Event, ExchangeRecorded, MemberRegistered
 from reciprocity.contracts.sealed import Sealed
 from reciprocity.messaging.event_log import Outgoing
@@ -75,7 +75,3 @@ class Organisation:
 def outgoing(events: Iterator[Event] | list[Event]) -> Iterator[Outgoing]:
     for event in events:
         yield Outgoing.event(event.TOPIC, wrap(event, producer="ledger"))
-
-
-def encoded_size(event: Event) -> int:
-    return len(encode(wrap(event, producer="ledger")))

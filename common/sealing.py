@@ -136,9 +136,6 @@ class Opener:
             for members in [t for t in self._ciphers if member_id in t]:
                 del self._ciphers[members]
 
-    def is_forgotten(self, member_id: str) -> bool:
-        return member_id in self._forgotten
-
     def open_event(self, event: E, event_id: str) -> E:
         """`event` with every sealed value opened: clear text, or "" when a member it is sealed for was
         forgotten. Clear values (old versions) are blanked the same way once their member is forgotten."""

@@ -2,8 +2,6 @@
 
 from dataclasses import dataclass, field
 
-from .events import EVENT_TYPES
-
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -48,7 +46,3 @@ def all_topics(prefix: str = "") -> dict[str, tuple[int, dict[str, str]]]:
         topics[prefix + spec.name] = (spec.partitions, dict(spec.config))
         topics[prefix + spec.dlq] = (1, dict(spec.config))
     return topics
-
-
-def events_of(topic: str) -> list[str]:
-    return sorted(t for t, cls in EVENT_TYPES.items() if cls.TOPIC == topic)

@@ -80,10 +80,6 @@ class LocalPostgres:
         """libpq/psycopg connection string for `dbname` on this server."""
         return f"host={_HOST} port={self.port} user=postgres dbname={dbname}"
 
-    @property
-    def major_version(self) -> int:
-        return int(self.bin_dir.parent.name)
-
     def create_database(self, name: str) -> str:
         """CREATE DATABASE `name` (lowercase letters, digits, underscores); return its SQLAlchemy URL."""
         if not _DB_NAME.match(name):

@@ -21,7 +21,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -340,13 +340,3 @@ def _directory(d: Deltas, envelope: Envelope, e: Event) -> None:
         d.touched_members.add(e.member_id)
     # Signal events (balance.signals) are not on the topics this projection reads; anything else
     # arriving here is ignored on purpose: a directory fact the read models have no column for.
-
-
-def last_event_times(items: Iterable[tuple[str, int, datetime]]) -> dict[tuple[str, int], datetime]:
-    """Latest envelope time per partition, for `last_event_at` in the offsets table."""
-    latest: dict[tuple[str, int], datetime] = {}
-    for topic, partition, at in items:
-        key = (topic, partition)
-        if key not in latest or at > latest[key]:
-            latest[key] = at
-    return latest

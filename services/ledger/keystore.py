@@ -120,12 +120,6 @@ class KeyStore:
                                             else self._unwrap(row.member_id, row.wrapped_key))
         return found
 
-    def is_forgotten(self, member_id: str) -> bool:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(member_keys.c.forgotten_at)
-                               .where(member_keys.c.member_id == member_id)).first()
-        return row is not None and row.forgotten_at is not None
-
     def destroy(self, member_id: str, *, by: str) -> bool:
         """Destroy the member's key (keeping a tombstone); False when it was destroyed before."""
         with self._lock:

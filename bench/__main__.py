@@ -99,7 +99,8 @@ def load(bootstrap: str, prefix: str, org: Organisation, n: int) -> float:
 # --- (a) read-only floor -------------------------------------------------------------------------
 
 
-def read_only(bootstrap: str, prefix: str, n_expected: int) -> float:
+def read_only(bootstrap: str, prefix: str, n_expected: int) -> tuple[float, float]:
+    """(events/s by the wall clock, CPU microseconds of this process per event)."""
     from kafka import KafkaConsumer  # see the module docstring
 
     consumer = KafkaConsumer(  # the ProjectionConsumer's settings (messaging/consumer.py)
@@ -116,14 +117,14 @@ def read_only(bootstrap: str, prefix: str, n_expected: int) -> float:
             polled = consumer.poll(timeout_ms=500, max_records=5000)
             for records in polled.values():
                 if first is None:
-                    first = time.perf_counter()
+                    first, cpu_first = time.perf_counter(), time.process_time()
                 seen += len(records)
-        last = time.perf_counter()
+        last, cpu_last = time.perf_counter(), time.process_time()
     finally:
         consumer.close(autocommit=False)
     if seen < n_expected or first is None:
         raise RuntimeError(f"read only {seen} of {n_expected} records")
-    return n_expected / (last - first)
+    return n_expected / (last - first), (cpu_last - cpu_first) / n_expected * 1e6
 
 
 # --- (b0) write-only bound ----------------------------------------------------------------------
@@ -308,17 +309,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         n = args.events
         results.add_row("load (EventLog, idempotent producer)", f"{n / seconds:,.0f} events/s", "")
 
-        floor = read_only(bootstrap, prefix, n)
+        floor, floor_cpu = read_only(bootstrap, prefix, n)
         results.add_row("(a) read only (kafka-python)", f"{floor:,.0f} events/s", "1.00")
-        console.print(f"(a) read-only floor: {floor:,.0f} events/s")
+        # CPU per event, and the floor's CPU over it: what the neighbours on a shared machine change least.
+        results.add_row("(a) ... CPU per event", f"{floor_cpu:,.1f} us", "")
+        console.print(f"(a) read-only floor: {floor:,.0f} events/s, {floor_cpu:,.1f} us CPU/event")
         batch = BalanceSettings().balance_max_poll_records
         sqlite_rate = None
         if "sqlite" not in args.skip:
-            rate, batches = project(bootstrap, prefix, f"sqlite:///{workdir}/bench.db", n, "sqlite")
+            rate, batches, cpu = project(bootstrap, prefix, f"sqlite:///{workdir}/bench.db", n, "sqlite")
             sqlite_rate = rate
             results.add_row(f"(b) projection into SQLite ({batches} batches)", f"{rate:,.0f} events/s",
                             f"{rate / floor:.2f}")
-            console.print(f"(b) SQLite: {rate:,.0f} events/s")
+            results.add_row("(b) ... CPU per event (SQLite in process), floor's CPU / this", f"{cpu:,.1f} us",
+                            f"{floor_cpu / cpu:.2f}")
+            console.print(f"(b) SQLite: {rate:,.0f} events/s, {cpu:,.1f} us CPU/event")
             bound = write_bound(f"sqlite:///{workdir}/bound.db", n, batch)
             results.add_row(f"(b0) SQLite writes alone, batches of {batch:,}", f"{bound:,.0f} events/s",
                             f"{bound / floor:.2f}")
@@ -331,9 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from devstack.local_postgres import LocalPostgres
 
             pg = stack.enter_context(LocalPostgres())
-            rate, batches = project(bootstrap, prefix, pg.create_database("bench"), n, "postgres")
+            rate, batches, cpu = project(bootstrap, prefix, pg.create_database("bench"), n, "postgres")
             results.add_row(f"(b) projection into PostgreSQL {pg.version} ({batches} batches)",
                             f"{rate:,.0f} events/s", f"{rate / floor:.2f}")
+            results.add_row("(b) ... CPU per event of balance (not the server's), floor's CPU / this",
+                            f"{cpu:,.1f} us", f"{floor_cpu / cpu:.2f}")
+            console.print(f"(b) PostgreSQL: {rate:,.0f} events/s, {cpu:,.1f} us CPU/event")
             console.print(f"(b) PostgreSQL: {rate:,.0f} events/s")
             bound = write_bound(pg.create_database("bound"), n, batch)
             results.add_row(f"(b0) PostgreSQL writes alone, batches of {batch:,}", f"{bound:,.0f} events/s",

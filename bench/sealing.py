@@ -81,7 +81,7 @@ def full(bootstrap: str, database_url: str, org: Organisation, n: int) -> float:
             log.append(batch)
     finally:
         log.close()
-    rate, _ = project(bootstrap, prefix, database_url, n, "sqlite-sealed", opener=Opener(BenchKeys()))
+    rate = project(bootstrap, prefix, database_url, n, "sqlite-sealed", opener=Opener(BenchKeys())).rate
     return rate
 
 

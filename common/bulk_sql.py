@@ -8,7 +8,6 @@ errors a retry of the whole batch resolves). Rows are driver tuples, built by th
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,33 +114,23 @@ class RowInsert:
             self._staging = PgStaging(table, self.columns)
             self._head += (f"SELECT {', '.join(map(_q, self.columns))} FROM {self._staging.name} "
                            f"ORDER BY {_q(self.columns[1])}")  # the key after generation: lock order
-        self._get = operator.itemgetter(*self.columns[1:])
-        # (position, conversion) of the columns SQLite needs as SQLAlchemy would store them.
-        self._convert: list[tuple[int, Callable[[Any], Any]]] = []
+        # The columns SQLite needs converted as SQLAlchemy would store them, by name.
+        convert: dict[str, Callable[[Any], Any]] = {}
         if dialect == "sqlite":
             # One memo for all DateTime columns: recorded_at and updated_at of a new exchange are one value.
             to_text = _memo(sqlite_datetime)
-            for i, c in enumerate(table.columns):
+            for c in table.columns:
                 if isinstance(c.type, sa.DateTime):
-                    self._convert.append((i, to_text))
+                    convert[c.name] = to_text
                 elif isinstance(c.type, sa.Date):
-                    self._convert.append((i, lambda v: v if isinstance(v, str) else v.isoformat()))
+                    convert[c.name] = _iso_date
                 elif isinstance(c.type, sa.Boolean):
-                    self._convert.append((i, int))
+                    convert[c.name] = int
+        self._rows = _row_builder(self.columns[1:], convert)
 
     def rows(self, generation: int, rows: Iterable[Mapping[str, Any]]) -> list[tuple]:
         """The driver's rows: as they are for COPY (PostgreSQL), as SQLAlchemy would store them in SQLite."""
-        get, convert = self._get, self._convert
-        if not convert:
-            return [(generation, *get(r)) for r in rows]
-        tuples = []
-        for r in rows:
-            values = [generation, *get(r)]
-            for i, fn in convert:
-                if values[i] is not None:
-                    values[i] = fn(values[i])
-            tuples.append(tuple(values))
-        return tuples
+        return self._rows(generation, rows)
 
     def execute(self, conn: Connection, tuples: list[tuple]) -> None:
         if not tuples:
@@ -151,6 +140,29 @@ class RowInsert:
         else:
             self._staging.load(conn, tuples)
             conn.exec_driver_sql(self._head)
+
+
+def _iso_date(value: Any) -> Any:
+    return value if isinstance(value, str) else value.isoformat()
+
+
+def _row_builder(columns: Sequence[str], convert: Mapping[str, Callable[[Any], Any]],
+                 ) -> Callable[[int, Iterable[Mapping[str, Any]]], list[tuple]]:
+    """`(generation, rows) -> [(generation, row[c1], conv(row[c2]), ...)]` as one comprehension compiled for
+    these columns: one pass per row, no per-column loop or call where nothing is converted (None stays
+    None). The column names are the table's own, quoted with repr."""
+    names: dict[str, Any] = {}
+    items = []
+    for i, column in enumerate(columns):
+        get = f"r[{column!r}]"
+        if column in convert:
+            names[f"_c{i}"] = convert[column]
+            items.append(f"(None if (_v{i} := {get}) is None else _c{i}(_v{i}))")
+        else:
+            items.append(get)
+    source = f"def build(generation, rows):\n    return [(generation, {', '.join(items)}) for r in rows]\n"
+    exec(compile(source, f"<row builder of {len(columns)} columns>", "exec"), names)
+    return names["build"]  # type: ignore[no-any-return]
 
 
 def _memo(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 from reciprocity.contracts.envelope import wrap
 from reciprocity.contracts.events import CircleFormed, Event, ExchangeRecorded, MemberRegistered
 from reciprocity.contracts.sealed import Sealed
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 from reciprocity.messaging.event_log import Outgoing
 
-KINDS = ["mentoring", "feedback", "help", "knowledge", "resource", "care"]
 KIND_WEIGHTS = [15, 25, 30, 15, 5, 10]
 NOTES = ["", "", "", "", "", "", "", "pairing on the release", "thanks for the review", "covered my shift",
          "walked me through the budget", "lent the projector"]
@@ -63,7 +63,7 @@ class Organisation:
             made += 1
             yield ExchangeRecorded(
                 exchange_id="x-" + uuid.UUID(int=rnd.getrandbits(128)).hex[:16],
-                giver=giver, receiver=receiver, kind=rnd.choices(KINDS, KIND_WEIGHTS)[0],
+                giver=giver, receiver=receiver, kind=rnd.choices(EXCHANGE_KINDS, KIND_WEIGHTS)[0],
                 minutes=min(1440, max(5, int(rnd.lognormvariate(3.6, 0.7)))),
                 occurred_on=today - timedelta(days=int(rnd.triangular(0, 365, 0))),
                 giver_circles=self.circles_of[giver], receiver_circles=self.circles_of[receiver],

@@ -37,6 +37,7 @@ from reciprocity.cli import credentials
 from reciprocity.common.service_client import ClientError, NotFound
 from reciprocity.contracts.commands import today_utc
 from reciprocity.contracts.ids import exchange_id_for
+from reciprocity.contracts.vocabulary import ACKNOWLEDGED, DISPUTED, PAUSED, RECORDED, WITHDRAWN, Kind
 from reciprocity.ledger.client import LedgerClient
 
 SEED = 20240917
@@ -47,12 +48,12 @@ DOMAIN = "example.org"
 
 MENTOR = "amara-okafor"
 OVER_CAPACITY = "tomas-lindqvist"
-DISCONNECTED = "jonas-weber"
-PAUSED = "ines-carvalho"
+DISCONNECTED_MEMBER = "jonas-weber"
+PAUSED_MEMBER = "ines-carvalho"
 OPERATOR = "noor-haddad"
 LEAD = "priya-raman"
 REGULAR = "lukas-brandt"
-SPECIAL = {MENTOR, OVER_CAPACITY, DISCONNECTED, PAUSED}
+SPECIAL = {MENTOR, OVER_CAPACITY, DISCONNECTED_MEMBER, PAUSED_MEMBER}
 
 # (id, name, parent, leads), parents before children.
 CIRCLES: list[tuple[str, str, str | None, list[str]]] = [
@@ -73,8 +74,8 @@ PEOPLE: list[tuple[str, str, list[str]]] = [
     ("daniel-cohen", "Daniel Cohen", ["engineering", "platform"]),
     ("mei-lin-chen", "Mei-Lin Chen", ["platform"]),
     (OVER_CAPACITY, "Tomás Lindqvist", ["platform", "ops"]),
-    (DISCONNECTED, "Jonas Weber", ["ops"]),
-    (PAUSED, "Inês Carvalho", ["design"]),
+    (DISCONNECTED_MEMBER, "Jonas Weber", ["ops"]),
+    (PAUSED_MEMBER, "Inês Carvalho", ["design"]),
     (OPERATOR, "Noor Haddad", ["ops"]),
     ("sofia-rossi", "Sofia Rossi", ["design"]),
     ("fatima-zahra", "Fatima Zahra", ["care-team"]),
@@ -119,8 +120,8 @@ PEOPLE: list[tuple[str, str, list[str]]] = [
 CAPACITIES = {OVER_CAPACITY: 2.0, "sofia-rossi": 6.0, "daniel-cohen": 8.0, "fatima-zahra": 5.0, "grace-kim": 6.0,
               "hannah-schmidt": 4.0, "kwame-mensah": 6.0, "elena-petrova": 5.0, "ravi-iyer": 4.0, LEAD: 8.0}
 
-KINDS = ["help", "feedback", "knowledge", "mentoring", "care", "resource"]
-KIND_WEIGHTS = [30, 20, 15, 12, 13, 10]
+KIND_WEIGHTS = {Kind.HELP: 30, Kind.FEEDBACK: 20, Kind.KNOWLEDGE: 15, Kind.MENTORING: 12, Kind.CARE: 13,
+                Kind.RESOURCE: 10}
 MINUTES = {"mentoring": (30, 90), "feedback": (15, 45), "help": (15, 120), "knowledge": (20, 60),
            "resource": (10, 60), "care": (15, 60)}
 NOTES = {
@@ -156,7 +157,7 @@ class PlannedExchange:
     note: str
     recorded_by: str
     shared: bool
-    outcome: str = "recorded"  # recorded | acknowledged | disputed | withdrawn
+    outcome: str = RECORDED  # one of EXCHANGE_STATUSES
     thanks: str = ""
     ack_shared: bool = False
     reason: str = ""
@@ -168,14 +169,14 @@ class PlannedExchange:
     @property
     def counts(self) -> bool:
         """Counted by the alert policy: pending and settled alike, never disputed or withdrawn."""
-        return self.outcome in ("recorded", "acknowledged")
+        return self.outcome in (RECORDED, ACKNOWLEDGED)
 
 
 @dataclass
 class DemoPlan:
     exchanges: list[PlannedExchange]
     capacities: dict[str, float]
-    pause_days: int = 30  # PAUSED is paused until anchor + this
+    pause_days: int = 30  # PAUSED_MEMBER is paused until anchor + this
 
 
 def _circles_of(member_id: str) -> list[str]:
@@ -193,7 +194,7 @@ def plan(seed: int = SEED) -> DemoPlan:
 
     def exchange(day: int, giver: str, receiver: str, kind: str | None = None, minutes: int | None = None,
                  ) -> PlannedExchange:
-        kind = kind or rng.choices(KINDS, KIND_WEIGHTS)[0]
+        kind = kind or rng.choices(list(KIND_WEIGHTS), list(KIND_WEIGHTS.values()))[0]
         low, high = MINUTES[kind]
         minutes = minutes or 5 * rng.randint(low // 5, high // 5)
         recorder = giver if rng.random() < 0.6 else receiver
@@ -215,8 +216,8 @@ def plan(seed: int = SEED) -> DemoPlan:
 
     # The members who trip the policy, and the one who is paused.
     history = [x for x in history if not (
-        (DISCONNECTED in (x.giver, x.receiver) and x.day > -38)
-        or (PAUSED in (x.giver, x.receiver) and x.day > -26)
+        (DISCONNECTED_MEMBER in (x.giver, x.receiver) and x.day > -38)
+        or (PAUSED_MEMBER in (x.giver, x.receiver) and x.day > -26)
         or (MENTOR in (x.giver, x.receiver) and x.day > -28)
         or (x.giver == OVER_CAPACITY and x.day > -7)
     )]
@@ -233,7 +234,7 @@ def plan(seed: int = SEED) -> DemoPlan:
     # OVER_CAPACITY gives past their capacity but not three times what they receive: one signal reason.
     while _window(history, OVER_CAPACITY, 28)[0] >= 2 * _window(history, OVER_CAPACITY, 28)[1]:
         x = exchange(-rng.randint(8, 20), partner(OVER_CAPACITY, normal), OVER_CAPACITY, "help", 60)
-        x.outcome, x.thanks = "acknowledged", rng.choice(THANKS)
+        x.outcome, x.thanks = ACKNOWLEDGED, rng.choice(THANKS)
         history.append(x)
     _keep_everyone_connected(history, normal, exchange, partner, rng)
     _balance(history, normal, exchange, partner, rng)
@@ -253,16 +254,16 @@ def _settle(history: list[PlannedExchange], rng: random.Random) -> None:
         roll = rng.random()
         recent = x.day > -14
         if x.giver == MENTOR or x.giver == OVER_CAPACITY:
-            x.outcome = "recorded" if x.day > -5 or roll < 0.2 else "acknowledged"
+            x.outcome = RECORDED if x.day > -5 or roll < 0.2 else ACKNOWLEDGED
         elif roll < (0.03 if recent else 0.05):
-            x.outcome, x.reason = "disputed", rng.choice(DISPUTES)
+            x.outcome, x.reason = DISPUTED, rng.choice(DISPUTES)
         elif roll < (0.05 if recent else 0.09):
-            x.outcome = "withdrawn"
+            x.outcome = WITHDRAWN
         elif roll < (0.55 if recent else 0.15):
-            x.outcome = "recorded"
+            x.outcome = RECORDED
         else:
-            x.outcome = "acknowledged"
-        if x.outcome == "acknowledged":
+            x.outcome = ACKNOWLEDGED
+        if x.outcome == ACKNOWLEDGED:
             x.thanks = rng.choice(THANKS)
             x.ack_shared = x.shared and rng.random() < 0.7
 
@@ -279,7 +280,7 @@ def _keep_everyone_connected(history: list[PlannedExchange], normal: list[str], 
     for member in normal:
         if not any(member in (x.giver, x.receiver) and x.day > -14 and x.counts for x in history):
             x = exchange(-rng.randint(1, 10), partner(member, normal), member, "help", 30)
-            x.outcome, x.thanks = "acknowledged", rng.choice(THANKS)
+            x.outcome, x.thanks = ACKNOWLEDGED, rng.choice(THANKS)
             history.append(x)
 
 
@@ -294,7 +295,7 @@ def _balance(history: list[PlannedExchange], normal: list[str], exchange: Callab
         for member in heavy:
             givers = [o for o in normal if o != member and _window(history, o, 28)[0] + 60 < 240]
             x = exchange(-rng.randint(1, 20), partner(member, givers or normal), member, None, None)
-            x.outcome, x.thanks = "acknowledged", rng.choice(THANKS)
+            x.outcome, x.thanks = ACKNOWLEDGED, rng.choice(THANKS)
             history.append(x)
     raise RuntimeError("the demo plan did not balance; change SEED")
 
@@ -370,8 +371,8 @@ def seed_demo(ledger_url: str, token: str, *, if_empty: bool = False, web_databa
         for member_id, hours in sorted(demo.capacities.items()):
             send("PUT", f"/v1/members/{member_id}/capacity", {"weekly_hours": hours}, f"capacity/{member_id}")
         until = anchor + timedelta(days=demo.pause_days)
-        send("PUT", f"/v1/members/{PAUSED}/availability", {"status": "paused", "paused_until": until.isoformat()},
-             f"availability/{PAUSED}")
+        send("PUT", f"/v1/members/{PAUSED_MEMBER}/availability", {"status": PAUSED, "paused_until": until.isoformat()},
+             f"availability/{PAUSED_MEMBER}")
         say(f"  directory done: {len(CIRCLES)} circles, {len(PEOPLE)} members; recording {len(demo.exchanges)} "
             "exchanges")
 
@@ -383,13 +384,13 @@ def seed_demo(ledger_url: str, token: str, *, if_empty: bool = False, web_databa
                     "occurred_on": (anchor + timedelta(days=x.day)).isoformat(), "recorded_by": x.recorded_by,
                     "shared": x.shared}
             exchange_id = send("POST", "/v1/exchanges", body, key)["id"]
-            if x.outcome == "acknowledged":
+            if x.outcome == ACKNOWLEDGED:
                 send("POST", f"/v1/exchanges/{exchange_id}/acknowledge",
                      {"by": x.other_party, "thanks": x.thanks, "shared": x.ack_shared}, f"{key}/ack")
-            elif x.outcome == "disputed":
+            elif x.outcome == DISPUTED:
                 send("POST", f"/v1/exchanges/{exchange_id}/dispute", {"by": x.other_party, "reason": x.reason},
                      f"{key}/dispute")
-            elif x.outcome == "withdrawn":
+            elif x.outcome == WITHDRAWN:
                 send("POST", f"/v1/exchanges/{exchange_id}/withdraw", {"by": x.recorded_by}, f"{key}/withdraw")
 
     summary.circles, summary.members, summary.exchanges = len(CIRCLES), len(PEOPLE), len(demo.exchanges)

@@ -28,7 +28,7 @@ from .bounds import (
 )
 from .events import NOTE_MAX, PolicyOverrides, Role
 from .ids import SLUG_PATTERN, Slug
-from .vocabulary import Kind
+from .vocabulary import Availability, Kind
 
 MAX_DAYS_BACK = 365
 MINUTES_MAX = 1440
@@ -186,7 +186,7 @@ class DeclareCapacity(Command):
 
 
 class ChangeAvailability(Command):
-    status: Literal["active", "paused"]
+    status: Availability
     paused_until: date | None = Field(default=None, description="only with status 'paused'; None: until resumed")
 
     @field_validator("paused_until")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .bounds import EARLIEST_EVENT_DAY, LATEST_EVENT_DAY, EventDay, OneLine, PauseEnd
 from .ids import Slug
 from .sealed import Sealed
-from .vocabulary import Kind
+from .vocabulary import Availability, Kind, SignalKind
 
 Minutes = int
 NOTE_MAX = 500
@@ -153,7 +153,7 @@ class CapacityDeclared(DirectoryEvent):
 class AvailabilityChanged(DirectoryEvent):
     TYPE: ClassVar[str] = "AvailabilityChanged"
     member_id: Slug
-    status: Literal["active", "paused"]
+    status: Availability
     paused_until: PauseEnd = None
 
     def key(self) -> str:
@@ -312,7 +312,7 @@ class SignalCleared(SignalEvent):
 
     TYPE: ClassVar[str] = "SignalCleared"
     VERSION: ClassVar[int] = 2
-    signal_kind: Literal["overextended", "disconnected"]
+    signal_kind: SignalKind
     raised_event_id: str = Field(min_length=1, max_length=64, description="event_id of the signal this clears")
     reason: Literal["rebalanced", "exchanged", "paused"] | None = Field(
         default=None, description="None: cleared before v2, when the reason was not recorded")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from reciprocity.contracts.vocabulary import RECORDED
+
 from .clients.balance import Circle, Exchange, Member
 
 
@@ -46,7 +48,7 @@ def can_view_exchange(viewer: Member, exchange: Exchange) -> bool:
 def exchange_actions(viewer_id: str, exchange: Exchange) -> frozenset[str]:
     """Transitions only happen from `recorded`: the other party acknowledges or disputes, the recorder
     withdraws or corrects it."""
-    if exchange.status != "recorded" or not exchange.involves(viewer_id):
+    if exchange.status != RECORDED or not exchange.involves(viewer_id):
         return frozenset()
     if viewer_id == exchange.recorded_by:
         return frozenset({"withdraw", "correct"})

@@ -18,7 +18,7 @@ from reciprocity.common.service_client import Conflict, Invalid, NotFound, Outco
 from reciprocity.contracts.commands import Acknowledge, CorrectExchange, Dispute, latest_today, today_utc
 from reciprocity.contracts.events import NOTE_MAX
 from reciprocity.contracts.ids import SLUG_RE, exchange_id_for
-from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
+from reciprocity.contracts.vocabulary import ACKNOWLEDGED, DISPUTED, EXCHANGE_KINDS, RECORDED, WITHDRAWN
 
 from . import access
 from .clients.balance import Exchange
@@ -42,10 +42,10 @@ HISTORY_PAGE = 50  # exchanges per page of the history
 bp = Blueprint("exchanges", __name__)
 
 STATUS_WORDS = {
-    "recorded": "waiting for acknowledgement",
-    "acknowledged": "acknowledged",
-    "disputed": "disputed",
-    "withdrawn": "withdrawn",
+    RECORDED: "waiting for acknowledgement",
+    ACKNOWLEDGED: "acknowledged",
+    DISPUTED: "disputed",
+    WITHDRAWN: "withdrawn",
 }
 EXPECTABLE = set(STATUS_WORDS)
 # The fields each action's form shows an error beside; the ledger's errors on any other field (`by`,
@@ -118,7 +118,7 @@ def record_exchange() -> Response:
                                   "please press Record again in a moment.")
         return _form_page(form, 503)
     flash("Recorded. The other person will be asked to acknowledge it.", "success")
-    target = url_for("exchanges.detail", exchange_id=appended.id, expect="recorded") if appended.id \
+    target = url_for("exchanges.detail", exchange_id=appended.id, expect=RECORDED) if appended.id \
         else url_for("me.dashboard")
     if request.htmx:
         return make_response("", 204, redirect=target)
@@ -243,7 +243,7 @@ def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict
     actions = access.exchange_actions(me().id, exchange)
     # Waiting for a transition to show: only while balance still says `recorded`. Anything else means
     # it was applied (or someone else acted first); either way there is nothing more to wait for.
-    catching_up = bool(expect) and expect != "recorded" and exchange.status == "recorded"
+    catching_up = bool(expect) and expect != RECORDED and exchange.status == RECORDED
     return {
         "exchange": exchange,
         "exchange_id": exchange.exchange_id,
@@ -265,7 +265,7 @@ def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict
 def _transition(exchange_id: str, action: str, expect: str) -> Response:
     exchange = _visible_exchange(exchange_id)
     if action not in access.exchange_actions(me().id, exchange):
-        if exchange.status != "recorded":  # the page went stale: say what happened, keep what she typed
+        if exchange.status != RECORDED:  # the page went stale: say what happened, keep what she typed
             return render_page("exchange.html", "partials/_exchange_card.html", code=409,
                                **_card_context(exchange, errors={FORM_WIDE: _moved_on(exchange)}))
         forbid("That step is not open to you for this exchange.")
@@ -321,9 +321,9 @@ def _transition(exchange_id: str, action: str, expect: str) -> Response:
 def _moved_on(exchange: Exchange) -> str:
     """What happened meanwhile, in words, with what she typed kept for her to copy."""
     mine = me().id
-    actor = exchange.recorded_by if exchange.status == "withdrawn" else exchange.counterpart
+    actor = exchange.recorded_by if exchange.status == WITHDRAWN else exchange.counterpart
     who = "You" if actor == mine else exchange.name_of(actor)
-    verb = {"withdrawn": "withdrew", "acknowledged": "acknowledged", "disputed": "disputed"}.get(
+    verb = {WITHDRAWN: "withdrew", ACKNOWLEDGED: "acknowledged", DISPUTED: "disputed"}.get(
         exchange.status, exchange.status)
     said = " ".join((request.form.get("thanks") or request.form.get("reason") or "").split())
     kept = f" What you wrote was not sent: “{said}”" if said else ""
@@ -361,17 +361,17 @@ def _key_name(action: str) -> str:
 
 @bp.post("/exchanges/<exchange_id>/acknowledge")
 def acknowledge(exchange_id: str) -> Response:
-    return _transition(exchange_id, "acknowledge", "acknowledged")
+    return _transition(exchange_id, "acknowledge", ACKNOWLEDGED)
 
 
 @bp.post("/exchanges/<exchange_id>/dispute")
 def dispute(exchange_id: str) -> Response:
-    return _transition(exchange_id, "dispute", "disputed")
+    return _transition(exchange_id, "dispute", DISPUTED)
 
 
 @bp.post("/exchanges/<exchange_id>/withdraw")
 def withdraw(exchange_id: str) -> Response:
-    return _transition(exchange_id, "withdraw", "withdrawn")
+    return _transition(exchange_id, "withdraw", WITHDRAWN)
 
 
 @bp.post("/exchanges/<exchange_id>/correct")
@@ -406,7 +406,7 @@ def correct(exchange_id: str) -> Response:
                                            "the ledger could not save it just now; please try again."), "error")
     else:
         flash("Corrected. The other person sees what changed.", "success")
-        return redirect(url_for("exchanges.detail", exchange_id=exchange_id, expect="recorded"))  # type: ignore[return-value]
+        return redirect(url_for("exchanges.detail", exchange_id=exchange_id, expect=RECORDED))  # type: ignore[return-value]
     return redirect(url_for("exchanges.detail", exchange_id=exchange_id))  # type: ignore[return-value]
 
 

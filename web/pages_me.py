@@ -8,7 +8,7 @@ from flask import Blueprint, Response, flash, redirect, url_for
 from htmx_flask import request
 from reciprocity.common.service_client import Invalid, OutcomeUnknown, Unavailable
 from reciprocity.contracts.commands import ChangeAvailability, today_utc
-from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
+from reciprocity.contracts.vocabulary import ACTIVE, EXCHANGE_KINDS, PAUSED
 
 from .charts import KIND_COLOURS, balance_chart
 from .clients.balance import Dashboard, Relationship
@@ -168,10 +168,10 @@ def pause() -> Response:
             return _capacity_page(422, pause_error=f"{err} (the day you expect to be back)", paused_until=typed)
         if until < today_utc():
             return _capacity_page(422, pause_error="That date has passed; choose today or later.", paused_until=typed)
-        if refused := contract_errors(ChangeAvailability, {"status": "paused", "paused_until": until}):
+        if refused := contract_errors(ChangeAvailability, {"status": PAUSED, "paused_until": until}):
             return _capacity_page(422, pause_error=next(iter(refused.values())), paused_until=typed)
     try:
-        clients().ledger.change_availability(me().id, status="paused", paused_until=until, key=key)
+        clients().ledger.change_availability(me().id, status=PAUSED, paused_until=until, key=key)
     except Invalid as err:
         return _capacity_page(422, pause_error=_first_message(err), paused_until=typed)
     except Unavailable as err:
@@ -184,7 +184,7 @@ def pause() -> Response:
 def resume() -> Response:
     key = valid_key(request.form.get("idempotency_key"))
     try:
-        clients().ledger.change_availability(me().id, status="active", paused_until=None, key=key)
+        clients().ledger.change_availability(me().id, status=ACTIVE, paused_until=None, key=key)
     except Invalid as err:
         return _capacity_page(422, pause_error=_first_message(err))
     except Unavailable as err:

@@ -29,10 +29,10 @@ from typing import Any
 
 import requests
 from reciprocity.contracts.ids import exchange_id_for
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 
 from .check import ACKNOWLEDGED, DIRECTORY, RECORD, REFUSED, UNCHANGED, UNKNOWN, Sent
 
-KINDS = ("mentoring", "feedback", "help", "knowledge", "resource", "care")
 BUDGET_MINUTES = 200  # below the 240 minutes of the over-extension rule, and below every capacity
 STEADY_MINUTES = 60
 STEADY_TARGET_MINUTES = 300  # each over-giver stops once this much is acknowledged
@@ -367,7 +367,7 @@ class Load:
         exchange_id = exchange_id_for(key)
         giver.given += minutes
         days_back = 0 if steady else org.rng.randint(0, 20)
-        body = {"giver": giver.id, "receiver": receiver.id, "kind": org.rng.choice(KINDS), "minutes": minutes,
+        body = {"giver": giver.id, "receiver": receiver.id, "kind": org.rng.choice(EXCHANGE_KINDS), "minutes": minutes,
                 "note": f"{NOTE_PREFIX}{key}", "occurred_on": (today() - timedelta(days=days_back)).isoformat(),
                 "recorded_by": recorded_by}
 
@@ -407,7 +407,7 @@ class Load:
         chosen = org.rng.choice(choices)
         org.pending.remove(chosen)
         minutes = org.rng.randint(1, chosen.minutes)
-        kind = org.rng.choice(KINDS)
+        kind = org.rng.choice(EXCHANGE_KINDS)
         day = (today() - timedelta(days=org.rng.randint(0, 20))).isoformat()
         body = {"by": chosen.recorded_by, "kind": kind, "minutes": minutes, "occurred_on": day,
                 "note": chosen.note}

@@ -17,19 +17,17 @@ from reciprocity.common.auth import require_bearer_token
 from reciprocity.common.service import add_metrics_route, health_response, serve_api
 from reciprocity.common.ttl_cache import TtlCache
 from reciprocity.contracts.topics import BALANCE_READS
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS, EXCHANGE_STATUSES, RECORDED
 from reciprocity.messaging.consumer import ConsumerHealth, PartitionKey
 from reciprocity.messaging.inspect import end_offsets
 from sqlalchemy.engine import Engine
 
 from . import metrics, queries
-from . import tables as t
 from .db import make_engine
 from .dead_letters import DeadLetter, all_dlqs, dlq_names, read_dead_letters
 from .generations import active_generation, replay_generations, replay_running
 from .request_params import BadRequest, date_arg, int_arg, parse_window
 from .settings import BalanceSettings
-
-STATUSES = ("recorded", "acknowledged", "disputed", "withdrawn")
 
 
 def create_app(
@@ -79,7 +77,7 @@ def create_app(
 
     @app.get("/openapi.json")
     def openapi() -> Response:
-        from .openapi import openapi_document  # it imports this module's STATUSES
+        from .openapi import openapi_document
 
         return jsonify(openapi_document())
 
@@ -138,7 +136,7 @@ def create_app(
             return {
                 "summary": queries.summary(conn, gen, member_id, window, on),
                 "timeline": queries.timeline(conn, gen, member_id, weeks, on),
-                "waiting": queries.exchange_page(conn, gen, member_id, queries.HistoryFilter(status="recorded"),
+                "waiting": queries.exchange_page(conn, gen, member_id, queries.HistoryFilter(status=RECORDED),
                                                  waiting)["exchanges"] if waiting else [],
                 "recent": queries.exchange_page(conn, gen, member_id, queries.HistoryFilter(),
                                                 recent)["exchanges"] if recent else [],
@@ -164,11 +162,11 @@ def create_app(
     def member_exchanges(member_id: str) -> Any:
         """The member's exchanges, newest first, a page at a time (README: "Balance read API")."""
         status = request.args.get("status") or None
-        if status is not None and status not in STATUSES:
-            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+        if status is not None and status not in EXCHANGE_STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(EXCHANGE_STATUSES)}")
         kind = request.args.get("kind") or None
-        if kind is not None and kind not in t.KINDS:
-            raise BadRequest(f"kind must be one of {', '.join(t.KINDS)}")
+        if kind is not None and kind not in EXCHANGE_KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(EXCHANGE_KINDS)}")
         other = request.args.get("with") or None
         if other is not None and len(other) > 64:
             raise BadRequest("with must be a member id (at most 64 characters)")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .app import STATUSES
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS, EXCHANGE_STATUSES
+
 from .request_params import MAX_WINDOW_DAYS
-from .tables import KINDS
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 NULLABLE_INT = {"type": ["integer", "null"]}
@@ -49,9 +49,9 @@ SCHEMAS: dict[str, Any] = {
                                                                                   "items": {"type": "object"}}}),
     "Exchange": _object({
         "exchange_id": {"type": "string"}, "giver": {"type": "string"}, "giver_name": {"type": "string"},
-        "receiver": {"type": "string"}, "receiver_name": {"type": "string"}, "kind": {"enum": list(KINDS)},
+        "receiver": {"type": "string"}, "receiver_name": {"type": "string"}, "kind": {"enum": list(EXCHANGE_KINDS)},
         "minutes": {"type": "integer"}, "note": {"type": "string"}, "occurred_on": NULLABLE_DATE,
-        "recorded_by": {"type": "string"}, "recorded_at": NULLABLE_TIME, "status": {"enum": list(STATUSES)},
+        "recorded_by": {"type": "string"}, "recorded_at": NULLABLE_TIME, "status": {"enum": list(EXCHANGE_STATUSES)},
         "thanks": NULLABLE_STRING, "dispute_reason": NULLABLE_STRING, "shared_by_recorder": {"type": "boolean"},
         "shared_by_acknowledger": {"type": "boolean"},
     }, correction={"type": ["object", "null"], "description": "what the recorder's latest correction replaced: "
@@ -137,7 +137,8 @@ ROUTES: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
     ("/v1/members/{member_id}/relationships", "what the member gives and receives, per person",
      [_path("member_id"), WINDOW], _answers("Relationships", 404, 422)),
     ("/v1/members/{member_id}/exchanges", "the member's exchanges, newest first, a page at a time",
-     [_path("member_id"), _text_query("status", enum=list(STATUSES)), _text_query("kind", enum=list(KINDS)),
+     [_path("member_id"), _text_query("status", enum=list(EXCHANGE_STATUSES)),
+      _text_query("kind", enum=list(EXCHANGE_KINDS)),
       _text_query("with", maxLength=64), _text_query("from", format="date"), _text_query("to", format="date"),
       _int_query("limit", 1, 500), _text_query("cursor")], _answers("ExchangePage", 404, 422)),
     ("/v1/exchanges/{exchange_id}", "one exchange", [_path("exchange_id")], _answers("Exchange", 404)),

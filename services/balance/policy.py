@@ -24,9 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-OVEREXTENDED = "overextended"
-DISCONNECTED = "disconnected"
-KINDS = (OVEREXTENDED, DISCONNECTED)
+from reciprocity.contracts.vocabulary import DISCONNECTED, OVEREXTENDED, PAUSED
 
 OVEREXTENSION_WINDOW_DAYS = 28
 CAPACITY_WINDOW_DAYS = 7
@@ -93,7 +91,7 @@ class Transition:
 
 def is_paused(status: str, paused_until: date | None, today: date) -> bool:
     """Paused until the given day (inclusive); a pause without an end lasts until resumed."""
-    return status == "paused" and (paused_until is None or paused_until >= today)
+    return status == PAUSED and (paused_until is None or paused_until >= today)
 
 
 def _ratio(given: int, received: int) -> float | None:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from reciprocity.common.bulk_sql import CounterUpsert, RowInsert, dialect_insert, transient_error
 from reciprocity.common.sealing import Opener
 from reciprocity.contracts.events import ExchangeFacts, MemberForgotten
+from reciprocity.contracts.vocabulary import ACTIVE
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, StaleBatch
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -313,7 +314,7 @@ def _members(conn: Connection, gen: int, run: list[dict[str, Any]]) -> None:
     """Registrations of distinct members (a roster import, an organisation's start): the member rows
     upserted, their memberships replaced, one executemany each."""
     upsert, clear, insert = _member_statements(conn)
-    conn.execute(upsert, [{"generation": gen, "status": "active",
+    conn.execute(upsert, [{"generation": gen, "status": ACTIVE,
                            **{k: v for k, v in values.items() if k != "circles"}} for values in run])
     conn.execute(clear, [{"g_": gen, "m_": values["member_id"]} for values in run])
     memberships = [{"generation": gen, "member_id": values["member_id"], "circle_id": c}

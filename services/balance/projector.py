@@ -45,12 +45,11 @@ from reciprocity.contracts.events import (
     MemberRegistered,
 )
 from reciprocity.contracts.sealed import text_of
+from reciprocity.contracts.vocabulary import ACKNOWLEDGED, DISPUTED, RECORDED, WITHDRAWN
 
 # Indexes into the counter lists (same order as tables.MEMBER_DAY_COUNTERS etc.).
 GIVEN_MIN, GIVEN_CNT, RECV_MIN, RECV_CNT, P_GIVEN_MIN, P_GIVEN_CNT, P_RECV_MIN, P_RECV_CNT = range(8)
 IN_CNT, IN_MIN, X_CNT, X_MIN, P_IN_CNT, P_IN_MIN, P_X_CNT, P_X_MIN = range(8)
-
-RECORDED, ACKNOWLEDGED, DISPUTED, WITHDRAWN = "recorded", "acknowledged", "disputed", "withdrawn"
 
 # Days in keys are ISO dates as text (see _iso_day).
 MemberDayKey = tuple[str, str, str]

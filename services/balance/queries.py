@@ -11,14 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from reciprocity.contracts.vocabulary import ACKNOWLEDGED, EXCHANGE_KINDS, RECORDED
 from sqlalchemy.engine import Connection
 
 from . import measures
 from . import tables as t
 from .policy import CAPACITY_WINDOW_DAYS, is_paused
-from .projector import ACKNOWLEDGED, RECORDED
-
-KINDS = t.KINDS
 
 
 def _day(value: Any) -> date | None:
@@ -101,7 +99,7 @@ def summary(conn: Connection, gen: int, member_id: str, window_days: int, today:
         .group_by(md.kind)
     ).all()
     by_kind = {k: {"given_minutes": 0, "given_count": 0, "received_minutes": 0, "received_count": 0,
-                   "pending_given_minutes": 0, "pending_received_minutes": 0} for k in KINDS}
+                   "pending_given_minutes": 0, "pending_received_minutes": 0} for k in EXCHANGE_KINDS}
     total = dict.fromkeys(t.MEMBER_DAY_COUNTERS, 0)
     for r in rows:
         values = {c: int(getattr(r, c) or 0) for c in t.MEMBER_DAY_COUNTERS}
@@ -150,7 +148,8 @@ def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date
     first = this_monday - timedelta(weeks=weeks - 1)
     md = t.member_day.c
     buckets = {
-        first + timedelta(weeks=i): {"given": dict.fromkeys(KINDS, 0), "received": dict.fromkeys(KINDS, 0),
+        first + timedelta(weeks=i): {"given": dict.fromkeys(EXCHANGE_KINDS, 0),
+                                     "received": dict.fromkeys(EXCHANGE_KINDS, 0),
                                      "pending_given": 0, "pending_received": 0}
         for i in range(weeks)
     }
@@ -224,7 +223,7 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
         def kinds(settled: bool, by_kind: dict[tuple[str, int], int] = by_kind) -> dict[str, dict[str, int]]:
             g, r = (0, 2) if settled else (4, 6)
             return {k: {"given_minutes": by_kind.get((k, g), 0), "received_minutes": by_kind.get((k, r), 0)}
-                    for k in KINDS}
+                    for k in EXCHANGE_KINDS}
 
         out.append({
             "other": other, "other_name": names.get(other, other),

@@ -31,6 +31,7 @@ from reciprocity.common.sealing import Opener
 from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.events import ExchangeRecorded
 from reciprocity.contracts.topics import BALANCE_READS, dlq_topic
+from reciprocity.contracts.vocabulary import ACKNOWLEDGED, RECORDED
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.messaging.inspect import end_offsets, read_all
@@ -225,8 +226,8 @@ def verify(engine: Engine, gen: int, ends: dict[PartitionKey, int], recorded: in
             .where(x.generation == gen).group_by(x.status))}
         m = conn.execute(sa.select(*[sa.func.coalesce(sa.func.sum(md[c]), 0) for c in t.MEMBER_DAY_COUNTERS])
                          .where(md.generation == gen)).one()
-    settled_min, settled_n = by_status.get("acknowledged", (0, 0))
-    pending_min, pending_n = by_status.get("recorded", (0, 0))
+    settled_min, settled_n = by_status.get(ACKNOWLEDGED, (0, 0))
+    pending_min, pending_n = by_status.get(RECORDED, (0, 0))
     given_min, given_n, recv_min, recv_n, pg_min, pg_n, pr_min, pr_n = (int(v) for v in m)
     checks = {
         "lag": (sum(max(end - stored.get(k, 0), 0) for k, end in ends.items()), 0),

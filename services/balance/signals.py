@@ -37,6 +37,7 @@ from reciprocity.contracts.events import (
 )
 from reciprocity.contracts.ids import signal_event_id
 from reciprocity.contracts.topics import SIGNALS
+from reciprocity.contracts.vocabulary import DISCONNECTED, OVEREXTENDED, RECORDED
 from reciprocity.messaging.consumer import PartitionKey
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from sqlalchemy.engine import Connection, Engine
@@ -46,8 +47,6 @@ from . import tables as t
 from .policy import (
     CAPACITY_WINDOW_DAYS,
     DEFAULT_POLICY,
-    DISCONNECTED,
-    OVEREXTENDED,
     OVEREXTENSION_WINDOW_DAYS,
     MemberFacts,
     Policy,
@@ -56,7 +55,6 @@ from .policy import (
     is_paused,
     policy_for,
 )
-from .projector import RECORDED
 from .queries import last_day_anywhere
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,6 @@ from reciprocity.messaging.tracking import OffsetStore
 
 metadata = sa.MetaData()
 
-KINDS = ("mentoring", "feedback", "help", "knowledge", "resource", "care")
-
 generations = sa.Table(
     "balance_generations",
     metadata,

@@ -20,6 +20,7 @@ from datetime import date
 from typing import Any
 
 from reciprocity.common.service_client import NotFound, ServiceClient, Shape, Unavailable, segment
+from reciprocity.contracts.vocabulary import RECORDED
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -48,7 +49,7 @@ class LedgerExchange(Shape):
     giver: str
     receiver: str
     recorded_by: str
-    status: str = "recorded"
+    status: str = RECORDED
     occurred_on: date | None = None
 
     def involves(self, member_id: str) -> bool:

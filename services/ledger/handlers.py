@@ -51,8 +51,9 @@ from reciprocity.contracts.events import (
     NotificationSettingsChanged,
 )
 from reciprocity.contracts.sealed import Sealed
+from reciprocity.contracts.vocabulary import RECORDED
 
-from .state import RECORDED, Exchange, LedgerState, Member
+from .state import Exchange, LedgerState, Member
 
 
 class DomainError(Exception):

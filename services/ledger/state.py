@@ -32,13 +32,10 @@ from reciprocity.contracts.events import (
     PolicyOverrides,
 )
 from reciprocity.contracts.sealed import text_of
+from reciprocity.contracts.vocabulary import ACKNOWLEDGED, ACTIVE, DISPUTED, RECORDED, WITHDRAWN
 
 log = logging.getLogger(__name__)
 
-RECORDED = "recorded"
-ACKNOWLEDGED = "acknowledged"
-DISPUTED = "disputed"
-WITHDRAWN = "withdrawn"
 
 
 @dataclass
@@ -58,7 +55,7 @@ class Member:
     circles: list[str]
     role: str
     weekly_hours: float | None = None
-    status: str = "active"
+    status: str = ACTIVE
     paused_until: date | None = None
     own_alert_emails: bool = True
     daily_digest: bool = True

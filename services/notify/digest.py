@@ -26,6 +26,7 @@ from reciprocity.contracts.events import (
     ExchangeRecorded,
     ExchangeWithdrawn,
 )
+from reciprocity.contracts.vocabulary import DISPUTED, WITHDRAWN
 from sqlalchemy.engine import Connection, Engine
 
 from .rendering import duration, one_line, wrap_text
@@ -54,10 +55,10 @@ def apply_exchange_event(conn: Connection, event_id: str, event: Event, at: date
                      .values(resolved=True))
         if isinstance(event, ExchangeDisputed):  # the recorder hears the other party disputed hers
             recorder = event.receiver if event.by == event.giver else event.giver
-            _item(conn, event_id, recorder, event, "disputed", event.by, at)
+            _item(conn, event_id, recorder, event, DISPUTED, event.by, at)
         elif isinstance(event, ExchangeWithdrawn):  # the other party hears the recorder withdrew it
             other_party = event.receiver if event.by == event.giver else event.giver
-            _item(conn, event_id, other_party, event, "withdrawn", event.by, at)
+            _item(conn, event_id, other_party, event, WITHDRAWN, event.by, at)
 
 
 def _item(conn: Connection, event_id: str, member_id: str, event: Event, what: str, other_id: str,
@@ -134,7 +135,7 @@ def _line(item: Item) -> str:
     what = f"{duration(item.minutes)} of {item.kind} on {item.occurred_on.day} {item.occurred_on:%B}"
     if item.what == "waiting":
         return f"{item.other_name} recorded {what} with you; it waits for your acknowledgement."
-    if item.what == "disputed":
+    if item.what == DISPUTED:
         return f"{item.other_name} disputed the {what} you recorded."
     return f"{item.other_name} withdrew the {what} they had recorded with you."
 

@@ -19,14 +19,13 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from reciprocity.contracts.events import MemberDisconnected, MemberOverextended, SignalCleared, SignalEvent
+from reciprocity.contracts.vocabulary import DISCONNECTED, OVEREXTENDED
 
 from .routing import Directory, MemberFacts, Recipient, Via
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEXT_WIDTH = 72  # the plain-text part is hard wrapped: one template line is one paragraph or bullet
 
-OVEREXTENDED = "overextended"
-DISCONNECTED = "disconnected"
 CLEARED = "cleared"
 
 CAPACITY_WINDOW_DAYS = 7  # balance compares the last 7 days, today included, with the weekly capacity

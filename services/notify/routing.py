@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from reciprocity.contracts.vocabulary import ACTIVE, PAUSED
+
 Because = Literal["lead", "member_leads_circle", "no_lead_to_tell"]
 
 
@@ -30,7 +32,7 @@ class MemberFacts:
     member_id: str
     name: str | None = None
     email: str | None = None
-    status: str = "active"
+    status: str = ACTIVE
     paused_until: date | None = None
     weekly_hours: float | None = None
     own_alert_emails: bool = True  # she hears of signals about her (unless she turned it off)
@@ -42,7 +44,7 @@ class MemberFacts:
         return bool(self.name and self.email)
 
     def paused_on(self, day: date) -> bool:
-        return self.status == "paused" and (self.paused_until is None or self.paused_until >= day)
+        return self.status == PAUSED and (self.paused_until is None or self.paused_until >= day)
 
     @property
     def display_name(self) -> str:

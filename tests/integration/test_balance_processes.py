@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from reciprocity.balance import tables as t
 from reciprocity.balance.db import make_engine
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 from reciprocity.messaging.event_log import EventLog
 
 from tests.support.balance_stack import caught_up, make_topics, stored_offsets
@@ -53,7 +54,7 @@ def workload(n_events: int, seed: int = 7) -> tuple[list, list, dict[str, int]]:
             continue
         giver, receiver = rnd.sample(people, 2)
         x = Exchange(giver, receiver, rnd.randint(5, 180), today - timedelta(days=rnd.randint(0, 60)),
-                     rnd.choice(t.KINDS), giver_circles=circles_of[giver], receiver_circles=circles_of[receiver])
+                     rnd.choice(EXCHANGE_KINDS), giver_circles=circles_of[giver], receiver_circles=circles_of[receiver])
         exchanges.append(x.recorded())
         open_ones.append(x)
         totals["pending"] += x.facts["minutes"]

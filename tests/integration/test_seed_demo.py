@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from reciprocity.cli.main import main as cli
-from reciprocity.cli.seed import DEMO_PASSWORD, DISCONNECTED, MENTOR, OVER_CAPACITY, PAUSED, seed_demo
+from reciprocity.cli.seed import DEMO_PASSWORD, DISCONNECTED_MEMBER, MENTOR, OVER_CAPACITY, PAUSED_MEMBER, seed_demo
 from reciprocity.contracts.commands import today_utc
 from reciprocity.contracts.events import (
     AvailabilityChanged,
@@ -52,7 +52,8 @@ def test_seed_demo_builds_a_believable_organisation_once(kafka_bootstrap: str, t
         assert max(depth.values()) >= 2, "circles nest at least two levels deep"
         assert {e.circle_id for e in events if isinstance(e, CircleLeadsChanged) and e.leads} == set(circles)
         assert len({e.member_id for e in events if isinstance(e, CapacityDeclared)}) >= 5
-        assert [e.member_id for e in events if isinstance(e, AvailabilityChanged) and e.status == "paused"] == [PAUSED]
+        assert [e.member_id for e in events
+                if isinstance(e, AvailabilityChanged) and e.status == "paused"] == [PAUSED_MEMBER]
         assert [m.member_id for m in members.values() if m.role == "operator"]
         assert all(m.email.text.endswith("@example.org") for m in members.values())
 
@@ -80,7 +81,7 @@ def test_seed_demo_builds_a_believable_organisation_once(kafka_bootstrap: str, t
         assert counted(MENTOR, 28, "giver") >= 240 and counted(MENTOR, 21, "receiver") == 0
         capacity = [e.weekly_hours for e in events if isinstance(e, CapacityDeclared) and e.member_id == OVER_CAPACITY]
         assert counted(OVER_CAPACITY, 7, "giver") > capacity[-1] * 60
-        assert not any(DISCONNECTED in (e.giver, e.receiver) and e.occurred_on > today_utc() - timedelta(days=30)
+        assert not any(DISCONNECTED_MEMBER in (e.giver, e.receiver) and e.occurred_on > today_utc() - timedelta(days=30)
                        for e in recorded)
 
         from reciprocity.web.accounts import verify

@@ -4,14 +4,13 @@ from datetime import date, timedelta
 
 from reciprocity.balance.policy import (
     DEFAULT_POLICY,
-    DISCONNECTED,
-    OVEREXTENDED,
     MemberFacts,
     Policy,
     decide,
     is_paused,
     policy_for,
 )
+from reciprocity.contracts.vocabulary import DISCONNECTED, OVEREXTENDED
 
 TODAY = date(2026, 3, 1)
 

@@ -25,8 +25,9 @@ from reciprocity.contracts.events import (
     MemberJoinedCircle,
     MemberLeftCircle,
 )
+from reciprocity.contracts.vocabulary import ACKNOWLEDGED, DISPUTED, RECORDED, WITHDRAWN
 from reciprocity.ledger.handlers import Conflict, Invalid, Unknown, handle
-from reciprocity.ledger.state import ACKNOWLEDGED, DISPUTED, RECORDED, WITHDRAWN, LedgerState
+from reciprocity.ledger.state import LedgerState
 
 
 def run(state: LedgerState, command, target=None):

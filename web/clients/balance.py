@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from pydantic import Field
 from reciprocity.common.service_client import ServiceClient, Shape, Unavailable, segment
+from reciprocity.contracts.vocabulary import ACTIVE, PAUSED, RECORDED
 
 
 class Totals(Shape):
@@ -99,7 +100,7 @@ class Exchange(Shape):
     occurred_on: date
     recorded_by: str
     recorded_at: datetime | None = None
-    status: str = "recorded"
+    status: str = RECORDED
     thanks: str | None = None
     dispute_reason: str | None = None
     shared_by_recorder: bool = False
@@ -147,7 +148,7 @@ class Member(Shape):
     circles: list[str] = []
     role: str = "member"
     weekly_hours: float | None = None
-    status: str = "active"
+    status: str = ACTIVE
     paused_until: date | None = None
     leads_circles: list[str] = []
     former: bool = False  # forgotten: no name, no email, no sign-in; exchanges still count
@@ -162,7 +163,7 @@ class Member(Shape):
 
     @property
     def is_paused(self) -> bool:
-        return self.status == "paused"
+        return self.status == PAUSED
 
 
 class Circle(Shape):

@@ -53,7 +53,7 @@ class Email:
 class Raised:
     """For an all clear: the signal it clears, as the lead was told about it."""
 
-    signal_kind: str  # "overextended" | "disconnected"
+    signal_kind: str  # one of contracts.vocabulary.SIGNAL_KINDS
     raised_on: date
 
 

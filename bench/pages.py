@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+from reciprocity.web.pages_me import PEOPLE_PAGE
 
 from .stack import REPO, free_port, wait_until_up
 from .workload import Organisation
@@ -181,7 +182,8 @@ def _one(site: Site, page: str, member: str, circle: str) -> float:
         answer = s.get(site.web + path, allow_redirects=False, timeout=30)
     else:
         api = {"balance summary": f"/v1/members/{member}/summary?window=28d",
-               "balance relationships": f"/v1/members/{member}/relationships?window=90d",
+               # As the people page asks: a page of people by name (the whole list grows with history).
+               "balance relationships": f"/v1/members/{member}/relationships?window=90d&limit={PEOPLE_PAGE}",
                "balance circle health": f"/v1/circles/{circle}/health?window=28d"}[page]
         answer = requests.get(site.balance + api, headers=auth, timeout=30)
     seconds = time.perf_counter() - began

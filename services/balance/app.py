@@ -148,12 +148,21 @@ def create_app(
 
     @app.get("/v1/members/<member_id>/relationships")
     def member_relationships(member_id: str) -> Any:
+        """The member's relationships in the window, by name: all of them, or with `limit` a page of
+        people and the `next_cursor` of the next page (what the web's people page shows)."""
         window = parse_window(request.args.get("window"), default=90)
+        limit = int_arg("limit", 0, 1, 500) or None
+        cursor = request.args.get("cursor") or None
+        if cursor and limit is None:
+            raise BadRequest("cursor pages by limit: give both")
 
         def run(conn: Any, gen: int) -> Any:
             if not queries.member_known(conn, gen, member_id):
                 return None
-            return queries.relationships(conn, gen, member_id, window, today())
+            try:
+                return queries.relationships(conn, gen, member_id, window, today(), limit, cursor)
+            except queries.BadCursor as err:
+                raise BadRequest(str(err)) from err
 
         found = read(run)
         return jsonify(found) if found else not_found(f"member {member_id}")

@@ -46,7 +46,8 @@ SCHEMAS: dict[str, Any] = {
         "week_start": DATE, "given": {"type": "object"}, "received": {"type": "object"},
         "pending_given": {"type": "integer"}, "pending_received": {"type": "integer"}})}}),
     "Relationships": _object({"member_id": {"type": "string"}, "relationships": {"type": "array",
-                                                                                  "items": {"type": "object"}}}),
+                                                                                  "items": {"type": "object"}},
+                              "next_cursor": NULLABLE_STRING}),
     "Exchange": _object({
         "exchange_id": {"type": "string"}, "giver": {"type": "string"}, "giver_name": {"type": "string"},
         "receiver": {"type": "string"}, "receiver_name": {"type": "string"}, "kind": {"enum": list(EXCHANGE_KINDS)},
@@ -134,8 +135,10 @@ ROUTES: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
      "waiting (recorded), the most recent ones, signals in force",
      [_path("member_id"), WINDOW, _int_query("weeks", 1, 104), _int_query("waiting", 0, 500),
       _int_query("recent", 0, 500)], _answers("Dashboard", 404, 422)),
-    ("/v1/members/{member_id}/relationships", "what the member gives and receives, per person",
-     [_path("member_id"), WINDOW], _answers("Relationships", 404, 422)),
+    ("/v1/members/{member_id}/relationships", "what the member gives and receives, per person, by name: "
+     "all, or with limit a page of people (cursor: the next_cursor of the page before)",
+     [_path("member_id"), WINDOW, _int_query("limit", 1, 500), _text_query("cursor")],
+     _answers("Relationships", 404, 422)),
     ("/v1/members/{member_id}/exchanges", "the member's exchanges, newest first, a page at a time",
      [_path("member_id"), _text_query("status", enum=list(EXCHANGE_STATUSES)),
       _text_query("kind", enum=list(EXCHANGE_KINDS)),

@@ -191,20 +191,47 @@ def _flows_of(gen: int, side: sa.Column, other_side: sa.Column, member_id: str, 
     )
 
 
-def relationships(conn: Connection, gen: int, member_id: str, window_days: int, today: date) -> dict[str, Any]:
+def relationships(conn: Connection, gen: int, member_id: str, window_days: int, today: date,
+                  limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
     """Per other party: minutes and counts given and received in the window, settled and pending, by
-    kind, and the last day they exchanged. Read from the exchanges themselves through covering indexes,
-    summed in SQL: the rows read are the window's exchanges of this member only, and what crosses into
-    Python is one row per other party, kind and status."""
+    kind, and the last day they exchanged, by name. Read from the exchanges themselves through covering
+    indexes, summed in SQL: the rows read are the window's exchanges of this member only, and what
+    crosses into Python is one row per other party, kind and status.
+
+    With `limit`, one page of people by name (and `next_cursor`, None on the last page): who is in the
+    window is read first (the distinct other parties, from the same indexes) and only the page's people
+    are summed and shaped, so a page costs about the same however many people a long history holds."""
     start, end = window_bounds(today, window_days)
     x = t.exchanges.c
+    page: list[str] | None = None
+    next_cursor = None
+    if limit is not None:
+        after = _decode_people_cursor(cursor) if cursor else None
+        others: set[str] = set()
+        for side, other_side in ((x.giver, x.receiver), (x.receiver, x.giver)):
+            others.update(conn.execute(
+                sa.select(other_side).distinct()
+                .where(x.generation == gen, side == member_id, x.occurred_on >= start,
+                       x.occurred_on <= last_day_anywhere(end), x.status.in_((RECORDED, ACKNOWLEDGED)))).scalars())
+        others.discard(member_id)
+        names = member_names(conn, gen, others)
+        ordered = sorted((names.get(o, o).lower(), o) for o in others)
+        if after is not None:
+            ordered = [key for key in ordered if key > after]
+        page = [o for _, o in ordered[:limit]]
+        if len(ordered) > limit:
+            next_cursor = _encode_people_cursor(*ordered[limit - 1])
+        if not page:
+            return {"member_id": member_id, "relationships": [], "next_cursor": None}
     # Per other party: eight sums (given, received x settled, pending x minutes, count), the minutes per
     # (kind, column) and the last day; shaped into the answer once per person, not once per row.
     sums: dict[str, tuple[list[int], dict[tuple[str, int], int], list[Any]]] = {}
     # One query per side, each served by its index; an OR of the two is served by neither.
     for base, side, other_side in ((0, x.giver, x.receiver), (2, x.receiver, x.giver)):
         query = _flows_of(gen, side, other_side, member_id, start, last_day_anywhere(end))
-        for other, kind, status, minutes, n, last in conn.execute(query):
+        if page is not None:
+            query = query.where(other_side.in_(sa.bindparam("page", expanding=True)))
+        for other, kind, status, minutes, n, last in conn.execute(query, {"page": page} if page else {}):
             if other == member_id:
                 continue
             found = sums.get(other)
@@ -235,7 +262,22 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
         })  # fmt: skip
     # A list of people, never a ranking by how much (SPEC, Measures: privacy).
     out.sort(key=lambda i: (i["other_name"].lower(), i["other"]))
-    return {"member_id": member_id, "relationships": out}
+    return {"member_id": member_id, "relationships": out, "next_cursor": next_cursor}
+
+
+def _encode_people_cursor(name: str, other: str) -> str:
+    raw = json.dumps(["people", name, other])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_people_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        tag, name, other = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if tag != "people" or not isinstance(name, str) or not isinstance(other, str):
+            raise ValueError("not a people cursor")
+        return name, other
+    except (ValueError, TypeError) as err:
+        raise BadCursor("cursor is not one this service handed out") from err
 
 
 # --- exchanges ---------------------------------------------------------------------------------

@@ -237,3 +237,43 @@ def test_pair_flows_survive_the_migrations_both_ways(db_url: str) -> None:
         assert {me: queries.relationships(conn, 1, me, 365, today) for me in CORE} == before
         assert not sa.inspect(conn).has_table("balance_pair_day")
     engine.dispose()
+
+
+def test_relationships_by_pages_of_people_are_the_whole_list_in_order(db_url: str) -> None:
+    """With `limit`, relationships come a page of people at a time, by name (the forgotten member under
+    "a former member"): the pages joined are the whole answer, each person once, in the same order."""
+    from reciprocity.balance.app import create_app
+
+    from tests.support.auth import BALANCE_TOKEN, authorized
+
+    today = date.today()
+    engine = make_engine(db_url)
+    migrate(engine)
+    batches, _ = _history(today)
+    feeder = Feeder(BalanceProjection(engine))
+    for batch in batches:
+        feeder.feed(batch)
+    client = authorized(create_app(engine=engine).test_client(), BALANCE_TOKEN)
+    url = "/v1/members/ann/relationships"
+    whole = client.get(url, query_string={"window": "365d"}).get_json()
+    assert whole["next_cursor"] is None and len(whole["relationships"]) >= 5
+    for limit in (1, 2, 3, 50):
+        seen, cursor = [], None
+        for _ in range(20):
+            page = client.get(url, query_string={"window": "365d", "limit": limit,
+                                                 **({"cursor": cursor} if cursor else {})}).get_json()
+            assert 0 < len(page["relationships"]) <= limit
+            seen += page["relationships"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == whole["relationships"], limit
+    for bad in ({"limit": 2, "cursor": "bm90LWEtY3Vyc29y"}, {"cursor": whole_cursor(client, url)}, {"limit": 0}):
+        answer = client.get(url, query_string=bad)
+        assert answer.status_code == 422, (bad, answer.get_json())
+    engine.dispose()
+
+
+def whole_cursor(client, url: str) -> str:  # type: ignore[no-untyped-def]
+    """A real cursor, to show that one without `limit` is refused rather than ignored."""
+    return client.get(url, query_string={"window": "365d", "limit": 1}).get_json()["next_cursor"]

@@ -35,6 +35,7 @@ from reciprocity.web.clients.balance import (
     PartitionStatus,
     ProjectionStatus,
     Relationship,
+    RelationshipPage,
     Signal,
     Summary,
     Timeline,
@@ -177,6 +178,18 @@ class FakeBalance:
             row[f"{pending}{side}_count"] += 1
             row[f"{pending}by_kind"][e.kind][f"{side}_minutes"] += e.minutes
         return [Relationship(**row) for row in acc.values()]
+
+    def relationship_page(self, member_id: str, window: str = "90d", *, limit: int = 25,
+                          cursor: str | None = None) -> RelationshipPage:
+        """Balance's order (by name); the cursor here is simply the position of the next person."""
+        found = sorted(self.relationships(member_id, window), key=lambda r: (r.name.lower(), r.other))
+        try:
+            start = int(cursor or 0)
+        except ValueError:  # balance answers 422 for a cursor it did not hand out
+            raise Invalid(self.service, [FieldError(field="cursor", message="not a cursor")]) from None
+        more = len(found) > start + limit
+        return RelationshipPage(relationships=found[start:start + limit],
+                                next_cursor=str(start + limit) if more else None)
 
     def dashboard(self, member_id: str, window: str = "28d", weeks: int = 12) -> Dashboard:
         self._check("dashboard")

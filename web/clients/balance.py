@@ -134,6 +134,13 @@ class WallPage(Shape):
     next_cursor: str | None = None
 
 
+class RelationshipPage(Shape):
+    """One page of a member's people, by name; `next_cursor` fetches the next (None: the last)."""
+
+    relationships: list[Relationship] = []
+    next_cursor: str | None = None
+
+
 class ExchangePage(Shape):
     """One page of a member's history, newest first; `next_cursor` fetches the next (None: the last)."""
 
@@ -298,6 +305,8 @@ class Balance(Protocol):
     def timeline(self, member_id: str, weeks: int = 12) -> Timeline: ...
     def dashboard(self, member_id: str, window: str = "28d", weeks: int = 12) -> Dashboard: ...
     def relationships(self, member_id: str, window: str = "90d") -> list[Relationship]: ...
+    def relationship_page(self, member_id: str, window: str = "90d", *, limit: int = 25,
+                          cursor: str | None = None) -> RelationshipPage: ...
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]: ...
     def exchange_page(self, member_id: str, *, status: str | None = None, kind: str | None = None,
                       other: str | None = None, since: date | None = None, until: date | None = None,
@@ -331,6 +340,12 @@ class HttpBalance(ServiceClient):
     def relationships(self, member_id: str, window: str = "90d") -> list[Relationship]:
         data = self._call("GET", f"/v1/members/{segment(member_id)}/relationships", params={"window": window})
         return self._parse_list(Relationship, data, "relationships")
+
+    def relationship_page(self, member_id: str, window: str = "90d", *, limit: int = 25,
+                          cursor: str | None = None) -> RelationshipPage:
+        params: dict[str, object] = {"window": window, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._parse(RelationshipPage, self._call("GET", f"/v1/members/{segment(member_id)}/relationships",
+                                                        params=params))
 
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]:
         return self.exchange_page(member_id, status=status, limit=limit).exchanges

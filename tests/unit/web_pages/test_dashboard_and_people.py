@@ -43,6 +43,28 @@ def test_people_with_only_pending_exchanges_show_what_waits(app, clients) -> Non
     assert re.search(r'<tr data-member="eve">.*?50 min waiting.*?</tr>', member, re.S)
 
 
+def test_people_come_a_page_at_a_time_by_name(app, clients) -> None:  # type: ignore[no-untyped-def]
+    """A long history holds many people: the page lists PEOPLE_PAGE of them by name, with a link to the
+    next ones, and its htmx poll keeps to the page it shows."""
+    from reciprocity.web.pages_me import PEOPLE_PAGE
+
+    for i in range(PEOPLE_PAGE + 5):
+        clients.balance.add_member(f"p{i:02d}", f"Person {i:02d}", ["garden"])
+        clients.balance.add_exchange("ada", f"p{i:02d}", kind="help", minutes=10 + i)
+    client = client_as(app, "ada")
+    first = text(client.get("/people"))
+    listed = re.findall(r'<tr id="person-([a-z0-9-]+)"', first)
+    assert len(listed) == PEOPLE_PAGE and 'id="people-first"' not in first
+    more = re.search(r'<a href="([^"]+)" id="people-more">', first)
+    assert more, "a link to the next people"
+    second = text(client.get(more.group(1).replace("&amp;", "&")))
+    rest = re.findall(r'<tr id="person-([a-z0-9-]+)"', second)
+    assert rest and not set(rest) & set(listed) and 'id="people-more"' not in second
+    assert 'id="people-first"' in second and "after=" in re.search(r'hx-get="([^"]+)"', second).group(1)
+    everyone = sorted(clients.balance.relationships("ada"), key=lambda r: (r.name.lower(), r.other))
+    assert listed + rest == [r.other for r in everyone]
+
+
 def test_headline_totals_count_what_waits_and_say_so(app, clients) -> None:  # type: ignore[no-untyped-def]
     """The numbers agree with the alerts (which count pending too): the total, then the split."""
     numbers = text(client_as(app, "ada").get("/", headers={"HX-Request": "true", "HX-Target": "numbers"}))

@@ -40,7 +40,7 @@ def migrate_command(args: argparse.Namespace) -> int:
         return 2
     settings = LedgerSettings()
     settings.refuse_local_secrets("LEDGER_KEYS_SECRET")
-    keys = keystore.KeyStore(keystore.create_engine(settings.ledger_keys_database_url), settings.ledger_keys_secret)
+    keys = keystore.KeyStore(keystore.make_engine(settings.ledger_keys_database_url), settings.ledger_keys_secret)
     where = {"source_prefix": settings.topic_prefix, "target_prefix": args.to_prefix}
     try:
         if args.step == "copy":

@@ -39,11 +39,13 @@ class SqliteTuning:
     short; a projection writing large batches waits longer and caches more (balance)."""
 
     busy_timeout_s: float = 30.0  # how long a writer waits for another's lock before "database is locked"
+    journal_mode: str = "WAL"  # WAL: readers never wait for the writer
     synchronous: str = "NORMAL"  # WAL + NORMAL: durable at checkpoints, never torn
     cache_mb: int | None = None  # page cache (SQLite's default: 2 MB)
     mmap_mb: int | None = None  # memory-mapped reads
     checkpoint_pages: int | None = None  # WAL auto-checkpoint (SQLite's default: 1000 pages)
     temp_store_memory: bool = False
+    secure_delete: bool = False  # deleted content is zeroed in the file, not just freed
 
 
 def normalise_url(url: str) -> str:
@@ -70,7 +72,7 @@ def make_engine(url: str, *, immediate: bool = True, sqlite: SqliteTuning | None
     tuning = sqlite or SqliteTuning()
     private_sqlite_file(sa.engine.make_url(url).database)
     engine = sa.create_engine(url, connect_args={"timeout": tuning.busy_timeout_s, "check_same_thread": False})
-    pragmas = ["journal_mode=WAL", f"synchronous={tuning.synchronous}",
+    pragmas = [f"journal_mode={tuning.journal_mode}", f"synchronous={tuning.synchronous}",
                f"busy_timeout={int(tuning.busy_timeout_s * 1000)}"]
     if tuning.cache_mb is not None:
         pragmas.append(f"cache_size=-{tuning.cache_mb * 1024}")
@@ -80,6 +82,8 @@ def make_engine(url: str, *, immediate: bool = True, sqlite: SqliteTuning | None
         pragmas.append(f"wal_autocheckpoint={tuning.checkpoint_pages}")
     if tuning.temp_store_memory:
         pragmas.append("temp_store=MEMORY")
+    if tuning.secure_delete:
+        pragmas.append("secure_delete=ON")
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -92,6 +96,8 @@ def make_engine(url: str, *, immediate: bool = True, sqlite: SqliteTuning | None
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":  # no transaction at all (VACUUM, say)
+            return
         if options.get(READ_ONLY):
             connection.exec_driver_sql("BEGIN")
         elif immediate or options.get(WRITE_LOCK):

@@ -130,7 +130,7 @@ def create_app(settings: LedgerSettings, event_log: EventLog | None = None, keys
         )
     settings.refuse_local_secrets("LEDGER_TOKEN", "LEDGER_KEYS_TOKEN", "LEDGER_KEYS_SECRET")
     if keys is None:
-        keys = KeyStore(keystore.create_engine(settings.ledger_keys_database_url), settings.ledger_keys_secret)
+        keys = KeyStore(keystore.make_engine(settings.ledger_keys_database_url), settings.ledger_keys_secret)
     ledger = Ledger(event_log, keys, bootstrap_servers=settings.kafka_bootstrap_servers,
                     topic_prefix=settings.topic_prefix)
     app = Flask("reciprocity.ledger")

@@ -17,12 +17,15 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from reciprocity.common import db as common_db
+from reciprocity.common.db import SqliteTuning, reading
 from reciprocity.common.sealing import NONCE_BYTES, new_member_key
 from sqlalchemy.engine import Engine
 
@@ -55,32 +58,11 @@ class Forgetting:
     forgotten_by: str | None
 
 
-def _private_sqlite_file(url: sa.URL) -> None:
-    """Create the SQLite file owner-only before SQLite does (its journal files take the same mode)."""
-    database = url.database
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
-        return
-    folder = os.path.dirname(database)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
-    os.chmod(database, 0o600)
-
-
-def create_engine(url: str) -> Engine:
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
-    _private_sqlite_file(parsed)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA secure_delete = ON")  # a destroyed key's bytes are zeroed, not freed
-        cursor.close()
-
-    return engine
+# Opened by reciprocity.common.db: a rollback journal rather than WAL and secure_delete, so a destroyed
+# key's bytes are zeroed in the file at once (a WAL would keep old page images until a checkpoint),
+# synchronous FULL: a key handed out is never lost to a power cut.
+SQLITE = SqliteTuning(journal_mode="DELETE", synchronous="FULL", secure_delete=True)
+make_engine = partial(common_db.make_engine, sqlite=SQLITE)
 
 
 class KeyStore:
@@ -112,7 +94,7 @@ class KeyStore:
         """Keys of the members that have one; None for forgotten members; others left out (KeySource)."""
         found: dict[str, bytes | None] = {}
         ids = sorted(set(member_ids))
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             for i in range(0, len(ids), 500):
                 for row in conn.execute(sa.select(member_keys.c.member_id, member_keys.c.wrapped_key)
                                         .where(member_keys.c.member_id.in_(ids[i:i + 500]))):
@@ -140,7 +122,7 @@ class KeyStore:
         return True
 
     def forgettings(self) -> list[Forgetting]:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(sa.select(member_keys.c.member_id, member_keys.c.forgotten_at,
                                           member_keys.c.forgotten_by)
                                 .where(member_keys.c.forgotten_at.is_not(None))

@@ -14,7 +14,7 @@ from reciprocity.common.sealing import Opener
 from reciprocity.contracts.envelope import decode
 from reciprocity.contracts.events import EVENT_TYPES
 from reciprocity.contracts.topics import all_topics
-from reciprocity.ledger.keystore import KeyStore, create_engine
+from reciprocity.ledger.keystore import KeyStore, make_engine
 from reciprocity.ledger.migrate_sealing import SEALED_TOPICS, MigrationFailed, copy, verify
 from reciprocity.messaging.event_log import BrokerUnavailable, EventLog, Outgoing
 from reciprocity.messaging.inspect import read_all
@@ -71,7 +71,7 @@ def test_old_clear_events_are_copied_sealed_verified_and_the_old_topics_deleted(
     log = _golden_log()
     _append(kafka_bootstrap, old, log)
     keys_url = f"sqlite:///{tmp_path}/keys.db"
-    keys = KeyStore(create_engine(keys_url), SECRET)
+    keys = KeyStore(make_engine(keys_url), SECRET)
     keys.destroy("someone-forgotten-before", by="noor-haddad")  # a tombstone the copy must respect
 
     report = copy(kafka_bootstrap, keys, source_prefix=old, target_prefix=new)

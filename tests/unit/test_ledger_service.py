@@ -5,7 +5,7 @@ import uuid
 import pytest
 from reciprocity.contracts.commands import ChangeCircles, FormCircle, RegisterMember
 from reciprocity.contracts.ids import COMMAND_NAMESPACE, command_event_id
-from reciprocity.ledger.keystore import KeyStore, create_engine
+from reciprocity.ledger.keystore import KeyStore, make_engine
 from reciprocity.ledger.service import KeyReused, Ledger
 
 from tests.support.memory_log import MemoryLog
@@ -13,7 +13,7 @@ from tests.support.memory_log import MemoryLog
 
 @pytest.fixture
 def ledger(tmp_path) -> Ledger:  # type: ignore[no-untyped-def]
-    keys = KeyStore(create_engine(f"sqlite:///{tmp_path}/keys.db"), "a test secret")
+    keys = KeyStore(make_engine(f"sqlite:///{tmp_path}/keys.db"), "a test secret")
     ledger = Ledger(MemoryLog(), keys, bootstrap_servers="unused:9092")  # type: ignore[arg-type]
     ledger.stale_reason = None  # as if loaded from empty topics
     for circle in ("aa", "bb", "cc"):

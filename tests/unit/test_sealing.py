@@ -23,7 +23,7 @@ from reciprocity.contracts.events import ExchangeAcknowledged, ExchangeDisputed,
 from reciprocity.contracts.schemas import GOLDEN_DIR
 from reciprocity.contracts.sealed import Sealed
 from reciprocity.ledger.handlers import Conflict, Invalid
-from reciprocity.ledger.keystore import KeyStore, KeyStoreBroken, MemberForgottenError, create_engine
+from reciprocity.ledger.keystore import KeyStore, KeyStoreBroken, MemberForgottenError, make_engine
 from reciprocity.ledger.service import Ledger
 from reciprocity.messaging.poison import is_infrastructure_failure
 
@@ -143,11 +143,12 @@ def test_keys_expire_from_the_cache_so_a_destroyed_key_stops_opening() -> None:
 
 def test_the_key_store_creates_keeps_and_destroys_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "keys.db"
-    store = KeyStore(create_engine(f"sqlite:///{path}"), "a test secret")
+    store = KeyStore(make_engine(f"sqlite:///{path}"), "a test secret")
     key = store.key_for("ada")
     assert store.key_for("ada") == key and len(key) == 32
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    wrapped = store.engine.connect().execute(sa.text("SELECT wrapped_key FROM ledger_member_keys")).scalar_one()
+    with store.engine.connect() as conn:  # closed: an open transaction would hold the database's lock
+        wrapped = conn.execute(sa.text("SELECT wrapped_key FROM ledger_member_keys")).scalar_one()
     assert key not in path.read_bytes()  # stored wrapped, never as is
     assert store.destroy("ada", by="noor") is True
     assert store.destroy("ada", by="noor") is False
@@ -160,9 +161,9 @@ def test_the_key_store_creates_keeps_and_destroys_keys(tmp_path) -> None:  # typ
 
 def test_the_key_store_refuses_another_secret(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path}/keys.db"
-    KeyStore(create_engine(url), "the right secret").key_for("ada")
+    KeyStore(make_engine(url), "the right secret").key_for("ada")
     with pytest.raises(KeyStoreBroken, match="LEDGER_KEYS_SECRET"):
-        KeyStore(create_engine(url), "another secret").key_for("ada")
+        KeyStore(make_engine(url), "another secret").key_for("ada")
 
 
 # --- the ledger writes only sealed values -----------------------------------------------------------------
@@ -170,7 +171,7 @@ def test_the_key_store_refuses_another_secret(tmp_path) -> None:  # type: ignore
 
 @pytest.fixture
 def ledger(tmp_path) -> Ledger:  # type: ignore[no-untyped-def]
-    keys = KeyStore(create_engine(f"sqlite:///{tmp_path}/keys.db"), "a test secret")
+    keys = KeyStore(make_engine(f"sqlite:///{tmp_path}/keys.db"), "a test secret")
     ledger = Ledger(MemoryLog(), keys, bootstrap_servers="unused:9092")  # type: ignore[arg-type]
     ledger.stale_reason = None
     run(ledger, FormCircle, {"id": "aa", "name": "Circle A"})

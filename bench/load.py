@@ -27,9 +27,10 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -79,7 +80,8 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 class Member(threading.Thread):
     def __init__(self, base: str, member_id: str, password: str, circles: list[str], others: list[str],
-                 address: str, results: Results, start_at: float, stop_at: float, record_every: int = 3) -> None:
+                 address: str, results: Results, start_at: float, stop_at: float, record_every: int = 3,
+                 signed_in: Callable[[], None] = lambda: None) -> None:
         super().__init__(daemon=True, name=f"load-{member_id}")
         self.base, self.member_id, self.password = base, member_id, password
         self.circles, self.others = circles, others
@@ -88,7 +90,7 @@ class Member(threading.Thread):
         self.http.trust_env = False  # no proxy, netrc or CA lookups in the environment on every request
         self.http.mount("http://", SourceAddressAdapter(address))
         self.rnd = random.Random(member_id)
-        self.signed_in = False
+        self.signed_in = signed_in  # called once this member is past signing in (in, or refused)
 
     def _call(self, page: str, method: str, path: str, *, form: dict | None = None, expect: tuple[int, ...] = (200,),
               ) -> requests.Response | None:
@@ -116,6 +118,7 @@ class Member(threading.Thread):
         answer = self._call("sign-in", "POST", "/signin", expect=(302, 303),
                             form={"csrf_token": token, "member_id": self.member_id, "password": self.password,
                                   "next": "/"})
+        self.signed_in()
         if answer is None or "/signin" in answer.headers.get("Location", ""):
             if answer is not None:
                 self.results.add("sign-in", 0.0, "refused")
@@ -194,14 +197,26 @@ def wait_caught_up(balance_url: str, timeout_s: float = 180) -> list[tuple[str, 
 
 
 def run_load(web_url: str, people: list[tuple[str, list[str]]], password: str, seconds: float,
-             ramp_s: float = 1.0) -> tuple[Results, float]:
+             ramp_s: float = 1.0, all_signed_in: Callable[[int], None] = lambda requests: None,
+             ) -> tuple[Results, float]:
+    """Every member at once; `all_signed_in(requests so far)` is called when the last is past sign-in."""
     results = Results()
     ids = [m for m, _ in people]
     now = time.monotonic()
     start_at = now + 0.5
     stop_at = start_at + ramp_s + seconds
+    waiting = [len(people)]
+    lock = threading.Lock()
+
+    def one_signed_in() -> None:
+        with lock:
+            waiting[0] -= 1
+            if waiting[0] == 0:
+                all_signed_in(results.requests)
+
     threads = [Member(web_url, member_id, password, circles, [o for o in ids if o != member_id],
-                      f"127.0.0.{2 + i}", results, start_at + ramp_s * i / max(len(people), 1), stop_at)
+                      f"127.0.0.{2 + i}", results, start_at + ramp_s * i / max(len(people), 1), stop_at,
+                      signed_in=one_signed_in)
                for i, (member_id, circles) in enumerate(people)]
     for t in threads:
         t.start()
@@ -223,16 +238,19 @@ def report(results: Results, elapsed: float) -> list[tuple[str, str]]:
     return rows
 
 
-def cpu_rows(server_cpu: dict[str, float], client_cpu: float, requests: int) -> list[tuple[str, str]]:
+def cpu_rows(server_cpu: dict[str, float], client_cpu: float | None, requests: int, when: str = "",
+             ) -> list[tuple[str, str]]:
     """CPU milliseconds per request, by process: on a shared machine the requests/s move with the
     neighbours' load, the CPU each request costs much less, and it says where the time goes."""
     per = max(requests, 1) / 1000
     busy = {name: used for name, used in server_cpu.items() if used / per >= 0.05}
     rows = []
     if server_cpu:
-        rows.append(("CPU per request, server (all processes)", f"{sum(server_cpu.values()) / per:.1f} ms"))
+        rows.append((f"CPU per request, server{' ' + when if when else ''}",
+                     f"{sum(server_cpu.values()) / per:.1f} ms ({requests:,} requests)"))
     rows += [(f"  {name}", f"{used / per:.1f} ms") for name, used in sorted(busy.items(), key=lambda kv: -kv[1])]
-    rows.append(("CPU per request, this client", f"{client_cpu / per:.1f} ms"))
+    if client_cpu is not None:
+        rows.append(("CPU per request, this client", f"{client_cpu / per:.1f} ms"))
     return rows
 
 
@@ -255,6 +273,7 @@ def measure(seconds: float, password: str = "reciprocity-demo", web_url: str | N
     """The rows to print and the headline figures (requests/s, errors, dashboard p99 in ms)."""
     load_before = os.getloadavg()
     server_cpu: dict[str, float] = {}
+    steady_rows: list[tuple[str, str]] = []
     if web_url and balance_url:
         people = members_of(balance_url)
         client_began = time.process_time()
@@ -267,13 +286,24 @@ def measure(seconds: float, password: str = "reciprocity-demo", web_url: str | N
                 procfile_stack(bootstrap, Path(tmp)) as stack:
             people = wait_caught_up(stack.balance)
             cpu_began, client_began = stack.cpu_seconds(), time.process_time()
-            results, elapsed = run_load(stack.web, people, password, seconds)
-            server_cpu = {name: used - cpu_began.get(name, 0.0) for name, used in stack.cpu_seconds().items()}
+            steady: dict[str, Any] = {}
+
+            def all_signed_in(requests_so_far: int) -> None:
+                steady.update(cpu=stack.cpu_seconds(), requests=requests_so_far)
+
+            results, elapsed = run_load(stack.web, people, password, seconds, all_signed_in=all_signed_in)
+            cpu_ended = stack.cpu_seconds()
+            server_cpu = {name: used - cpu_began.get(name, 0.0) for name, used in cpu_ended.items()}
+            if steady:  # the pages alone, once the burst of sign-ins (Argon2, first renders) is over
+                steady_cpu = {name: used - steady["cpu"].get(name, 0.0) for name, used in cpu_ended.items()}
+                steady_rows = cpu_rows(steady_cpu, None, results.requests - steady["requests"],
+                                       "after the last sign-in")
     client_cpu = time.process_time() - client_began
     rows = report(results, elapsed)
     rows[0] = ("members at once", str(len(people)))
     rows.insert(1, ("load average before / after", f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}"))
     rows.extend(cpu_rows(server_cpu, client_cpu, results.requests))
+    rows.extend(steady_rows)
     dashboard = results.samples.get("dashboard /", [0.0])
     return rows, {"rps": results.requests / elapsed, "errors": results.error_count,
                   "dashboard_p99_ms": percentile(dashboard, 99) * 1000}

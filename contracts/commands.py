@@ -346,7 +346,7 @@ class FieldError(BaseModel):
     message: str = Field(description="a sentence a person understands")
 
 
-class Invalid(BaseModel):
+class FieldErrors(BaseModel):
     """422: what is wrong with the request, field by field."""
 
     errors: list[FieldError]

@@ -68,7 +68,7 @@ def policy_for(circle_overrides: Iterable[Mapping[str, Any] | None], default: Po
 
 
 @dataclass(frozen=True)
-class MemberFacts:
+class MemberActivity:
     member_id: str
     given_28: int  # minutes given in the last 28 days (settled + pending)
     received_28: int
@@ -98,7 +98,7 @@ def _ratio(given: int, received: int) -> float | None:
     return round(given / received, 2) if received else None
 
 
-def overextension(facts: MemberFacts, policy: Policy, active: bool, today: date) -> Transition | None:
+def overextension(facts: MemberActivity, policy: Policy, active: bool, today: date) -> Transition | None:
     capacity_min = None if facts.weekly_hours is None else round(facts.weekly_hours * 60)
     over_capacity = capacity_min is not None and facts.given_7 > capacity_min
     if active:
@@ -134,7 +134,7 @@ def overextension(facts: MemberFacts, policy: Policy, active: bool, today: date)
     )
 
 
-def _clear_over(facts: MemberFacts, today: date, capacity_min: int | None, why: str) -> Transition:
+def _clear_over(facts: MemberActivity, today: date, capacity_min: int | None, why: str) -> Transition:
     return Transition(
         kind=OVEREXTENDED, raise_=False, window_start=today, window_end=today,
         details={"why": why, "given_minutes": facts.given_28, "received_minutes": facts.received_28,
@@ -143,7 +143,7 @@ def _clear_over(facts: MemberFacts, today: date, capacity_min: int | None, why: 
     )  # fmt: skip
 
 
-def disconnection(facts: MemberFacts, policy: Policy, active: bool, today: date) -> Transition | None:
+def disconnection(facts: MemberActivity, policy: Policy, active: bool, today: date) -> Transition | None:
     # Whole days without an exchange: last exchange on D and today D+21 make 21 days; a member who never
     # exchanged counts from registration. The episode starts the first silent day (its identity).
     if facts.last_exchange_on is not None:
@@ -171,7 +171,7 @@ def disconnection(facts: MemberFacts, policy: Policy, active: bool, today: date)
     return Transition(kind=DISCONNECTED, raise_=True, window_start=silent_since, window_end=today, details=details)
 
 
-def decide(facts: MemberFacts, policy: Policy, active: Mapping[str, bool], today: date) -> list[Transition]:
+def decide(facts: MemberActivity, policy: Policy, active: Mapping[str, bool], today: date) -> list[Transition]:
     """Every transition `facts` call for, given which kinds currently have an active episode."""
     found = [
         overextension(facts, policy, active.get(OVEREXTENDED, False), today),

@@ -48,7 +48,7 @@ from .policy import (
     CAPACITY_WINDOW_DAYS,
     DEFAULT_POLICY,
     OVEREXTENSION_WINDOW_DAYS,
-    MemberFacts,
+    MemberActivity,
     Policy,
     Transition,
     decide,
@@ -79,7 +79,7 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 
 
 def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, today: date,
-                 ) -> tuple[list[MemberFacts], dict[str, list[str]], dict[str, Policy]]:
+                 ) -> tuple[list[MemberActivity], dict[str, list[str]], dict[str, Policy]]:
     """Facts, circles and policy of the given members (all registered members when None)."""
     m, ms, md = t.members.c, t.memberships.c, t.member_day.c
     d28 = today - timedelta(days=OVEREXTENSION_WINDOW_DAYS - 1)
@@ -91,7 +91,7 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
         r.circle_id: (json.loads(r.policy) if r.policy else None)
         for r in conn.execute(sa.select(t.circles.c.circle_id, t.circles.c.policy).where(t.circles.c.generation == gen))
     }
-    facts: list[MemberFacts] = []
+    facts: list[MemberActivity] = []
     circles_of: dict[str, list[str]] = {}
     policies: dict[str, Policy] = {}
     # Settled minutes from the daily rows; pending ones are added below only where the giver recorded
@@ -141,7 +141,7 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
             circles_of[p.member_id] = circles
             policies[p.member_id] = policy_for([circle_policies.get(c) for c in circles], DEFAULT_POLICY)
             pg28, pg7 = pending_given.get(p.member_id, (0, 0))
-            facts.append(MemberFacts(
+            facts.append(MemberActivity(
                 member_id=p.member_id,
                 given_28=(int(s.g28 or 0) if s else 0) + pg28,
                 received_28=(int(s.r28 or 0) if s else 0) + pending_received.get(p.member_id, 0),

@@ -19,9 +19,9 @@ from reciprocity.contracts.commands import (
     DeclareCapacity,
     Dispute,
     ErrorBody,
+    FieldErrors,
     ForgetMember,
     FormCircle,
-    Invalid,
     RecordExchange,
     RegisterMember,
     SetLeads,
@@ -162,7 +162,7 @@ class Forgettings(BaseModel):
 
 def openapi_document(version: str = "1") -> dict[str, Any]:
     models: list[type[BaseModel]] = [
-        *(r.body for r in COMMANDS), *(q.answer for q in QUERIES), Appended, Unchanged, Invalid, ErrorBody,
+        *(r.body for r in COMMANDS), *(q.answer for q in QUERIES), Appended, Unchanged, FieldErrors, ErrorBody,
         KeysRequest, MemberKeys, Forgettings,
     ]
     _, definitions = models_json_schema(
@@ -187,7 +187,7 @@ def openapi_document(version: str = "1") -> dict[str, Any]:
         responses: dict[str, Any] = {
             "201": _json(Appended, "appended; where the (first) event landed"),
             "401": unauthorized,
-            "422": _json(Invalid, "the request is wrong, field by field; nothing was appended"),
+            "422": _json(FieldErrors, "the request is wrong, field by field; nothing was appended"),
             "503": unavailable,
         }
         if route.may_be_unchanged:
@@ -221,7 +221,7 @@ def openapi_document(version: str = "1") -> dict[str, Any]:
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(KeysRequest)}}},
         "responses": {"200": _json(MemberKeys, "the keys that exist; forgotten members without one"),
                       "401": _json(ErrorBody, "missing or wrong LEDGER_KEYS_TOKEN"),
-                      "422": _json(Invalid, "not a list of member ids")},
+                      "422": _json(FieldErrors, "not a list of member ids")},
     }}
     paths["/v1/forgettings"] = {"get": {
         "operationId": "forgettings", "summary": "Members forgotten: when and which operator asked, never whom.",

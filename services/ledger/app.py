@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import keystore
 from .api import COMMANDS, QUERIES, CommandRoute, QueryRoute, openapi_document
-from .handlers import Conflict, Invalid, Unknown
+from .handlers import Conflict, InvalidCommand, Unknown
 from .keystore import KeyStore
 from .responses import circle_view, exchange_view, member_view, stats
 from .service import KeyReused, Ledger, NotReady, fingerprint
@@ -216,7 +216,7 @@ def create_app(settings: LedgerSettings, event_log: EventLog | None = None, keys
                                         request_fingerprint=fingerprint(route.method, request.path, body))
             except ValidationError as err:
                 return "invalid", _invalid(field_errors(err))
-            except Invalid as err:
+            except InvalidCommand as err:
                 return "invalid", _invalid(err.errors)
             except KeyReused:
                 return "invalid", _invalid([FieldError(field=KEY_HEADER, message=(

@@ -4,7 +4,7 @@ Pure functions of the command and the write-side state; they neither append nor 
 caller appends the events and then applies them). Status codes the HTTP layer maps the errors to:
 
 - `Unknown`  -> 404: the id in the request's path names nothing (circle, member or exchange);
-- `Invalid`  -> 422: the body is wrong, field by field, including ids in the body that name nothing
+- `InvalidCommand` -> 422: the body is wrong, field by field, including ids in the body that name nothing
   ("leads[1]: there is no member 'bob'") and an actor who may not do this ("by: only the receiver ...");
 - `Conflict` -> 409: the state does not allow it (the id is taken; the exchange is no longer `recorded`).
 """
@@ -68,7 +68,7 @@ class Conflict(DomainError):
     pass
 
 
-class Invalid(DomainError):
+class InvalidCommand(DomainError):
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
         self.errors = errors
@@ -85,7 +85,7 @@ class _Errors:
 
     def raise_any(self) -> None:
         if self.items:
-            raise Invalid(self.items)
+            raise InvalidCommand(self.items)
 
 
 def _check_circles(errors: _Errors, state: LedgerState, field: str, circle_ids: list[str]) -> None:
@@ -221,11 +221,11 @@ def _facts(exchange: Exchange) -> dict[str, Any]:
 def _settle(exchange: Exchange, by: str, verb: str, *, recorder_acts: bool) -> None:
     """Who may `verb` the exchange, and only while it is `recorded`."""
     if recorder_acts and by != exchange.recorded_by:
-        raise Invalid([FieldError(field="by", message=(
+        raise InvalidCommand([FieldError(field="by", message=(
             f"only {exchange.recorded_by}, who recorded this exchange, can {verb} it."))])
     if not recorder_acts and by != exchange.other_party:
         why = "recorded it" if by == exchange.recorded_by else "is not the other party"
-        raise Invalid([FieldError(field="by", message=(
+        raise InvalidCommand([FieldError(field="by", message=(
             f"only {exchange.other_party}, the other party, can {verb} this exchange; {by} {why}."))])
     if exchange.status != RECORDED:
         raise Conflict(f"exchange {exchange.id} is already {exchange.status}; only a recorded exchange can be "
@@ -245,7 +245,7 @@ def acknowledge(cmd: Acknowledge, state: LedgerState, exchange_id: str | None) -
     _settle(exchange, cmd.by, "acknowledge", recorder_acts=False)
     if cmd.thanks and _former_party(state, exchange):
         # Thanks are sealed for both parties; one key is destroyed, so they could never be read.
-        raise Invalid([FieldError(field="thanks", message=(
+        raise InvalidCommand([FieldError(field="thanks", message=(
             "the other party is a former member (forgotten): acknowledge without thanks."))])
     thanks = Sealed.clear(cmd.thanks, [exchange.giver, exchange.receiver]) if cmd.thanks else None
     return [ExchangeAcknowledged(**_facts(exchange), by=cmd.by, thanks=thanks, shared=cmd.shared)]
@@ -287,7 +287,7 @@ def share(cmd: ShareExchange, state: LedgerState, exchange_id: str | None) -> li
     to take back (the wall shows an acknowledged exchange while both share it)."""
     exchange = _exchange(state, exchange_id)
     if cmd.by not in (exchange.giver, exchange.receiver):
-        raise Invalid([FieldError(field="by", message=(
+        raise InvalidCommand([FieldError(field="by", message=(
             f"only {exchange.giver} and {exchange.receiver}, the two parties, can share this exchange."))])
     current = exchange.shared if cmd.by == exchange.recorded_by else exchange.shared_by_other
     if current == cmd.shared:
@@ -335,6 +335,6 @@ HANDLERS: dict[type[Command], Handler] = {
 def handle(command: Command, state: LedgerState, target: str | None = None) -> list[Event]:
     """The events `command` appends given `state`; `target` is the path's id, or the new exchange's id.
 
-    Raises Unknown, Invalid or Conflict. An empty list means there is nothing to change.
+    Raises Unknown, InvalidCommand or Conflict. An empty list means there is nothing to change.
     """
     return HANDLERS[type(command)](command, state, target)

@@ -59,7 +59,9 @@ def fingerprint(method: str, path: str, body: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Answer:
+class CommandAnswer:
+    """The ledger's answer to a command, kept under its Idempotency-Key so a retry gets it again."""
+
     status: int
     body: dict[str, Any]
     fingerprint: str | None = None
@@ -86,7 +88,7 @@ class Ledger:
         self._lock = threading.Lock()  # one command (or state swap) at a time
         self._load_lock = threading.Lock()  # one load at a time
         self.state = LedgerState()
-        self._answers: dict[uuid.UUID, Answer] = {}
+        self._answers: dict[uuid.UUID, CommandAnswer] = {}
         # Why the state cannot be trusted right now (None: it can). Commands wait for a (re)load.
         self.stale_reason: str | None = "the ledger has not read its state from Kafka yet"
         self.last_load_error: str | None = None
@@ -115,14 +117,14 @@ class Ledger:
                      report.seconds, report.counts)
             return report
 
-    def _read(self) -> tuple[LoadReport, LedgerState, dict[uuid.UUID, Answer]]:
+    def _read(self) -> tuple[LoadReport, LedgerState, dict[uuid.UUID, CommandAnswer]]:
         # The producer connects first: its init_transactions fences an earlier ledger process and aborts
         # that one's unfinished transaction, which would otherwise hold back what read_committed sees.
         began = time.monotonic()
         if not self.event_log.ping(EXCHANGES.name):
             raise BrokerUnavailable("Kafka does not answer (or the ledger topics do not exist yet)")
         state = LedgerState()
-        answers: dict[uuid.UUID, Answer] = {}
+        answers: dict[uuid.UUID, CommandAnswer] = {}
         report = LoadReport()
         opener = Opener(self.keys, ttl_s=float("inf"))  # keys cannot change while the state is read
         for record in read_all(self._bootstrap, LEDGER_TOPICS, topic_prefix=self._prefix,
@@ -144,7 +146,7 @@ class Ledger:
             request = record.headers.get(HEADER_REQUEST)
             if request is not None:
                 count = int(record.headers.get(HEADER_COUNT, b"1"))
-                answers[envelope.event_id] = Answer(201, _appended(
+                answers[envelope.event_id] = CommandAnswer(201, _appended(
                     str(envelope.event_id), record.topic, record.partition, record.offset, envelope.key, count
                 ), request.decode())
         report.seconds = time.monotonic() - began
@@ -158,7 +160,7 @@ class Ledger:
     # --- commands -------------------------------------------------------------------------------------
 
     def execute(self, command_cls: type[Command], body: Any, *, target: str | None, key: str | None,
-                request_fingerprint: str) -> Answer:
+                request_fingerprint: str) -> CommandAnswer:
         """Run one command. Raises pydantic's ValidationError, the handlers' domain errors, KeyReused,
         NotReady or BrokerUnavailable; in every one of those cases nothing was appended."""
         with self._lock:
@@ -167,14 +169,14 @@ class Ledger:
             if first_id is not None and (earlier := self._answers.get(first_id)) is not None:
                 if earlier.fingerprint not in (None, request_fingerprint):
                     raise KeyReused(key)
-                return Answer(earlier.status, earlier.body, earlier.fingerprint, replayed=True)
+                return CommandAnswer(earlier.status, earlier.body, earlier.fingerprint, replayed=True)
 
             command = parse_command(command_cls, body)
             if isinstance(command, RecordExchange):
                 target = exchange_id_for(key)
             events = handle(command, self.state, target)
             if not events:
-                answer = Answer(200, Unchanged(id=target or "").model_dump(mode="json"), request_fingerprint)
+                answer = CommandAnswer(200, Unchanged(id=target or "").model_dump(mode="json"), request_fingerprint)
                 if first_id is not None:
                     self._answers[first_id] = answer  # in memory only: nothing was appended to remember
                 return answer
@@ -210,8 +212,8 @@ class Ledger:
             for event, env in zip(events, envelopes, strict=True):
                 self.state.apply(event, event_id=env.event_id, at=env.occurred_at)
             first = positions[0]
-            answer = Answer(201, _appended(str(envelopes[0].event_id), first.topic, first.partition, first.offset,
-                                           envelopes[0].key, len(events)), request_fingerprint)
+            answer = CommandAnswer(201, _appended(str(envelopes[0].event_id), first.topic, first.partition,
+                                                  first.offset, envelopes[0].key, len(events)), request_fingerprint)
             if first_id is not None:
                 self._answers[first_id] = answer
             return answer

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 from reciprocity.balance.policy import (
     DEFAULT_POLICY,
-    MemberFacts,
+    MemberActivity,
     Policy,
     decide,
     is_paused,
@@ -17,8 +17,8 @@ TODAY = date(2026, 3, 1)
 
 def facts(given_28: int = 0, received_28: int = 0, given_7: int = 0, weekly_hours: float | None = None,
           paused: bool = False, last: date | None = TODAY, registered: date | None = date(2025, 1, 1),
-          back: date | None = None) -> MemberFacts:
-    return MemberFacts("ann", given_28, received_28, given_7, weekly_hours, paused, last, registered, back)
+          back: date | None = None) -> MemberActivity:
+    return MemberActivity("ann", given_28, received_28, given_7, weekly_hours, paused, last, registered, back)
 
 
 def kinds(transitions) -> list[tuple[str, bool]]:  # type: ignore[no-untyped-def]

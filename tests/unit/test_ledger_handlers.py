@@ -26,7 +26,7 @@ from reciprocity.contracts.events import (
     MemberLeftCircle,
 )
 from reciprocity.contracts.vocabulary import ACKNOWLEDGED, DISPUTED, RECORDED, WITHDRAWN
-from reciprocity.ledger.handlers import Conflict, Invalid, Unknown, handle
+from reciprocity.ledger.handlers import Conflict, InvalidCommand, Unknown, handle
 from reciprocity.ledger.state import LedgerState
 
 
@@ -60,7 +60,7 @@ def record(state: LedgerState, exchange_id: str = "x-1", **overrides) -> Exchang
 def test_circle_ids_are_unique_and_parents_must_exist(state: LedgerState) -> None:
     with pytest.raises(Conflict, match="already exists"):
         handle(FormCircle(id="eng", name="Again"), state)
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(InvalidCommand) as caught:
         handle(FormCircle(id="platform", name="Platform", parent="nowhere"), state)
     assert caught.value.errors[0].field == "parent"
     (event,) = handle(FormCircle(id="platform", name="Platform", parent="eng"), state)
@@ -72,7 +72,7 @@ def test_members_are_unique_by_id_and_email_and_join_existing_circles(state: Led
         handle(RegisterMember(id="ada", name="Ada", email="other@example.org"), state)
     with pytest.raises(Conflict, match="already belongs to member 'ada'"):
         handle(RegisterMember(id="ada2", name="Ada", email="ADA@example.org"), state)
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(InvalidCommand) as caught:
         handle(RegisterMember(id="dan", name="Dan", email="dan@example.org", circles=["eng", "ghosts"]), state)
     assert [e.field for e in caught.value.errors] == ["circles[1]"]
 
@@ -80,7 +80,7 @@ def test_members_are_unique_by_id_and_email_and_join_existing_circles(state: Led
 def test_leads_must_be_registered_members_of_an_existing_circle(state: LedgerState) -> None:
     with pytest.raises(Unknown):
         handle(SetLeads(leads=["ada"]), state, "nowhere")
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(InvalidCommand) as caught:
         handle(SetLeads(leads=["ada", "zed", "yan"]), state, "eng")
     assert [e.field for e in caught.value.errors] == ["leads[1]", "leads[2]"]
     run(state, SetLeads(leads=["ada"]), "eng")
@@ -94,7 +94,7 @@ def test_changing_circles_emits_the_difference(state: LedgerState) -> None:
     assert handle(ChangeCircles(circles=["commons", "care"]), state, "bob") == []  # nothing to change
     with pytest.raises(Unknown):
         handle(ChangeCircles(circles=[]), state, "nobody")
-    with pytest.raises(Invalid):
+    with pytest.raises(InvalidCommand):
         handle(ChangeCircles(circles=["ghosts"]), state, "bob")
 
 
@@ -116,7 +116,7 @@ def test_exchange_carries_the_circles_at_recording_time(state: LedgerState) -> N
 
 
 def test_exchange_parties_must_be_registered(state: LedgerState) -> None:
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(InvalidCommand) as caught:
         record(state, giver="zed", receiver="yan", recorded_by="zed")
     assert [e.field for e in caught.value.errors] == ["giver", "receiver"]
 
@@ -124,7 +124,7 @@ def test_exchange_parties_must_be_registered(state: LedgerState) -> None:
 def test_only_the_other_party_acknowledges_or_disputes(state: LedgerState) -> None:
     record(state)  # ada gave and recorded: bob is the other party
     for command in (Acknowledge(by="ada"), Dispute(by="ada", reason="no"), Acknowledge(by="cleo")):
-        with pytest.raises(Invalid) as caught:
+        with pytest.raises(InvalidCommand) as caught:
             handle(command, state, "x-1")
         assert caught.value.errors[0].field == "by"
         assert "only bob" in caught.value.errors[0].message
@@ -135,14 +135,14 @@ def test_only_the_other_party_acknowledges_or_disputes(state: LedgerState) -> No
 
 def test_receiver_may_record_and_then_the_giver_acknowledges(state: LedgerState) -> None:
     record(state, recorded_by="bob")
-    with pytest.raises(Invalid):
+    with pytest.raises(InvalidCommand):
         handle(Acknowledge(by="bob"), state, "x-1")
     run(state, Acknowledge(by="ada"), "x-1")
 
 
 def test_only_the_recorder_withdraws_and_only_while_recorded(state: LedgerState) -> None:
     record(state)
-    with pytest.raises(Invalid, match="only ada"):
+    with pytest.raises(InvalidCommand, match="only ada"):
         handle(Withdraw(by="bob"), state, "x-1")
     run(state, Withdraw(by="ada"), "x-1")
     assert state.exchanges["x-1"].status == WITHDRAWN
@@ -206,7 +206,7 @@ def test_either_party_shares_or_stops_sharing_at_any_time_and_a_stranger_cannot(
     (stop,) = run(state, ShareExchange(by="bob", shared=False), xid)  # after acknowledging, still his to stop
     assert stop.shared is False and state.exchanges[xid].shared_by_other is False
     assert run(state, ShareExchange(by="bob", shared=False), xid) == []
-    with pytest.raises(Invalid):
+    with pytest.raises(InvalidCommand):
         handle(ShareExchange(by="cleo", shared=False), state, xid)
 
 
@@ -218,7 +218,7 @@ def test_the_recorder_corrects_while_recorded_and_the_event_says_what_it_replace
     day = today_utc() - timedelta(days=3)
     run(state, RecordExchange(giver="ada", receiver="bob", kind="mentoring", minutes=45, occurred_on=day,
                               note="pairing", recorded_by="ada"), xid)
-    with pytest.raises(Invalid):  # only the recorder
+    with pytest.raises(InvalidCommand):  # only the recorder
         handle(CorrectExchange(by="bob", kind="help", minutes=60, occurred_on=day), state, xid)
     (fixed,) = run(state, CorrectExchange(by="ada", kind="feedback", minutes=60, occurred_on=day - timedelta(days=1),
                                           note="pairing"), xid)

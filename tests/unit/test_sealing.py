@@ -22,7 +22,7 @@ from reciprocity.contracts.envelope import ContractError, decode
 from reciprocity.contracts.events import ExchangeAcknowledged, ExchangeDisputed, ExchangeRecorded, MemberRegistered
 from reciprocity.contracts.schemas import GOLDEN_DIR
 from reciprocity.contracts.sealed import Sealed
-from reciprocity.ledger.handlers import Conflict, Invalid
+from reciprocity.ledger.handlers import Conflict, InvalidCommand
 from reciprocity.ledger.keystore import KeyStore, KeyStoreBroken, MemberForgottenError, make_engine
 from reciprocity.ledger.service import Ledger
 from reciprocity.messaging.poison import is_infrastructure_failure
@@ -213,9 +213,9 @@ def test_the_ledger_appends_no_clear_personal_value(ledger: Ledger) -> None:
 
 def test_forgetting_needs_an_operator_and_the_id_again_then_destroys_the_key(ledger: Ledger) -> None:
     xid = _exchange(ledger, "a note")
-    with pytest.raises(Invalid, match="confirm"):
+    with pytest.raises(InvalidCommand, match="confirm"):
         run(ledger, ForgetMember, {"by": "noor", "confirm": "bob"}, "ada")
-    with pytest.raises(Invalid, match="only an operator"):
+    with pytest.raises(InvalidCommand, match="only an operator"):
         run(ledger, ForgetMember, {"by": "bob", "confirm": "ada"}, "ada")
     assert ledger.keys.member_keys(["ada"])["ada"] is not None
     answer = run(ledger, ForgetMember, {"by": "noor", "confirm": "ada"}, "ada")
@@ -226,7 +226,7 @@ def test_forgetting_needs_an_operator_and_the_id_again_then_destroys_the_key(led
     assert run(ledger, ForgetMember, {"by": "noor", "confirm": "ada"}, "ada").status == 200  # once only
     with pytest.raises(Conflict, match="forgotten"):
         run(ledger, RegisterMember, {"id": "ada", "name": "Ada", "email": "ada2@example.org", "circles": []})
-    with pytest.raises(Invalid, match="former member"):
+    with pytest.raises(InvalidCommand, match="former member"):
         run(ledger, Acknowledge, {"by": "bob", "thanks": "thanks!"}, xid)
     assert run(ledger, Acknowledge, {"by": "bob"}, xid).status == 201  # without words, it can be settled
     # Her address is free again, and the events about her in the log no longer open.

@@ -209,8 +209,10 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
         after = _decode_people_cursor(cursor) if cursor else None
         others: set[str] = set()
         for side, other_side in ((x.giver, x.receiver), (x.receiver, x.giver)):
+            # Not DISTINCT: SQLite would answer that from the other party's index in its order, a scan
+            # of everyone's exchanges; the window's own entries, deduplicated here, are a few hundred.
             others.update(conn.execute(
-                sa.select(other_side).distinct()
+                sa.select(other_side)
                 .where(x.generation == gen, side == member_id, x.occurred_on >= start,
                        x.occurred_on <= last_day_anywhere(end), x.status.in_((RECORDED, ACKNOWLEDGED)))).scalars())
         others.discard(member_id)

@@ -20,13 +20,13 @@ PYTEST_ARGS ?=
 help:
 	@echo "make install    venv + dependencies, missing Debian packages, Kafka broker jars (no-op when done)"
 	@echo "make run        the whole stack: Kafka, mail sink, ledger, balance, notify, web (Procfile via honcho)"
-	@echo "make test       ruff, then unit, integration and e2e tests against real Kafka/PostgreSQL/SMTP/Chromium"
+	@echo "make test       ruff and mypy, then unit, integration and e2e tests against real Kafka/PostgreSQL/SMTP/Chromium"
 	@echo "make smoke      start the stack as make run does, check every /health and the mail sink, stop"
 	@echo "make deploy-check  build the image, bring compose.yaml up with podman, check it end to end, take it down"
 	@echo "make test-containers  one integration module on a testcontainers Kafka through podman's socket"
 	@echo "make bench      benchmarks"
 	@echo "make chaos      the whole stack under load while its processes are SIGKILLed (CHAOS_KILLS=100)"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff and mypy (strict on contracts/, messaging/ and the pure domain modules)"
 	@echo "make clean      remove local data under var/ (keeps the Kafka jars); distclean also removes .venv"
 
 install: $(INSTALLED) $(KAFKA_JARS)
@@ -74,9 +74,11 @@ $(KAFKA_JARS): infra/kafka/pom.xml | $(INSTALLED) system-packages
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+	$(PY) -m devstack.typecheck
 
 test: install
 	$(VENV)/bin/ruff check .
+	$(PY) -m devstack.typecheck
 	RECIPROCITY_ENV=development $(VENV)/bin/pytest -p no:cacheprovider --junitxml=test-results/junit.xml \
 	  tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
 

@@ -21,7 +21,7 @@ from reciprocity.web.accounts import set_password
 from reciprocity.web.settings import WebSettings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     account = subparsers.add_parser("account", help="web sign-in accounts", description=__doc__)
     actions = account.add_subparsers(dest="action", required=True, metavar="ACTION")
     setpw = actions.add_parser("set-password", help="set or replace a member's web password")

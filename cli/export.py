@@ -16,7 +16,7 @@ from typing import Any
 from reciprocity.common.csv_cells import safe_cell
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("export", help="export exchanges or balances as CSV", description=__doc__)
     parser.add_argument("what", choices=["exchanges", "balances"])
     parser.add_argument("--csv", action="store_true", required=True, help="CSV on stdout (the only format)")

@@ -22,7 +22,7 @@ from reciprocity.web.accounts import store
 from reciprocity.web.settings import WebSettings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     forget = subparsers.add_parser("forget", help="forget a member for good (right to erasure)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     forget.add_argument("member", help="the id of the member to forget")

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     migrate = subparsers.add_parser("migrate-sealing", help="seal a log written before sealing (one time)",
                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     migrate.add_argument("step", choices=("copy", "verify", "rewind-notify", "delete-source"))

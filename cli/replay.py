@@ -30,7 +30,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("replay", help="rebuild a projection from offset 0 (blue/green)",
                                    description=__doc__)
     parser.add_argument("projection", choices=["balance"], help="the projection to rebuild")

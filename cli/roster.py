@@ -150,7 +150,7 @@ def read_roster(text: str) -> tuple[list[Row], list[Problem]]:
     rows: list[Row] = []
     for record in reader:
         line = reader.line_num
-        extra = record.pop(None, None)  # type: ignore[call-overload]
+        extra = record.pop(None, None)
         cells = {k: (v or "").strip() for k, v in record.items()}
         kind = cells.get("kind", "").lower()
         if kind.startswith("#") or not any(cells.values()):
@@ -384,7 +384,7 @@ def import_roster(text: str, directory: Directory, send: Callable[[Step], Ledger
     return report
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("import", help="import circles and members from a roster CSV",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("roster", type=Path, help="the CSV file")

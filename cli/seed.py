@@ -363,7 +363,7 @@ def seed_demo(ledger_url: str, token: str, *, if_empty: bool = False, web_databa
             send("POST", "/v1/circles", {"id": circle_id, "name": name, "parent": parent}, f"circle/{circle_id}")
         operators = {OPERATOR}
         for member_id, name, _ in PEOPLE:
-            body = {"id": member_id, "name": name, "email": f"{member_id}@{DOMAIN}",
+            body: dict[str, object] = {"id": member_id, "name": name, "email": f"{member_id}@{DOMAIN}",
                     "circles": _circles_of(member_id), "role": "operator" if member_id in operators else "member"}
             send("POST", "/v1/members", body, f"member/{member_id}")
         for circle_id, _name, _parent, leads in CIRCLES:
@@ -380,9 +380,10 @@ def seed_demo(ledger_url: str, token: str, *, if_empty: bool = False, web_databa
         # recent exchanges arrived, and the alert policy would mail leads about it while seeding.
         for n, x in reversed(list(enumerate(demo.exchanges))):
             key = f"exchange/{n}"
-            body = {"giver": x.giver, "receiver": x.receiver, "kind": x.kind, "minutes": x.minutes, "note": x.note,
-                    "occurred_on": (anchor + timedelta(days=x.day)).isoformat(), "recorded_by": x.recorded_by,
-                    "shared": x.shared}
+            body = {
+                "giver": x.giver, "receiver": x.receiver, "kind": x.kind, "minutes": x.minutes, "note": x.note,
+                "occurred_on": (anchor + timedelta(days=x.day)).isoformat(), "recorded_by": x.recorded_by,
+                "shared": x.shared}
             exchange_id = send("POST", "/v1/exchanges", body, key)["id"]
             if x.outcome == ACKNOWLEDGED:
                 send("POST", f"/v1/exchanges/{exchange_id}/acknowledge",
@@ -439,7 +440,7 @@ def print_summary(summary: SeedSummary, password: str | None) -> None:
         print(f"  {member_id:<16} {who}")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("seed", help="create a demo organisation through the ledger",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", action="store_true", required=True, help="the demo organisation (required)")

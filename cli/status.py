@@ -38,7 +38,7 @@ def probes(given: list[str] | None) -> dict[str, str]:
     return found
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("status", help="topics, end offsets, projection positions and lag",
                                    description=__doc__)
     parser.add_argument("--database-url", help="balance database (default: DATABASE_URL or local)")
@@ -70,9 +70,9 @@ def collect(bootstrap: str, prefix: str, balance_url: str, notify_url: str | Non
     except BrokerUnavailable as err:
         ends, report["kafka_error"] = None, str(err)
     for name in logical:
-        parts = sorted((p, off) for (t, p), off in (ends or {}).items() if t == name)
-        report["topics"].append({"topic": name, "partitions": len(parts), "end_offsets": [o for _, o in parts],
-                                 "records": sum(o for _, o in parts)})
+        topic_ends = sorted((p, off) for (t, p), off in (ends or {}).items() if t == name)
+        report["topics"].append({"topic": name, "partitions": len(topic_ends),
+                                 "end_offsets": [o for _, o in topic_ends], "records": sum(o for _, o in topic_ends)})
 
     source_ends = {k: v for k, v in (ends or {}).items() if k[0] in BALANCE_READS} if ends is not None else None
     try:

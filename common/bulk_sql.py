@@ -37,7 +37,9 @@ class PgStaging:
     def load(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
         """COPY `rows` into the temp table, in the transaction `conn` is in."""
         conn.exec_driver_sql(self._create)
-        with conn.connection.driver_connection.cursor() as cur, cur.copy(self._copy) as copy:
+        psycopg_connection = conn.connection.driver_connection
+        assert psycopg_connection is not None  # a connection in a transaction is checked out
+        with psycopg_connection.cursor() as cur, cur.copy(self._copy) as copy:
             write = copy.write_row
             for row in rows:
                 write(row)
@@ -177,7 +179,7 @@ def _memo(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert
 
 
-def dialect_insert(conn: Connection, table: sa.Table):  # type: ignore[no-untyped-def]
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
     """`INSERT` with `on_conflict_do_*` for the connection's dialect (PostgreSQL or SQLite)."""
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 

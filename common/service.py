@@ -191,7 +191,7 @@ def serve_api(roles: ServiceRoles, settings: Any) -> None:
         if api is not None:
             api.close()
 
-    class Gunicorn(BaseApplication):  # type: ignore[misc]
+    class Gunicorn(BaseApplication):
         def load_config(self) -> None:
             options = {**gunicorn_options(settings), "on_starting": on_starting, "post_fork": post_fork,
                        "worker_exit": worker_exit}

@@ -83,7 +83,7 @@ PATTERN_SENTENCES = {FREE_TEXT_PATTERN: _AT_THE_ENDS, REQUIRED_FREE_TEXT_PATTERN
 def _text_bounds(command_cls: type[Command]) -> dict[str, tuple[int | None, str | None, str | None]]:
     """field -> (maxLength, pattern, pattern of its items) of the string and string-list fields of the
     command's JSON Schema (the one in the OpenAPI document)."""
-    bounds = {}
+    bounds: dict[str, tuple[int | None, str | None, str | None]] = {}
     for name, prop in command_cls.model_json_schema()["properties"].items():
         for branch in prop.get("anyOf", [prop]):
             if branch.get("type") == "string":

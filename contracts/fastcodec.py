@@ -128,8 +128,8 @@ _UNCHANGED_BY: dict[Callable[..., Any], Callable[[Any], bool]] = {
     bounds.within_event_days: lambda d: bounds.EARLIEST_EVENT_DAY <= d <= bounds.LATEST_EVENT_DAY,
     bounds.pause_end_on_read: lambda d: d <= bounds.LATEST_EVENT_DAY,
 }
-_NOT_IN_FREE_TEXT = getattr(bounds, "_NOT_IN_FREE_TEXT")  # noqa: B009 (the very patterns the cleaners use)
-_NOT_IN_ONE_LINE = getattr(bounds, "_NOT_IN_ONE_LINE")  # noqa: B009
+_NOT_IN_FREE_TEXT: re.Pattern[str] = getattr(bounds, "_NOT_IN_FREE_TEXT")  # noqa: B009 (the very patterns the cleaners use)
+_NOT_IN_ONE_LINE: re.Pattern[str] = getattr(bounds, "_NOT_IN_ONE_LINE")  # noqa: B009
 
 
 def _checks_of(metadata: list[Any], checks: list[Callable[[Any], bool]] | None) -> list[Any]:
@@ -137,7 +137,7 @@ def _checks_of(metadata: list[Any], checks: list[Callable[[Any], bool]] | None) 
     rest = []
     for m in metadata:
         if isinstance(m, BeforeValidator | AfterValidator):
-            condition = _UNCHANGED_BY.get(m.func)  # type: ignore[arg-type]
+            condition = _UNCHANGED_BY.get(m.func)
             if condition is None or checks is None:
                 raise Unsupported(repr(m))
             checks.append(condition)
@@ -232,7 +232,7 @@ class _Shape:
                     raise Unsupported(f"{name}: default {info.default!r}")
                 fields[name] = typing.NotRequired[typ]
                 self.defaults[name] = info.default
-        self.typed_dict = typing.TypedDict(f"Fast{cls.__name__}", fields)  # type: ignore[operator]
+        self.typed_dict = typing.TypedDict(f"Fast{cls.__name__}", fields)  # type: ignore[misc]  # built at run time
         # The slugs of required fields, fetched in C for one subset test against `_MATCHED`.
         slug = [(name, in_list) for name, in_list, pattern in self.patterns
                 if pattern.pattern == _SLUG and name not in self.defaults]

@@ -16,17 +16,17 @@ The crypto itself lives in `reciprocity.common.sealing`; this module is the wire
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .ids import Slug
 
-SEALED_ALG = "A256GCM"
+SEALED_ALG: Final = "A256GCM"
 # Clear text: what an event written before sealing (an old version, upcast on read) held, and what a
 # projection holds in memory once it has opened a value. The ledger never writes it (tested); the
 # migration (`reciprocity.ledger.migrate_sealing`) copies old records into sealed ones.
-CLEAR_ALG = "none"
+CLEAR_ALG: Final = "none"
 # A sealed value is at most 500 characters of text: 2,000 bytes of UTF-8, 16 of tag, base64.
 SEALED_DATA_MAX = 4096
 

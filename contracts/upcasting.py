@@ -7,6 +7,8 @@ v1 -> v2 -> ... runs until no step is left. Producers never write old versions.
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
+
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]
 
@@ -60,11 +62,12 @@ def _clear(text: str, to: list[str]) -> dict[str, Any]:
     return {"alg": "none", "to": list(dict.fromkeys(to)), "iv": "", "data": text}
 
 
-def _checked(version: type, payload: Payload) -> Payload:
+def _checked(version: type[BaseModel], payload: Payload) -> Payload:
     """An old payload keeps the bounds of its own version (a name on one line, a valid address, a note
     of at most 500 characters): it is read by its frozen model (which cleans what the bounds clean on
     read) before its values are wrapped."""
-    return version.model_validate(payload).model_dump(mode="json")
+    dumped: Payload = version.model_validate(payload).model_dump(mode="json")
+    return dumped
 
 
 def _pair(payload: Payload) -> list[str]:

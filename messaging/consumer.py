@@ -378,7 +378,7 @@ def _label(key: PartitionKey) -> str:
     return f"{key[0]}[{key[1]}]"
 
 
-class _SeekToStored(ConsumerRebalanceListener):
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python ships no type information
     """On assignment, read the stored offsets and seek: quick, as the client's I/O loop runs it."""
 
     def __init__(self, owner: ProjectionConsumer) -> None:

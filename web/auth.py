@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, flash, g, redirect, session, url_for
@@ -149,7 +150,7 @@ def account() -> Response:
     """The member's own password (the current one required) and her sessions."""
     member_id = me().id
 
-    def page(status: int = 200, **context: object) -> Response:
+    def page(status: int = 200, **context: Any) -> Response:
         return render_page("account.html", code=status, sessions=_sessions().count(member_id), **context)
 
     if request.method == "GET":

@@ -40,9 +40,10 @@ def day(value: date | datetime | str | None) -> str:
         return NONE
     if isinstance(value, str):
         try:
-            value = date.fromisoformat(value[:10])
+            parsed = date.fromisoformat(value[:10])
         except ValueError:
             return value
+        value = parsed
     if isinstance(value, datetime):
         value = value.date()
     return _day_words(value, date.today().year)
@@ -105,9 +106,10 @@ def day_field(value: date | str | None) -> str:
         return ""
     if isinstance(value, str):
         try:
-            value = parse_day(value)
+            parsed = parse_day(value)
         except ValueError:
             return value
+        value = parsed
     return f"{value.day} {value:%b %Y}"
 
 

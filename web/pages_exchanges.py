@@ -11,6 +11,7 @@ first answer, and changed details are refused as a reused key, which then means 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from htmx_flask import make_response, request
@@ -21,7 +22,7 @@ from reciprocity.contracts.ids import SLUG_RE, exchange_id_for
 from reciprocity.contracts.vocabulary import ACKNOWLEDGED, DISPUTED, EXCHANGE_KINDS, RECORDED, WITHDRAWN
 
 from . import access
-from .clients.balance import Exchange
+from .clients.balance import Exchange, Member
 from .exchange_form import (
     FORM_WIDE,
     ExchangeForm,
@@ -62,7 +63,7 @@ def _form_page(form: ExchangeForm, status: int = 200, **extra: object) -> Respon
                        **extra)
 
 
-def _circle_mates() -> list:  # type: ignore[type-arg]
+def _circle_mates() -> list[Member]:
     """The people in her circles, by name: suggestions in the page itself, so they work without JavaScript
     (htmx replaces them with search results as she types)."""
     mine = me()
@@ -239,7 +240,7 @@ def _ledger_has(exchange_id: str) -> bool:
     return True
 
 
-def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict[str, object]:
+def _card_context(exchange: Exchange, expect: str = "", **extra: object) -> dict[str, Any]:
     actions = access.exchange_actions(me().id, exchange)
     # Waiting for a transition to show: only while balance still says `recorded`. Anything else means
     # it was applied (or someone else acted first); either way there is nothing more to wait for.
@@ -459,7 +460,8 @@ def history() -> Response:
     # A page at a time (balance hands out the cursor of the next): the page costs the same however
     # long the member's history, and rendering it too.
     after = args.get("after") or None
-    filters = {"status": status or None, "kind": kind or None, "other": other, "since": since, "until": until}
+    filters: dict[str, Any] = {"status": status or None, "kind": kind or None, "other": other, "since": since,
+                               "until": until}
     try:
         page = clients().balance.exchange_page(me().id, limit=HISTORY_PAGE, cursor=after, **filters)
     except Invalid:  # a cursor balance did not hand out (edited, or from before a replay): the first page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, url_for
 from htmx_flask import request
@@ -21,7 +22,7 @@ from .ui import WINDOW_LABELS, WINDOWS, clients, me, render_page, window_arg
 bp = Blueprint("me", __name__)
 
 
-def dashboard_numbers(window: str, board: Dashboard | None = None) -> dict[str, object]:
+def dashboard_numbers(window: str, board: Dashboard | None = None) -> dict[str, Any]:
     """What the live part of the dashboard shows (and re-reads every few seconds)."""
     member = me()
     board = board or clients().balance.dashboard(member.id, window)
@@ -50,9 +51,9 @@ def dashboard() -> Response:
         return response
     timeline = board.timeline
     prompts = reflection_prompts(
-        numbers["summary"], me(),  # type: ignore[arg-type]
-        waiting_for_me=len(numbers["pending_for_me"]),  # type: ignore[arg-type]
-        waiting_for_others=len(numbers["pending_for_others"]),  # type: ignore[arg-type]
+        numbers["summary"], me(),
+        waiting_for_me=len(numbers["pending_for_me"]),
+        waiting_for_others=len(numbers["pending_for_others"]),
         today=today_utc(),
     )
     # Nothing about me without me: every signal in force about her, told to her (SPEC, Alert policy).
@@ -101,7 +102,7 @@ def relationships() -> Response:
 # -- capacity and pause --------------------------------------------------------------------------------
 
 
-def _capacity_page(status: int = 200, **context: object) -> Response:
+def _capacity_page(status: int = 200, **context: Any) -> Response:
     member = me()
     summary = clients().balance.summary(member.id, "7d")
     context.setdefault("capacity_key", new_key())

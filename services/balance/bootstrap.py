@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import sqlalchemy as sa
 from reciprocity.common.sealing import projection_opener
 from reciprocity.common.service import ApiProcess, ServiceRoles, WorkerRole
-from reciprocity.contracts.envelope import ContractError, decode
+from reciprocity.contracts.envelope import ContractError, Envelope, decode
+from reciprocity.contracts.events import Event
 from reciprocity.contracts.topics import BALANCE_READS, SIGNALS, all_topics
 from reciprocity.messaging.consumer import ProjectionConsumer
 from reciprocity.messaging.event_log import BrokerUnavailable, EventLog
@@ -96,7 +97,7 @@ class BalanceService:
             return
         s = self.settings
 
-        def decoded():  # type: ignore[no-untyped-def]
+        def decoded() -> Iterator[tuple[Envelope, Event]]:
             for record in read_all(s.kafka_bootstrap_servers, [SIGNALS.name], topic_prefix=s.topic_prefix):
                 try:
                     yield decode(record.value)

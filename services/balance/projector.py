@@ -211,6 +211,7 @@ def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: s
             "recorded_event_id": event_id, "status_event_id": None, "correction": None,
         }  # fmt: skip
     else:
+        change: dict[str, Any]
         current = status.get(xid)
         if current != RECORDED:
             raise ProjectionError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -147,7 +147,7 @@ def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date
     this_monday = today - timedelta(days=today.weekday())
     first = this_monday - timedelta(weeks=weeks - 1)
     md = t.member_day.c
-    buckets = {
+    buckets: dict[date, dict[str, Any]] = {
         first + timedelta(weeks=i): {"given": dict.fromkeys(EXCHANGE_KINDS, 0),
                                      "received": dict.fromkeys(EXCHANGE_KINDS, 0),
                                      "pending_given": 0, "pending_received": 0}
@@ -247,7 +247,7 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
             if found[2][0] is None or day > found[2][0]:
                 found[2][0] = day
     names = member_names(conn, gen, sums)
-    out = []
+    out: list[dict[str, Any]] = []
     for other, (v, by_kind, last_day) in sums.items():
         def kinds(settled: bool, by_kind: dict[tuple[str, int], int] = by_kind) -> dict[str, dict[str, int]]:
             g, r = (0, 2) if settled else (4, 6)
@@ -298,7 +298,7 @@ def _exchange_dict(r: Any, names: dict[str, str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _exchange_list(conn: Connection, gen: int, rows: list[Any]) -> list[dict[str, Any]]:
+def _exchange_list(conn: Connection, gen: int, rows: Sequence[Any]) -> list[dict[str, Any]]:
     names = member_names(conn, gen, [r.giver for r in rows] + [r.receiver for r in rows])
     return [_exchange_dict(r, names) for r in rows]
 
@@ -506,7 +506,7 @@ def directory_member(conn: Connection, gen: int, member_id: str) -> dict[str, An
 
 def directory_circles(conn: Connection, gen: int) -> list[dict[str, Any]]:
     c, ms = t.circles.c, t.memberships.c
-    counts = dict(conn.execute(
+    counts: dict[str, int] = dict(conn.execute(
         sa.select(ms.circle_id, sa.func.count()).where(ms.generation == gen).group_by(ms.circle_id)).all())
     return [
         {"id": r.circle_id, "name": r.name, "parent": r.parent, "leads": json.loads(r.leads or "[]"),

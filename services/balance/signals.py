@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -282,7 +283,7 @@ class SignalEngine:
 
     def _raise(self, conn: Connection, member_id: str, circles: list[str], tr: Transition) -> None:
         event_id = raise_event_id(member_id, tr.kind, tr.window_start)
-        common = {"member_id": member_id, "circles": circles, "window_start": tr.window_start,
+        common: dict[str, Any] = {"member_id": member_id, "circles": circles, "window_start": tr.window_start,
                   "window_end": tr.window_end}
         if tr.kind == OVEREXTENDED:
             event: SignalEvent = MemberOverextended(**common, **tr.details)
@@ -329,9 +330,7 @@ class SignalEngine:
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["event_id"]))
 
 
-def _uuid(value: str):  # type: ignore[no-untyped-def]
-    import uuid
-
+def _uuid(value: str) -> uuid.UUID:
     return uuid.UUID(value)
 
 

@@ -37,6 +37,7 @@ from reciprocity.contracts.events import (
     CapacityDeclared,
     CircleFormed,
     CircleLeadsChanged,
+    CorrectedFacts,
     Event,
     ExchangeAcknowledged,
     ExchangeCorrected,
@@ -278,8 +279,9 @@ def correct(cmd: CorrectExchange, state: LedgerState, exchange_id: str | None) -
     facts = {**_facts(exchange), "kind": cmd.kind, "minutes": cmd.minutes, "occurred_on": cmd.occurred_on}
     note = Sealed.clear(cmd.note, [exchange.giver, exchange.receiver]) if cmd.note else None  # sealed by the ledger
     return [ExchangeCorrected(**facts, by=cmd.by, note=note, note_changed=cmd.note != exchange.note,
-                              previous={"kind": exchange.kind, "minutes": exchange.minutes,
-                                        "occurred_on": exchange.occurred_on})]
+                              previous=CorrectedFacts.model_validate({
+                                  "kind": exchange.kind, "minutes": exchange.minutes,
+                                  "occurred_on": exchange.occurred_on}))]
 
 
 def share(cmd: ShareExchange, state: LedgerState, exchange_id: str | None) -> list[Event]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from reciprocity.common.bulk_sql import dialect_insert
 from reciprocity.contracts.events import (
     AvailabilityChanged,
     CapacityDeclared,
@@ -144,11 +145,7 @@ def load_directory(conn: Connection, member_id: str, circle_ids: Sequence[str]) 
 
 
 def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(**values)
+    statement = dialect_insert(conn, table).values(**values)
     update = [column for column in values if column not in keys]
     if update:
         statement = statement.on_conflict_do_update(index_elements=keys,

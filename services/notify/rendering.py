@@ -87,7 +87,7 @@ def render(
     if kind == CLEARED and raised is None:
         raise ValueError("an all clear needs the signal it clears")
     circles = [directory.circle_name(c) for c in signal.circles]
-    base = {
+    base: dict[str, Any] = {
         "member_name": member.display_name,
         "member_id": signal.member_id,
         "member_url": member_url(web_base_url, signal.member_id),

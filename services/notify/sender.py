@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
+from ssl import SSLContext
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -59,7 +60,7 @@ class SmtpConfig:
     timeout_s: float = 10.0
     ca_file: str | None = None  # a private CA to trust besides the system's (an internal relay)
 
-    def tls_context(self) -> ssl.SSLContext:
+    def tls_context(self) -> SSLContext:  # not ssl.SSLContext: `ssl` is a field in here
         # create_default_context(cafile=...) would trust that file only; the system's CAs stay trusted.
         context = ssl.create_default_context()
         if self.ca_file:
@@ -266,7 +267,8 @@ class Sender:
                     session.send_message(message, from_addr=parseaddr(self._transport.config.sender)[1],
                                          to_addrs=[row.to_address])
                 except Exception as err:
-                    session = _close(session)
+                    _close(session)
+                    session = None
                     scope, reason = classify(err)
                     if scope == "permanent":
                         self._mark_failed(row, reason)
@@ -377,7 +379,6 @@ def _close(session: smtplib.SMTP | None) -> None:
             session.close()
         except Exception as err:
             log.debug("closing SMTP session: %r", err)
-    return None
 
 
 def _without(reason: str, address: str | None) -> str:

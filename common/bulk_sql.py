@@ -164,7 +164,7 @@ def _row_builder(columns: Sequence[str], convert: Mapping[str, Callable[[Any], A
             items.append(get)
     source = f"def build(generation, rows):\n    return [(generation, {', '.join(items)}) for r in rows]\n"
     exec(compile(source, f"<row builder of {len(columns)} columns>", "exec"), names)
-    return names["build"]  # type: ignore[no-any-return]
+    return names["build"]
 
 
 def _memo(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:

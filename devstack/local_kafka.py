@@ -27,10 +27,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from devstack.ports import free_port
-from devstack.processes import die_with_parent, stop_process, tail
+from devstack.processes import LocalServer, spawn, stop_process, tail
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ def _random_cluster_id() -> str:
             return text
 
 
-class LocalKafka:
+class LocalKafka(LocalServer):
     """A single combined KRaft broker+controller bound to 127.0.0.1, in its own data directory.
 
     Ports default to free ones. Reusing a data directory keeps its topics and offsets: the cluster id
@@ -184,14 +183,6 @@ class LocalKafka:
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def __enter__(self) -> LocalKafka:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> LocalKafka:
@@ -223,16 +214,7 @@ class LocalKafka:
         with open(self.log_path, "ab") as log_file:
             log_file.write(f"\n===== starting Kafka {self.version} on {self.bootstrap_servers} =====\n".encode())
             log_file.flush()
-            # Own session: a Ctrl-C in the terminal reaches only us, and we shut the broker down in order.
-            self._proc = subprocess.Popen(
-                java_cmd,
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM),
-            )
+            self._proc = spawn(java_cmd, log_file, dies_with=signal.SIGTERM, cwd=self.data_dir)
         try:
             self._wait_until_ready()
         except BaseException:

@@ -20,10 +20,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from devstack.ports import free_port
-from devstack.processes import die_with_parent, stop_process, tail
+from devstack.processes import LocalServer, spawn, stop_process, tail
 
 _HOST = "127.0.0.1"
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -44,7 +43,7 @@ def find_bin_dir() -> Path:
     return max(candidates, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
 
 
-class LocalPostgres:
+class LocalPostgres(LocalServer):
     """A PostgreSQL server on 127.0.0.1 with trust auth for user `postgres`.
 
     Without `data_dir` a private temporary directory is used and removed on stop(). With a given
@@ -95,14 +94,6 @@ class LocalPostgres:
         assert self.data_dir is not None, "not started"
         return self.data_dir / "postgres.log"
 
-    def __enter__(self) -> LocalPostgres:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> LocalPostgres:
@@ -131,16 +122,8 @@ class LocalPostgres:
             "-c", "max_connections=200",
         ]  # fmt: skip
         with open(log_file_path, "ab") as log_file:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                # SIGINT is PostgreSQL's "fast shutdown": it does not wait for clients to disconnect.
-                preexec_fn=die_with_parent(signal.SIGINT),
-                **self._user_kwargs(),
-            )
+            # SIGINT is PostgreSQL's "fast shutdown": it does not wait for clients to disconnect.
+            self._proc = spawn(cmd, log_file, dies_with=signal.SIGINT, **self._user_kwargs())
         try:
             self._wait_until_ready()
         except BaseException:

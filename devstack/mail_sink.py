@@ -25,13 +25,13 @@ import warnings
 from collections.abc import Iterable
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from devstack.ports import free_port
+from devstack.processes import LocalServer
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
-class MailSink:
+class MailSink(LocalServer):
     """An SMTP server on `host:port` writing every accepted message to `maildir` (mailbox.Maildir)."""
 
     def __init__(
@@ -143,12 +143,6 @@ class MailSink:
 
     def refuse(self, *addresses: str) -> None:
         self.refused.update(a.lower() for a in addresses)
-
-    def __enter__(self) -> MailSink:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
     # --- the mailbox -----------------------------------------------------------------------
 

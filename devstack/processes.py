@@ -13,6 +13,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +65,29 @@ def stop_process(proc: subprocess.Popen[bytes], sig: signal.Signals, grace_s: fl
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         proc.wait()
+
+
+def spawn(command: list[str], log_file: IO[bytes], *, dies_with: signal.Signals,
+          **popen: Any) -> subprocess.Popen[bytes]:
+    """Start a server's process: output to `log_file`, in a session of its own (a Ctrl-C in the terminal
+    reaches only us, and we stop it in order), sent `dies_with` should this process die first."""
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                            start_new_session=True, preexec_fn=die_with_parent(dies_with), **popen)
+
+
+class LocalServer:
+    """A server this machine runs for the stack or a test: `with Server(...) as running:` starts it and
+    stops it whatever happens inside."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -58,7 +58,10 @@ def real_paths(line: str, root: Path) -> str:
     """An error line's linked path (var/typecheck/src/reciprocity/balance/x.py) as the checkout's
     (services/balance/x.py)."""
     mapping = package_dirs()
-    for prefix in (f"{root / PACKAGE}/", f"{(root / PACKAGE).relative_to(REPO_ROOT)}/"):
+    prefixes = [f"{root / PACKAGE}/"]  # mypy prints a path under the working directory relative to it
+    if (root / PACKAGE).is_relative_to(REPO_ROOT):
+        prefixes.append(f"{(root / PACKAGE).relative_to(REPO_ROOT)}/")
+    for prefix in prefixes:
         if line.startswith(prefix):
             rest = line[len(prefix):]
             name, _, tail = rest.partition("/")

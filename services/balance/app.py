@@ -75,6 +75,21 @@ def create_app(
     def not_found(what: str) -> tuple[Response, int]:
         return jsonify({"error": f"unknown {what}"}), 404
 
+    def about_member(member_id: str, answer: Callable[[Any, int], Any]) -> Any:
+        """`answer(conn, generation)` as JSON when the read models know the member, else 404, on one
+        connection; a cursor that is not one of ours is the caller's mistake (422)."""
+
+        def run(conn: Any, gen: int) -> Any:
+            if not queries.member_known(conn, gen, member_id):
+                return None
+            try:
+                return answer(conn, gen)
+            except queries.BadCursor as err:
+                raise BadRequest(str(err)) from err
+
+        found = read(run)
+        return jsonify(found) if found else not_found(f"member {member_id}")
+
     @app.get("/openapi.json")
     def openapi() -> Response:
         from .openapi import openapi_document
@@ -98,26 +113,12 @@ def create_app(
     @app.get("/v1/members/<member_id>/summary")
     def member_summary(member_id: str) -> Any:
         window = parse_window(request.args.get("window"))
-
-        def run(conn: Any, gen: int) -> Any:
-            if not queries.member_known(conn, gen, member_id):
-                return None
-            return queries.summary(conn, gen, member_id, window, today())
-
-        found = read(run)
-        return jsonify(found) if found else not_found(f"member {member_id}")
+        return about_member(member_id, lambda conn, gen: queries.summary(conn, gen, member_id, window, today()))
 
     @app.get("/v1/members/<member_id>/timeline")
     def member_timeline(member_id: str) -> Any:
         weeks = int_arg("weeks", 12, 1, 104)
-
-        def run(conn: Any, gen: int) -> Any:
-            if not queries.member_known(conn, gen, member_id):
-                return None
-            return queries.timeline(conn, gen, member_id, weeks, today())
-
-        found = read(run)
-        return jsonify(found) if found else not_found(f"member {member_id}")
+        return about_member(member_id, lambda conn, gen: queries.timeline(conn, gen, member_id, weeks, today()))
 
     @app.get("/v1/members/<member_id>/dashboard")
     def member_dashboard(member_id: str) -> Any:
@@ -129,9 +130,7 @@ def create_app(
         waiting = int_arg("waiting", 100, 0, 500)
         recent = int_arg("recent", 10, 0, 500)
 
-        def run(conn: Any, gen: int) -> Any:
-            if not queries.member_known(conn, gen, member_id):
-                return None
+        def answer(conn: Any, gen: int) -> Any:
             on = today()
             return {
                 "summary": queries.summary(conn, gen, member_id, window, on),
@@ -143,8 +142,7 @@ def create_app(
                 "signals": queries.signals(conn, member=member_id, active=True),
             }
 
-        found = read(run)
-        return jsonify(found) if found else not_found(f"member {member_id}")
+        return about_member(member_id, answer)
 
     @app.get("/v1/members/<member_id>/relationships")
     def member_relationships(member_id: str) -> Any:
@@ -155,17 +153,8 @@ def create_app(
         cursor = request.args.get("cursor") or None
         if cursor and limit is None:
             raise BadRequest("cursor pages by limit: give both")
-
-        def run(conn: Any, gen: int) -> Any:
-            if not queries.member_known(conn, gen, member_id):
-                return None
-            try:
-                return queries.relationships(conn, gen, member_id, window, today(), limit, cursor)
-            except queries.BadCursor as err:
-                raise BadRequest(str(err)) from err
-
-        found = read(run)
-        return jsonify(found) if found else not_found(f"member {member_id}")
+        return about_member(member_id, lambda conn, gen: queries.relationships(conn, gen, member_id, window, today(),
+                                                                               limit, cursor))
 
     @app.get("/v1/members/<member_id>/exchanges")
     def member_exchanges(member_id: str) -> Any:
@@ -185,17 +174,8 @@ def create_app(
         limit = int_arg("limit", 50, 1, 500)
         cursor = request.args.get("cursor") or None
         wanted = queries.HistoryFilter(status=status, kind=kind, other=other, since=since, until=until)
-
-        def run(conn: Any, gen: int) -> Any:
-            if not queries.member_known(conn, gen, member_id):
-                return None
-            try:
-                return queries.exchange_page(conn, gen, member_id, wanted, limit, cursor)
-            except queries.BadCursor as err:
-                raise BadRequest(str(err)) from err
-
-        found = read(run)
-        return jsonify(found) if found else not_found(f"member {member_id}")
+        return about_member(member_id,
+                            lambda conn, gen: queries.exchange_page(conn, gen, member_id, wanted, limit, cursor))
 
     @app.get("/v1/exchanges/<exchange_id>")
     def exchange(exchange_id: str) -> Any:

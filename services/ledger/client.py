@@ -34,7 +34,10 @@ class LedgerAnswer:
     replayed: bool = False  # the ledger had seen this key and body: first answer again, nothing appended
 
 
-class Appended(Shape):
+class CommandReceipt(Shape):
+    """What the ledger answered to a command, as the web reads it (contracts.commands.Appended and Unchanged,
+    leniently): where its first event landed, or no `event_id` when nothing needed appending."""
+
     event_id: str | None = None  # None on a 200 "unchanged" answer: nothing needed appending
     topic: str = ""
     partition: int = 0
@@ -118,41 +121,42 @@ class LedgerClient(ServiceClient):
 
     # --- the web's calls ---------------------------------------------------------------------------------
 
-    def _command(self, method: str, path: str, body: dict[str, Any], key: str) -> Appended:
-        return self._parse(Appended, self._call(method, path, json=body, headers={"Idempotency-Key": key}))
+    def _command(self, method: str, path: str, body: dict[str, Any], key: str) -> CommandReceipt:
+        return self._parse(CommandReceipt, self._call(method, path, json=body, headers={"Idempotency-Key": key}))
 
     def exchange(self, exchange_id: str) -> LedgerExchange:
         """Whether the ledger has this exchange (NotFound if not), even if balance does not show it yet."""
         return self._parse(LedgerExchange, self._call("GET", f"/v1/exchanges/{segment(exchange_id)}"))
 
-    def record_exchange(self, body: dict[str, Any], *, key: str) -> Appended:
+    def record_exchange(self, body: dict[str, Any], *, key: str) -> CommandReceipt:
         return self._command("POST", "/v1/exchanges", body, key)
 
-    def acknowledge(self, exchange_id: str, *, by: str, thanks: str, shared: bool, key: str) -> Appended:
+    def acknowledge(self, exchange_id: str, *, by: str, thanks: str, shared: bool, key: str) -> CommandReceipt:
         return self._command("POST", f"/v1/exchanges/{segment(exchange_id)}/acknowledge",
                              {"by": by, "thanks": thanks, "shared": shared}, key)
 
-    def dispute(self, exchange_id: str, *, by: str, reason: str, key: str) -> Appended:
+    def dispute(self, exchange_id: str, *, by: str, reason: str, key: str) -> CommandReceipt:
         return self._command("POST", f"/v1/exchanges/{segment(exchange_id)}/dispute",
                              {"by": by, "reason": reason}, key)
 
-    def withdraw(self, exchange_id: str, *, by: str, key: str) -> Appended:
+    def withdraw(self, exchange_id: str, *, by: str, key: str) -> CommandReceipt:
         return self._command("POST", f"/v1/exchanges/{segment(exchange_id)}/withdraw", {"by": by}, key)
 
-    def declare_capacity(self, member_id: str, *, weekly_hours: float | None, key: str) -> Appended:
+    def declare_capacity(self, member_id: str, *, weekly_hours: float | None, key: str) -> CommandReceipt:
         return self._command("PUT", f"/v1/members/{segment(member_id)}/capacity", {"weekly_hours": weekly_hours},
                              key)
 
-    def change_availability(self, member_id: str, *, status: str, paused_until: date | None, key: str) -> Appended:
+    def change_availability(self, member_id: str, *, status: str, paused_until: date | None,
+                            key: str) -> CommandReceipt:
         body = {"status": status, "paused_until": paused_until.isoformat() if paused_until else None}
         return self._command("PUT", f"/v1/members/{segment(member_id)}/availability", body, key)
 
     def correct(self, exchange_id: str, *, by: str, kind: str, minutes: int, occurred_on: date, note: str,
-                key: str) -> Appended:
+                key: str) -> CommandReceipt:
         body = {"by": by, "kind": kind, "minutes": minutes, "occurred_on": occurred_on.isoformat(), "note": note}
         return self._command("POST", f"/v1/exchanges/{segment(exchange_id)}/correct", body, key)
 
-    def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> Appended:
+    def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> CommandReceipt:
         return self._command("PUT", f"/v1/exchanges/{segment(exchange_id)}/sharing", {"by": by, "shared": shared},
                              key)
 
@@ -160,7 +164,7 @@ class LedgerClient(ServiceClient):
         return self._parse(EmailSettings, self._call("GET", f"/v1/members/{segment(member_id)}"))
 
     def set_email_settings(self, member_id: str, *, own_alert_emails: bool, daily_digest: bool,
-                           key: str) -> Appended:
+                           key: str) -> CommandReceipt:
         return self._command("PUT", f"/v1/members/{segment(member_id)}/notifications",
                              {"own_alert_emails": own_alert_emails, "daily_digest": daily_digest}, key)
 

@@ -18,7 +18,7 @@ from reciprocity.common.service_client import Conflict, Invalid, NotFound, Outco
 from reciprocity.contracts.commands import FieldError
 from reciprocity.contracts.ids import exchange_id_for
 from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
-from reciprocity.ledger.client import Appended, EmailSettings, LedgerExchange
+from reciprocity.ledger.client import CommandReceipt, EmailSettings, LedgerExchange
 from reciprocity.web.clients import Clients
 from reciprocity.web.clients.balance import (
     Capacity,
@@ -319,7 +319,7 @@ class FakeLedger:
         self.unprojected: dict[str, Exchange] = {}
         self.settings: dict[str, EmailSettings] = {}
         self.commands: list[tuple[str, dict[str, Any], str]] = []  # (name, body, key), appended ones only
-        self._answers: dict[str, tuple[tuple[str, dict[str, Any]], Appended]] = {}  # key: (request, first answer)
+        self._answers: dict[str, tuple[tuple[str, dict[str, Any]], CommandReceipt]] = {}  # key: (request, first answer)
 
     def health(self) -> str | None:
         return "no answer (fake down)" if self.down else None
@@ -339,7 +339,7 @@ class FakeLedger:
         self.unprojected.clear()
 
     def _append(self, name: str, body: dict[str, Any], key: str, apply: Any, new_id: str | None = None,
-                check: Any = None) -> Appended:
+                check: Any = None) -> CommandReceipt:
         if self.down:
             raise Unavailable(self.service, "Kafka is unreachable", retry_after=2)
         if self.fail_next is not None:
@@ -356,7 +356,7 @@ class FakeLedger:
             check()
         apply()
         self.commands.append((name, body, key))
-        answer = Appended(event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, key)), topic="ledger.exchanges",
+        answer = CommandReceipt(event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, key)), topic="ledger.exchanges",
                           partition=0, offset=len(self.commands), id=new_id)
         self._answers[key] = ((name, body), answer)
         if self.lose_next_answer:
@@ -364,7 +364,7 @@ class FakeLedger:
             raise OutcomeUnknown(self.service, "did not answer in time")
         return answer
 
-    def record_exchange(self, body: dict[str, Any], *, key: str) -> Appended:
+    def record_exchange(self, body: dict[str, Any], *, key: str) -> CommandReceipt:
         def check() -> None:
             for party in ("giver", "receiver"):
                 if body[party] not in self.balance.members_by_id:
@@ -382,7 +382,8 @@ class FakeLedger:
 
         return self._append("record_exchange", body, key, apply, new_id, check)
 
-    def _transition(self, name: str, exchange_id: str, by: str, key: str, status: str, **changes: Any) -> Appended:
+    def _transition(self, name: str, exchange_id: str, by: str, key: str, status: str,
+                    **changes: Any) -> CommandReceipt:
         def check() -> None:
             exchange = self.balance.exchanges_by_id.get(exchange_id)
             if exchange is None:
@@ -396,27 +397,28 @@ class FakeLedger:
 
         return self._append(name, {"exchange_id": exchange_id, "by": by, **changes}, key, apply, check=check)
 
-    def acknowledge(self, exchange_id: str, *, by: str, thanks: str, shared: bool, key: str) -> Appended:
+    def acknowledge(self, exchange_id: str, *, by: str, thanks: str, shared: bool, key: str) -> CommandReceipt:
         return self._transition("acknowledge", exchange_id, by, key, "acknowledged", thanks=thanks,
                                 shared_by_acknowledger=shared)
 
-    def dispute(self, exchange_id: str, *, by: str, reason: str, key: str) -> Appended:
+    def dispute(self, exchange_id: str, *, by: str, reason: str, key: str) -> CommandReceipt:
         return self._transition("dispute", exchange_id, by, key, "disputed", dispute_reason=reason)
 
-    def withdraw(self, exchange_id: str, *, by: str, key: str) -> Appended:
+    def withdraw(self, exchange_id: str, *, by: str, key: str) -> CommandReceipt:
         return self._transition("withdraw", exchange_id, by, key, "withdrawn")
 
-    def declare_capacity(self, member_id: str, *, weekly_hours: float | None, key: str) -> Appended:
+    def declare_capacity(self, member_id: str, *, weekly_hours: float | None, key: str) -> CommandReceipt:
         return self._append("declare_capacity", {"member": member_id, "weekly_hours": weekly_hours}, key,
                             lambda: self.balance.update_member(member_id, weekly_hours=weekly_hours))
 
-    def change_availability(self, member_id: str, *, status: str, paused_until: date | None, key: str) -> Appended:
+    def change_availability(self, member_id: str, *, status: str, paused_until: date | None,
+                            key: str) -> CommandReceipt:
         return self._append("change_availability", {"member": member_id, "status": status,
                                                     "paused_until": paused_until}, key,
                             lambda: self.balance.update_member(member_id, status=status, paused_until=paused_until))
 
     def correct(self, exchange_id: str, *, by: str, kind: str, minutes: int, occurred_on: date, note: str,
-                key: str) -> Appended:
+                key: str) -> CommandReceipt:
         found = self.balance.exchanges_by_id[exchange_id]
 
         def check() -> None:
@@ -433,7 +435,7 @@ class FakeLedger:
         return self._append("correct", {"exchange": exchange_id, "by": by, "kind": kind, "minutes": minutes,
                                         "occurred_on": occurred_on, "note": note}, key, apply, check=check)
 
-    def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> Appended:
+    def share(self, exchange_id: str, *, by: str, shared: bool, key: str) -> CommandReceipt:
         def apply() -> None:
             found = self.balance.exchanges_by_id[exchange_id]
             column = "shared_by_recorder" if by == found.recorded_by else "shared_by_acknowledger"
@@ -447,7 +449,7 @@ class FakeLedger:
         return self.settings.get(member_id, EmailSettings())
 
     def set_email_settings(self, member_id: str, *, own_alert_emails: bool, daily_digest: bool,
-                           key: str) -> Appended:
+                           key: str) -> CommandReceipt:
         chosen = EmailSettings(own_alert_emails=own_alert_emails, daily_digest=daily_digest)
         return self._append("set_email_settings", {"member": member_id, **chosen.model_dump()}, key,
                             lambda: self.settings.__setitem__(member_id, chosen))

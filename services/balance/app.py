@@ -75,6 +75,9 @@ def create_app(
     def not_found(what: str) -> tuple[Response, int]:
         return jsonify({"error": f"unknown {what}"}), 404
 
+    def found_or_404(found: Any, what: str) -> Any:
+        return jsonify(found) if found else not_found(what)
+
     def about_member(member_id: str, answer: Callable[[Any, int], Any]) -> Any:
         """`answer(conn, generation)` as JSON when the read models know the member, else 404, on one
         connection; a cursor that is not one of ours is the caller's mistake (422)."""
@@ -87,8 +90,7 @@ def create_app(
             except queries.BadCursor as err:
                 raise BadRequest(str(err)) from err
 
-        found = read(run)
-        return jsonify(found) if found else not_found(f"member {member_id}")
+        return found_or_404(read(run), f"member {member_id}")
 
     @app.get("/openapi.json")
     def openapi() -> Response:
@@ -179,8 +181,8 @@ def create_app(
 
     @app.get("/v1/exchanges/<exchange_id>")
     def exchange(exchange_id: str) -> Any:
-        found = read(lambda conn, gen: queries.exchange(conn, gen, exchange_id))
-        return jsonify(found) if found else not_found(f"exchange {exchange_id}")
+        return found_or_404(read(lambda conn, gen: queries.exchange(conn, gen, exchange_id)),
+                            f"exchange {exchange_id}")
 
     @app.get("/v1/appreciations")
     def appreciations() -> Any:
@@ -202,8 +204,8 @@ def create_app(
 
     @app.get("/v1/directory/members/<member_id>")
     def directory_member(member_id: str) -> Any:
-        found = read(lambda conn, gen: queries.directory_member(conn, gen, member_id))
-        return jsonify(found) if found else not_found(f"member {member_id}")
+        return found_or_404(read(lambda conn, gen: queries.directory_member(conn, gen, member_id)),
+                            f"member {member_id}")
 
     @app.get("/v1/directory/circles")
     def directory_circles() -> Any:
@@ -212,8 +214,8 @@ def create_app(
     @app.get("/v1/circles/<circle_id>/health")
     def circle_health(circle_id: str) -> Any:
         window = parse_window(request.args.get("window"))
-        found = read(lambda conn, gen: queries.circle_health(conn, gen, circle_id, window, today()))
-        return jsonify(found) if found else not_found(f"circle {circle_id}")
+        return found_or_404(read(lambda conn, gen: queries.circle_health(conn, gen, circle_id, window, today())),
+                            f"circle {circle_id}")
 
     @app.get("/v1/signals")
     def signals() -> Any:

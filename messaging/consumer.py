@@ -198,6 +198,11 @@ class ProjectionConsumer:
             # anyone else takes them; 10 s is still far above a healthy poll interval.
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
+            # A group joined while the broker's metadata did not yet list a new topic's partitions (just
+            # created, seen in CI) assigns nothing, and only a metadata change triggers a new join: at
+            # the default 5 minutes' age the projection would sit idle that long. One small request a
+            # consumer every 15 s bounds it.
+            metadata_max_age_ms=15_000,
         )
         consumer.subscribe([self._prefix + t for t in self._topics], listener=_SeekToStored(self))
         return consumer

@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,7 +33,8 @@ from .event_log import BrokerUnavailable, EventLog, Outgoing
 from .poison import PARKED, apply_isolating_poison, describe_failure, dlq_headers, is_infrastructure_failure
 from .tracking import OffsetRange, PartitionKey, StaleBatch
 
-__all__ = ["Delivered", "OffsetRange", "PartitionKey", "Projection", "ProjectionConsumer", "StaleBatch"]
+__all__ = ["Delivered", "OffsetRange", "PartitionKey", "Projection", "ProjectionConsumer", "RawBytes", "StaleBatch",
+           "to_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,48 @@ class Delivered:
     # The record as it was read, so a poison event is parked byte for byte (a redrive re-appends it).
     raw_key: bytes | None = None
     raw_value: bytes | None = None
+
+
+class RawBytes(Protocol):
+    """A record as Kafka returns it: kafka-python's ConsumerRecord or inspect.RawRecord."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes: ...
+
+
+def to_batch(
+    records: Iterable[tuple[PartitionKey, RawBytes]],
+    stored_next: Callable[[PartitionKey], int | None],
+    unreadable: Callable[[PartitionKey, RawBytes, ContractError], None],
+) -> tuple[list[Delivered], dict[PartitionKey, OffsetRange]]:
+    """The one conversion of raw records (in offset order per partition) into a projection's batch:
+    the events decoded, and the offset range the batch covers on each partition.
+
+    A range starts where the stored offset stands (`stored_next`, None if unknown: then at the first
+    record), not at the first record: a transaction's commit marker may sit between them, and the
+    projection's compare-and-set must see no gap. A record that is not a valid event is handed to
+    `unreadable` (to be dead-lettered) and left out of the events, its offset still inside the range."""
+    events: list[Delivered] = []
+    ranges: dict[PartitionKey, OffsetRange] = {}
+    for key, record in records:
+        span = ranges.get(key)
+        if span is None:
+            stored = stored_next(key)
+            first = record.offset if stored is None else min(stored, record.offset)
+        else:
+            first = span.first
+        ranges[key] = OffsetRange(first=first, next=record.offset + 1)
+        try:
+            envelope, event = decode(record.value)
+        except ContractError as err:
+            unreadable(key, record, err)
+            continue
+        events.append(Delivered(key[0], key[1], record.offset, envelope, event, record.key, record.value))
+    return events, ranges
 
 
 class Projection(Protocol):
@@ -221,23 +264,17 @@ class ProjectionConsumer:
             return self._decode_and_apply(polled)
 
     def _decode_and_apply(self, polled: dict[TopicPartition, list[ConsumerRecord]]) -> int:
-        events: list[Delivered] = []
-        offsets: dict[PartitionKey, OffsetRange] = {}
-        for tp, records in polled.items():
-            key = self._key(tp)
-            # Where the stored offset stands, not the first record: a transaction's commit marker
-            # may sit between them, and the projection's compare-and-set must see no gap.
-            first = self._stored_next.get(tp, records[0].offset)
-            offsets[key] = OffsetRange(first=min(first, records[0].offset), next=records[-1].offset + 1)
-            for record in records:
-                try:
-                    envelope, event = decode(record.value)
-                except ContractError as err:
-                    if (tp, record.offset) not in self._dead_lettered:
-                        self._dead_letter(key, record.offset, record.key, record.value, str(err), "unreadable")
-                        self._dead_lettered.add((tp, record.offset))
-                    continue
-                events.append(Delivered(key[0], key[1], record.offset, envelope, event, record.key, record.value))
+        def stored_next(key: PartitionKey) -> int | None:
+            return self._stored_next.get(self._tp(key))
+
+        def unreadable(key: PartitionKey, record: RawBytes, err: ContractError) -> None:
+            tp = self._tp(key)
+            if (tp, record.offset) not in self._dead_lettered:  # once, however often the batch is retried
+                self._dead_letter(key, record.offset, record.key, record.value, str(err), "unreadable")
+                self._dead_lettered.add((tp, record.offset))
+
+        events, offsets = to_batch(((self._key(tp), r) for tp, records in polled.items() for r in records),
+                                   stored_next, unreadable)
         self._apply(events, offsets)
         return len(events)
 

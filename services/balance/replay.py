@@ -25,14 +25,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 
 import sqlalchemy as sa
 from reciprocity.common.sealing import Opener
-from reciprocity.contracts.envelope import ContractError, decode
+from reciprocity.contracts.envelope import ContractError
 from reciprocity.contracts.events import ExchangeRecorded
 from reciprocity.contracts.topics import BALANCE_READS, dlq_topic
 from reciprocity.contracts.vocabulary import ACKNOWLEDGED, RECORDED
-from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey
+from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, RawBytes, to_batch
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.messaging.inspect import end_offsets, read_all
 from reciprocity.messaging.poison import PARKED, apply_parking_poison, describe_failure, dlq_headers
@@ -162,38 +163,25 @@ def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str,
     # forgotten members are not there to ask for: the new generation is as anonymised as the old one.
     projection = BalanceProjection(engine, generation=gen, opener=opener)
     cursor: dict[PartitionKey, int] = {}
-    batch: list[Delivered] = []
-    ranges: dict[PartitionKey, OffsetRange] = {}
     done = events = dead = recorded = 0
 
-    def flush() -> None:
-        nonlocal batch, ranges
-        if ranges:
-            apply_parking_poison(projection, batch, ranges, dead_letters.park_event)
-            for key, span in ranges.items():
-                cursor[key] = span.next
-        batch, ranges = [], {}
+    def unreadable(key: PartitionKey, record: RawBytes, err: ContractError) -> None:
+        nonlocal dead
+        dead += 1
+        dead_letters.park(key[0], key[1], record.offset, record.key, record.value, str(err), "unreadable")
 
-    for done, record in enumerate(read_all(bootstrap, BALANCE_READS, topic_prefix=topic_prefix), start=1):
-        key = (record.topic, record.partition)
-        span = ranges.get(key)
-        ranges[key] = OffsetRange(first=span.first if span else cursor.get(key, 0), next=record.offset + 1)
-        try:
-            envelope, event = decode(record.value)
-        except ContractError as err:
-            dead += 1
-            dead_letters.park(record.topic, record.partition, record.offset, record.key, record.value, str(err),
-                              "unreadable")
-        else:
-            batch.append(Delivered(record.topic, record.partition, record.offset, envelope, event, record.key,
-                                   record.value))
-            events += 1
-            recorded += isinstance(event, ExchangeRecorded)
-        if len(batch) >= batch_size:
-            flush()
-            if progress:
-                progress(done, total)
-    flush()
+    records = read_all(bootstrap, BALANCE_READS, topic_prefix=topic_prefix)
+    while chunk := list(islice(records, batch_size)):
+        batch, ranges = to_batch((((r.topic, r.partition), r) for r in chunk), lambda key: cursor.get(key, 0),
+                                 unreadable)
+        apply_parking_poison(projection, batch, ranges, dead_letters.park_event)
+        for key, span in ranges.items():
+            cursor[key] = span.next
+        events += len(batch)
+        recorded += sum(isinstance(d.event, ExchangeRecorded) for d in batch)
+        done += len(chunk)
+        if progress and len(chunk) == batch_size:
+            progress(done, total)
     # Transaction markers sit at offsets no record is returned for: move every partition to the end.
     for key, end in ends.items():
         if cursor.get(key, 0) < end:

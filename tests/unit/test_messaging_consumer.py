@@ -161,3 +161,27 @@ def test_the_consumer_stops_a_partition_when_the_database_is_away_and_parks_noth
     assert dlq.appended == [] and projection.applied == []
     assert not consumer.health.healthy
     assert "ledger.directory[0]" in consumer.health.summary()["stopped_partitions"]  # type: ignore[operator]
+
+
+def test_a_batch_starts_at_the_stored_offset_and_leaves_unreadable_records_out_of_its_events() -> None:
+    """to_batch, the one record-to-batch conversion of the consumer and the replay: a partition's range
+    starts where the stored offset stands (a commit marker at offset 10 sits before the first record), or at
+    its first record when nothing is stored; an unreadable record is handed over for dead-lettering and
+    still covered by the range, so the offset moves past it."""
+    from types import SimpleNamespace
+
+    from reciprocity.contracts.envelope import encode
+    from reciprocity.messaging.consumer import to_batch
+
+    other = ("ledger.exchanges", 2)
+    good = encode(delivered(0).envelope)
+    records = [(KEY, SimpleNamespace(offset=11, key=b"ada-l", value=good)),
+               (KEY, SimpleNamespace(offset=12, key=b"x", value=b"not an event")),
+               (KEY, SimpleNamespace(offset=13, key=b"ada-l", value=good)),
+               (other, SimpleNamespace(offset=40, key=None, value=good))]
+    unreadable: list[tuple[tuple[str, int], int, bytes]] = []
+    events, ranges = to_batch(records, {KEY: 10}.get, lambda key, r, err: unreadable.append((key, r.offset, r.value)))
+    assert [(e.topic, e.partition, e.offset) for e in events] == [(*KEY, 11), (*KEY, 13), (*other, 40)]
+    assert events[0].raw_value == good and events[0].raw_key == b"ada-l"
+    assert ranges == {KEY: OffsetRange(first=10, next=14), other: OffsetRange(first=40, next=41)}
+    assert unreadable == [(KEY, 12, b"not an event")]

@@ -2,7 +2,8 @@
 
 compose.yaml runs it as a one-shot service the others wait for; each service's `bootstrap.py` says what
 its migration is (balance and notify: alembic to head, under a lock on PostgreSQL; web: its accounts
-table). Idempotent: a second run changes nothing. The ledger has no database (its state is the log).
+table). Idempotent: a second run changes nothing. The ledger's state is the log; its key store, a database
+of its own where only the ledger reaches it, is migrated by the ledger as it opens the store.
 """
 
 from __future__ import annotations

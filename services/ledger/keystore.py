@@ -18,6 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from reciprocity.common import db as common_db
-from reciprocity.common.db import SqliteTuning, reading
+from reciprocity.common.db import Schema, SqliteTuning, migrate, reading
 from reciprocity.common.sealing import NONCE_BYTES, new_member_key
 from sqlalchemy.engine import Engine
 
@@ -41,6 +42,11 @@ member_keys = sa.Table(
     sa.Column("forgotten_at", sa.DateTime(timezone=True)),
     sa.Column("forgotten_by", sa.String(64)),
 )
+
+# Created by the alembic migrations in ledger/migrations (version table ledger_alembic_version), like every
+# service's schema; its first revision adopts a key store that `metadata.create_all` made before.
+SCHEMA = Schema(service="ledger", migrations=Path(__file__).resolve().parent / "migrations",
+                version_table="ledger_alembic_version", metadata=metadata, table_prefix="ledger_")
 
 
 class MemberForgottenError(Exception):
@@ -73,7 +79,7 @@ class KeyStore:
         self._wrapper = AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                                     info=b"reciprocity/keystore/v1").derive(secret.encode()))
         self._lock = threading.Lock()
-        metadata.create_all(engine)
+        migrate(engine, SCHEMA)  # a no-op when up to date
 
     # --- keys -----------------------------------------------------------------------------------------
 

@@ -62,6 +62,14 @@ def test_the_wheel_holds_the_schemas_golden_events_and_templates(tmp_path: Path)
         assert expected <= names, sorted(expected - names)
     assert any(n.startswith("reciprocity/contracts/schemas/ExchangeRecorded.v2.json") for n in names)
     assert "reciprocity/web/templates/partials/_exchange_form.html" in names
+    # Every service migrates its schema at start from the migrations it ships (env.py, revisions, template).
+    for package, folder in {"balance": "services/balance", "notify": "services/notify", "web": "web",
+                            "ledger": "services/ledger"}.items():
+        migrations = ROOT / folder / "migrations"
+        shipped_migrations = {f"reciprocity/{package}/migrations/{p.relative_to(migrations).as_posix()}"
+                              for p in migrations.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+        assert f"reciprocity/{package}/migrations/script.py.mako" in shipped_migrations
+        assert shipped_migrations <= names, sorted(shipped_migrations - names)
     # Local tooling (the broker, PostgreSQL and mail-sink launchers) is not part of the product.
     launchers = {"local_kafka.py", "local_postgres.py", "mail_sink.py"}
     assert launchers <= {p.name for p in _python_files(ROOT / "devstack")}

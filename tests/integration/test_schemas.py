@@ -1,7 +1,8 @@
 """Every service's schema through reciprocity.common.db, on SQLite and PostgreSQL, all in ONE database as a
 small deployment shares it: the migrations build exactly the tables the code uses, an autogenerate (through
 each service's real env.py) proposes nothing, in particular no drop of another service's tables, concurrent
-starters migrate once under the lock, and the web adopts a database its old `create_all` made."""
+starters migrate once under the lock, and the web and the ledger's key store adopt a database their old
+`create_all` made."""
 
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from reciprocity.balance.db import SCHEMA as BALANCE
 from reciprocity.common.db import Schema, make_engine, migrate, normalise_url
+from reciprocity.ledger import keystore
+from reciprocity.ledger.keystore import SCHEMA as LEDGER_KEYS
 from reciprocity.notify.store import SCHEMA as NOTIFY
 from reciprocity.web import accounts
 from reciprocity.web.accounts import SCHEMA as WEB
 
-SCHEMAS = (BALANCE, NOTIFY, WEB)
+# The key store has a database of its own in a deployment; sharing one shows its migrations keep to its table.
+SCHEMAS = (BALANCE, NOTIFY, WEB, LEDGER_KEYS)
 
 
 def head(schema: Schema) -> str:
@@ -114,6 +118,30 @@ def test_the_web_adopts_a_database_its_create_all_made(db_url: str) -> None:
         assert store.verify("ada", "a long enough password")
     finally:
         store.engine.dispose()
+        engine.dispose()
+
+
+def test_the_key_store_adopts_a_database_its_create_all_made(db_url: str) -> None:
+    """Before the key store was under migrations it made its table with `metadata.create_all`: its keys
+    and tombstones are the only copy there is, so they are kept, and the database is stamped at the head."""
+    engine = keystore.make_engine(db_url)
+    try:
+        keystore.metadata.create_all(engine)
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            conn.execute(keystore.member_keys.insert().values(member_id="gone", wrapped_key=None, created_at=now,
+                                                              forgotten_at=now, forgotten_by="admin"))
+        keys = keystore.KeyStore(engine, "a secret for this test")
+        with engine.connect() as conn:
+            assert version(conn, LEDGER_KEYS) == head(LEDGER_KEYS)
+            context = MigrationContext.configure(conn, opts={"version_table": LEDGER_KEYS.version_table,
+                                                             "include_name": LEDGER_KEYS.owns})
+            assert compare_metadata(context, keystore.metadata) == []
+        assert [f.member_id for f in keys.forgettings()] == ["gone"]
+        with pytest.raises(keystore.MemberForgottenError):
+            keys.key_for("gone")
+        assert keys.key_for("ada") == keystore.KeyStore(engine, "a secret for this test").key_for("ada")
+    finally:
         engine.dispose()
 
 

@@ -185,7 +185,10 @@ def append(log: EventLog, events: Sequence[Event]) -> None:
 
 
 def offset_ranges(delivered: Iterable[Delivered]) -> dict[PartitionKey, OffsetRange]:
-    """The offset range a batch covers on each partition: from its first record to after its last."""
+    """The offset range a batch covers on each partition: from its first record to after its last.
+
+    The tests' events are built already decoded, with no stored offset before them; the product's
+    conversion of raw records (`reciprocity.messaging.consumer.to_batch`) is tested on its own."""
     spans: dict[PartitionKey, OffsetRange] = {}
     for d in delivered:
         key = (d.topic, d.partition)

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                    description=__doc__)
     parser.add_argument("projection", choices=["balance"], help="the projection to rebuild")
     parser.add_argument("--database-url", help="the projection's database (default: DATABASE_URL or local)")
-    parser.add_argument("--batch-size", type=int, default=20000, help="events per transaction")
+    parser.add_argument("--batch-size", type=int, default=20000, help="records per transaction")
     parser.add_argument("--no-switch", action="store_true", help="build and verify, but keep the old one active")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

@@ -25,9 +25,13 @@ from sqlalchemy.engine import Engine
 from . import metrics, queries
 from .db import make_engine
 from .dead_letters import DeadLetter, all_dlqs, dlq_names, read_dead_letters
-from .generations import active_generation, replay_generations, replay_running
+from .generations import ActiveGenerationMemo, active_generation, replay_generations, replay_running
 from .request_params import BadRequest, date_arg, int_arg, parse_window
 from .settings import BalanceSettings
+
+# How long the read API may go on serving a generation after a replay in another process switched away
+# from it (the retired one is kept, whole, until the next replay starts).
+GENERATION_MAX_AGE_S = 1.0
 
 
 def create_app(
@@ -64,9 +68,12 @@ def create_app(
     require_bearer_token(app, settings.balance_token, variable="BALANCE_TOKEN")
     add_metrics_route(app)
 
+    # Read once a second at most, not on every request; the projection status reads it afresh.
+    serving = ActiveGenerationMemo(max_age_s=GENERATION_MAX_AGE_S)
+
     def read(fn: Callable[..., Any]) -> Any:
         with engine.connect() as conn:
-            return fn(conn, active_generation(conn))
+            return fn(conn, serving.get(conn))
 
     @app.errorhandler(BadRequest)
     def bad_request(err: BadRequest) -> tuple[Response, int]:

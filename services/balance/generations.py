@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -91,10 +92,46 @@ def _sqlite_lock_path(engine: Engine) -> str | None:
 
 
 def active_generation(conn: Connection) -> int:
-    gen = conn.execute(sa.select(t.generations.c.id).where(t.generations.c.status == ACTIVE)).scalar()
+    gen = conn.execute(_ACTIVE_ID).scalar()
     if gen is None:
         raise NoActiveGeneration("no active balance generation: run the migrations")
     return int(gen)
+
+
+_ACTIVE_ID = sa.select(t.generations.c.id).where(t.generations.c.status == ACTIVE)
+
+# Bumped by this process whenever it changes which generations exist or which one is active, so a memo in
+# the same process (a test's replay, the CLI's) sees the change at its next read, not after its age.
+_changes = 0
+
+
+def _changed() -> None:
+    global _changes
+    _changes += 1
+
+
+class ActiveGenerationMemo:
+    """The active generation as the read API serves it: read once, then kept for `max_age_s`.
+
+    Querying it on every read cost a statement per request (about a twentieth of a read's CPU). A
+    replay in another process switches generations rarely and keeps the retired one's rows until the
+    next replay starts, so a reader that keeps the old number for at most `max_age_s` after the switch
+    answers from a complete, consistent generation and then follows the switch; a switch or new
+    building generation made by this process is seen at once."""
+
+    def __init__(self, max_age_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._known: tuple[int, float, int] | None = None  # (generation, read until, _changes when read)
+
+    def get(self, conn: Connection) -> int:
+        now, changes = self._clock(), _changes
+        known = self._known  # one read of the tuple: threads share the memo
+        if known is not None and now < known[1] and known[2] == changes:
+            return known[0]
+        gen = active_generation(conn)
+        self._known = (gen, now + self._max_age_s, changes)
+        return gen
 
 
 def list_generations(conn: Connection) -> list[dict]:
@@ -109,6 +146,7 @@ def drop_generation_rows(conn: Connection, generation: int) -> None:
 
 def start_building(conn: Connection) -> int:
     """Delete every retired or unfinished generation, then create a new `building` one."""
+    _changed()
     stale = [r["id"] for r in list_generations(conn) if r["status"] != ACTIVE]
     for gen in stale:
         drop_generation_rows(conn, gen)
@@ -153,6 +191,7 @@ def mark_built(conn: Connection, generation: int) -> None:
 
 def switch_to(conn: Connection, generation: int) -> int:
     """Make `generation` active and retire the current one; returns the retired generation id."""
+    _changed()
     old = active_generation(conn)
     conn.execute(sa.update(t.generations).where(t.generations.c.id == old).values(status=RETIRED))
     done = conn.execute(

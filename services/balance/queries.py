@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,18 +58,23 @@ def last_day_anywhere(today: date) -> date:
 FORMER_MEMBER = "a former member"
 
 
+# The statements every read request runs are built once, with bound parameters (`gen`, `member`, ...):
+# building a SELECT through SQLAlchemy's operators cost more CPU than the database spent answering it.
+_GEN, _MEMBER = sa.bindparam("gen"), sa.bindparam("member")
+_NAMES_OF = (sa.select(t.members.c.member_id, t.members.c.name)
+             .where(t.members.c.generation == _GEN, t.members.c.member_id.in_(sa.bindparam("ids", expanding=True))))
+
+
 def member_names(conn: Connection, gen: int, ids: Iterable[str] | None = None) -> dict[str, str]:
     m = t.members.c
-    query = sa.select(m.member_id, m.name).where(m.generation == gen)
     if ids is not None:
         ids = sorted(set(ids))
         if not ids:
             return {}
         # One expanding parameter: the statement is cached once, not coerced element by element (a
         # busy member's relationships name a couple of hundred people).
-        return {r.member_id: r.name or FORMER_MEMBER
-                for r in conn.execute(query.where(m.member_id.in_(sa.bindparam("ids", expanding=True))),
-                                      {"ids": ids})}
+        return {r.member_id: r.name or FORMER_MEMBER for r in conn.execute(_NAMES_OF, {"gen": gen, "ids": ids})}
+    query = sa.select(m.member_id, m.name).where(m.generation == gen)
     return {r.member_id: r.name or FORMER_MEMBER for r in conn.execute(query)}
 
 
@@ -77,27 +83,39 @@ def circle_known(conn: Connection, gen: int, circle_id: str) -> bool:
     return conn.execute(sa.select(c.circle_id).where(c.generation == gen, c.circle_id == circle_id)).first() is not None
 
 
+_MEMBER_ROW = sa.select(t.members.c.member_id).where(t.members.c.generation == _GEN, t.members.c.member_id == _MEMBER)
+# One indexed probe per side (an OR of the two is served by neither index).
+_EXCHANGE_OF_SIDE = [sa.select(t.exchanges.c.exchange_id).where(t.exchanges.c.generation == _GEN, side == _MEMBER)
+                     .limit(1) for side in (t.exchanges.c.giver, t.exchanges.c.receiver)]
+
+
 def member_known(conn: Connection, gen: int, member_id: str) -> bool:
-    m, x = t.members.c, t.exchanges.c
-    if conn.execute(sa.select(m.member_id).where(m.generation == gen, m.member_id == member_id)).first():
+    params = {"gen": gen, "member": member_id}
+    if conn.execute(_MEMBER_ROW, params).first():
         return True
-    # One indexed probe per side (an OR of the two is served by neither index).
-    return any(conn.execute(sa.select(x.exchange_id).where(x.generation == gen, side == member_id).limit(1)).first()
-               for side in (x.giver, x.receiver))
+    return any(conn.execute(probe, params).first() for probe in _EXCHANGE_OF_SIDE)
 
 
 # --- member views ------------------------------------------------------------------------------
 
 
+_md = t.member_day.c
+_SUMMARY_BY_KIND = (
+    sa.select(_md.kind, *[sa.func.sum(_md[c]).label(c) for c in t.MEMBER_DAY_COUNTERS])
+    .where(_md.generation == _GEN, _md.member_id == _MEMBER, _md.day >= sa.bindparam("start"),
+           _md.day <= sa.bindparam("end"))
+    .group_by(_md.kind))
+_WEEKLY_HOURS = (sa.select(t.members.c.weekly_hours)
+                 .where(t.members.c.generation == _GEN, t.members.c.member_id == _MEMBER))
+_GIVEN_BETWEEN = (sa.select(sa.func.sum(_md.given_minutes + _md.pending_given_minutes))
+                  .where(_md.generation == _GEN, _md.member_id == _MEMBER, _md.day >= sa.bindparam("start"),
+                         _md.day <= sa.bindparam("end")))
+
+
 def summary(conn: Connection, gen: int, member_id: str, window_days: int, today: date) -> dict[str, Any]:
     start, end = window_bounds(today, window_days)
-    md = t.member_day.c
-    sums = [sa.func.sum(md[c]).label(c) for c in t.MEMBER_DAY_COUNTERS]
-    rows = conn.execute(
-        sa.select(md.kind, *sums)
-        .where(md.generation == gen, md.member_id == member_id, md.day >= start, md.day <= last_day_anywhere(end))
-        .group_by(md.kind)
-    ).all()
+    rows = conn.execute(_SUMMARY_BY_KIND, {"gen": gen, "member": member_id, "start": start,
+                                           "end": last_day_anywhere(end)}).all()
     by_kind = {k: {"given_minutes": 0, "given_count": 0, "received_minutes": 0, "received_count": 0,
                    "pending_given_minutes": 0, "pending_received_minutes": 0} for k in EXCHANGE_KINDS}
     total = dict.fromkeys(t.MEMBER_DAY_COUNTERS, 0)
@@ -107,15 +125,10 @@ def summary(conn: Connection, gen: int, member_id: str, window_days: int, today:
             total[c] += v
         if r.kind in by_kind:
             by_kind[r.kind].update({k: values[k] for k in by_kind[r.kind]})
-    m = t.members.c
-    weekly_hours = conn.execute(
-        sa.select(m.weekly_hours).where(m.generation == gen, m.member_id == member_id)
-    ).scalar()
+    weekly_hours = conn.execute(_WEEKLY_HOURS, {"gen": gen, "member": member_id}).scalar()
     week_start = today - timedelta(days=CAPACITY_WINDOW_DAYS - 1)
-    given_7 = int(conn.execute(
-        sa.select(sa.func.sum(md.given_minutes + md.pending_given_minutes))
-        .where(md.generation == gen, md.member_id == member_id, md.day >= week_start, md.day <= today)
-    ).scalar() or 0)
+    given_7 = int(conn.execute(_GIVEN_BETWEEN, {"gen": gen, "member": member_id, "start": week_start,
+                                                "end": today}).scalar() or 0)
     used = round(given_7 / (weekly_hours * 60), 4) if weekly_hours else None
     return {
         "member_id": member_id,
@@ -489,19 +502,34 @@ def directory_members(conn: Connection, gen: int, q: str = "", circle: str = "")
     return [_member_dict(r, circles.get(r.member_id, [])) for r in rows]
 
 
+# A member with their circles, one row per circle (one row with no circle for a member of none).
+_MEMBER_WITH_CIRCLES = (
+    sa.select(t.members, t.memberships.c.circle_id.label("in_circle"))
+    .select_from(t.members.outerjoin(t.memberships, sa.and_(t.memberships.c.generation == t.members.c.generation,
+                                                            t.memberships.c.member_id == t.members.c.member_id)))
+    .where(t.members.c.generation == _GEN, t.members.c.member_id == _MEMBER)
+    .order_by(t.memberships.c.circle_id))
+# Every signed-in page asks for its member: let the database pick the circles whose leads (JSON text)
+# mention the id, and parse only those (a LIKE's "_" matches more, never less; json decides).
+_CIRCLES_LEADS_MENTIONING = (sa.select(t.circles.c.circle_id, t.circles.c.leads)
+                             .where(t.circles.c.generation == _GEN,
+                                    t.circles.c.leads.like(sa.bindparam("pattern"), escape="/")))
+
+
+def _contains_pattern(text: str) -> str:
+    """A LIKE pattern for "contains `text`" with `/` as the escape (what SQLAlchemy's autoescape does)."""
+    return "%" + text.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
 def directory_member(conn: Connection, gen: int, member_id: str) -> dict[str, Any] | None:
-    m, ms, c = t.members.c, t.memberships.c, t.circles.c
-    r = conn.execute(sa.select(t.members).where(m.generation == gen, m.member_id == member_id)).first()
-    if r is None:
+    params = {"gen": gen, "member": member_id}
+    rows = conn.execute(_MEMBER_WITH_CIRCLES, params).all()
+    if not rows:
         return None
-    mine = [x.circle_id for x in conn.execute(
-        sa.select(ms.circle_id).where(ms.generation == gen, ms.member_id == member_id).order_by(ms.circle_id))]
-    # Every signed-in page asks for its member: let the database pick the circles whose leads (JSON
-    # text) mention the id, and parse only those (a LIKE's "_" matches more, never less; json decides).
-    leads = sorted(x.circle_id for x in conn.execute(
-        sa.select(c.circle_id, c.leads).where(c.generation == gen, c.leads.contains(f'"{member_id}"', autoescape=True)))
-        if member_id in json.loads(x.leads or "[]"))
-    return {**_member_dict(r, mine), "leads_circles": leads}
+    mine = [r.in_circle for r in rows if r.in_circle is not None]
+    leads = sorted(x.circle_id for x in conn.execute(_CIRCLES_LEADS_MENTIONING, {**params, "pattern": _contains_pattern(f'"{member_id}"')})
+                   if member_id in json.loads(x.leads or "[]"))
+    return {**_member_dict(rows[0], mine), "leads_circles": leads}
 
 
 def directory_circles(conn: Connection, gen: int) -> list[dict[str, Any]]:

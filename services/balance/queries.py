@@ -146,37 +146,45 @@ def summary(conn: Connection, gen: int, member_id: str, window_days: int, today:
     }  # fmt: skip
 
 
-def _week_index(conn: Connection, day: sa.ColumnElement, first: date) -> sa.ColumnElement[int]:
+def _week_index(dialect: str, day: sa.ColumnElement, first: sa.BindParameter) -> sa.ColumnElement[int]:
     """Whole weeks from `first` (a Monday) to `day`, computed by the database, so a timeline is grouped
     there and only its buckets cross into Python."""
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         # date - date is a number of days; a plain "/" of two integers divides whole (SQLAlchemy's own
         # "/" would divide as NUMERIC, and the cast back would round up half the days).
-        return sa.cast(day - sa.literal(first, sa.Date), sa.Integer).op("/")(7)
-    return sa.cast((sa.func.julianday(day) - sa.func.julianday(first.isoformat())) / 7, sa.Integer)
+        return sa.cast(day - first, sa.Integer).op("/")(7)
+    return sa.cast((sa.func.julianday(day) - sa.func.julianday(first)) / 7, sa.Integer)
+
+
+@functools.cache
+def _timeline_statement(dialect: str) -> sa.Select:
+    """A member's flows per week and kind from `first` to `today`, built once per database dialect."""
+    md = t.member_day.c
+    first = sa.bindparam("first", type_=sa.Date)
+    week = _week_index(dialect, md.day, first).label("week")
+    # Summed per week and kind in SQL: at most weeks x kinds rows come back, however many days of
+    # history the member has in those weeks (a busy member has a row for most days and kinds).
+    return (
+        sa.select(week, md.kind, sa.func.sum(md.given_minutes).label("given"),
+                  sa.func.sum(md.received_minutes).label("received"),
+                  sa.func.sum(md.pending_given_minutes).label("pending_given"),
+                  sa.func.sum(md.pending_received_minutes).label("pending_received"))
+        .where(md.generation == _GEN, md.member_id == _MEMBER, md.day >= first, md.day <= sa.bindparam("today"))
+        .group_by(week, md.kind)
+    )
 
 
 def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date) -> dict[str, Any]:
     this_monday = today - timedelta(days=today.weekday())
     first = this_monday - timedelta(weeks=weeks - 1)
-    md = t.member_day.c
     buckets: dict[date, dict[str, Any]] = {
         first + timedelta(weeks=i): {"given": dict.fromkeys(EXCHANGE_KINDS, 0),
                                      "received": dict.fromkeys(EXCHANGE_KINDS, 0),
                                      "pending_given": 0, "pending_received": 0}
         for i in range(weeks)
     }
-    week = _week_index(conn, md.day, first).label("week")
-    # Summed per week and kind in SQL: at most weeks x kinds rows come back, however many days of
-    # history the member has in those weeks (a busy member has a row for most days and kinds).
-    rows = conn.execute(
-        sa.select(week, md.kind, sa.func.sum(md.given_minutes).label("given"),
-                  sa.func.sum(md.received_minutes).label("received"),
-                  sa.func.sum(md.pending_given_minutes).label("pending_given"),
-                  sa.func.sum(md.pending_received_minutes).label("pending_received"))
-        .where(md.generation == gen, md.member_id == member_id, md.day >= first, md.day <= today)
-        .group_by(week, md.kind)
-    )
+    rows = conn.execute(_timeline_statement(conn.dialect.name),
+                        {"gen": gen, "member": member_id, "first": first, "today": today})
     for r in rows:
         b = buckets[first + timedelta(weeks=int(r.week))]
         if r.kind in b["given"]:
@@ -188,20 +196,38 @@ def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date
             "weeks": [{"week_start": ws.isoformat(), **b} for ws, b in sorted(buckets.items())]}
 
 
-def _flows_of(gen: int, side: sa.Column, other_side: sa.Column, member_id: str, start: date,
-              end: date) -> sa.Select:
-    """One party's side of a member's flows in a window, per other party, kind and status, summed by the
-    database: a range of the (generation, side, occurred_on, other, kind, status, minutes) index, which
-    covers the query (no table row is read). Recorded exchanges are pending, acknowledged ones settled;
-    disputed and withdrawn ones count nowhere (SPEC)."""
+def _sides(giving: bool) -> tuple[sa.Column, sa.Column]:
     x = t.exchanges.c
-    return (
+    return (x.giver, x.receiver) if giving else (x.receiver, x.giver)
+
+
+@functools.cache
+def _flows_of(giving: bool, paged: bool) -> sa.Select:
+    """One party's side of a member's flows in a window (`start`, `end`), per other party, kind and status,
+    summed by the database: a range of the (generation, side, occurred_on, other, kind, status, minutes)
+    index, which covers the query (no table row is read). Recorded exchanges are pending, acknowledged
+    ones settled; disputed and withdrawn ones count nowhere (SPEC). `paged`: only the other parties in
+    `page`. Built once per variant, with bound parameters."""
+    x = t.exchanges.c
+    side, other_side = _sides(giving)
+    query = (
         sa.select(other_side.label("other"), x.kind, x.status, sa.func.sum(x.minutes).label("minutes"),
                   sa.func.count().label("n"), sa.func.max(x.occurred_on).label("last"))
-        .where(x.generation == gen, side == member_id, x.occurred_on >= start, x.occurred_on <= end,
-               x.status.in_((RECORDED, ACKNOWLEDGED)))
+        .where(x.generation == _GEN, side == _MEMBER, x.occurred_on >= sa.bindparam("start"),
+               x.occurred_on <= sa.bindparam("end"), x.status.in_((RECORDED, ACKNOWLEDGED)))
         .group_by(other_side, x.kind, x.status)
     )
+    return query.where(other_side.in_(sa.bindparam("page", expanding=True))) if paged else query
+
+
+@functools.cache
+def _others_in_window(giving: bool) -> sa.Select:
+    x = t.exchanges.c
+    side, other_side = _sides(giving)
+    # Not DISTINCT: SQLite would answer that from the other party's index in its order, a scan of
+    # everyone's exchanges; the window's own entries, deduplicated by the caller, are a few hundred.
+    return sa.select(other_side).where(x.generation == _GEN, side == _MEMBER, x.occurred_on >= sa.bindparam("start"),
+                                       x.occurred_on <= sa.bindparam("end"), x.status.in_((RECORDED, ACKNOWLEDGED)))
 
 
 def relationships(conn: Connection, gen: int, member_id: str, window_days: int, today: date,
@@ -215,19 +241,14 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
     window is read first (the distinct other parties, from the same indexes) and only the page's people
     are summed and shaped, so a page costs about the same however many people a long history holds."""
     start, end = window_bounds(today, window_days)
-    x = t.exchanges.c
+    params: dict[str, Any] = {"gen": gen, "member": member_id, "start": start, "end": last_day_anywhere(end)}
     page: list[str] | None = None
     next_cursor = None
     if limit is not None:
         after = _decode_people_cursor(cursor) if cursor else None
         others: set[str] = set()
-        for side, other_side in ((x.giver, x.receiver), (x.receiver, x.giver)):
-            # Not DISTINCT: SQLite would answer that from the other party's index in its order, a scan
-            # of everyone's exchanges; the window's own entries, deduplicated here, are a few hundred.
-            others.update(conn.execute(
-                sa.select(other_side)
-                .where(x.generation == gen, side == member_id, x.occurred_on >= start,
-                       x.occurred_on <= last_day_anywhere(end), x.status.in_((RECORDED, ACKNOWLEDGED)))).scalars())
+        for giving in (True, False):
+            others.update(conn.execute(_others_in_window(giving), params).scalars())
         others.discard(member_id)
         names = member_names(conn, gen, others)
         ordered = sorted((names.get(o, o).lower(), o) for o in others)
@@ -242,11 +263,9 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
     # (kind, column) and the last day; shaped into the answer once per person, not once per row.
     sums: dict[str, tuple[list[int], dict[tuple[str, int], int], list[Any]]] = {}
     # One query per side, each served by its index; an OR of the two is served by neither.
-    for base, side, other_side in ((0, x.giver, x.receiver), (2, x.receiver, x.giver)):
-        query = _flows_of(gen, side, other_side, member_id, start, last_day_anywhere(end))
-        if page is not None:
-            query = query.where(other_side.in_(sa.bindparam("page", expanding=True)))
-        for other, kind, status, minutes, n, last in conn.execute(query, {"page": page} if page else {}):
+    for base, giving in ((0, True), (2, False)):
+        query = _flows_of(giving, page is not None)
+        for other, kind, status, minutes, n, last in conn.execute(query, {**params, "page": page}):
             if other == member_id:
                 continue
             found = sums.get(other)
@@ -353,33 +372,48 @@ def _naive_utc(value: Any) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _history_side(gen: int, side: sa.Column, other_side: sa.Column, member_id: str, f: HistoryFilter,
-                  after: tuple[date, datetime, str] | None, limit: int) -> sa.Select:
+def _history_side(gen: int, giving: bool, member_id: str, f: HistoryFilter,
+                  after: tuple[date, datetime, str] | None, limit: int) -> tuple[sa.Select, dict[str, Any]]:
     """One party's side of a member's history in its order (newest day first, then newest recorded, then
     id: a total order, so a cursor names one place in it): a range scan of the (generation, side,
-    occurred_on) index read backwards, filtered, stopped after `limit` rows."""
-    x = t.exchanges.c
-    query = sa.select(t.exchanges).where(x.generation == gen, side == member_id)
-    if f.status:
-        query = query.where(x.status == f.status)
-    if f.kind:
-        query = query.where(x.kind == f.kind)
-    if f.other:
-        query = query.where(other_side == f.other)
-    if f.since:
-        query = query.where(x.occurred_on >= f.since)
-    if f.until:
-        query = query.where(x.occurred_on <= f.until)
+    occurred_on) index read backwards, filtered, stopped after `limit` rows. The statement (built once
+    per side and set of filters) and its parameters."""
+    params: dict[str, Any] = {"gen": gen, "member": member_id, "status": f.status, "kind": f.kind, "other": f.other,
+                              "since": f.since, "until": f.until, "limit": limit}
     if after is not None:
         day, at, xid = after
-        at = at.replace(tzinfo=UTC)  # PostgreSQL compares instants; SQLite's text drops the zone (UTC)
+        # PostgreSQL compares instants; SQLite's text drops the zone (UTC)
+        params.update(day=day, at=at.replace(tzinfo=UTC), xid=xid)
+    shape = (giving, bool(f.status), bool(f.kind), bool(f.other), bool(f.since), bool(f.until), after is not None)
+    return _history_statement(*shape), params
+
+
+@functools.cache
+def _history_statement(giving: bool, status: bool, kind: bool, other: bool, since: bool, until: bool,
+                       after: bool) -> sa.Select:
+    x = t.exchanges.c
+    side, other_side = (x.giver, x.receiver) if giving else (x.receiver, x.giver)
+    query = sa.select(t.exchanges).where(x.generation == _GEN, side == _MEMBER)
+    if status:
+        query = query.where(x.status == sa.bindparam("status"))
+    if kind:
+        query = query.where(x.kind == sa.bindparam("kind"))
+    if other:
+        query = query.where(other_side == sa.bindparam("other"))
+    if since:
+        query = query.where(x.occurred_on >= sa.bindparam("since"))
+    if until:
+        query = query.where(x.occurred_on <= sa.bindparam("until"))
+    if after:
+        day, at, xid = sa.bindparam("day"), sa.bindparam("at"), sa.bindparam("xid")
         query = query.where(
             x.occurred_on <= day,  # the index range; the rest picks up within the day
             sa.or_(x.occurred_on < day,
                    sa.and_(x.occurred_on == day,
                            sa.or_(x.recorded_at < at, sa.and_(x.recorded_at == at, x.exchange_id < xid)))),
         )
-    return query.order_by(x.occurred_on.desc(), x.recorded_at.desc(), x.exchange_id.desc()).limit(limit)
+    return (query.order_by(x.occurred_on.desc(), x.recorded_at.desc(), x.exchange_id.desc())
+            .limit(sa.bindparam("limit", type_=sa.Integer)))
 
 
 def exchange_page(conn: Connection, gen: int, member_id: str, f: HistoryFilter, limit: int,
@@ -390,9 +424,8 @@ def exchange_page(conn: Connection, gen: int, member_id: str, f: HistoryFilter, 
     filters, whatever the size of everyone else's history: an `OR` of giver and receiver ordered by
     date is served by neither index, which made every page read the whole table."""
     after = decode_cursor(cursor) if cursor else None
-    x = t.exchanges.c
-    rows = [*conn.execute(_history_side(gen, x.giver, x.receiver, member_id, f, after, limit + 1)),
-            *conn.execute(_history_side(gen, x.receiver, x.giver, member_id, f, after, limit + 1))]
+    rows = [*conn.execute(*_history_side(gen, True, member_id, f, after, limit + 1)),
+            *conn.execute(*_history_side(gen, False, member_id, f, after, limit + 1))]
     rows.sort(key=lambda r: (_day(r.occurred_on), _naive_utc(r.recorded_at), r.exchange_id), reverse=True)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -527,7 +560,8 @@ def directory_member(conn: Connection, gen: int, member_id: str) -> dict[str, An
     if not rows:
         return None
     mine = [r.in_circle for r in rows if r.in_circle is not None]
-    leads = sorted(x.circle_id for x in conn.execute(_CIRCLES_LEADS_MENTIONING, {**params, "pattern": _contains_pattern(f'"{member_id}"')})
+    mentioning = {**params, "pattern": _contains_pattern(f'"{member_id}"')}
+    leads = sorted(x.circle_id for x in conn.execute(_CIRCLES_LEADS_MENTIONING, mentioning)
                    if member_id in json.loads(x.leads or "[]"))
     return {**_member_dict(rows[0], mine), "leads_circles": leads}
 

@@ -60,7 +60,8 @@ FORMER_MEMBER = "a former member"
 
 # The statements every read request runs are built once, with bound parameters (`gen`, `member`, ...):
 # building a SELECT through SQLAlchemy's operators cost more CPU than the database spent answering it.
-_GEN, _MEMBER = sa.bindparam("gen"), sa.bindparam("member")
+_GEN: sa.BindParameter[int] = sa.bindparam("gen")
+_MEMBER: sa.BindParameter[str] = sa.bindparam("member")
 _NAMES_OF = (sa.select(t.members.c.member_id, t.members.c.name)
              .where(t.members.c.generation == _GEN, t.members.c.member_id.in_(sa.bindparam("ids", expanding=True))))
 
@@ -405,7 +406,9 @@ def _history_statement(giving: bool, status: bool, kind: bool, other: bool, sinc
     if until:
         query = query.where(x.occurred_on <= sa.bindparam("until"))
     if after:
-        day, at, xid = sa.bindparam("day"), sa.bindparam("at"), sa.bindparam("xid")
+        day: sa.BindParameter[date] = sa.bindparam("day")
+        at: sa.BindParameter[datetime] = sa.bindparam("at")
+        xid: sa.BindParameter[str] = sa.bindparam("xid")
         query = query.where(
             x.occurred_on <= day,  # the index range; the rest picks up within the day
             sa.or_(x.occurred_on < day,

@@ -373,8 +373,15 @@ def _naive_utc(value: Any) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _history_side(gen: int, giving: bool, member_id: str, f: HistoryFilter,
-                  after: tuple[date, datetime, str] | None, limit: int) -> tuple[sa.Select, dict[str, Any]]:
+def _history_side(gen: int, side: sa.Column, other_side: sa.Column, member_id: str, f: HistoryFilter,
+                  after: tuple[date, datetime, str] | None, limit: int) -> sa.Select:
+    """The statement `_history_query` runs for one side, its values bound into it (to read its plan)."""
+    stmt, params = _history_query(gen, side.name == "giver", member_id, f, after, limit)
+    return stmt.params(params)
+
+
+def _history_query(gen: int, giving: bool, member_id: str, f: HistoryFilter,
+                   after: tuple[date, datetime, str] | None, limit: int) -> tuple[sa.Select, dict[str, Any]]:
     """One party's side of a member's history in its order (newest day first, then newest recorded, then
     id: a total order, so a cursor names one place in it): a range scan of the (generation, side,
     occurred_on) index read backwards, filtered, stopped after `limit` rows. The statement (built once
@@ -427,8 +434,8 @@ def exchange_page(conn: Connection, gen: int, member_id: str, f: HistoryFilter, 
     filters, whatever the size of everyone else's history: an `OR` of giver and receiver ordered by
     date is served by neither index, which made every page read the whole table."""
     after = decode_cursor(cursor) if cursor else None
-    rows = [*conn.execute(*_history_side(gen, True, member_id, f, after, limit + 1)),
-            *conn.execute(*_history_side(gen, False, member_id, f, after, limit + 1))]
+    rows = [*conn.execute(*_history_query(gen, True, member_id, f, after, limit + 1)),
+            *conn.execute(*_history_query(gen, False, member_id, f, after, limit + 1))]
     rows.sort(key=lambda r: (_day(r.occurred_on), _naive_utc(r.recorded_at), r.exchange_id), reverse=True)
     more = len(rows) > limit
     rows = rows[:limit]

@@ -666,16 +666,23 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
 # --- signals -----------------------------------------------------------------------------------
 
 
-def signals(conn: Connection, *, circle: str | None = None, member: str | None = None,
-            active: bool | None = None, limit: int = 500) -> list[dict[str, Any]]:
+@functools.cache
+def _signals_statement(by_member: bool, active: bool | None) -> sa.Select:
+    """Signals newest first, of one member (`member`) or all, in force or not or both: built once per
+    variant (every dashboard asks for its member's)."""
     s = t.signals.c
     query = sa.select(t.signals)
-    if member:
-        query = query.where(s.member_id == member)
+    if by_member:
+        query = query.where(s.member_id == sa.bindparam("member"))
     if active is not None:
-        query = query.where(s.active.is_(active))
+        query = query.where(s.active.is_(active))  # IS takes a literal, not a parameter (PostgreSQL)
+    return query.order_by(s.raised_at.desc(), s.event_id)
+
+
+def signals(conn: Connection, *, circle: str | None = None, member: str | None = None,
+            active: bool | None = None, limit: int = 500) -> list[dict[str, Any]]:
     out = []
-    for r in conn.execute(query.order_by(s.raised_at.desc(), s.event_id)):
+    for r in conn.execute(_signals_statement(bool(member), active), {"member": member}):
         circles = json.loads(r.circles or "[]")
         if circle and circle not in circles:
             continue

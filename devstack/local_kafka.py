@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devstack.ports import free_port
-from devstack.processes import LocalServer, spawn, stop_process, tail
+from devstack.processes import LocalServer, spawn, stop_process, tail, wait_until_ready
 
 log = logging.getLogger(__name__)
 
@@ -319,27 +319,11 @@ class LocalKafka(LocalServer):
     def _wait_until_ready(self) -> None:
         """Ready means a client metadata request lists this broker: the log line 'Kafka Server started'
         can precede the moment clients are served, and a listening socket alone is not enough."""
-        deadline = time.monotonic() + self.startup_timeout_s
-        last_error: BaseException | None = None
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                raise KafkaStartError(
-                    f"Kafka exited with code {code} while starting; last lines of {self.log_path}:\n"
-                    f"{tail(self.log_path)}"
-                )
-            if _port_in_use(self.port):
-                try:
-                    if _metadata_lists_broker(self.bootstrap_servers):
-                        return
-                except Exception as exc:  # any client error means "not yet"
-                    last_error = exc
-            time.sleep(0.2)
-        raise KafkaStartError(
-            f"Kafka did not answer metadata requests on {self.bootstrap_servers} within "
-            f"{self.startup_timeout_s:.0f}s (last client error: {last_error!r}); last lines of {self.log_path}:\n"
-            f"{tail(self.log_path)}"
+        assert self._proc is not None
+        wait_until_ready(
+            self._proc, lambda: _port_in_use(self.port) and _metadata_lists_broker(self.bootstrap_servers),
+            what=f"Kafka on {self.bootstrap_servers}", timeout_s=self.startup_timeout_s, interval_s=0.2,
+            log_path=self.log_path, error=KafkaStartError,
         )
 
 

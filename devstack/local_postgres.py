@@ -18,11 +18,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from devstack.ports import free_port
-from devstack.processes import LocalServer, spawn, stop_process, tail
+from devstack.processes import LocalServer, spawn, stop_process, wait_until_ready
 
 _HOST = "127.0.0.1"
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -180,22 +179,13 @@ class LocalPostgres(LocalServer):
     def _wait_until_ready(self) -> None:
         import psycopg
 
-        deadline = time.monotonic() + self.startup_timeout_s
-        last_error: BaseException | None = None
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                raise PostgresStartError(f"postgres exited with code {code}:\n{tail(self.log_path)}")
-            try:
-                with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
-                    row = conn.execute("SHOW server_version").fetchone()
-                    self.version = str(row[0]).split()[0] if row else None
-                    return
-            except psycopg.OperationalError as exc:  # not accepting connections yet
-                last_error = exc
-            time.sleep(0.1)
-        raise PostgresStartError(
-            f"postgres did not accept connections on {_HOST}:{self.port} within {self.startup_timeout_s:.0f}s "
-            f"({last_error!r}):\n{tail(self.log_path)}"
-        )
+        def accepts_connections() -> bool:
+            with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
+                row = conn.execute("SHOW server_version").fetchone()
+                self.version = str(row[0]).split()[0] if row else None
+                return True
+
+        assert self._proc is not None
+        wait_until_ready(self._proc, accepts_connections, what=f"postgres on {_HOST}:{self.port}",
+                         timeout_s=self.startup_timeout_s, interval_s=0.1, log_path=self.log_path,
+                         error=PostgresStartError)

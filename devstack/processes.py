@@ -11,6 +11,7 @@ import logging
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +51,27 @@ def tail(path: Path, lines: int = 60) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"(no log at {path})"
+
+
+def wait_until_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], *, what: str, timeout_s: float,
+                     interval_s: float, log_path: Path, error: type[Exception]) -> None:
+    """Poll `ready()` until it says yes, the process exits, or `timeout_s` passes; the last two raise `error`
+    with the log's tail. An exception from `ready()` means "not yet" (the server is still coming up) and
+    is kept to explain a timeout."""
+    deadline = time.monotonic() + timeout_s
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            raise error(f"{what} exited with code {code} while starting; last lines of {log_path}:\n{tail(log_path)}")
+        try:
+            if ready():
+                return
+        except Exception as exc:
+            last_error = exc
+        time.sleep(interval_s)
+    raise error(f"{what} was not ready within {timeout_s:.0f}s (last error: {last_error!r}); "
+                f"last lines of {log_path}:\n{tail(log_path)}")
 
 
 def stop_process(proc: subprocess.Popen[bytes], sig: signal.Signals, grace_s: float) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-import time
 
 from testcontainers.core.container import DockerContainer
 
 from devstack.ports import free_port
+from tests.support.services import wait_for
 
 START_SCRIPT = "/tmp/tc-start.sh"
 PORT = 9092  # the listener clients on the host use, through the mapped port
@@ -76,15 +76,21 @@ class ApacheKafkaContainer(DockerContainer):  # type: ignore[misc]
         return self
 
     def _wait_started(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
+        def started() -> bool:
             stdout, stderr = self.get_logs()
             if re.search(rb"Kafka Server started", stdout + stderr):
-                return
+                return True
             self.get_wrapped_container().reload()
             if self.get_wrapped_container().status == "exited":
-                break
-            time.sleep(0.5)
+                raise self._did_not_start()
+            return False
+
+        try:
+            wait_for(started, self.startup_timeout_s, interval_s=0.5, what=f"Kafka in {self.image} to start")
+        except AssertionError:
+            raise self._did_not_start() from None
+
+    def _did_not_start(self) -> RuntimeError:
         stdout, stderr = self.get_logs()
         tail = (stdout + stderr).decode(errors="replace")[-3000:]
-        raise RuntimeError(f"Kafka in {self.image} did not start:\n{tail}")
+        return RuntimeError(f"Kafka in {self.image} did not start:\n{tail}")

@@ -30,7 +30,6 @@ generated records, valid and not.
 from __future__ import annotations
 
 import enum
-import operator
 import re
 import types
 import typing
@@ -233,72 +232,102 @@ class _Shape:
                 fields[name] = typing.NotRequired[typ]
                 self.defaults[name] = info.default
         self.typed_dict = typing.TypedDict(f"Fast{cls.__name__}", fields)  # type: ignore[misc]  # built at run time
-        # The slugs of required fields, fetched in C for one subset test against `_MATCHED`.
-        slug = [(name, in_list) for name, in_list, pattern in self.patterns
-                if pattern.pattern == _SLUG and name not in self.defaults]
-        scalars = [name for name, in_list in slug if not in_list]
-        lists = [name for name, in_list in slug if in_list]
-        self.required_slugs = _getter(scalars)
-        self.required_slug_lists = _getter(lists)
-        self.has_required_slugs = bool(slug)
-        self.other_patterns = [p for p in self.patterns if (p[0], p[1]) not in slug]
         self.cls = cls
         self.names = frozenset(cls.model_fields)
         self.order = list(cls.model_fields)
-        self.n_fields = len(self.order)
-
-    def build(self, given: dict[str, Any], parsed: Any) -> Any:
-        """The model instance from `given` (decoded by msgspec against `typed_dict`), or None to decline.
-        `parsed`: the same object as parsed without a shape (a TypedDict skips unknown keys, the models
-        forbid them: nested objects are checked here against it)."""
-        # Common case first, in C: every required slug (and slug list) holds values matched before.
-        known = self.has_required_slugs and (
-            self.required_slugs is None or _MATCHED.issuperset(self.required_slugs(given))) and (
-            self.required_slug_lists is None or all(map(_MATCHED.issuperset, self.required_slug_lists(given))))
-        for name, in_list, pattern in self.patterns if not known else self.other_patterns:
-            value = given.get(name)
-            if value is None:  # absent (a default applies) or an optional value left out: nothing to match
-                continue
-            for item in value if in_list else (value,):
-                if item not in _MATCHED and not _matches(pattern, item):
-                    return None
-        for name, check in self.checks:
-            value = given.get(name)
-            if value is not None and not check(value):
-                return None
-        for name, shape in self.nested:
-            value = given.get(name)
-            if value is None:
-                continue
-            inner = parsed.get(name)
-            if type(inner) is not dict or not inner.keys() <= shape.names:
-                return None
-            built = shape.build(value, inner)
-            if built is None:
-                return None
-            given[name] = built
-        if len(given) == self.n_fields:
-            values = given if list(given) == self.order else {name: given[name] for name in self.order}
-        else:  # defaults filled in, in the model's field order (model_dump_json follows it)
-            defaults = self.defaults
-            values = {name: given[name] if name in given else defaults[name] for name in self.order}
-        obj = _filled(self.cls, values, set(given))
-        for validator in self.after:
-            try:
-                obj = validator(obj)
-            except Exception:  # what pydantic reports as a validation error: its path decides
-                return None
-        return obj if type(obj) is self.cls else None
+        self.build: Callable[[dict[str, Any], Any], Any] = _compile_build(self)
 
 
-def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]] | None:
-    """A tuple of these keys' values (None for no names)."""
-    if not names:
-        return None
-    if len(names) == 1:
-        one = operator.itemgetter(names[0])
-        return lambda d: (one(d),)
-    return operator.itemgetter(*names)
+def _compile_build(shape: _Shape) -> Callable[[dict[str, Any], Any], Any]:
+    """`shape`'s build function, `(given, parsed) -> model instance or None (decline)`, as Python source
+    written for its fields: no loop over lists of checks, no lookup of a field by name that the source
+    can spell. `given`: the object as msgspec decoded it against `typed_dict`; `parsed`: the same object
+    parsed without a shape (a TypedDict skips unknown keys, the models forbid them: nested objects are
+    checked here against it).
+
+    In order: the patterns (the common case first, in C: every required slug and slug list holds values
+    matched before), the bounds' conditions, nested models built bottom-up, the instance filled in the
+    model's field order (model_dump_json follows it) with defaults for absent fields, then the model's
+    "after" validators, run as pydantic would run them; any exception there declines."""
+    env: dict[str, Any] = {"_M": _MATCHED, "_matches": _matches, "_cls": shape.cls, "_new": _new,
+                           "_set_dict": _SET_DICT, "_set_fields_set": _SET_FIELDS_SET, "_set_extra": _SET_EXTRA,
+                           "_set_private": _SET_PRIVATE}
+    lines = ["def build(g, p):"]
+
+    def pattern_checks(patterns: list[tuple[str, bool, re.Pattern[str]]], indent: str) -> list[str]:
+        out = []
+        for name, in_list, pattern in patterns:
+            env[f"_p_{name}"] = pattern
+            out += [f"{indent}v = g.get({name!r})",
+                    f"{indent}if v is not None:"]  # absent (a default applies) or None: nothing to match
+            if in_list:
+                out += [f"{indent}    for x in v:",
+                        f"{indent}        if x not in _M and not _matches(_p_{name}, x):",
+                        f"{indent}            return None"]
+            else:
+                out += [f"{indent}    if v not in _M and not _matches(_p_{name}, v):",
+                        f"{indent}        return None"]
+        return out
+
+    slug = [(name, in_list) for name, in_list, pattern in shape.patterns
+            if pattern.pattern == _SLUG and name not in shape.defaults]
+    if slug:
+        scalars = [f"g[{name!r}]" for name, in_list in slug if not in_list]
+        known = ([f"_M.issuperset(({', '.join(scalars)},))"] if scalars else []) + [
+            f"_M.issuperset(g[{name!r}])" for name, in_list in slug if in_list]
+        lines.append(f"    if not ({' and '.join(known)}):")
+        lines += pattern_checks(shape.patterns, "        ") or ["        pass"]
+        others = [p for p in shape.patterns if (p[0], p[1]) not in slug]
+        if others:
+            lines.append("    else:")
+            lines += pattern_checks(others, "        ")
+    else:
+        lines += pattern_checks(shape.patterns, "    ")
+    for i, (name, check) in enumerate(shape.checks):
+        env[f"_k{i}"] = check
+        lines += [f"    v = g.get({name!r})",
+                  f"    if v is not None and not _k{i}(v):",
+                  "        return None"]
+    built: dict[str, str] = {}
+    for i, (name, inner_shape) in enumerate(shape.nested):
+        env[f"_names{i}"], env[f"_build{i}"] = inner_shape.names, inner_shape.build
+        lines += [f"    n{i} = g.get({name!r})",
+                  f"    if n{i} is not None:",
+                  f"        inner = p.get({name!r})",
+                  f"        if type(inner) is not dict or not inner.keys() <= _names{i}:",
+                  "            return None",
+                  f"        n{i} = _build{i}(n{i}, inner)",
+                  f"        if n{i} is None:",
+                  "            return None"]
+        built[name] = f"n{i}"
+    values = []
+    for name in shape.order:
+        if name in built:  # None when absent: a nested model's default is None or it is required
+            if name in shape.defaults and shape.defaults[name] is not None:
+                raise Unsupported(f"{name}: a nested model with a default")
+            values.append(f"{name!r}: {built[name]}")
+        elif name in shape.defaults:
+            env[f"_d_{name}"] = shape.defaults[name]
+            values.append(f"{name!r}: g.get({name!r}, _d_{name})")
+        else:
+            values.append(f"{name!r}: g[{name!r}]")
+    lines += ["    o = _new(_cls)",
+              f"    _set_dict(o, {{{', '.join(values)}}})",
+              "    _set_fields_set(o, set(g))",
+              "    _set_extra(o, None)",
+              "    _set_private(o, None)"]
+    if shape.after:
+        lines.append("    try:")
+        for i, validator in enumerate(shape.after):
+            env[f"_after{i}"] = validator
+            lines.append(f"        o = _after{i}(o)")
+        lines += ["    except Exception:",  # what pydantic reports as a validation error: its path decides
+                  "        return None",
+                  "    return o if type(o) is _cls else None"]
+    else:
+        lines.append("    return o")
+    exec(compile("\n".join(lines) + "\n", f"<fast build of {shape.cls.__name__}>", "exec"), env)
+    return env["build"]  # type: ignore[no-any-return]
 
 
 _SHAPES: dict[type[BaseModel], _Shape] = {}

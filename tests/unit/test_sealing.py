@@ -82,6 +82,21 @@ def test_clear_values_of_old_versions_are_blanked_for_a_forgotten_member_too() -
     assert opener.open_event(event, str(envelope.event_id)).reason.text == ""
 
 
+def test_a_batch_passes_clear_values_on_as_they_are_and_blanks_those_about_a_forgotten_member() -> None:
+    disputed = decode(_golden("ExchangeDisputed.v1"))
+    recorded = decode(_golden("ExchangeRecorded.v1"))
+    withdrawn = decode(_golden("ExchangeWithdrawn.v1"))
+    items = [(str(envelope.event_id), event) for envelope, event in (disputed, recorded, withdrawn)]
+    opener = Opener(None)
+    opened = opener.open_events(items)
+    assert all(o is event for o, (_, event) in zip(opened, items, strict=True))  # nothing to open: no copies
+    opener.forget(disputed[1].giver)
+    opened = opener.open_events(items)
+    assert opened[0].reason.text == "" and opened[0].model_dump(exclude={"reason"}) == disputed[1].model_dump(
+        exclude={"reason"})
+    assert opened[2] is withdrawn[1]
+
+
 def test_a_sealed_value_is_bound_to_its_event_field_and_members() -> None:
     envelope, event = decode(_golden("ExchangeRecorded.v3"))
     opener = golden_opener()

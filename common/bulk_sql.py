@@ -8,6 +8,7 @@ errors a retry of the whole batch resolves). Rows are driver tuples, built by th
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,11 +69,12 @@ class CounterUpsert:
             f" ON CONFLICT ({', '.join(map(_q, self.keys))}) DO UPDATE SET "
             + ", ".join(f"{_q(c)} = {table.name}.{_q(c)} + excluded.{_q(c)}" for c in self.counters)
         )
+        self._rows = _counter_row_builder(len(keys), len(self.counters))
 
     def rows(self, generation: int, deltas: Mapping[tuple, list[int]]) -> list[tuple]:
         """The driver's rows for `deltas` (days in the keys are ISO text). All-zero deltas (recorded and
         withdrawn in one batch) are left out."""
-        return [(generation, *key, *counts) for key, counts in deltas.items() if any(counts)]
+        return self._rows(generation, deltas)
 
     def execute(self, conn: Connection, rows: list[tuple]) -> int:
         """On PostgreSQL rows are upserted in key order, so concurrent writers lock rows in the same
@@ -88,14 +90,23 @@ class CounterUpsert:
 
 
 _ZERO = timedelta(0)
+_DAY_TEXT: dict[int, str] = {}  # proleptic ordinal -> "YYYY-MM-DD "
 
 
 def sqlite_datetime(value: datetime) -> str:
     """SQLAlchemy's DateTime text on SQLite (naive UTC), so raw inserts read back like Core ones."""
+    if value.tzinfo is UTC and 1000 <= value.year:
+        # Already UTC (every envelope time the ledger writes, as fromisoformat reads it): the day's text,
+        # remembered, and the time's: half the cost of formatting the whole aware value and cutting it.
+        day = _DAY_TEXT.get(ordinal := value.toordinal())
+        if day is None:
+            if len(_DAY_TEXT) > 10_000:
+                _DAY_TEXT.clear()
+            day = _DAY_TEXT[ordinal] = value.date().isoformat() + " "
+        return day + value.time().isoformat("microseconds")
     offset = value.utcoffset()
     if offset == _ZERO and 1000 <= value.year:
-        # Already UTC (every envelope time the ledger writes): drop the "+00:00" instead of converting.
-        return value.isoformat(sep=" ", timespec="microseconds")[:26]
+        return value.isoformat(" ", "microseconds")[:26]
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(sep=" ", timespec="microseconds")
@@ -126,8 +137,8 @@ class RowInsert:
                     convert[c.name] = to_text
                 elif isinstance(c.type, sa.Date):
                     convert[c.name] = _iso_date
-                elif isinstance(c.type, sa.Boolean):
-                    convert[c.name] = int
+                # Booleans need nothing: sqlite3 binds True and False as the integers 1 and 0, as
+                # SQLAlchemy's Boolean stores them.
         self._rows = _row_builder(self.columns[1:], convert)
 
     def rows(self, generation: int, rows: Iterable[Mapping[str, Any]]) -> list[tuple]:
@@ -151,19 +162,36 @@ def _iso_date(value: Any) -> Any:
 def _row_builder(columns: Sequence[str], convert: Mapping[str, Callable[[Any], Any]],
                  ) -> Callable[[int, Iterable[Mapping[str, Any]]], list[tuple]]:
     """`(generation, rows) -> [(generation, row[c1], conv(row[c2]), ...)]` as one comprehension compiled for
-    these columns: one pass per row, no per-column loop or call where nothing is converted (None stays
-    None). The column names are the table's own, quoted with repr."""
-    names: dict[str, Any] = {}
+    these columns: each row's values fetched in C by one itemgetter and unpacked into locals, then one
+    tuple, a call only where a value is converted (None stays None)."""
+    names: dict[str, Any] = {"_get": operator.itemgetter(*columns)}
     items = []
     for i, column in enumerate(columns):
-        get = f"r[{column!r}]"
         if column in convert:
             names[f"_c{i}"] = convert[column]
-            items.append(f"(None if (_v{i} := {get}) is None else _c{i}(_v{i}))")
+            items.append(f"(None if _{i} is None else _c{i}(_{i}))")
         else:
-            items.append(get)
-    source = f"def build(generation, rows):\n    return [(generation, {', '.join(items)}) for r in rows]\n"
+            items.append(f"_{i}")
+    unpacked = ", ".join(f"_{i}" for i in range(len(columns))) + ("," if len(columns) == 1 else "")
+    if len(columns) == 1:  # an itemgetter of one key returns the value itself
+        names["_get"] = lambda row, one=operator.itemgetter(columns[0]): (one(row),)
+    source = (f"def build(generation, rows):\n"
+              f"    return [(generation, {', '.join(items)}) for {unpacked} in map(_get, rows)]\n")
     exec(compile(source, f"<row builder of {len(columns)} columns>", "exec"), names)
+    return names["build"]
+
+
+def _counter_row_builder(n_keys: int, n_counters: int) -> Callable[[int, Mapping[tuple, list[int]]], list[tuple]]:
+    """`(generation, deltas) -> [(generation, *key, *counts)]` for the deltas that are not all zero, compiled
+    for these arities: keys and counts unpacked into locals, no per-row star-unpacking or any()."""
+    keys = [f"k{i}" for i in range(n_keys)]
+    counts = [f"c{i}" for i in range(n_counters)]
+    source = (f"def build(generation, deltas):\n"
+              f"    return [(generation, {', '.join(keys + counts)})\n"
+              f"            for ({', '.join(keys)},), ({', '.join(counts)},) in deltas.items()\n"
+              f"            if {' or '.join(counts)}]\n")
+    names: dict[str, Any] = {}
+    exec(compile(source, f"<counter rows of {n_keys} keys and {n_counters} counters>", "exec"), names)
     return names["build"]
 
 

@@ -1,0 +1,72 @@
+"""common/bulk_sql.py: the driver rows it builds are stored as SQLAlchemy Core would store the same values."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reciprocity.common.bulk_sql import CounterUpsert, RowInsert, sqlite_datetime
+from sqlalchemy.dialects import sqlite
+
+_metadata = sa.MetaData()
+_things = sa.Table(
+    "things", _metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("thing_id", sa.String, primary_key=True),
+    sa.Column("at", sa.DateTime),
+    sa.Column("seen_at", sa.DateTime, nullable=True),
+    sa.Column("day", sa.Date),
+    sa.Column("flag", sa.Boolean),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("count", sa.Integer),
+)  # fmt: skip
+_counts = sa.Table(
+    "counts", _metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("who", sa.String, primary_key=True),
+    sa.Column("day", sa.String, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("m", sa.Integer, nullable=False),
+)  # fmt: skip
+_SA_TEXT = sa.DateTime().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_utc_times_are_sqlalchemys_text(at: datetime) -> None:
+    assert sqlite_datetime(at.replace(tzinfo=UTC)) == _SA_TEXT(at)
+    assert sqlite_datetime(at) == _SA_TEXT(at)  # naive: already UTC
+
+
+def test_other_offsets_are_converted_to_utc_first() -> None:
+    at = datetime(2026, 3, 1, 10, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    assert sqlite_datetime(at) == "2026-03-01 04:30:00.000000"
+    assert sqlite_datetime(datetime(2026, 3, 1, 10, 0, tzinfo=timezone(timedelta(0)))) == "2026-03-01 10:00:00.000000"
+
+
+def test_inserted_rows_read_back_as_core_inserts_them() -> None:
+    engine = sa.create_engine("sqlite://")
+    _metadata.create_all(engine)
+    at = datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    values = [
+        {"thing_id": "a", "at": at, "seen_at": at, "day": date(2026, 3, 1), "flag": True, "note": "hé", "count": 3},
+        {"thing_id": "b", "at": at.replace(microsecond=0), "seen_at": None, "day": "2026-03-02", "flag": False,
+         "note": None, "count": 0},
+    ]  # fmt: skip
+    insert = RowInsert(_things, "sqlite")
+    with engine.begin() as conn:
+        insert.execute(conn, insert.rows(1, values))
+        conn.execute(sa.insert(_things), [{"generation": 2, **v, "day": date.fromisoformat(str(v["day"]))}
+                                          for v in values])
+        stored = conn.exec_driver_sql("SELECT generation, * FROM things ORDER BY generation, thing_id").fetchall()
+    raw = {g: [(row[2:], [type(v) for v in row[2:]]) for row in stored if row[0] == g] for g in (1, 2)}
+    assert raw[1] == raw[2]
+
+
+def test_counter_rows_leave_out_all_zero_deltas() -> None:
+    upsert = CounterUpsert(_counts, ("who", "day"), ("n", "m"), "sqlite")
+    assert upsert.rows(7, {("ann", "2026-03-01"): [1, 0], ("bob", "2026-03-01"): [0, 0],
+                           ("cy", "2026-03-02"): [0, -2]}) == [(7, "ann", "2026-03-01", 1, 0),
+                                                               (7, "cy", "2026-03-02", 0, -2)]

@@ -14,18 +14,28 @@ The web's clients of balance and notify (web/clients/) and the one client of the
 
 Answers are parsed into `Shape`s: pydantic models that ignore unknown fields, so a service may add
 fields without breaking its clients.
+
+The calls go through `Http`, a keep-alive connection pool of urllib3's, not through `requests`: a page
+makes one to three calls, and under load `requests`' own layer (merging settings, preparing, hooks,
+cookies, adapters) cost as much CPU in the web as the HTTP exchange itself.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, urlencode
 
-import requests
+import msgspec
+import requests.certs
+import requests.utils
+import urllib3
 from pydantic import BaseModel, ConfigDict, ValidationError
 from reciprocity.contracts.commands import FieldError
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, ProtocolError, ReadTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,66 @@ class Shape(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
+class Answer:
+    """A service's answer, read whole: status, headers (case-insensitive), body."""
+
+    __slots__ = ("content", "headers", "reason", "status_code")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes, reason: str = "") -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.reason = reason
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not."""
+        try:
+            return msgspec.json.decode(self.content)
+        except msgspec.DecodeError as err:
+            raise ValueError(f"not JSON: {err}") from None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+class Http:
+    """JSON over HTTP to one service: a pool of keep-alive connections (as many as the process has
+    threads calling at once), its fixed headers (the bearer token), no retries and no redirects (a
+    command sent twice is the caller's decision, made with its Idempotency-Key).
+
+    The environment (a proxy for the service's address, honouring NO_PROXY; the CA bundle of
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE) is read once, here, as `requests` would read it."""
+
+    def __init__(self, base_url: str, headers: Mapping[str, str] | None = None) -> None:
+        self.headers = dict(headers or {})
+        ca_certs = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
+        pool: dict[str, Any] = {"num_pools": 4, "maxsize": 32, "ca_certs": ca_certs, "retries": False}
+        proxy = requests.utils.get_environ_proxies(base_url).get(base_url.split(":", 1)[0].lower())
+        self.pool: urllib3.PoolManager = (urllib3.ProxyManager(proxy, **pool) if proxy
+                                          else urllib3.PoolManager(**pool))
+
+    def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+                headers: Mapping[str, str] | None = None, timeout: float) -> Answer:
+        """Raises urllib3's HTTPError (and its kinds) when no answer came."""
+        if params:
+            url = f"{url}?{urlencode(params)}"
+        sent = {**self.headers, **(headers or {})}
+        body = None
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            sent["Content-Type"] = "application/json"
+        answer = self.pool.request(method, url, body=body, headers=sent, timeout=timeout, retries=False,
+                                   redirect=False)
+        return Answer(answer.status, answer.headers, answer.data, answer.reason or "")
+
+    def get(self, url: str, *, timeout: float) -> Answer:
+        return self.request("GET", url, timeout=timeout)
+
+    def close(self) -> None:
+        self.pool.clear()
+
+
 class ServiceClient:
     """One service at `base_url`, with its bearer token; subclasses name the service and its calls."""
 
@@ -75,27 +145,18 @@ class ServiceClient:
     def __init__(self, base_url: str, *, timeout_s: float = 5.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self.http = requests.Session()
-        # requests reads the environment (proxies, CA bundle, ~/.netrc) again on every call; for one fixed
-        # base URL the answer is the same each time, so it is read once, here: under load that lookup was
-        # a measurable share of the web's CPU per page. (A ~/.netrc entry would also have replaced the
-        # bearer token with its own credentials.)
-        self.http.trust_env = False
-        self.http.proxies = requests.utils.get_environ_proxies(self.base_url)  # honours NO_PROXY
-        self.http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        if token:
-            self.http.headers["Authorization"] = f"Bearer {token}"
+        self.http = Http(self.base_url, {"Authorization": f"Bearer {token}"} if token else None)
 
     def close(self) -> None:
         self.http.close()
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                 json: Any = None, headers: dict[str, str] | None = None) -> requests.Response:
+                 json: Any = None, headers: dict[str, str] | None = None) -> Answer:
         """The answer when it is a 200 or 201; any other outcome raised as one of the errors above."""
         url = self.base_url + path
         try:
             answer = self.http.request(method, url, params=params, json=json, headers=headers, timeout=self.timeout_s)
-        except requests.RequestException as err:
+        except HTTPError as err:
             log.warning("%s %s failed: %r", method, url, err)
             if _may_have_arrived(err):
                 raise OutcomeUnknown(self.service, "did not answer in time") from err
@@ -123,7 +184,7 @@ class ServiceClient:
         """The JSON of a 200 or 201 answer."""
         return self._json(self._request(method, path, params=params, json=json, headers=headers))
 
-    def _json(self, answer: requests.Response) -> Any:
+    def _json(self, answer: Answer) -> Any:
         try:
             return answer.json()
         except ValueError as err:
@@ -145,7 +206,7 @@ class ServiceClient:
         """None when /health answers 200, else a short reason (for the web's own /health)."""
         try:
             answer = self.http.get(self.base_url + "/health", timeout=min(self.timeout_s, 3.0))
-        except requests.RequestException as err:
+        except HTTPError as err:
             return f"no answer from {self.base_url} ({type(err).__name__})"
         if answer.status_code != 200:
             return f"{self.base_url}/health answered {answer.status_code}"
@@ -154,26 +215,23 @@ class ServiceClient:
 
 def segment(value: str) -> str:
     """One URL path segment: ids are slugs, but never let a stray '/' or '?' reach another route."""
-    return requests.utils.quote(value, safe="")
+    return quote(value, safe="")
 
 
-def _may_have_arrived(err: requests.RequestException) -> bool:
+def _may_have_arrived(err: HTTPError) -> bool:
     """Whether the request may have reached the service before it failed.
 
     Only a failure to connect proves it did not; a read timeout or a connection dropped mid-way may
     come after the service carried the request out (e.g. the ledger appended, then the answer was lost).
     """
-    if isinstance(err, requests.ConnectTimeout):
+    if isinstance(err, MaxRetryError) and err.reason is not None:
+        err = err.reason  # type: ignore[assignment]
+    if isinstance(err, ConnectTimeoutError):  # NewConnectionError (refused, no such host) is one
         return False
-    if isinstance(err, requests.Timeout):
-        return True
-    if isinstance(err, requests.ConnectionError):
-        reason = getattr(err.args[0], "reason", None) if err.args else None
-        return not isinstance(reason, NewConnectionError | ConnectTimeoutError)
-    return False
+    return isinstance(err, ReadTimeoutError | ProtocolError)
 
 
-def _error_message(answer: requests.Response) -> str:
+def _error_message(answer: Answer) -> str:
     try:
         body = answer.json()
     except ValueError:
@@ -183,7 +241,7 @@ def _error_message(answer: requests.Response) -> str:
     return str(body)[:200]
 
 
-def _field_errors(answer: requests.Response) -> list[FieldError]:
+def _field_errors(answer: Answer) -> list[FieldError]:
     def error(field: str, message: str) -> FieldError:
         return FieldError(field=field, message=message)
 
@@ -202,7 +260,7 @@ def _field_errors(answer: requests.Response) -> list[FieldError]:
     return [error("", "the request was not valid")]
 
 
-def _retry_after(answer: requests.Response) -> int | None:
+def _retry_after(answer: Answer) -> int | None:
     try:
         return int(answer.headers.get("Retry-After", ""))
     except ValueError:

@@ -1,6 +1,6 @@
 """The web's HTTP clients: shapes from the brief parse, errors map to the exceptions pages handle.
 
-No network: each test hands the client's requests.Session a canned answer.
+No network: each test hands the client's transport (service_client.Http) a canned answer.
 """
 
 from __future__ import annotations
@@ -10,22 +10,21 @@ from datetime import date
 from typing import Any
 
 import pytest
-import requests
-from reciprocity.common.service_client import Conflict, Invalid, NotFound, OutcomeUnknown, Unavailable
+from reciprocity.common.service_client import Answer, Conflict, Invalid, NotFound, OutcomeUnknown, Unavailable
 from reciprocity.ledger.client import LedgerClient
 from reciprocity.web.clients.balance import HttpBalance
 from reciprocity.web.clients.notify import HttpNotify
-from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError
 
 
 class Canned:
-    """Stands in for requests.Session.request: records calls, answers from a list."""
+    """Stands in for Http.request: records calls, answers from a list."""
 
-    def __init__(self, *answers: requests.Response | Exception) -> None:
+    def __init__(self, *answers: Answer | Exception) -> None:
         self.answers = list(answers)
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def __call__(self, method: str, url: str, **kwargs: Any) -> Answer:
         self.calls.append({"method": method, "url": url, **kwargs})
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
@@ -33,22 +32,19 @@ class Canned:
         return answer
 
 
-def response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> requests.Response:
-    r = requests.Response()
-    r.status_code = status
-    r._content = json.dumps(body).encode() if body is not None else b""
-    r.headers.update({"Content-Type": "application/json", **(headers or {})})
-    return r
+def response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Answer:
+    return Answer(status, {"Content-Type": "application/json", **(headers or {})},
+                  json.dumps(body).encode() if body is not None else b"")
 
 
-def ledger(*answers: requests.Response | Exception) -> tuple[LedgerClient, Canned]:
+def ledger(*answers: Answer | Exception) -> tuple[LedgerClient, Canned]:
     client = LedgerClient("http://ledger.test/", token="t0k3n")
     canned = Canned(*answers)
     client.http.request = canned  # type: ignore[method-assign]
     return client, canned
 
 
-def balance(*answers: requests.Response | Exception) -> tuple[HttpBalance, Canned]:
+def balance(*answers: Answer | Exception) -> tuple[HttpBalance, Canned]:
     client = HttpBalance("http://balance.test")
     canned = Canned(*answers)
     client.http.request = canned  # type: ignore[method-assign]
@@ -66,7 +62,7 @@ def test_record_exchange_sends_token_key_and_body() -> None:
     assert (call["method"], call["url"]) == ("POST", "http://ledger.test/v1/exchanges")
     assert call["headers"] == {"Idempotency-Key": "k-1"}
     assert call["json"] == {"giver": "ada"}
-    assert client.http.headers["Authorization"] == "Bearer t0k3n"
+    assert client.http.headers["Authorization"] == "Bearer t0k3n"  # on every call, by the transport
 
 
 def test_transitions_and_directory_commands_use_the_spec_paths() -> None:
@@ -98,7 +94,7 @@ def test_ledger_errors_map_to_exceptions() -> None:
         response(409, {"error": "the exchange is no longer recorded."}),
         response(503, {"error": "Kafka is unreachable."}, {"Retry-After": "7"}),
         response(401, {"error": "wrong token"}),
-        requests.ConnectionError("refused"),
+        NewConnectionError(None, "refused"),  # type: ignore[arg-type]
     )
     with pytest.raises(Invalid) as invalid:
         client.record_exchange({}, key="k")
@@ -117,14 +113,13 @@ def test_ledger_errors_map_to_exceptions() -> None:
 
 
 def test_only_an_answer_we_can_trust_says_nothing_was_done() -> None:
-    refused = requests.ConnectionError(MaxRetryError(None, "/v1/exchanges",  # type: ignore[arg-type]
-                                                     NewConnectionError(None, "refused")))  # type: ignore[arg-type]
+    refused = MaxRetryError(None, "/v1/exchanges", NewConnectionError(None, "refused"))  # type: ignore[arg-type]
     client, _ = ledger(
         refused,
-        requests.ConnectTimeout("connect timed out"),
+        ConnectTimeoutError("connect timed out"),
         response(503, {"error": "Kafka is unreachable."}),
-        requests.ReadTimeout("read timed out"),  # sent: the ledger may have appended it
-        requests.ConnectionError("Connection aborted."),  # dropped mid-way
+        ReadTimeoutError(None, "/v1/exchanges", "read timed out"),  # type: ignore[arg-type]  # sent: may be appended
+        ProtocolError("Connection aborted."),  # dropped mid-way
         response(500, {"error": "crashed"}),
         response(504, None),  # a proxy gave up waiting
     )
@@ -246,8 +241,8 @@ def test_health_reasons() -> None:
     client.http.get = lambda *a, **k: response(503, {"status": "unavailable"})  # type: ignore[method-assign]
     assert "answered 503" in (client.health() or "")
 
-    def refuse(*_a: Any, **_k: Any) -> requests.Response:
-        raise requests.ConnectionError("refused")
+    def refuse(*_a: Any, **_k: Any) -> Answer:
+        raise NewConnectionError(None, "refused")  # type: ignore[arg-type]
 
     client.http.get = refuse  # type: ignore[method-assign]
     assert "no answer" in (client.health() or "")

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import msgspec
 from flask import Flask, Response, jsonify
+from flask.json.provider import DefaultJSONProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,28 @@ def health_body(problems: dict[str, str | None], details: dict[str, Any] | None 
 def health_response(problems: dict[str, str | None], details: dict[str, Any] | None = None) -> tuple[Response, int]:
     body, status = health_body(problems, details)
     return jsonify(body), status
+
+
+class FastJSON(DefaultJSONProvider):
+    """`jsonify` through msgspec's encoder, in the order the dict was built (no sorting), compact, UTF-8:
+    the same values as Flask's own provider for the read models' answers (str, int, float, bool, None,
+    lists and dicts; days and times are ISO text already), written several times faster. Under load
+    balance's answers (fifty exchanges a history page, a wall page) spent a measurable part of its CPU in
+    json. A `date` or `datetime` would be written as ISO text (Flask's provider writes an HTTP date);
+    any other type it does not know is an error where the answer is built.
+
+    Use: `app.json = FastJSON(app)`."""
+
+    sort_keys = False
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        body = msgspec.json.encode(obj, enc_hook=_refuse, order=None) + b"\n"
+        return self._app.response_class(body, mimetype=self.mimetype)
+
+
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"{type(obj).__name__} is not JSON here: convert it where the answer is built")
 
 
 def add_metrics_route(app: Flask) -> None:

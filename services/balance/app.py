@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from reciprocity.common.auth import require_bearer_token
-from reciprocity.common.service import add_metrics_route, health_response, serve_api
+from reciprocity.common.service import FastJSON, add_metrics_route, health_response, serve_api
 from reciprocity.common.ttl_cache import TtlCache
 from reciprocity.contracts.topics import BALANCE_READS
 from reciprocity.contracts.vocabulary import EXCHANGE_KINDS, EXCHANGE_STATUSES, RECORDED
@@ -62,7 +62,7 @@ def create_app(
         dead_letters_fn, ttl_s=5.0, what="dead letters", on_error=lambda err: f"dead letters cannot be read: {err}")
 
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = FastJSON(app)  # in the order each answer is built, and cheaper than the stdlib's
     # Notes, thanks, dispute reasons, emails and wellbeing signals: nothing here is for anyone but
     # the holders of BALANCE_TOKEN (the web, the operator's CLI).
     require_bearer_token(app, settings.balance_token, variable="BALANCE_TOKEN")

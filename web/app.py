@@ -11,7 +11,6 @@ import sys
 import time
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
 
 from flask import Flask, Response, g, render_template, session
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -21,7 +20,7 @@ from reciprocity.common.service import add_metrics_route, health_response, serve
 from reciprocity.common.service_client import NotFound, Unavailable
 from werkzeug.exceptions import HTTPException
 
-from . import auth, pages_circles, pages_exchanges, pages_me, pages_ops
+from . import auth, items, pages_circles, pages_exchanges, pages_me, pages_ops
 from .accounts import AccountStore
 from .clients import Clients, http_clients
 from .directory import DirectoryCache
@@ -98,7 +97,7 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["recent_days"] = recent_days  # the quick choices of a "when" field
     app.jinja_env.globals["htmx_config"] = HTMX_CONFIG
-    app.jinja_env.globals["exchange_url"] = exchange_url
+    app.jinja_env.globals.update(items.GLOBALS)  # exchange_item, exchange_url, ... (web/items.py)
 
     for blueprint in (auth.bp, pages_me.bp, pages_exchanges.bp, pages_circles.bp, pages_ops.bp):
         app.register_blueprint(blueprint)
@@ -114,16 +113,6 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
         return {"current": g.get("me"), "endpoint": request.endpoint or ""}
 
     return app
-
-
-def exchange_url(exchange_id: str) -> str:
-    """url_for("exchanges.detail", exchange_id=...) for the lists' many links (fifty on a history page),
-    without building each one through the URL map."""
-    return f"{request.script_root}/exchanges/{quote(exchange_id, safe=_PATH_SAFE)}"
-
-
-# What werkzeug's converters leave unquoted in a path segment (BaseConverter.to_url).
-_PATH_SAFE = "!$&'()*+,/:;=@"
 
 
 def _start_timer() -> None:

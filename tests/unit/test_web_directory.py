@@ -107,7 +107,7 @@ def test_a_removed_operator_role_holds_at_once_for_operations_and_commands(tmp_p
 @pytest.mark.parametrize("exchange_id", ["x-0123456789abcdef", "a.b_c-d", "with space/and?query#frag%"])
 def test_list_links_to_an_exchange_are_what_url_for_builds(tmp_path: Path, exchange_id: str) -> None:
     from flask import url_for
-    from reciprocity.web.app import exchange_url
+    from reciprocity.web.items import exchange_url
 
     app = make_app(f"sqlite:///{tmp_path}/web.db")
     for root in ("", "/reciprocity"):  # served at the root, or under a prefix by a reverse proxy

@@ -29,6 +29,7 @@ from .proxies import TrustedProxies, parse_networks
 from .sessions import SessionStore
 from .settings import WebSettings
 from .throttle import LoginThrottle
+from .ui import site_links
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"current": g.get("me"), "endpoint": request.endpoint or ""}
+        return {"current": g.get("me"), "endpoint": request.endpoint or "", "site": site_links()}
 
     return app
 

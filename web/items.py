@@ -1,10 +1,13 @@
-"""The HTML of an exchange where pages list them (history, the dashboard's inbox) and of its title and
-status badge (the exchange's own page), written in Python and used by the templates as globals.
+"""The HTML the pages repeat many times, written in Python and used by the templates as globals: an
+exchange where pages list them (history, the dashboard's inbox), its title and status badge (also on the
+exchange's own page), a kind's dot and name, and the cells of the people table.
 
-A history page lists fifty exchanges and a dashboard up to a hundred and ten; as Jinja macros (one for
-the item calling three more for its title, badge and kind) they were about half of the CPU of rendering
-those pages under load. Here each value is escaped once, as Jinja's autoescape would, and the markup is
-the macros' own, character for character (tests/unit/test_web_items.py compares them).
+A history page lists fifty exchanges, a dashboard up to a hundred and ten, the people page twenty-five
+people with two flows and their kinds each; as Jinja macros (the item calling three more for its title,
+badge and kind) they were about half of the CPU of rendering those pages under load. Here each value is
+escaped once, as Jinja's autoescape would, and the markup is the macros' own, character for character.
+partials/_macros.html keeps `kind`, `flow_cell` and `pending_words` as macros calling these, for the
+templates that import them.
 """
 
 from __future__ import annotations
@@ -65,10 +68,29 @@ def exchange_item(e: Exchange, me_id: str) -> Markup:
     )
 
 
+def flow_cell(settled: int, count: int, waiting: int) -> Markup:
+    """A relationship's minutes one way: acknowledged, and beneath them what still waits for acknowledgement."""
+    shown = escape(minutes(settled)) if count or not waiting else ""
+    if not waiting:
+        return Markup(shown)
+    return Markup(f'{shown}<small class="waiting">{"+ " if count else ""}{escape(minutes(waiting))} waiting</small>')
+
+
+def pending_words(v: dict[str, int]) -> Markup:
+    """Minutes of a kind waiting for acknowledgement, given and received: "1 h given, 30 min received"."""
+    given, received = v.get("given_minutes", 0), v.get("received_minutes", 0)
+    words = [f"{escape(minutes(given))} given" if given else "", ", " if given and received else "",
+             f"{escape(minutes(received))} received" if received else ""]
+    return Markup("".join(words))
+
+
 GLOBALS = {
     "exchange_url": exchange_url,
     "kind_dot": kind_dot,
     "status_badge": status_badge,
     "exchange_title": exchange_title,
     "exchange_item": exchange_item,
+    # Not "flow_cell" and "pending_words": the macros of those names in partials/_macros.html call these.
+    "flow_cell_html": flow_cell,
+    "pending_words_html": pending_words,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, current_app, g, make_response, render_template
+from flask import Response, abort, current_app, g, make_response, render_template, url_for
 from htmx_flask import request
 
 from .clients import Clients
@@ -27,6 +27,25 @@ def directory() -> DirectoryCache:
 def me() -> Member:
     """The signed-in member (loaded from the directory before every signed-in request)."""
     return g.me
+
+
+# The links of every page's header and head (base.html): the same for every request under the same
+# script root, so built through the URL map once per root rather than eleven times a page.
+SITE_ENDPOINTS = ("me.dashboard", "exchanges.new_exchange", "me.people", "circles.circles", "circles.wall",
+                  "me.capacity", "ops.ops", "auth.signout", "auth.account")
+STATIC_FILES = ("favicon.svg", "site.css", "htmx.min.js")
+
+
+def site_links() -> dict[str, str]:
+    """endpoint (or static file name) -> its URL, for base.html."""
+    built: dict[str, dict[str, str]] = current_app.extensions.setdefault("reciprocity.site_links", {})
+    root = request.script_root
+    links = built.get(root)
+    if links is None:
+        links = {**{e: url_for(e) for e in SITE_ENDPOINTS}, **{f: url_for("static", filename=f) for f in STATIC_FILES}}
+        if len(built) < 16:  # a handful of roots at most (behind a proxy or not); never grow without bound
+            built[root] = links
+    return links
 
 
 def render_page(page: str, partial: str | None = None, *, code: int = 200, **context: Any) -> Response:

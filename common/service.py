@@ -81,7 +81,7 @@ class FastJSON(DefaultJSONProvider):
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)
         body = msgspec.json.encode(obj, enc_hook=_refuse, order=None) + b"\n"
-        return self._app.response_class(body, mimetype=self.mimetype)
+        return Response(body, mimetype=self.mimetype)
 
 
 def _refuse(obj: Any) -> Any:

@@ -20,7 +20,8 @@ import os
 import threading
 import time
 import typing
-from collections.abc import Callable, Collection, Iterable
+import uuid
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import requests
@@ -151,10 +152,11 @@ class Opener:
                     update[name] = opened
         return event.model_copy(update=update) if update else event
 
-    def open_events(self, items: list[tuple[str, Event]]) -> list[Event]:
+    def open_events(self, items: Sequence[tuple[str | uuid.UUID, Event]]) -> list[Event]:
         """Open a batch of (event id, event): the keys it needs are fetched in one request. An event whose
         values are all clear and about nobody forgotten (events written before sealing, tests' events)
-        is passed on as it is, after one look at each value."""
+        is passed on as it is, after one look at each value; so the id may be the envelope's UUID, made
+        text only for an event that is opened."""
         needed: set[str] = set()
         to_open: list[int] = []
         forgotten = self._forgotten
@@ -178,7 +180,7 @@ class Opener:
         opened = [event for _, event in items]
         for i in to_open:
             event_id, event = items[i]
-            opened[i] = self.open_event(event, event_id)
+            opened[i] = self.open_event(event, str(event_id))
         return opened
 
     def open(self, value: Sealed, event_id: str, field: str) -> Sealed:

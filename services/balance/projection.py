@@ -157,7 +157,7 @@ class BalanceProjection:
         # forgotten in this batch: nothing sealed for them is opened, even with a key still in the cache.
         for member_id in self._forgotten_members(conn, gen, events):
             self.opener.forget(member_id)
-        opened = self.opener.open_events([(str(d.envelope.event_id), d.event) for d in events])
+        opened = self.opener.open_events([(d.envelope.event_id, d.event) for d in events])
         deltas = project(zip((d.envelope for d in events), opened, strict=True), known, applied)
         if deltas.repeated:
             log.info("skipped, their event id applied before: %s", dict(deltas.repeated))

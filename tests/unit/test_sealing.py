@@ -95,6 +95,10 @@ def test_a_batch_passes_clear_values_on_as_they_are_and_blanks_those_about_a_for
     assert opened[0].reason.text == "" and opened[0].model_dump(exclude={"reason"}) == disputed[1].model_dump(
         exclude={"reason"})
     assert opened[2] is withdrawn[1]
+    # The envelope's UUID does as an id: made text for the events that are opened.
+    envelope, sealed = decode(_golden("ExchangeRecorded.v3"))
+    assert golden_opener().open_events([(envelope.event_id, sealed)])[0].note.text == (
+        "Walked through the deploy pipeline together")
 
 
 def test_a_sealed_value_is_bound_to_its_event_field_and_members() -> None:

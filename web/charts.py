@@ -4,6 +4,8 @@
   received stacked below it, coloured by kind. Balance is the two sides together, not a score.
 - The flow graph of a circle: members on a ring, an arrow from giver to receiver whose width grows
   with the minutes. Arrows bend to one side, so A→B and B→A stay two visible arrows.
+- Who is connected with whom, for a circle's members: a ring with plain lines in a small circle, a
+  grid of names (a mark where a row's person and a column's person exchanged) in a bigger one.
 
 Pure: no Flask, no I/O. Both come with a table fallback in the templates for screen readers.
 """
@@ -280,19 +282,13 @@ class Tie:
     b: str
 
 
-def ties_of(flows: Sequence[Flow]) -> list[Tie]:
-    """The pairs who exchanged, each once, with its two ids in order."""
-    pairs = {tuple(sorted((f.giver, f.receiver))) for f in flows if f.giver != f.receiver}
-    return [Tie(a, b) for a, b in sorted(pairs)]
-
-
-def connection_graph(flows: Sequence[Flow], names: Mapping[str, str]) -> FlowGraph:
-    """Who is connected with whom, for a circle's members: every person on a ring (sorted by name) and one
-    plain line per pair that exchanged, either way. Every line is as thick as the next, with no arrow and
-    no minutes, so nobody can read from it how much one person gave another (that is for the two of them
-    and their leads). The ring grows with the number of people so that names keep apart; the picture
-    scales to the screen's width."""
-    ties = ties_of(flows)
+def connection_graph(ties: Sequence[Tie], names: Mapping[str, str]) -> FlowGraph:
+    """Who is connected with whom, for a small circle's members: every person on a ring (sorted by name) and
+    one plain line per pair that exchanged, either way. Every line is as thick as the next, with no arrow
+    and no minutes, so nobody can read from it how much one person gave another (that is for the two of
+    them and their leads). The ring grows with the number of people so that names keep apart; the picture
+    scales to the screen's width. A bigger circle is drawn as a grid instead (tie_matrix)."""
+    ties = [tie for tie in ties if tie.a != tie.b]
     everyone = {t.a for t in ties} | {t.b for t in ties} | set(names)
     size = max(560, 18 * len(everyone))
     graph = FlowGraph(width=size + 240, height=size)
@@ -310,3 +306,91 @@ def connection_graph(flows: Sequence[Flow], names: Mapping[str, str]) -> FlowGra
                                 title=f"{a} and {b} exchanged", giver=tie.a, receiver=tie.b, minutes=0))
     _crop(graph, size)
     return graph
+
+
+# -- who is connected with whom, as a grid --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    id: str
+    name: str
+    label: Label
+    cells: str  # one path: a square at each column whose person exchanged with this row's
+    ties: int
+
+
+@dataclass
+class TieMatrix:
+    """Every person of the circle on a row and on a column, both sorted by name, and a mark where two people
+    exchanged (either way, any amount: all marks alike). A ring of lines tangles beyond a dozen people and
+    grows with the number of pairs; the grid reads the same with three pairs or with every pair, and it is
+    drawn with a few elements per person, so it costs the same whatever the history holds."""
+
+    width: float
+    height: float
+    cell: int
+    rows: list[MatrixRow] = field(default_factory=list)
+    columns: list[Label] = field(default_factory=list)
+    grid: str = ""
+    diagonal: str = ""  # each person's own square, shaded
+    # Every other row is shaded, to keep the eye on its line.
+    bands: str = ""
+    people_total: int = 0
+    ties_total: int = 0
+
+    @property
+    def view_box(self) -> str:
+        return f"0 0 {self.width:.0f} {self.height:.0f}"
+
+
+# A 13 px sans-serif name is at most about this wide per character; names are cut beyond MATRIX_NAME_CHARS.
+_CHAR_PX = 8.2
+MATRIX_NAME_CHARS = 24
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= MATRIX_NAME_CHARS else name[:MATRIX_NAME_CHARS - 1] + "…"
+
+
+def tie_matrix(ties: Sequence[Tie], names: Mapping[str, str], *, cell: int = 18) -> TieMatrix:
+    """The grid of who exchanged with whom: `names` (the circle's members) and anyone in `ties`, by name."""
+    linked: dict[str, set[str]] = {}
+    for tie in ties:
+        if tie.a != tie.b:
+            linked.setdefault(tie.a, set()).add(tie.b)
+            linked.setdefault(tie.b, set()).add(tie.a)
+    people = sorted(set(names) | set(linked), key=lambda m: (names.get(m, m).lower(), m))
+    shown = {m: _short(names.get(m, m)) for m in people}
+    longest = max((len(n) for n in shown.values()), default=4) * _CHAR_PX
+    left = round(longest * 1.1 + 16)  # room for the viewer's own name, in bold
+    # Column names stand at 60 degrees above the grid (steep enough that neighbours keep apart at 18 px):
+    # they rise by sin 60 of their length and lean to the right by cos 60 of it.
+    top = round(longest * 0.87 + 16)
+    n = len(people)
+    grid_w = n * cell
+    matrix = TieMatrix(width=round(left + grid_w + longest * 0.5 + 12), height=top + grid_w + 4, cell=cell,
+                       people_total=n, ties_total=sum(len(v) for v in linked.values()) // 2)
+    column = {m: i for i, m in enumerate(people)}
+    pad = cell // 5
+    mark = f"h{cell - 2 * pad}v{cell - 2 * pad}h-{cell - 2 * pad}z"  # a square, drawn from its corner
+    for i, person in enumerate(people):
+        y = top + i * cell
+        # One path per row: a move to the row's first mark, then from each mark's corner to the next one's.
+        at = 0
+        cells = []
+        for j in sorted(column[o] for o in linked.get(person, ())):
+            cells.append(f"m{(j - at) * cell},0{mark}")
+            at = j
+        matrix.rows.append(MatrixRow(person, names.get(person, person),
+                                     Label(left - 8, round(y + cell * 0.7, 1), shown[person], "end"),
+                                     f"M{left + pad},{y + pad}" + "".join(cells) if cells else "", len(cells)))
+        x = left + i * cell + cell * 0.7
+        matrix.columns.append(Label(round(x, 1), top - 6, shown[person], "start"))
+    lines = [f"M{left + j * cell},{top}v{grid_w}" for j in range(n + 1)]
+    lines += [f"M{left},{top + i * cell}h{grid_w}" for i in range(n + 1)]
+    matrix.grid = "".join(lines)
+    matrix.diagonal = "".join(f"M{left + i * cell},{top + i * cell}h{cell}v{cell}h-{cell}z" for i in range(n))
+    width = matrix.width
+    matrix.bands = "".join(f"M0,{top + i * cell}h{width}v{cell}h-{width}z" for i in range(1, n, 2))
+    return matrix

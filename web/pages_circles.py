@@ -6,8 +6,18 @@ from flask import Blueprint, Response, abort, request
 from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 
 from . import access
-from .charts import KIND_COLOURS, Tie, balance_chart, connection_graph, flow_graph, ties_of
-from .clients.balance import Circle
+from .charts import (
+    KIND_COLOURS,
+    MAX_RING_PEOPLE,
+    FlowGraph,
+    Tie,
+    TieMatrix,
+    balance_chart,
+    connection_graph,
+    flow_graph,
+    tie_matrix,
+)
+from .clients.balance import Circle, Flow, Picture
 from .pages_me import relationships_by_name
 from .signal_words import SIGNAL_HINTS_SELF, SIGNAL_WORDS_SELF
 from .ui import WINDOW_LABELS, WINDOWS, clients, directory, forbid, me, render_page, window_arg
@@ -47,40 +57,50 @@ def circle(circle_id: str) -> Response:
     found = next((c for c in everything if c.id == circle_id), None)
     if found is None:
         abort(404)
-    health = balance.circle_health(circle_id, window)
     is_lead = access.is_lead_of(member, found)
     in_care = access.can_see_signals(member, found, everything)
-    people = directory().circle_members(circle_id) if (in_care or access.can_see_flows(member, found)) else []
-    names = {p.id: p.display_name for p in people}
     # Minutes between two people are for the two of them and their leads: the leads (of this circle or
     # of one it is nested in) see the weighted picture and every flow, listed by name; the circle's other
-    # members see only who is connected with whom, with neither amounts nor directions.
+    # members see only who is connected with whom, with neither amounts nor directions. Balance is asked
+    # for no more than the viewer may see.
+    can_see_amounts = access.can_see_amounts(member, found, everything)
     can_see_ties = access.can_see_flows(member, found)
-    graph, flow_rows, connections = None, [], []
-    if not health.private and health.flows:
-        if access.can_see_amounts(member, found, everything):
-            graph = flow_graph(health.flows, names)
-            flow_rows = sorted(health.flows, key=lambda f: (names.get(f.giver, f.giver).lower(),
-                                                            names.get(f.receiver, f.receiver).lower(),
-                                                            f.giver, f.receiver))
-        elif can_see_ties:
-            graph = connection_graph(health.flows, names)
-            connections = connections_by_name(ties_of(health.flows), names)
+    picture: Picture = "flows" if can_see_amounts else ("ties" if can_see_ties else "none")
+    health = balance.circle_health(circle_id, window, picture)
+    people = directory().circle_members(circle_id) if (in_care or can_see_ties) else []
+    names = {p.id: p.display_name for p in people}
+    graph: FlowGraph | None = None
+    matrix: TieMatrix | None = None
+    flow_rows: list[Flow] = []
+    connections: list[tuple[str, str]] = []
+    if not health.private and can_see_amounts and health.flows:
+        graph = flow_graph(health.flows, names)
+        flow_rows = sorted(health.flows, key=lambda f: (names.get(f.giver, f.giver).lower(),
+                                                        names.get(f.receiver, f.receiver).lower(),
+                                                        f.giver, f.receiver))
+    elif not health.private and can_see_ties and health.ties:
+        ties = [Tie(a, b) for a, b in health.ties]
+        if len(set(names) | {p for t in ties for p in (t.a, t.b)}) > MAX_RING_PEOPLE:
+            matrix = tie_matrix(ties, names)
+        else:
+            graph = connection_graph(ties, names)
+        connections = connections_by_name(ties, names)
     signals = balance.signals(circle=circle_id, active=True) if in_care else []
     all_names = {**names}
     for s in signals:
         all_names.setdefault(s.member_id, s.member_id)
     return render_page(
-        "circle.html", circle=found, health=health, graph=graph, signals=signals, is_lead=is_lead, in_care=in_care,
-        people=sorted(people, key=lambda p: p.display_name.lower()), names=all_names, window=window,
-        windows=WINDOWS, window_labels=WINDOW_LABELS, signal_words=SIGNAL_WORDS, signal_hints=SIGNAL_HINTS,
-        can_see_flows=access.can_see_amounts(member, found, everything), can_see_ties=can_see_ties,
-        flow_rows=flow_rows, connections=connections,
+        "circle.html", circle=found, health=health, graph=graph, matrix=matrix, signals=signals, is_lead=is_lead,
+        in_care=in_care, people=sorted(people, key=lambda p: p.display_name.lower()), names=all_names,
+        window=window, windows=WINDOWS, window_labels=WINDOW_LABELS, signal_words=SIGNAL_WORDS,
+        signal_hints=SIGNAL_HINTS, can_see_flows=can_see_amounts, can_see_ties=can_see_ties,
+        flow_rows=flow_rows, connections=connections, me_id=member.id,
     )
 
 
-def connections_by_name(ties: list[Tie], names: dict[str, str]) -> list[tuple[str, list[str]]]:
-    """Each person with the people they exchanged with, both by name: the picture's words, without amounts."""
+def connections_by_name(ties: list[Tie], names: dict[str, str]) -> list[tuple[str, str]]:
+    """Each person with the people they exchanged with, both by name: the picture's words, without amounts.
+    The others come joined into one line, so that the page writes a line per person, not a name per tie."""
     linked: dict[str, set[str]] = {}
     for tie in ties:
         linked.setdefault(tie.a, set()).add(tie.b)
@@ -89,7 +109,7 @@ def connections_by_name(ties: list[Tie], names: dict[str, str]) -> list[tuple[st
     def name(member_id: str) -> str:
         return names.get(member_id, member_id)
 
-    return [(name(p), sorted((name(o) for o in others), key=str.lower))
+    return [(name(p), ", ".join(sorted((name(o) for o in others), key=str.lower)))
             for p, others in sorted(linked.items(), key=lambda kv: (name(kv[0]).lower(), kv[0]))]
 
 

@@ -221,7 +221,11 @@ def create_app(
     @app.get("/v1/circles/<circle_id>/health")
     def circle_health(circle_id: str) -> Any:
         window = parse_window(request.args.get("window"))
-        return found_or_404(read(lambda conn, gen: queries.circle_health(conn, gen, circle_id, window, today())),
+        picture = request.args.get("picture") or "none"
+        if picture not in queries.PICTURES:
+            raise BadRequest(f"picture must be one of {', '.join(queries.PICTURES)}, got {picture!r}")
+        return found_or_404(read(lambda conn, gen: queries.circle_health(conn, gen, circle_id, window, today(),
+                                                                         picture)),
                             f"circle {circle_id}")
 
     @app.get("/v1/signals")

@@ -30,17 +30,18 @@ def participation_rate(active_members: Iterable[str], exchanged: Iterable[str]) 
 
 def mutual_ties(directed_pairs: Iterable[tuple[str, str]]) -> float:
     """Of the unordered pairs that exchanged, the fraction that exchanged in both directions."""
+    return mutual_ties_rate(*tie_counts(directed_pairs))
+
+
+def tie_counts(directed_pairs: Iterable[tuple[str, str]]) -> tuple[int, int]:
+    """(ties, mutual ties): the unordered pairs that exchanged, and those of them that did so both ways."""
     directed = {(g, r) for g, r in directed_pairs if g != r}
-    ties = {frozenset(p) for p in directed}
-    if not ties:
-        return 0.0
-    mutual = sum(1 for t in ties if len(t) == 2 and _both_ways(t, directed))
-    return mutual / len(ties)
+    both_ways = sum(1 for g, r in directed if (r, g) in directed)  # each mutual tie counted from both ends
+    return len(directed) - both_ways // 2, both_ways // 2
 
 
-def _both_ways(tie: frozenset[str], directed: set[tuple[str, str]]) -> bool:
-    a, b = tuple(tie)
-    return (a, b) in directed and (b, a) in directed
+def mutual_ties_rate(ties: int, mutual: int) -> float:
+    return mutual / ties if ties else 0.0
 
 
 def gini(values: Sequence[float]) -> float:
@@ -81,7 +82,8 @@ def circle_health(
     active_members: Sequence[str],
     given_by_member: Mapping[str, int],
     exchanged_members: Iterable[str],
-    flows: Mapping[tuple[str, str], int],
+    tie_count: int,
+    mutual_tie_count: int,
     inside_count: int,
     crossing_count: int,
     mentoring_minutes: int,
@@ -89,27 +91,25 @@ def circle_health(
     feedback_count: int,
     window_days: int,
 ) -> dict[str, Any]:
-    """The measures of one circle over a window; all null and no flows when the circle is private."""
+    """The measures of one circle over a window; all null when the circle is private.
+
+    Plain numbers in, so that what grows with history (the pairs who exchanged) is counted by the
+    database, and what is computed here is bounded by the circle's membership."""
     if is_private(len(members)):
         return {
             "member_count": len(members), "private": True, "participation_rate": None, "mutual_ties": None,
             "gini": None, "cross_circle_breadth": None, "mentoring_minutes": None, "mentoring_count": None,
-            "feedback_cycles": None, "flows": [],
+            "feedback_cycles": None,
         }  # fmt: skip
     return {
         "member_count": len(members),
         "private": False,
         "participation_rate": round(participation_rate(active_members, exchanged_members), 4),
-        "mutual_ties": round(mutual_ties(p for p, m in flows.items() if m > 0), 4),
+        "mutual_ties": round(mutual_ties_rate(tie_count, mutual_tie_count), 4),
         # Members who gave nothing count as zeros: that is what concentration is about.
         "gini": round(gini([given_by_member.get(m, 0) for m in members]), 4),
         "cross_circle_breadth": round(cross_circle_breadth(inside_count, crossing_count), 4),
         "mentoring_minutes": mentoring_minutes,
         "mentoring_count": mentoring_count,
         "feedback_cycles": round(feedback_cycles(feedback_count, len(members), window_days), 4),
-        "flows": [
-            {"giver": g, "receiver": r, "minutes": m}
-            for (g, r), m in sorted(flows.items())
-            if m > 0
-        ],
     }

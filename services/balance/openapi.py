@@ -152,8 +152,10 @@ ROUTES: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
      [_text_query("q"), _text_query("circle")], _answers("Members")),
     ("/v1/directory/members/{member_id}", "one member", [_path("member_id")], _answers("Member", 404)),
     ("/v1/directory/circles", "every circle", [], _answers("Circles")),
-    ("/v1/circles/{circle_id}/health", "the circle's measures (private below 5 members)",
-     [_path("circle_id"), WINDOW], _answers("CircleHealth", 404, 422)),
+    ("/v1/circles/{circle_id}/health", "the circle's measures (private below 5 members); with `picture`, also "
+     "the pairs who exchanged (`ties`) or every directed flow with its minutes (`flows`)",
+     [_path("circle_id"), WINDOW, _text_query("picture", enum=["none", "ties", "flows", ""])],
+     _answers("CircleHealth", 404, 422)),
     ("/v1/signals", "alerts, by circle or member, in force or not",
      [_text_query("circle"), _text_query("member"), _text_query("active", enum=["true", "false", ""])],
      _answers("Signals", 404, 422)),

@@ -596,8 +596,42 @@ def circle_leads(conn: Connection, gen: int) -> dict[str, list[str]]:
 # --- circle health -----------------------------------------------------------------------------
 
 
-def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, today: date) -> dict[str, Any] | None:
-    c, ms, m, md, x, cd = t.circles.c, t.memberships.c, t.members.c, t.member_day.c, t.exchanges.c, t.circle_day.c
+# What a circle's health may carry besides its measures, for the web to draw: nothing (the measures are
+# for everyone), the pairs who exchanged (for its members: who is connected with whom, no amounts nor
+# directions), or every directed flow with its minutes (for its leads). The web asks for what its viewer
+# may see, so amounts leave balance only for a page that shows them.
+PICTURES = ("none", "ties", "flows")
+
+
+@functools.cache
+def _circle_statements() -> dict[str, sa.Select]:
+    """The statements of a circle's health, built once. Each reads, for each member of the circle, a range
+    of one covering index of the exchanges over the window (`start`, `end`), settled exchanges only, and
+    groups in the database by member: what comes back is a row per member, whatever the history."""
+    x = t.exchanges.c
+    members: sa.BindParameter[list[str]] = sa.bindparam("members", expanding=True)
+    settled = (x.generation == _GEN, x.occurred_on >= sa.bindparam("start"), x.occurred_on <= sa.bindparam("end"),
+               x.status == ACKNOWLEDGED)
+    return {
+        # What each member gave, and to whom (ids are slugs: a space cannot be part of one).
+        "giving": sa.select(x.giver.label("member_id"), sa.func.sum(x.minutes).label("minutes"),
+                            sa.func.aggregate_strings(x.receiver, " ").label("receivers"))
+        .where(*settled, x.giver.in_(members)).group_by(x.giver),
+        "receiving": sa.select(x.receiver.label("member_id")).where(*settled, x.receiver.in_(members))
+        .group_by(x.receiver),
+        "flows": sa.select(x.giver, x.receiver, sa.func.sum(x.minutes).label("minutes"))
+        .where(*settled, x.giver.in_(members), x.receiver.in_(members), x.giver != x.receiver, x.minutes > 0)
+        .group_by(x.giver, x.receiver).order_by(x.giver, x.receiver),
+    }
+
+
+def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, today: date,
+                  picture: str = "none") -> dict[str, Any] | None:
+    """The circle's measures over the window, with the `picture` asked for (PICTURES) unless the circle is
+    private: `ties` as [a, b] id pairs (a < b), `flows` as {giver, receiver, minutes}, each by ids."""
+    if picture not in PICTURES:
+        raise ValueError(f"picture must be one of {PICTURES}, not {picture!r}")
+    c, ms, m, cd = t.circles.c, t.memberships.c, t.members.c, t.circle_day.c
     circle = conn.execute(sa.select(t.circles).where(c.generation == gen, c.circle_id == circle_id)).first()
     if circle is None:
         return None
@@ -609,31 +643,26 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
     ).all()
     members = sorted(r.member_id for r in people)
     active = [r.member_id for r in people if not is_paused(r.status, _day(r.paused_until), today)]
+    private = measures.is_private(len(members))
     given: dict[str, int] = {}
     exchanged: set[str] = set()
-    flows: dict[tuple[str, str], int] = defaultdict(int)
-    if members:
-        for r in conn.execute(
-            sa.select(md.member_id, sa.func.sum(md.given_minutes).label("g"),
-                      sa.func.sum(md.given_count + md.received_count).label("n"))
-            .where(md.generation == gen, md.member_id.in_(sa.bindparam("members", expanding=True)), md.day >= start,
-                   md.day <= last_day_anywhere(end))
-            .group_by(md.member_id), {"members": members}
-        ):
-            given[r.member_id] = int(r.g or 0)
-            if int(r.n or 0) > 0:
-                exchanged.add(r.member_id)
-        # Settled flows between the circle's members, summed by the database from the exchanges: for each
-        # giver, a range of the covering (generation, giver, occurred_on, receiver, kind, status, minutes)
-        # index over the window.
-        for r in conn.execute(
-            sa.select(x.giver, x.receiver, sa.func.sum(x.minutes).label("minutes"))
-            .where(x.generation == gen, x.giver.in_(sa.bindparam("members", expanding=True)), x.occurred_on >= start,
-                   x.occurred_on <= last_day_anywhere(end), x.receiver.in_(sa.bindparam("members", expanding=True)),
-                   x.status == ACKNOWLEDGED)
-            .group_by(x.giver, x.receiver), {"members": members}
-        ):
-            flows[(r.giver, r.receiver)] += int(r.minutes or 0)
+    directed: set[tuple[str, str]] = set()
+    shown: dict[str, Any] = {}
+    if members and not private:
+        statements = _circle_statements()
+        params = {"gen": gen, "members": members, "start": start, "end": last_day_anywhere(end)}
+        inside = set(members)
+        for r in conn.execute(statements["giving"], params):
+            given[r.member_id] = int(r.minutes or 0)
+            directed.update((r.member_id, other) for other in set(r.receivers.split(" ")) & inside
+                            if other != r.member_id)
+        exchanged = set(given) | set(conn.execute(statements["receiving"], params).scalars())
+        if picture == "flows":
+            shown["flows"] = [{"giver": r.giver, "receiver": r.receiver, "minutes": int(r.minutes)}
+                              for r in conn.execute(statements["flows"], params)]
+        elif picture == "ties":
+            shown["ties"] = [list(pair) for pair in sorted({(min(g, r), max(g, r)) for g, r in directed})]
+    tie_count, mutual = measures.tie_counts(directed)
     per_kind = {
         r.kind: r for r in conn.execute(
             sa.select(cd.kind, sa.func.sum(cd.inside_count).label("ic"), sa.func.sum(cd.crossing_count).label("xc"),
@@ -641,7 +670,7 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
             .where(cd.generation == gen, cd.circle_id == circle_id, cd.day >= start, cd.day <= last_day_anywhere(end))
             .group_by(cd.kind)
         )
-    }  # fmt: skip
+    } if not private else {}  # fmt: skip
 
     def kind_count(kind: str) -> int:
         r = per_kind.get(kind)
@@ -652,7 +681,8 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
         active_members=active,
         given_by_member=given,
         exchanged_members=exchanged,
-        flows=flows,
+        tie_count=tie_count,
+        mutual_tie_count=mutual,
         inside_count=sum(int(r.ic or 0) for r in per_kind.values()),
         crossing_count=sum(int(r.xc or 0) for r in per_kind.values()),
         mentoring_minutes=int(per_kind["mentoring"].minutes or 0) if "mentoring" in per_kind else 0,
@@ -660,7 +690,7 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
         feedback_count=kind_count("feedback"),
         window_days=window_days,
     )
-    return {"circle_id": circle_id, "name": circle.name, "window_days": window_days, **health}
+    return {"circle_id": circle_id, "name": circle.name, "window_days": window_days, **health, **shown}
 
 
 # --- signals -----------------------------------------------------------------------------------

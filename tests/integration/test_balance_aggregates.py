@@ -15,7 +15,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from reciprocity.balance import queries
+from reciprocity.balance import measures, queries
 from reciprocity.balance.db import make_engine, migrate
 from reciprocity.balance.projection import BalanceProjection
 from reciprocity.contracts.events import CorrectedFacts, Event, ExchangeCorrected, MemberForgotten
@@ -156,9 +156,21 @@ def test_relationships_timeline_and_flows_equal_a_recount_in_every_generation(db
                     got_weeks = queries.timeline(conn, generation, me, weeks, today)["weeks"]
                     assert got_weeks == _expected_timeline(final, me, weeks, today), (generation, me, weeks)
             for days in (7, 28, 120):
-                health = queries.circle_health(conn, generation, "core", days, today)
+                health = queries.circle_health(conn, generation, "core", days, today, "flows")
                 assert health is not None and not health["private"]
-                assert health["flows"] == _expected_flows(final, set(CORE), days, today), (generation, days)
+                expected = _expected_flows(final, set(CORE), days, today)
+                assert health["flows"] == expected, (generation, days)
+                # The members' picture: the same pairs, each once, without amounts or directions; and the
+                # measures alone count them in the database to the same mutual ties.
+                ties = queries.circle_health(conn, generation, "core", days, today, "ties")
+                assert ties is not None and "flows" not in ties
+                pairs = sorted({tuple(sorted((f["giver"], f["receiver"]))) for f in expected
+                                if f["giver"] != f["receiver"]})
+                assert ties["ties"] == [list(p) for p in pairs], (generation, days)
+                alone = queries.circle_health(conn, generation, "core", days, today)
+                assert alone is not None and "flows" not in alone and "ties" not in alone
+                assert alone["mutual_ties"] == ties["mutual_ties"] == health["mutual_ties"] \
+                    == round(measures.mutual_ties((f["giver"], f["receiver"]) for f in expected), 4)
         # Not vacuous: the windows hold flows in both directions, pending and settled, and the forgotten member.
         year = [r for me in CORE for r in answers[(1, me, 365)]]
         assert all(sum(r[k] for r in year) > 0 for k in ("given_minutes", "received_minutes",
@@ -184,15 +196,18 @@ def test_sqlite_sums_flows_from_the_covering_indexes_alone(tmp_path) -> None:  #
     event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, params, *_: statements.append((sql, params)))
     with engine.connect() as conn:
         queries.relationships(conn, 1, "ann", 90, today)
-        queries.circle_health(conn, 1, "core", 28, today)
+        for picture in queries.PICTURES:
+            queries.circle_health(conn, 1, "core", 28, today, picture)
         queries.relationships(conn, 1, "ann", 90, today, limit=2)  # who is in the window, then the page's sums
         flows = [(sql, params) for sql, params in statements if t.exchanges.name in sql]
-        # relationships: given and received; the circle: its members' flows; a page: who, then its sums
-        assert len(flows) == 7
+        # relationships: given and received; the circle, for each picture: its members' giving (to whom)
+        # and receiving, and for its leads' picture the flows summed; a page: who, then its sums
+        assert len(flows) == 13
         for sql, params in flows:
             plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
             assert "USING COVERING INDEX ix_balance_exchanges_" in plan and "occurred_on>" in plan, plan
-            assert "SCAN" not in plan, plan
+            # (A circle's pairs are counted from a subquery: SQLite scans that, not the exchanges.)
+            assert "SCAN balance_exchanges" not in plan and "SCAN TABLE" not in plan, plan
     engine.dispose()
 
 

@@ -112,7 +112,13 @@ def test_lifecycle_counts_and_read_api(kafka_bootstrap: str, prefix: str, log: E
         assert health["mentoring_minutes"] == 60 and health["mentoring_count"] == 1
         assert health["cross_circle_breadth"] == 0.0 and health["mutual_ties"] == 0.0
         assert health["feedback_cycles"] == 0.0
-        assert health["flows"] == [{"giver": "ann", "receiver": "bob", "minutes": 60}]
+        assert "flows" not in health and "ties" not in health  # the measures alone unless a picture is asked for
+        pictured = balance.get("/v1/circles/core/health?window=28d&picture=flows")
+        assert pictured["flows"] == [{"giver": "ann", "receiver": "bob", "minutes": 60}]
+        assert {k: v for k, v in pictured.items() if k != "flows"} == health
+        assert balance.get("/v1/circles/core/health?picture=ties")["ties"] == [["ann", "bob"]]
+        assert "flows" not in balance.get("/v1/circles/ops/health?picture=flows")  # private: no picture either
+        balance.get("/v1/circles/core/health?picture=amounts", status=422)
         assert balance.get("/v1/circles/ops/health")["private"] is True
 
         week = balance.get("/v1/members/ann/timeline?weeks=2")["weeks"]

@@ -54,6 +54,7 @@ class FakeBalance:
         self.circles_by_id: dict[str, Circle] = {}
         self.exchanges_by_id: dict[str, Exchange] = {}
         self.health_overrides: dict[str, CircleHealth] = {}
+        self.pictures_asked: list[str] = []
         self.signal_list: list[Signal] = []
         self.status = ProjectionStatus(generation="g1", healthy=True, partitions=[
             PartitionStatus(topic="ledger.exchanges", partition=0, applied_offset=10, end_offset=12, lag=2,
@@ -252,12 +253,13 @@ class FakeBalance:
         return [c.model_copy(update={"member_count": sum(c.id in m.circles for m in self.members_by_id.values())})
                 for c in self.circles_by_id.values()]
 
-    def circle_health(self, circle_id: str, window: str = "28d") -> CircleHealth:
+    def circle_health(self, circle_id: str, window: str = "28d", picture: str = "none") -> CircleHealth:
         self._check("circle_health")
+        self.pictures_asked.append(picture)
         if circle_id not in self.circles_by_id:
             raise NotFound(self.service, "unknown circle")
         if circle_id in self.health_overrides:
-            return self.health_overrides[circle_id]
+            return _with_picture(self.health_overrides[circle_id], picture)
         inside = {m.id for m in self.members_by_id.values() if circle_id in m.circles}
         if len(inside) < 5:
             return CircleHealth(circle_id=circle_id, name=self.circles_by_id[circle_id].name,
@@ -266,12 +268,12 @@ class FakeBalance:
         for e in self.exchanges_by_id.values():
             if e.status == "acknowledged" and e.giver in inside and e.receiver in inside:
                 flows[(e.giver, e.receiver)] += e.minutes
-        return CircleHealth(
+        return _with_picture(CircleHealth(
             circle_id=circle_id, name=self.circles_by_id[circle_id].name, window_days=int(window.rstrip("d")),
             member_count=len(inside), private=False, participation_rate=0.8, mutual_ties=0.5, gini=0.35,
             cross_circle_breadth=0.2, mentoring_minutes=240, mentoring_count=4, feedback_cycles=1.5,
             flows=[Flow(giver=g, receiver=r, minutes=m) for (g, r), m in flows.items()],
-        )
+        ), picture)
 
     def signals(self, *, circle: str = "", member: str = "", active: bool = True) -> list[Signal]:
         self._check("signals")
@@ -578,3 +580,10 @@ def hidden(html: str, name: str) -> str:
 def sign_in(client, member_id: str, password: str = DEMO_PASSWORD):  # type: ignore[no-untyped-def]
     token = hidden(client.get("/signin").get_data(as_text=True), "csrf_token")
     return client.post("/signin", data={"csrf_token": token, "member_id": member_id, "password": password})
+
+
+def _with_picture(health: CircleHealth, picture: str) -> CircleHealth:
+    """As balance answers: the flows for `flows`, the pairs alone for `ties`, neither for `none`."""
+    ties = sorted({(min(f.giver, f.receiver), max(f.giver, f.receiver)) for f in health.flows if f.giver != f.receiver})
+    return health.model_copy(update={"flows": health.flows if picture == "flows" else [],
+                                     "ties": ties if picture == "ties" else []})

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from reciprocity.contracts.commands import latest_today, today_utc
 from reciprocity.web import access
-from reciprocity.web.charts import balance_chart, flow_graph
+from reciprocity.web.charts import Tie, balance_chart, flow_graph, tie_matrix
 from reciprocity.web.clients.balance import Capacity, Circle, Exchange, Flow, KindTotals, Member, Summary, Totals, Week
 from reciprocity.web.exchange_form import (
     FORM_WIDE,
@@ -307,6 +307,30 @@ def test_a_big_circles_labels_do_not_overlap() -> None:
 def test_a_small_circle_still_shows_everyone() -> None:
     graph = flow_graph([Flow(giver="ada", receiver="ben", minutes=60)], {"ada": "Ada", "ben": "Ben", "chen": "Chen"})
     assert not graph.partial and {n.id for n in graph.nodes} == {"ada", "ben", "chen"}
+
+
+def test_a_grid_of_ties_has_a_row_per_person_by_name_and_a_mark_on_both_rows_of_a_pair() -> None:
+    names = {"m1": "zoe", "m2": "Ada", "m3": "ben", "m4": "Chen"}
+    grid = tie_matrix([Tie("m1", "m2"), Tie("m2", "m3"), Tie("m4", "m4")], names)  # m4 with herself: no tie
+    assert [r.name for r in grid.rows] == ["Ada", "ben", "Chen", "zoe"]
+    assert [r.ties for r in grid.rows] == [2, 1, 0, 1] and grid.ties_total == 2 and grid.people_total == 4
+    assert [c.text for c in grid.columns] == ["Ada", "ben", "Chen", "zoe"]
+    ada = grid.rows[0].cells
+    # Ada's row: a move to her row, then to ben's column (1) and on to zoe's (3), each mark alike.
+    assert ada.startswith("M") and ada.count("m") == 2 and ada.count("h12v12h-12z") == 2
+    assert "m18,0" in ada and "m36,0" in ada
+    assert grid.rows[2].cells == ""
+    # However many ties, the same few elements: the grid's size depends on the people alone.
+    everyone = tie_matrix([Tie(a, b) for a in names for b in names if a < b], names)
+    assert (everyone.width, everyone.height, len(everyone.rows)) == (grid.width, grid.height, len(grid.rows))
+    assert everyone.ties_total == 6
+
+
+def test_a_grids_names_fit_inside_it() -> None:
+    names = {f"m{i}": f"Person with a rather long name {i}" for i in range(20)}
+    grid = tie_matrix([Tie("m1", "m2")], names)
+    assert all(len(r.label.text) <= 24 and r.label.x > 8.2 * len(r.label.text) for r in grid.rows)
+    assert all(c.y > 0.87 * 8.2 * len(c.text) for c in grid.columns)  # the slanted names stay inside the top
 
 
 # -- dates: one format in forms and pages -----------------------------------------------------------------

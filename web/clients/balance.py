@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 from reciprocity.common.service_client import ServiceClient, Shape, Unavailable, segment
@@ -187,6 +187,11 @@ class Flow(Shape):
     minutes: int
 
 
+# What a circle's health carries besides its measures: nothing, who is connected with whom (pairs, no
+# amounts), or every flow with its minutes. Ask for the least the viewer may see.
+Picture = Literal["none", "ties", "flows"]
+
+
 class CircleHealth(Shape):
     circle_id: str
     name: str = ""
@@ -200,6 +205,8 @@ class CircleHealth(Shape):
     mentoring_minutes: int | None = None
     mentoring_count: int | None = None
     feedback_cycles: float | None = None
+    # The picture, when asked for (Balance.circle_health's `picture`): the pairs who exchanged, or the flows.
+    ties: list[tuple[str, str]] = []
     flows: list[Flow] = []
 
 
@@ -316,7 +323,7 @@ class Balance(Protocol):
     def members(self, q: str = "", circle: str = "") -> list[Member]: ...
     def member(self, member_id: str) -> Member: ...
     def circles(self) -> list[Circle]: ...
-    def circle_health(self, circle_id: str, window: str = "28d") -> CircleHealth: ...
+    def circle_health(self, circle_id: str, window: str = "28d", picture: Picture = "none") -> CircleHealth: ...
     def signals(self, *, circle: str = "", member: str = "", active: bool = True) -> list[Signal]: ...
     def projection_status(self) -> ProjectionStatus: ...
     def dead_letters(self, topic: str = "", limit: int = 100) -> DeadLetters: ...
@@ -381,9 +388,10 @@ class HttpBalance(ServiceClient):
     def circles(self) -> list[Circle]:
         return self._parse_list(Circle, self._call("GET", "/v1/directory/circles"), "circles")
 
-    def circle_health(self, circle_id: str, window: str = "28d") -> CircleHealth:
+    def circle_health(self, circle_id: str, window: str = "28d", picture: Picture = "none") -> CircleHealth:
+        params = {"window": window} if picture == "none" else {"window": window, "picture": picture}
         return self._parse(CircleHealth, self._call("GET", f"/v1/circles/{segment(circle_id)}/health",
-                                                    params={"window": window}))
+                                                    params=params))
 
     def signals(self, *, circle: str = "", member: str = "", active: bool = True) -> list[Signal]:
         params = {k: v for k, v in (("circle", circle), ("member", member)) if v}

@@ -154,7 +154,7 @@ def test_the_recorder_cannot_acknowledge(app, clients) -> None:  # type: ignore[
     assert clients.ledger.commands == []
 
 
-def test_circle_alerts_for_leads_and_flows_for_members(app) -> None:  # type: ignore[no-untyped-def]
+def test_circle_alerts_for_leads_and_flows_for_members(app, clients) -> None:  # type: ignore[no-untyped-def]
     lead = text(client_as(app, "lena").get("/circles/garden"))
     assert 'id="alerts"' in lead and "may be over-extended" in lead and 'id="flow-graph"' in lead
     member = text(client_as(app, "ben").get("/circles/garden"))
@@ -162,6 +162,8 @@ def test_circle_alerts_for_leads_and_flows_for_members(app) -> None:  # type: ig
     outsider = text(client_as(app, "omar").get("/circles/garden"))
     assert 'id="participation"' in outsider  # measures are for everyone
     assert 'id="flow-graph"' not in outsider and "shown to the circle\u2019s members and leads" in outsider
+    # Balance was asked for the flows for the lead, the pairs alone for the member, nothing for the outsider.
+    assert clients.balance.pictures_asked[-3:] == ["flows", "ties", "none"]
 
 
 def _big_garden(clients):  # type: ignore[no-untyped-def]
@@ -200,9 +202,36 @@ def test_a_member_sees_who_is_connected_but_no_amounts_between_others(app, clien
     widths = set(re.findall(r'stroke-width="([^"]+)"', page))
     assert widths <= {"1.6"}  # only the nodes' outline: every tie is drawn alike
     ties = {tuple(sorted((f.giver, f.receiver))) for f in flows if f.giver != f.receiver}
-    assert len(re.findall(r'<path class="tie"', page)) == len(ties)
+    # 45 people and garden's own: a grid, a row per person, a mark in the row of each of a pair's two
+    # people, all alike.
+    people = {p for tie in ties for p in tie} | {m.id for m in clients.balance.members_by_id.values()
+                                                  if "garden" in m.circles}
+    rows = re.findall(r'<g class="matrix-row[^"]*"><title>(.*?)</title><text class="name"[^>]*>(.*?)</text>'
+                      r'(?:<path class="tie-cells" d="([^"]*)"/>)?</g>', page)
+    assert len(rows) == len(people) > 45 and [r[1] for r in rows] == sorted((r[1] for r in rows), key=str.lower)
+    assert sum(r[2].count("m") for r in rows) == 2 * len(ties)  # a relative move to each mark
+    assert len(set(re.findall(r"h([\d.]+)v", "".join(r[2] for r in rows)))) == 1  # every mark the same size
+    assert f'data-ties="{len(ties)}"' in page
+    assert clients.balance.pictures_asked[-1] == "ties"  # balance sends the pairs alone, never the minutes
     listed = re.findall(r'<li><div class="line"><span class="what">(.*?)</span>', page)
     assert listed == sorted(listed, key=str.lower)
+    # Every tie is in the words too, once from each side.
+    said = sum(len(m.split(", ")) for m in re.findall(r'<span class="meta">with (.*?)</span>', page))
+    assert said == 2 * len(ties)
+
+
+def test_a_small_circles_members_see_a_ring_of_plain_lines(app, clients) -> None:  # type: ignore[no-untyped-def]
+    from reciprocity.web.clients.balance import CircleHealth, Flow
+
+    ids = ["ada", "ben", "chen", "dev", "eve", "fay"]
+    flows = [Flow(giver=ids[i], receiver=ids[(i + 1) % 6], minutes=30 * (i + 1)) for i in range(6)]
+    flows.append(Flow(giver="ben", receiver="ada", minutes=5))  # the same pair the other way: still one line
+    clients.balance.health_overrides["garden"] = CircleHealth(circle_id="garden", name="Garden circle",
+                                                              member_count=6, flows=flows)
+    page = text(client_as(app, "ada").get("/circles/garden"))
+    assert 'id="flow-graph"' in page and "matrix-row" not in page
+    assert len(re.findall(r'<path class="tie"', page)) == 6
+    assert not re.search(r"\d+ (min|h)\b", page)
 
 
 def test_small_circles_keep_their_measures_private(app) -> None:  # type: ignore[no-untyped-def]

@@ -157,7 +157,7 @@ def _numbers(balance: str, org: Org) -> dict[str, Any]:
         answer = requests.get(f"{balance}/v1/members/{member}/summary", headers=TO_BALANCE, timeout=10)
         assert answer.status_code == 200, answer.text
         got[member] = answer.json()
-    answer = requests.get(f"{balance}/v1/circles/{org.circle}/health", headers=TO_BALANCE, timeout=10)
+    answer = requests.get(f"{balance}/v1/circles/{org.circle}/health?picture=flows", headers=TO_BALANCE, timeout=10)
     assert answer.status_code == 200, answer.text
     got["circle"] = answer.json()
     return got

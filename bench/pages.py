@@ -200,7 +200,8 @@ def _get(site: Site, s: requests.Session, page: str, path: str | None, member: s
         api = {"balance summary": f"/v1/members/{member}/summary?window=28d",
                # As the people page asks: a page of people by name (the whole list grows with history).
                "balance relationships": f"/v1/members/{member}/relationships?window=90d&limit={PEOPLE_PAGE}",
-               "balance circle health": f"/v1/circles/{circle}/health?window=28d"}[page]
+               # As a member's circle page asks: the measures and the pairs who exchanged.
+               "balance circle health": f"/v1/circles/{circle}/health?window=28d&picture=ties"}[page]
         answer = requests.get(site.balance + api, headers=auth, timeout=30)
     return answer
 

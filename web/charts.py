@@ -13,7 +13,7 @@ Pure: no Flask, no I/O. Both come with a table fallback in the templates for scr
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
@@ -274,12 +274,19 @@ def _crop(graph: FlowGraph, size: int) -> None:
     graph.top, graph.height = round(max(0.0, top), 1), round(min(float(size), bottom) - max(0.0, top))
 
 
-@dataclass(frozen=True)
-class Tie:
-    """Two people who exchanged in the window, either way; no direction, no amount."""
+# Two people who exchanged in the window, either way; no direction, no amount. Plain pairs, as balance
+# sends them: a big circle has a thousand, and the page should not build an object for each.
+Tie = tuple[str, str]
 
-    a: str
-    b: str
+
+def linked_people(ties: Iterable[Tie]) -> dict[str, set[str]]:
+    """Each person who exchanged, with the people they exchanged with (giving to oneself is no tie)."""
+    linked: dict[str, set[str]] = {}
+    for a, b in ties:
+        if a != b:
+            linked.setdefault(a, set()).add(b)
+            linked.setdefault(b, set()).add(a)
+    return linked
 
 
 def connection_graph(ties: Sequence[Tie], names: Mapping[str, str]) -> FlowGraph:
@@ -288,22 +295,22 @@ def connection_graph(ties: Sequence[Tie], names: Mapping[str, str]) -> FlowGraph
     and no minutes, so nobody can read from it how much one person gave another (that is for the two of
     them and their leads). The ring grows with the number of people so that names keep apart; the picture
     scales to the screen's width. A bigger circle is drawn as a grid instead (tie_matrix)."""
-    ties = [tie for tie in ties if tie.a != tie.b]
-    everyone = {t.a for t in ties} | {t.b for t in ties} | set(names)
+    ties = [(a, b) for a, b in ties if a != b]
+    everyone = {p for tie in ties for p in tie} | set(names)
     size = max(560, 18 * len(everyone))
     graph = FlowGraph(width=size + 240, height=size)
     graph.people_total, graph.flows_total = len(everyone), len(ties)
     where = _place_on_ring(graph, everyone, names, size)
     node_r = 7
-    for tie in ties:
-        (x1, y1), (x2, y2) = where[tie.a], where[tie.b]
+    for one, other in ties:
+        (x1, y1), (x2, y2) = where[one], where[other]
         dx, dy = x2 - x1, y2 - y1
         dist = math.hypot(dx, dy) or 1
         ux, uy = dx / dist, dy / dist
         sx, sy, ex, ey = x1 + ux * node_r, y1 + uy * node_r, x2 - ux * node_r, y2 - uy * node_r
-        a, b = names.get(tie.a, tie.a), names.get(tie.b, tie.b)
+        a, b = names.get(one, one), names.get(other, other)
         graph.edges.append(Edge(path=f"M{sx:.1f},{sy:.1f} L{ex:.1f},{ey:.1f}", width=1.5,
-                                title=f"{a} and {b} exchanged", giver=tie.a, receiver=tie.b, minutes=0))
+                                title=f"{a} and {b} exchanged", giver=one, receiver=other, minutes=0))
     _crop(graph, size)
     return graph
 
@@ -353,13 +360,9 @@ def _short(name: str) -> str:
     return name if len(name) <= MATRIX_NAME_CHARS else name[:MATRIX_NAME_CHARS - 1] + "…"
 
 
-def tie_matrix(ties: Sequence[Tie], names: Mapping[str, str], *, cell: int = 18) -> TieMatrix:
-    """The grid of who exchanged with whom: `names` (the circle's members) and anyone in `ties`, by name."""
-    linked: dict[str, set[str]] = {}
-    for tie in ties:
-        if tie.a != tie.b:
-            linked.setdefault(tie.a, set()).add(tie.b)
-            linked.setdefault(tie.b, set()).add(tie.a)
+def tie_matrix(linked: Mapping[str, set[str]], names: Mapping[str, str], *, cell: int = 18) -> TieMatrix:
+    """The grid of who exchanged with whom (`linked`: linked_people), with a row for each of `names` (the
+    circle's members) and for anyone else in `linked`, by name."""
     people = sorted(set(names) | set(linked), key=lambda m: (names.get(m, m).lower(), m))
     shown = {m: _short(names.get(m, m)) for m in people}
     longest = max((len(n) for n in shown.values()), default=4) * _CHAR_PX

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Blueprint, Response, abort, request
 from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 
@@ -10,11 +12,11 @@ from .charts import (
     KIND_COLOURS,
     MAX_RING_PEOPLE,
     FlowGraph,
-    Tie,
     TieMatrix,
     balance_chart,
     connection_graph,
     flow_graph,
+    linked_people,
     tie_matrix,
 )
 from .clients.balance import Circle, Flow, Picture
@@ -79,12 +81,12 @@ def circle(circle_id: str) -> Response:
                                                         names.get(f.receiver, f.receiver).lower(),
                                                         f.giver, f.receiver))
     elif not health.private and can_see_ties and health.ties:
-        ties = [Tie(a, b) for a, b in health.ties]
-        if len(set(names) | {p for t in ties for p in (t.a, t.b)}) > MAX_RING_PEOPLE:
-            matrix = tie_matrix(ties, names)
+        linked = linked_people(health.ties)
+        if len(set(names) | set(linked)) > MAX_RING_PEOPLE:
+            matrix = tie_matrix(linked, names)
         else:
-            graph = connection_graph(ties, names)
-        connections = connections_by_name(ties, names)
+            graph = connection_graph(health.ties, names)
+        connections = connections_by_name(linked, names)
     signals = balance.signals(circle=circle_id, active=True) if in_care else []
     all_names = {**names}
     for s in signals:
@@ -98,13 +100,10 @@ def circle(circle_id: str) -> Response:
     )
 
 
-def connections_by_name(ties: list[Tie], names: dict[str, str]) -> list[tuple[str, str]]:
-    """Each person with the people they exchanged with, both by name: the picture's words, without amounts.
-    The others come joined into one line, so that the page writes a line per person, not a name per tie."""
-    linked: dict[str, set[str]] = {}
-    for tie in ties:
-        linked.setdefault(tie.a, set()).add(tie.b)
-        linked.setdefault(tie.b, set()).add(tie.a)
+def connections_by_name(linked: Mapping[str, set[str]], names: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Each person with the people they exchanged with (`linked`: charts.linked_people), both by name: the
+    picture's words, without amounts. The others come joined into one line, so that the page writes a
+    line per person, not a name per tie."""
 
     def name(member_id: str) -> str:
         return names.get(member_id, member_id)

@@ -656,7 +656,11 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
             given[r.member_id] = int(r.minutes or 0)
             directed.update((r.member_id, other) for other in set(r.receivers.split(" ")) & inside
                             if other != r.member_id)
-        exchanged = set(given) | set(conn.execute(statements["receiving"], params).scalars())
+        exchanged = set(given) | {r for _, r in directed}
+        # Who else exchanged: only received, and from outside the circle. Asked of those not known yet (at a
+        # busy circle, nobody or a few).
+        if unknown := [p for p in members if p not in exchanged]:
+            exchanged |= set(conn.execute(statements["receiving"], {**params, "members": unknown}).scalars())
         if picture == "flows":
             shown["flows"] = [{"giver": r.giver, "receiver": r.receiver, "minutes": int(r.minutes)}
                               for r in conn.execute(statements["flows"], params)]

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from reciprocity.contracts.commands import latest_today, today_utc
 from reciprocity.web import access
-from reciprocity.web.charts import Tie, balance_chart, flow_graph, tie_matrix
+from reciprocity.web.charts import balance_chart, flow_graph, linked_people, tie_matrix
 from reciprocity.web.clients.balance import Capacity, Circle, Exchange, Flow, KindTotals, Member, Summary, Totals, Week
 from reciprocity.web.exchange_form import (
     FORM_WIDE,
@@ -311,7 +311,7 @@ def test_a_small_circle_still_shows_everyone() -> None:
 
 def test_a_grid_of_ties_has_a_row_per_person_by_name_and_a_mark_on_both_rows_of_a_pair() -> None:
     names = {"m1": "zoe", "m2": "Ada", "m3": "ben", "m4": "Chen"}
-    grid = tie_matrix([Tie("m1", "m2"), Tie("m2", "m3"), Tie("m4", "m4")], names)  # m4 with herself: no tie
+    grid = tie_matrix(linked_people([("m1", "m2"), ("m2", "m3"), ("m4", "m4")]), names)  # m4 with herself: no tie
     assert [r.name for r in grid.rows] == ["Ada", "ben", "Chen", "zoe"]
     assert [r.ties for r in grid.rows] == [2, 1, 0, 1] and grid.ties_total == 2 and grid.people_total == 4
     assert [c.text for c in grid.columns] == ["Ada", "ben", "Chen", "zoe"]
@@ -321,14 +321,14 @@ def test_a_grid_of_ties_has_a_row_per_person_by_name_and_a_mark_on_both_rows_of_
     assert "m18,0" in ada and "m36,0" in ada
     assert grid.rows[2].cells == ""
     # However many ties, the same few elements: the grid's size depends on the people alone.
-    everyone = tie_matrix([Tie(a, b) for a in names for b in names if a < b], names)
+    everyone = tie_matrix(linked_people((a, b) for a in names for b in names if a < b), names)
     assert (everyone.width, everyone.height, len(everyone.rows)) == (grid.width, grid.height, len(grid.rows))
     assert everyone.ties_total == 6
 
 
 def test_a_grids_names_fit_inside_it() -> None:
     names = {f"m{i}": f"Person with a rather long name {i}" for i in range(20)}
-    grid = tie_matrix([Tie("m1", "m2")], names)
+    grid = tie_matrix(linked_people([("m1", "m2")]), names)
     assert all(len(r.label.text) <= 24 and r.label.x > 8.2 * len(r.label.text) for r in grid.rows)
     assert all(c.y > 0.87 * 8.2 * len(c.text) for c in grid.columns)  # the slanted names stay inside the top
 

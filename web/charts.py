@@ -394,6 +394,6 @@ def tie_matrix(linked: Mapping[str, set[str]], names: Mapping[str, str], *, cell
     lines += [f"M{left},{top + i * cell}h{grid_w}" for i in range(n + 1)]
     matrix.grid = "".join(lines)
     matrix.diagonal = "".join(f"M{left + i * cell},{top + i * cell}h{cell}v{cell}h-{cell}z" for i in range(n))
-    width = matrix.width
-    matrix.bands = "".join(f"M0,{top + i * cell}h{width}v{cell}h-{width}z" for i in range(1, n, 2))
+    span = left + grid_w  # under the names and the grid, not beyond
+    matrix.bands = "".join(f"M0,{top + i * cell}h{span}v{cell}h-{span}z" for i in range(1, n, 2))
     return matrix

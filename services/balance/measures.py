@@ -6,7 +6,7 @@ can tell "private" (null) from "nothing happened yet" (0.0).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 PRIVACY_MIN_MEMBERS = 5
@@ -38,6 +38,24 @@ def tie_counts(directed_pairs: Iterable[tuple[str, str]]) -> tuple[int, int]:
     directed = {(g, r) for g, r in directed_pairs if g != r}
     both_ways = sum(1 for g, r in directed if (r, g) in directed)  # each mutual tie counted from both ends
     return len(directed) - both_ways // 2, both_ways // 2
+
+
+def ties_among(gave_to: Mapping[str, Set[str]]) -> tuple[dict[str, set[str]], int]:
+    """From who gave to whom (each giver with the people they gave to, not themselves): each person with
+    everyone they exchanged with either way, and how many of those pairs exchanged both ways. One pass
+    over the pairs, with no object per pair: a busy circle has a thousand of them."""
+    tied = {person: set(others) for person, others in gave_to.items()}
+    nobody: frozenset[str] = frozenset()
+    both_ways = 0  # each mutual pair counted from both ends
+    for giver, others in gave_to.items():
+        for other in others:
+            if other in tied:
+                tied[other].add(giver)
+            else:
+                tied[other] = {giver}
+            if giver in gave_to.get(other, nobody):
+                both_ways += 1
+    return tied, both_ways // 2
 
 
 def mutual_ties_rate(ties: int, mutual: int) -> float:

@@ -646,17 +646,22 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
     private = measures.is_private(len(members))
     given: dict[str, int] = {}
     exchanged: set[str] = set()
-    directed: set[tuple[str, str]] = set()
+    tied: dict[str, set[str]] = {}
+    tie_count = mutual = 0
     shown: dict[str, Any] = {}
     if members and not private:
         statements = _circle_statements()
         params = {"gen": gen, "members": members, "start": start, "end": last_day_anywhere(end)}
         inside = set(members)
+        gave_to: dict[str, set[str]] = {}
         for r in conn.execute(statements["giving"], params):
             given[r.member_id] = int(r.minutes or 0)
-            directed.update((r.member_id, other) for other in set(r.receivers.split(" ")) & inside
-                            if other != r.member_id)
-        exchanged = set(given) | {r for _, r in directed}
+            others = set(r.receivers.split(" ")) & inside
+            others.discard(r.member_id)
+            gave_to[r.member_id] = others
+        tied, mutual = measures.ties_among(gave_to)
+        tie_count = sum(len(others) for others in tied.values()) // 2
+        exchanged = set(given) | set(tied)
         # Who else exchanged: only received, and from outside the circle. Asked of those not known yet (at a
         # busy circle, nobody or a few).
         if unknown := [p for p in members if p not in exchanged]:
@@ -665,8 +670,7 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
             shown["flows"] = [{"giver": r.giver, "receiver": r.receiver, "minutes": int(r.minutes)}
                               for r in conn.execute(statements["flows"], params)]
         elif picture == "ties":
-            shown["ties"] = [list(pair) for pair in sorted({(min(g, r), max(g, r)) for g, r in directed})]
-    tie_count, mutual = measures.tie_counts(directed)
+            shown["ties"] = [[a, b] for a in sorted(tied) for b in sorted(tied[a]) if a < b]
     per_kind = {
         r.kind: r for r in conn.execute(
             sa.select(cd.kind, sa.func.sum(cd.inside_count).label("ic"), sa.func.sum(cd.crossing_count).label("xc"),

@@ -39,6 +39,22 @@ def test_mutual_ties() -> None:
     assert measures.tie_counts([("a", "a")]) == (0, 0)  # giving to oneself is no tie
 
 
+def test_ties_among_agree_with_the_directed_pairs() -> None:
+    import random
+
+    rng = random.Random(3)
+    people = [f"p{i}" for i in range(12)]
+    for _ in range(50):
+        pairs = {(g, r) for g, r in (rng.sample(people, 2) for _ in range(rng.randint(0, 60)))}
+        gave_to: dict[str, set[str]] = {}
+        for g, r in pairs:
+            gave_to.setdefault(g, set()).add(r)
+        tied, mutual = measures.ties_among(gave_to)
+        ties = {frozenset(p) for p in pairs}
+        assert (sum(len(o) for o in tied.values()) // 2, mutual) == measures.tie_counts(pairs)
+        assert {frozenset((a, b)) for a, others in tied.items() for b in others} == ties
+
+
 def test_cross_circle_breadth_and_feedback_cycles() -> None:
     assert measures.cross_circle_breadth(3, 1) == 0.25
     assert measures.cross_circle_breadth(0, 0) == 0.0

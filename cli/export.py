@@ -44,9 +44,7 @@ class SafeWriter:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
     from reciprocity.balance import queries
-    from reciprocity.balance import tables as t
     from reciprocity.balance.db import make_engine
     from reciprocity.balance.generations import active_generation
     from reciprocity.balance.measures import reciprocity_index
@@ -73,15 +71,12 @@ def run(args: argparse.Namespace) -> int:
                 for x in queries.exchanges_between(conn, gen, start, end):
                     out.writerow(["" if x[f] is None else x[f] for f in EXCHANGE_FIELDS])
                 return 0
-            md = t.member_day.c
-            sums = {r.member_id: r for r in conn.execute(
-                sa.select(md.member_id, *[sa.func.sum(md[c]).label(c) for c in t.MEMBER_DAY_COUNTERS])
-                .where(md.generation == gen, md.day >= start, md.day <= end).group_by(md.member_id))}
+            sums = queries.member_counters(conn, gen, start, end)
             people = {m["id"]: m for m in queries.directory_members(conn, gen)}
             out.writerow(BALANCE_FIELDS)
             for member_id in sorted(set(people) | set(sums)):
-                r, m = sums.get(member_id), people.get(member_id, {})
-                v = {c: int(getattr(r, c) or 0) if r else 0 for c in t.MEMBER_DAY_COUNTERS}
+                m = people.get(member_id, {})
+                v = queries.counter_totals(sums.get(member_id, {}))
                 out.writerow([member_id, m.get("name", ""), " ".join(m.get("circles", [])), start, end,
                               v["given_minutes"], v["given_count"], v["received_minutes"], v["received_count"],
                               v["pending_given_minutes"], v["pending_received_minutes"],

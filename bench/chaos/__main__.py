@@ -40,6 +40,7 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
+from reciprocity.balance import queries as balance_queries
 from reciprocity.balance import tables as bt
 from reciprocity.balance.db import make_engine
 from reciprocity.balance.generations import active_generation
@@ -261,13 +262,12 @@ class ReadSide:
                                                     x.c.status).where(x.c.generation == gen))]
 
     def counters(self) -> dict[str, dict[str, int]]:
-        md = bt.member_day
+        """Every member's numbers over all time, summed as balance serves them (queries.member_counters)."""
         with self.balance.connect() as conn:
             gen = active_generation(conn)
-            query = (sa.select(md.c.member_id, *[sa.func.sum(md.c[name]).label(name) for name in COUNTERS])
-                     .where(md.c.generation == gen).group_by(md.c.member_id))
-            return {r.member_id: {name: int(r._mapping[name] or 0) for name in COUNTERS}
-                    for r in conn.execute(query)}
+            found = balance_queries.member_counters(conn, gen, None, None)
+        return {member: {name: totals[name] for name in COUNTERS}
+                for member, totals in ((m, balance_queries.counter_totals(kinds)) for m, kinds in found.items())}
 
     def directory(self, targets: set[tuple[str, ...]]) -> dict[tuple[str, ...], Any]:
         with self.balance.connect() as conn:

@@ -26,7 +26,8 @@ RECORD = "record"
 TRANSITIONS = {"acknowledge": "acknowledged", "dispute": "disputed", "withdraw": "withdrawn"}
 DIRECTORY = "directory"
 
-# balance_member_day's counters, and which of them an exchange row in a given status adds to.
+# A member's counters as balance serves them (summed from the exchange rows by its queries since
+# migration 0009), and which of them an exchange row in a given status adds to.
 COUNTERS = (
     "given_count", "given_minutes", "received_count", "received_minutes",
     "pending_given_count", "pending_given_minutes", "pending_received_count", "pending_received_minutes",
@@ -71,7 +72,7 @@ class Verdict:
 
 
 def expected_counters(rows: Iterable[ExchangeRow]) -> dict[str, Counter[str]]:
-    """balance_member_day summed per member, as the exchange rows say it must be: acknowledged rows are
+    """A member's counters over all time, as the exchange rows say they must be: acknowledged rows are
     settled, recorded ones pending, disputed and withdrawn ones count nowhere."""
     totals: dict[str, Counter[str]] = defaultdict(Counter)
     for row in rows:
@@ -92,9 +93,10 @@ def check(
     directory: Mapping[tuple[str, ...], Any],
 ) -> Verdict:
     """Every acknowledged command in the read model exactly once; nothing refused in it at all; nothing
-    timed out in it twice. `counters`: balance_member_day summed per member; `directory`: the read
-    model's value for each directory target the commands name (absent: not there). Pair flows need no
-    check of their own: they are summed from the exchange rows themselves (no pair counters since 0008)."""
+    timed out in it twice. `counters`: each member's numbers as balance's read queries sum them from its
+    exchange rows (no member counters since 0009, no pair counters since 0008), which this recount in
+    plain Python must match; `directory`: the read model's value for each directory target the commands
+    name (absent: not there)."""
     verdict = Verdict(acknowledged=sum(1 for s in sent if s.outcome == ACKNOWLEDGED))
     _check_recordings(sent, rows, verdict)
     _check_transitions(sent, {r.exchange_id: r for r in rows}, verdict)

@@ -47,7 +47,6 @@ class BatchRows:
     generation: int
     deltas: Deltas
     exchanges: list[tuple]
-    member_day: list[tuple]
     circle_day: list[tuple]
 
 
@@ -73,7 +72,6 @@ class BalanceProjection:
         # Events skipped as repeats of an applied event id, per type, in committed batches (replay checks).
         self.repeated: Counter[str] = Counter()
         dialect = engine.dialect.name
-        self._member_day = CounterUpsert(t.member_day, ("member_id", "day", "kind"), t.MEMBER_DAY_COUNTERS, dialect)
         self._circle_day = CounterUpsert(t.circle_day, ("circle_id", "day", "kind"), t.CIRCLE_DAY_COUNTERS, dialect)
         self._insert_exchange = RowInsert(t.exchanges, dialect)
         self._update_exchange = (
@@ -214,7 +212,7 @@ class BalanceProjection:
 
     def rows(self, gen: int, d: Deltas) -> BatchRows:
         return BatchRows(gen, d, self._insert_exchange.rows(gen, d.new_exchanges.values()),
-                         self._member_day.rows(gen, d.member_day), self._circle_day.rows(gen, d.circle_day))
+                         self._circle_day.rows(gen, d.circle_day))
 
     def write_rows(self, conn: Connection, r: BatchRows) -> None:
         gen, d = r.generation, r.deltas
@@ -233,7 +231,6 @@ class BalanceProjection:
             if rest:
                 conn.execute(sa.update(t.exchanges).where(t.exchanges.c.generation == gen,
                                                           t.exchanges.c.exchange_id == xid).values(**rest))
-        self._member_day.execute(conn, r.member_day)
         self._circle_day.execute(conn, r.circle_day)
         for op, run in _runs(d.directory):
             if op == "member":

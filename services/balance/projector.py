@@ -1,9 +1,10 @@
 """Events -> row deltas: the pure half of the balance projection.
 
 Exchange events carry every fact (giver, receiver, kind, minutes, day, circles), so a batch of events
-becomes counter deltas without reading anything but what the store knows of exchanges recorded in an
-earlier batch (passed in as `known`). Deltas are aggregated per key here, so the store writes one row
-per key per batch with set-based upserts (`x = x + excluded.x`).
+becomes exchange rows and counter deltas without reading anything but what the store knows of exchanges
+recorded in an earlier batch (passed in as `known`). Deltas are aggregated per key here, so the store
+writes one row per key per batch with set-based upserts (`x = x + excluded.x`). A member's own numbers
+are no counters: they are summed from the exchange rows when read (migration 0009).
 
 A repeated event id is applied once (SPEC): an event whose id was applied before, in this batch, to its
 exchange (`known`), or among the directory events (`applied`), is skipped. Only copies re-appended by
@@ -47,12 +48,10 @@ from reciprocity.contracts.events import (
 from reciprocity.contracts.sealed import text_of
 from reciprocity.contracts.vocabulary import ACKNOWLEDGED, DISPUTED, RECORDED, WITHDRAWN
 
-# Indexes into the counter lists (same order as tables.MEMBER_DAY_COUNTERS etc.).
-GIVEN_MIN, GIVEN_CNT, RECV_MIN, RECV_CNT, P_GIVEN_MIN, P_GIVEN_CNT, P_RECV_MIN, P_RECV_CNT = range(8)
+# Indexes into the counter lists (same order as tables.CIRCLE_DAY_COUNTERS).
 IN_CNT, IN_MIN, X_CNT, X_MIN, P_IN_CNT, P_IN_MIN, P_X_CNT, P_X_MIN = range(8)
 
 # Days in keys are ISO dates as text (see _iso_day).
-MemberDayKey = tuple[str, str, str]
 CircleDayKey = tuple[str, str, str]
 
 
@@ -72,7 +71,6 @@ class KnownExchange:
 
 @dataclass
 class Deltas:
-    member_day: dict[MemberDayKey, list[int]] = field(default_factory=dict)
     circle_day: dict[CircleDayKey, list[int]] = field(default_factory=dict)
     new_exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows recorded in this batch
     exchange_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows of earlier batches
@@ -111,7 +109,6 @@ def project(items: Iterable[tuple[Envelope, Event]], known: Mapping[str, KnownEx
     seen: set[int] = {UUID(i).int for i in applied}
     for k in known.values():
         seen.update(UUID(i).int for i in k.event_ids)
-    member_day = d.member_day
     recorders: dict[str, str] = {xid: k.recorded_by for xid, k in known.items()}
     for envelope, event in items:
         event_int = envelope.event_id.int
@@ -122,11 +119,11 @@ def project(items: Iterable[tuple[Envelope, Event]], known: Mapping[str, KnownEx
         if isinstance(event, ExchangeSharingChanged):
             _sharing(d, status, recorders, envelope, event)
         elif isinstance(event, ExchangeCorrected):
-            _corrected(d, status, envelope, event, member_day)
+            _corrected(d, status, envelope, event)
         elif isinstance(event, ExchangeFacts):
             if isinstance(event, ExchangeRecorded):
                 recorders[event.exchange_id] = event.recorded_by
-            _exchange(d, status, envelope, str(envelope.event_id), event, member_day)
+            _exchange(d, status, envelope, str(envelope.event_id), event)
         else:
             _directory(d, envelope, event)
             d.directory_event_ids.append(str(envelope.event_id))
@@ -148,8 +145,7 @@ def _sharing(d: Deltas, status: dict[str, str], recorders: dict[str, str], envel
         d.exchange_updates.setdefault(xid, {}).update(change)
 
 
-def _corrected(d: Deltas, status: dict[str, str], envelope: Envelope, e: ExchangeCorrected,
-               member_day: dict[MemberDayKey, list[int]]) -> None:
+def _corrected(d: Deltas, status: dict[str, str], envelope: Envelope, e: ExchangeCorrected) -> None:
     """A correction of a still-recorded exchange moves its pending minutes from the facts it replaced to
     the corrected ones (day and kind may change), and keeps what changed for the other party to see."""
     xid = e.exchange_id
@@ -157,9 +153,9 @@ def _corrected(d: Deltas, status: dict[str, str], envelope: Envelope, e: Exchang
         raise ProjectionError(f"{envelope.type} of exchange {xid} in status {status.get(xid) or 'unknown'} "
                               f"(event {envelope.event_id})")
     before = e.previous
-    _move_pending(d, member_day, e.model_copy(update={"kind": before.kind, "minutes": before.minutes,
-                                                      "occurred_on": before.occurred_on}), -1)
-    _move_pending(d, member_day, e, 1)
+    _move_pending(d, e.model_copy(update={"kind": before.kind, "minutes": before.minutes,
+                                          "occurred_on": before.occurred_on}), -1)
+    _move_pending(d, e, 1)
     change = {
         # Rows recorded in this batch hold days as text (like every new row); updates take a date.
         "kind": e.kind.value, "minutes": e.minutes, "note": text_of(e.note),
@@ -173,14 +169,11 @@ def _corrected(d: Deltas, status: dict[str, str], envelope: Envelope, e: Exchang
         d.exchange_updates.setdefault(xid, {}).update(change)
 
 
-def _move_pending(d: Deltas, member_day: dict[MemberDayKey, list[int]], e: ExchangeFacts, sign: int) -> None:
-    """Add (sign 1) or take away (-1) one pending exchange with these facts, on every read model."""
+def _move_pending(d: Deltas, e: ExchangeFacts, sign: int) -> None:
+    """Add (sign 1) or take away (-1) one pending exchange with these facts, on the circles' counters
+    (the members' numbers follow the exchange row itself)."""
     day, kind, minutes = _iso_day(e.occurred_on), e.kind.value, e.minutes
     d.touched_members.update((e.giver, e.receiver))
-    for member, m_idx, c_idx in ((e.giver, P_GIVEN_MIN, P_GIVEN_CNT), (e.receiver, P_RECV_MIN, P_RECV_CNT)):
-        row = member_day.setdefault((member, day, kind), [0] * 8)
-        row[m_idx] += sign * minutes
-        row[c_idx] += sign
     gc, rc = e.giver_circles, e.receiver_circles
     for circle in set(gc).union(rc):
         row = d.circle_day.setdefault((circle, day, kind), [0] * 8)
@@ -192,8 +185,7 @@ def _move_pending(d: Deltas, member_day: dict[MemberDayKey, list[int]], e: Excha
             row[P_X_MIN] += sign * minutes
 
 
-def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: str, e: ExchangeFacts,
-              member_day: dict[MemberDayKey, list[int]]) -> None:
+def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: str, e: ExchangeFacts) -> None:
     xid = e.exchange_id
     day, kind, minutes = _iso_day(e.occurred_on), e.kind._value_, e.minutes  # _value_: an attribute
     if isinstance(e, ExchangeRecorded):
@@ -236,26 +228,8 @@ def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: s
 
     pm = sign_pending * minutes
     pc = sign_pending
-    giver, receiver = e.giver, e.receiver
-    d.touched_members.add(giver)
-    d.touched_members.add(receiver)
-
-    row = member_day.get((giver, day, kind))
-    if row is None:
-        row = member_day[(giver, day, kind)] = [0] * 8
-    row[P_GIVEN_MIN] += pm
-    row[P_GIVEN_CNT] += pc
-    if settle:
-        row[GIVEN_MIN] += minutes
-        row[GIVEN_CNT] += 1
-    row = member_day.get((receiver, day, kind))
-    if row is None:
-        row = member_day[(receiver, day, kind)] = [0] * 8
-    row[P_RECV_MIN] += pm
-    row[P_RECV_CNT] += pc
-    if settle:
-        row[RECV_MIN] += minutes
-        row[RECV_CNT] += 1
+    d.touched_members.add(e.giver)
+    d.touched_members.add(e.receiver)
 
     gc, rc = e.giver_circles, e.receiver_circles
     for circle in set(gc).union(rc):

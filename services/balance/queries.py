@@ -100,32 +100,95 @@ def member_known(conn: Connection, gen: int, member_id: str) -> bool:
 # --- member views ------------------------------------------------------------------------------
 
 
-_md = t.member_day.c
-_SUMMARY_BY_KIND = (
-    sa.select(_md.kind, *[sa.func.sum(_md[c]).label(c) for c in t.MEMBER_DAY_COUNTERS])
-    .where(_md.generation == _GEN, _md.member_id == _MEMBER, _md.day >= sa.bindparam("start"),
-           _md.day <= sa.bindparam("end"))
-    .group_by(_md.kind))
+# A member's numbers, summed from their side of the exchanges (no counter table since migration 0009):
+# acknowledged exchanges are settled, recorded ones pending, disputed and withdrawn ones count nowhere
+# (SPEC). The eight counters, and the two (minutes, count) an exchange adds to by side and status:
+MEMBER_COUNTERS = (
+    "given_minutes", "given_count", "received_minutes", "received_count",
+    "pending_given_minutes", "pending_given_count", "pending_received_minutes", "pending_received_count",
+)  # fmt: skip
+_COUNTED_AS = {(True, ACKNOWLEDGED): (0, 1), (False, ACKNOWLEDGED): (2, 3),
+               (True, RECORDED): (4, 5), (False, RECORDED): (6, 7)}
+_COUNTING = (RECORDED, ACKNOWLEDGED)
+
+
+@functools.cache
+def _sides_summed(who: str, dialect: str = "", by_week: bool = False) -> sa.CompoundSelect:
+    """Both sides of members' exchanges dated `start`..`end` that count, summed per side (`giving` 1 or
+    0), member, kind and status (and week from `first`, a Monday, with `by_week`), in one statement:
+    each half is a range of the (generation, side, occurred_on, other, kind, status, minutes) index per
+    member, which covers it (no table row is read), so a window costs its own exchanges only, whatever
+    the history. `who`: "one" (`member`), "some" (expanding `members`) or "all". Built once per variant."""
+    x = t.exchanges.c
+    halves = []
+    for giving, side in ((1, x.giver), (0, x.receiver)):
+        keys: list[Any] = [sa.literal_column(str(giving)).label("giving"), side.label("member"), x.kind, x.status]
+        if by_week:
+            keys.append(_week_index(dialect, x.occurred_on, sa.bindparam("first", type_=sa.Date)).label("week"))
+        query = (sa.select(*keys, sa.func.sum(x.minutes).label("minutes"), sa.func.count().label("n"))
+                 .where(x.generation == _GEN, x.occurred_on >= sa.bindparam("start"),
+                        x.occurred_on <= sa.bindparam("end"), x.status.in_(_COUNTING))
+                 .group_by(*keys[1:]))
+        if who == "one":
+            query = query.where(side == _MEMBER)
+        elif who == "some":
+            query = query.where(side.in_(sa.bindparam("members", expanding=True)))
+        halves.append(query)
+    return sa.union_all(*halves)
+
+
+def member_counters(conn: Connection, gen: int, start: date | None, end: date | None,
+                    members: Sequence[str] | None = None) -> dict[str, dict[str, list[int]]]:
+    """Per member and kind, the eight MEMBER_COUNTERS over exchanges dated `start`..`end` (either open
+    when None): of the given members, or of everyone who exchanged with None. Members without any
+    exchange that counts are absent."""
+    params: dict[str, Any] = {"gen": gen, "start": start or date.min, "end": end or date.max}
+    if members is None:
+        statement = _sides_summed("all")
+    else:
+        if not members:
+            return {}
+        statement = _sides_summed("some")
+        params["members"] = sorted(set(members))
+    return _counters_by_member(conn.execute(statement, params))
+
+
+def _counters_by_member(rows: Iterable[Any]) -> dict[str, dict[str, list[int]]]:
+    """Rows of `_sides_summed` (without weeks) as the eight counters per member and kind."""
+    found: dict[str, dict[str, list[int]]] = {}
+    for giving, member, kind, status, minutes, n in rows:
+        row = found.setdefault(member, {}).setdefault(kind, [0] * 8)
+        m_idx, c_idx = _COUNTED_AS[(bool(giving), status)]
+        row[m_idx] += int(minutes or 0)
+        row[c_idx] += int(n)
+    return found
+
+
+def counter_totals(by_kind: Mapping[str, Sequence[int]]) -> dict[str, int]:
+    """A member's counters over every kind, by name."""
+    return {c: sum(v[i] for v in by_kind.values()) for i, c in enumerate(MEMBER_COUNTERS)}
+
+
+# What a summary shows per kind (pending counts only in its totals).
+_SHOWN_BY_KIND = ("given_minutes", "given_count", "received_minutes", "received_count", "pending_given_minutes",
+                  "pending_received_minutes")
 _WEEKLY_HOURS = (sa.select(t.members.c.weekly_hours)
                  .where(t.members.c.generation == _GEN, t.members.c.member_id == _MEMBER))
-_GIVEN_BETWEEN = (sa.select(sa.func.sum(_md.given_minutes + _md.pending_given_minutes))
-                  .where(_md.generation == _GEN, _md.member_id == _MEMBER, _md.day >= sa.bindparam("start"),
-                         _md.day <= sa.bindparam("end")))
+# Minutes given, settled and pending, by a member in a range of days: a range of the giver index.
+_GIVEN_BETWEEN = (sa.select(sa.func.sum(t.exchanges.c.minutes))
+                  .where(t.exchanges.c.generation == _GEN, t.exchanges.c.giver == _MEMBER,
+                         t.exchanges.c.occurred_on >= sa.bindparam("start"),
+                         t.exchanges.c.occurred_on <= sa.bindparam("end"), t.exchanges.c.status.in_(_COUNTING)))
 
 
 def summary(conn: Connection, gen: int, member_id: str, window_days: int, today: date) -> dict[str, Any]:
     start, end = window_bounds(today, window_days)
-    rows = conn.execute(_SUMMARY_BY_KIND, {"gen": gen, "member": member_id, "start": start,
-                                           "end": last_day_anywhere(end)}).all()
-    by_kind = {k: {"given_minutes": 0, "given_count": 0, "received_minutes": 0, "received_count": 0,
-                   "pending_given_minutes": 0, "pending_received_minutes": 0} for k in EXCHANGE_KINDS}
-    total = dict.fromkeys(t.MEMBER_DAY_COUNTERS, 0)
-    for r in rows:
-        values = {c: int(getattr(r, c) or 0) for c in t.MEMBER_DAY_COUNTERS}
-        for c, v in values.items():
-            total[c] += v
-        if r.kind in by_kind:
-            by_kind[r.kind].update({k: values[k] for k in by_kind[r.kind]})
+    rows = conn.execute(_sides_summed("one"), {"gen": gen, "member": member_id, "start": start,
+                                               "end": last_day_anywhere(end)})
+    per_kind = _counters_by_member(rows).get(member_id, {})
+    totals = counter_totals(per_kind)
+    by_kind = {k: {c: v for c, v in zip(MEMBER_COUNTERS, per_kind.get(k, [0] * 8), strict=True)
+                   if c in _SHOWN_BY_KIND} for k in EXCHANGE_KINDS}
     weekly_hours = conn.execute(_WEEKLY_HOURS, {"gen": gen, "member": member_id}).scalar()
     week_start = today - timedelta(days=CAPACITY_WINDOW_DAYS - 1)
     given_7 = int(conn.execute(_GIVEN_BETWEEN, {"gen": gen, "member": member_id, "start": week_start,
@@ -136,13 +199,14 @@ def summary(conn: Connection, gen: int, member_id: str, window_days: int, today:
         "window_days": window_days,
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "given": {"minutes": total["given_minutes"], "count": total["given_count"],
-                  "pending_minutes": total["pending_given_minutes"], "pending_count": total["pending_given_count"]},
-        "received": {"minutes": total["received_minutes"], "count": total["received_count"],
-                     "pending_minutes": total["pending_received_minutes"],
-                     "pending_count": total["pending_received_count"]},
+        "given": {"minutes": totals["given_minutes"], "count": totals["given_count"],
+                  "pending_minutes": totals["pending_given_minutes"], "pending_count": totals["pending_given_count"]},
+        "received": {"minutes": totals["received_minutes"], "count": totals["received_count"],
+                     "pending_minutes": totals["pending_received_minutes"],
+                     "pending_count": totals["pending_received_count"]},
         "by_kind": by_kind,
-        "reciprocity_index": round(measures.reciprocity_index(total["given_minutes"], total["received_minutes"]), 4),
+        "reciprocity_index": round(measures.reciprocity_index(totals["given_minutes"], totals["received_minutes"]),
+                                   4),
         "capacity": {"weekly_hours": weekly_hours, "given_last_7_days_minutes": given_7, "used_fraction": used},
     }  # fmt: skip
 
@@ -157,24 +221,6 @@ def _week_index(dialect: str, day: sa.ColumnElement, first: sa.BindParameter) ->
     return sa.cast((sa.func.julianday(day) - sa.func.julianday(first)) / 7, sa.Integer)
 
 
-@functools.cache
-def _timeline_statement(dialect: str) -> sa.Select:
-    """A member's flows per week and kind from `first` to `today`, built once per database dialect."""
-    md = t.member_day.c
-    first = sa.bindparam("first", type_=sa.Date)
-    week = _week_index(dialect, md.day, first).label("week")
-    # Summed per week and kind in SQL: at most weeks x kinds rows come back, however many days of
-    # history the member has in those weeks (a busy member has a row for most days and kinds).
-    return (
-        sa.select(week, md.kind, sa.func.sum(md.given_minutes).label("given"),
-                  sa.func.sum(md.received_minutes).label("received"),
-                  sa.func.sum(md.pending_given_minutes).label("pending_given"),
-                  sa.func.sum(md.pending_received_minutes).label("pending_received"))
-        .where(md.generation == _GEN, md.member_id == _MEMBER, md.day >= first, md.day <= sa.bindparam("today"))
-        .group_by(week, md.kind)
-    )
-
-
 def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date) -> dict[str, Any]:
     this_monday = today - timedelta(days=today.weekday())
     first = this_monday - timedelta(weeks=weeks - 1)
@@ -184,15 +230,17 @@ def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date
                                      "pending_given": 0, "pending_received": 0}
         for i in range(weeks)
     }
-    rows = conn.execute(_timeline_statement(conn.dialect.name),
-                        {"gen": gen, "member": member_id, "first": first, "today": today})
-    for r in rows:
-        b = buckets[first + timedelta(weeks=int(r.week))]
-        if r.kind in b["given"]:
-            b["given"][r.kind] += int(r.given or 0)
-            b["received"][r.kind] += int(r.received or 0)
-        b["pending_given"] += int(r.pending_given or 0)
-        b["pending_received"] += int(r.pending_received or 0)
+    # Summed per week, kind and status in SQL: at most 2 x weeks x kinds x 2 rows come back, however
+    # many exchanges the member has in those weeks.
+    rows = conn.execute(_sides_summed("one", conn.dialect.name, by_week=True),
+                        {"gen": gen, "member": member_id, "first": first, "start": first, "end": today})
+    for giving, _, kind, status, week, minutes, _n in rows:
+        b = buckets[first + timedelta(weeks=int(week))]
+        if status == ACKNOWLEDGED:
+            if kind in b["given"]:
+                b["given" if giving else "received"][kind] += int(minutes or 0)
+        else:
+            b["pending_given" if giving else "pending_received"] += int(minutes or 0)
     return {"member_id": member_id,
             "weeks": [{"week_start": ws.isoformat(), **b} for ws, b in sorted(buckets.items())]}
 

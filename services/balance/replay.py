@@ -5,8 +5,8 @@
    start is read and applied in batches through the same BalanceProjection code as the live service,
    into the new generation only. The active generation keeps serving and the live service keeps
    projecting into it meanwhile.
-3. Verification: every partition's stored offset reached the end offsets (lag 0), and the counters
-   equal a direct recount of the exchanges table by status.
+3. Verification: every partition's stored offset reached the end offsets (lag 0), the exchanges are
+   the recordings applied, and the circles' counters equal a direct recount of the exchanges table.
 4. Switch in one transaction: old -> retired, new -> active. A running service notices at its next batch
    (StaleBatch), or within seconds on an idle partition (its loop confirms idle positions now and then),
    and goes on from the new generation's offsets, so events it projected into the old generation during
@@ -20,6 +20,7 @@ replay raises no new signal; where one would be raised anyway its deterministic 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -205,29 +206,34 @@ def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str,
 
 
 def verify(engine: Engine, gen: int, ends: dict[PartitionKey, int], recorded: int) -> dict[str, tuple[int, int]]:
-    """Compare the counters with a direct recount of the exchanges; raise VerificationFailed if any differs."""
-    x, md = t.exchanges.c, t.member_day.c
+    """Compare the exchanges with the recordings applied, and the circles' counters with a direct recount
+    of the exchanges by status and circles; raise VerificationFailed if any differs. (A member's numbers
+    are summed from the exchanges when read: they have no counters of their own to check.)"""
+    x, cd = t.exchanges.c, t.circle_day.c
     with engine.connect() as conn:
         stored = t.positions.next_offsets(conn, generation=gen)
-        by_status = {r.status: (int(r.minutes or 0), int(r.n)) for r in conn.execute(
-            sa.select(x.status, sa.func.sum(x.minutes).label("minutes"), sa.func.count().label("n"))
-            .where(x.generation == gen).group_by(x.status))}
-        m = conn.execute(sa.select(*[sa.func.coalesce(sa.func.sum(md[c]), 0) for c in t.MEMBER_DAY_COUNTERS])
-                         .where(md.generation == gen)).one()
-    settled_min, settled_n = by_status.get(ACKNOWLEDGED, (0, 0))
-    pending_min, pending_n = by_status.get(RECORDED, (0, 0))
-    given_min, given_n, recv_min, recv_n, pg_min, pg_n, pr_min, pr_n = (int(v) for v in m)
+        by_status = {r.status: int(r.n) for r in conn.execute(
+            sa.select(x.status, sa.func.count().label("n")).where(x.generation == gen).group_by(x.status))}
+        # Circle lists repeat across thousands of exchanges: the database groups, Python expands.
+        expected = dict.fromkeys(t.CIRCLE_DAY_COUNTERS, 0)
+        for r in conn.execute(
+            sa.select(x.status, x.giver_circles, x.receiver_circles, sa.func.sum(x.minutes).label("minutes"),
+                      sa.func.count().label("n"))
+            .where(x.generation == gen, x.status.in_((ACKNOWLEDGED, RECORDED)))
+            .group_by(x.status, x.giver_circles, x.receiver_circles)):
+            pending = "" if r.status == ACKNOWLEDGED else "pending_"
+            giver_circles, receiver_circles = set(json.loads(r.giver_circles)), set(json.loads(r.receiver_circles))
+            for circle in giver_circles | receiver_circles:
+                where = "inside" if circle in giver_circles and circle in receiver_circles else "crossing"
+                expected[f"{pending}{where}_count"] += int(r.n)
+                expected[f"{pending}{where}_minutes"] += int(r.minutes or 0)
+        counted = conn.execute(sa.select(*[sa.func.coalesce(sa.func.sum(cd[c]), 0) for c in t.CIRCLE_DAY_COUNTERS])
+                               .where(cd.generation == gen)).one()
     checks = {
         "lag": (sum(max(end - stored.get(k, 0), 0) for k, end in ends.items()), 0),
-        "exchanges": (sum(n for _, n in by_status.values()), recorded),
-        "settled minutes given": (given_min, settled_min),
-        "settled minutes received": (recv_min, settled_min),
-        "settled count": (given_n, settled_n),
-        "settled count received": (recv_n, settled_n),
-        "pending minutes given": (pg_min, pending_min),
-        "pending minutes received": (pr_min, pending_min),
-        "pending count": (pg_n, pending_n),
-        "pending count received": (pr_n, pending_n),
+        "exchanges": (sum(by_status.values()), recorded),
+        **{f"circles' {c.replace('_', ' ')}": (int(got), expected[c])
+           for c, got in zip(t.CIRCLE_DAY_COUNTERS, counted, strict=True)},
     }
     wrong = {name: pair for name, pair in checks.items() if pair[0] != pair[1]}
     if wrong:

@@ -38,7 +38,7 @@ from reciprocity.contracts.events import (
 )
 from reciprocity.contracts.ids import signal_event_id
 from reciprocity.contracts.topics import SIGNALS
-from reciprocity.contracts.vocabulary import DISCONNECTED, OVEREXTENDED, RECORDED
+from reciprocity.contracts.vocabulary import ACKNOWLEDGED, DISCONNECTED, OVEREXTENDED, RECORDED
 from reciprocity.messaging.consumer import PartitionKey
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from sqlalchemy.engine import Connection, Engine
@@ -82,7 +82,7 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, today: date,
                  ) -> tuple[list[MemberActivity], dict[str, list[str]], dict[str, Policy]]:
     """Facts, circles and policy of the given members (all registered members when None)."""
-    m, ms, md = t.members.c, t.memberships.c, t.member_day.c
+    m, ms, x = t.members.c, t.memberships.c, t.exchanges.c
     d28 = today - timedelta(days=OVEREXTENSION_WINDOW_DAYS - 1)
     d7 = today - timedelta(days=CAPACITY_WINDOW_DAYS - 1)
     wanted = None if member_ids is None else sorted(set(member_ids))
@@ -95,58 +95,44 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
     facts: list[MemberActivity] = []
     circles_of: dict[str, list[str]] = {}
     policies: dict[str, Policy] = {}
-    # Settled minutes from the daily rows; pending ones are added below only where the giver recorded
-    # them (SPEC, Alert policy): an exchange recorded by its receiver counts once acknowledged, so that
-    # nobody can raise an alert about someone else by recording what they "received".
-    given = md.given_minutes
-    received = md.received_minutes
-    any_count = md.given_count + md.pending_given_count + md.received_count + md.pending_received_count
+    # Settled minutes from the exchanges; pending ones are added below only where the giver recorded them
+    # (SPEC, Alert policy): an exchange recorded by its receiver counts once acknowledged, so that nobody
+    # can raise an alert about someone else by recording what they "received". Every sum is a range of
+    # the (generation, giver|receiver, occurred_on, ...) index per member, which covers it.
+    settled_in_window = sa.and_(x.generation == gen, x.status == ACKNOWLEDGED, x.occurred_on >= d28,
+                                x.occurred_on <= last_day_anywhere(today))
     for chunk in batches:
         def only(col: sa.ColumnElement, chunk: Sequence[str] | None = chunk) -> sa.ColumnElement[bool]:
             return col.in_(chunk) if chunk is not None else sa.true()
 
         people = conn.execute(
-            sa.select(t.members).where(m.generation == gen, only(m.member_id)).order_by(m.member_id)).all()
+            sa.select(t.members, _last_exchange_on(x.giver, gen, today).label("last_given"),
+                      _last_exchange_on(x.receiver, gen, today).label("last_received"))
+            .where(m.generation == gen, only(m.member_id)).order_by(m.member_id)).all()
         if not people:
             continue
         for r in conn.execute(sa.select(ms.member_id, ms.circle_id).where(ms.generation == gen, only(ms.member_id))):
             circles_of.setdefault(r.member_id, []).append(r.circle_id)
-        sums = {
-            r.member_id: r
-            for r in conn.execute(
-                sa.select(
-                    md.member_id,
-                    sa.func.sum(given).label("g28"),
-                    sa.func.sum(received).label("r28"),
-                    sa.func.sum(sa.case((md.day >= d7, given), else_=0)).label("g7"),
-                )
-                .where(md.generation == gen, only(md.member_id), md.day >= d28, md.day <= last_day_anywhere(today))
-                .group_by(md.member_id)
-            )
-        }
+        given = {r.giver: (int(r.g28 or 0), int(r.g7 or 0)) for r in conn.execute(
+            sa.select(x.giver, sa.func.sum(x.minutes).label("g28"),
+                      sa.func.sum(sa.case((x.occurred_on >= d7, x.minutes), else_=0)).label("g7"))
+            .where(settled_in_window, only(x.giver)).group_by(x.giver))}
+        received = {r.receiver: int(r.r28 or 0) for r in conn.execute(
+            sa.select(x.receiver, sa.func.sum(x.minutes).label("r28"))
+            .where(settled_in_window, only(x.receiver)).group_by(x.receiver))}
         pending_given, pending_received = _pending_recorded_by_giver(conn, gen, chunk, d28, d7, today)
-        last = {
-            r.member_id: r.last
-            for r in conn.execute(
-                sa.select(md.member_id, sa.func.max(md.day).label("last"))
-                .where(md.generation == gen, only(md.member_id), md.day <= last_day_anywhere(today), any_count > 0)
-                .group_by(md.member_id)
-            )
-        }
         for p in people:
-            s = sums.get(p.member_id)
-            last_day = last.get(p.member_id)
-            if isinstance(last_day, str):  # SQLite's MAX() over a date column comes back as text
-                last_day = date.fromisoformat(last_day)
+            last_day = max(filter(None, (_as_day(p.last_given), _as_day(p.last_received))), default=None)
             circles = sorted(circles_of.get(p.member_id, []))
             circles_of[p.member_id] = circles
             policies[p.member_id] = policy_for([circle_policies.get(c) for c in circles], DEFAULT_POLICY)
+            g28, g7 = given.get(p.member_id, (0, 0))
             pg28, pg7 = pending_given.get(p.member_id, (0, 0))
             facts.append(MemberActivity(
                 member_id=p.member_id,
-                given_28=(int(s.g28 or 0) if s else 0) + pg28,
-                received_28=(int(s.r28 or 0) if s else 0) + pending_received.get(p.member_id, 0),
-                given_7=(int(s.g7 or 0) if s else 0) + pg7,
+                given_28=g28 + pg28,
+                received_28=received.get(p.member_id, 0) + pending_received.get(p.member_id, 0),
+                given_7=g7 + pg7,
                 weekly_hours=p.weekly_hours,
                 paused=is_paused(p.status, p.paused_until, today),
                 last_exchange_on=last_day,
@@ -154,6 +140,23 @@ def gather_facts(conn: Connection, gen: int, member_ids: Iterable[str] | None, t
                 available_since=p.available_since,
             ))  # fmt: skip
     return facts, circles_of, policies
+
+
+def _last_exchange_on(side: sa.Column, gen: int, today: date) -> sa.ScalarSelect:
+    """The latest day (up to the last day anywhere) of an exchange that counts (recorded or acknowledged)
+    on this side of the member in the enclosing query's row: the newest entry of the side's index that
+    is one, found from its end rather than by reading the member's whole history."""
+    x = t.exchanges.c
+    return (sa.select(x.occurred_on)
+            .where(x.generation == gen, side == t.members.c.member_id, x.occurred_on <= last_day_anywhere(today),
+                   x.status.in_((RECORDED, ACKNOWLEDGED)))
+            .order_by(x.occurred_on.desc()).limit(1).scalar_subquery())
+
+
+def _as_day(value: Any) -> date | None:
+    if isinstance(value, str):  # SQLite may hand a date back as its text
+        return date.fromisoformat(value[:10])
+    return value
 
 
 def _pending_recorded_by_giver(conn: Connection, gen: int, chunk: Sequence[str] | None, d28: date, d7: date,

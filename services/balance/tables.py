@@ -5,9 +5,11 @@ new generation beside the active one (blue/green) and switches `balance_generati
 transaction. Signal state, signal history and the outbox are NOT per generation: they record what was
 published to `balance.signals`, which a replay must neither forget nor repeat.
 
-The counter tables are WITHOUT ROWID on SQLite: clustered on their key, so an upsert touches one B-tree
-instead of two (the projection's hot path). The exchanges stay a rowid table: wide rows with random ids
-append at the end and only the narrow key index takes random inserts.
+The counter table (circle x day) is WITHOUT ROWID on SQLite: clustered on its key, so an upsert touches
+one B-tree instead of two (the projection's hot path). A member's own numbers have no counter table: they
+are summed from their side of the exchanges, through the covering indexes below (migration 0009).
+The exchanges stay a rowid table: wide rows with random ids append at the end and only the narrow key
+index takes random inserts.
 
 The schema itself is created by the alembic migrations under `migrations/`; this module is what the
 code reads and writes (a test checks that both agree).
@@ -43,22 +45,6 @@ positions = OffsetStore(offsets)
 def _counter(name: str) -> sa.Column:
     return sa.Column(name, sa.BigInteger, nullable=False, server_default="0")
 
-
-# member x day x kind: settled (acknowledged) and pending (recorded) minutes and counts.
-MEMBER_DAY_COUNTERS = (
-    "given_minutes", "given_count", "received_minutes", "received_count",
-    "pending_given_minutes", "pending_given_count", "pending_received_minutes", "pending_received_count",
-)  # fmt: skip
-member_day = sa.Table(
-    "balance_member_day",
-    metadata,
-    sa.Column("generation", sa.Integer, primary_key=True),
-    sa.Column("member_id", sa.String(64), primary_key=True),
-    sa.Column("day", sa.Date, primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),
-    *[_counter(c) for c in MEMBER_DAY_COUNTERS],
-    sqlite_with_rowid=False,
-)
 
 # circle x day x kind: exchanges inside the circle (both parties in it) and crossing its boundary (one
 # party in it), by the circles each party had when the exchange was recorded.
@@ -106,9 +92,10 @@ exchanges = sa.Table(
     # is recognised by.
     sa.Column("correction", sa.Text),
 )
-# A member's side of the exchanges by day, covering what flows are summed from (the other party, kind,
-# status, minutes): relationships and a circle's flows over a window are a range of one index, read
-# without touching the table (migration 0007); a history page is a range of it too.
+# A member's side of the exchanges by day, covering what flows and counters are summed from (the other
+# party, kind, status, minutes): a member's summary, timeline and alert facts, relationships and a
+# circle's flows over a window are a range of one index, read without touching the table (migrations
+# 0007, 0009); a history page is a range of it too.
 EXCHANGE_SIDE_INDEX_TAIL = ("kind", "status", "minutes")
 sa.Index("ix_balance_exchanges_giver", exchanges.c.generation, exchanges.c.giver, exchanges.c.occurred_on,
          exchanges.c.receiver, *(exchanges.c[c] for c in EXCHANGE_SIDE_INDEX_TAIL))
@@ -220,5 +207,5 @@ outbox = sa.Table(
 )
 
 # Tables whose rows belong to a generation (what a replay fills and later deletes).
-GENERATION_TABLES = (offsets, member_day, circle_day, exchanges, members, memberships, circles,
+GENERATION_TABLES = (offsets, circle_day, exchanges, members, memberships, circles,
                      directory_applied, forgotten)

@@ -1,11 +1,12 @@
 """The sums the pages show, read the cheap way, against a recount by hand, on SQLite and PostgreSQL.
 
-Relationships and a circle's flows are summed by the database from the exchanges (covering indexes),
-a timeline per week from the day rows. A history with every lifecycle (acknowledged, disputed,
-withdrawn, still pending, corrected to another day, kind and length, then settled or not) and a
-forgotten member is fed through the projection in batches; the answers must equal what the test
-computes itself from the facts it sent, for several windows, and must be the same in a second
-generation built from the same events (what a replay builds).
+Every member's numbers (summary, timeline, the alert policy's facts, the export's balances),
+relationships and a circle's measures and flows are summed by the database from the exchanges
+(covering indexes; no counter table per member since migration 0009). A history with every lifecycle
+(acknowledged, disputed, withdrawn, still pending, corrected to another day, kind and length, then
+settled or not) and a forgotten member is fed through the projection in batches; the answers must
+equal what the test computes itself from the facts it sent, for several windows, and must be the same
+in a second generation built from the same events (what a replay builds).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from reciprocity.balance import measures, queries
+from reciprocity.balance import measures, queries, signals
 from reciprocity.balance.db import make_engine, migrate
 from reciprocity.balance.projection import BalanceProjection
-from reciprocity.contracts.events import CorrectedFacts, Event, ExchangeCorrected, MemberForgotten
+from reciprocity.contracts.events import CorrectedFacts, Event, ExchangeCorrected, ExchangeRecorded, MemberForgotten
 from reciprocity.contracts.sealed import Sealed
+from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 
-from tests.support.events import Exchange, Feeder, circle, member
+from tests.support.events import Exchange, Feeder, capacity, circle, member
 
 KINDS = ("mentoring", "feedback", "help", "knowledge", "resource", "care")
 CORE = ("ann", "bob", "cat", "dan", "eve", "fay")
@@ -179,6 +181,173 @@ def test_relationships_timeline_and_flows_equal_a_recount_in_every_generation(db
     engine.dispose()
 
 
+def _expected_summary(final: dict[str, dict[str, Any]], me: str, days: int, today: date,
+                      weekly_hours: float | None) -> dict[str, Any]:
+    start, end = today - timedelta(days=days - 1), today
+    total = dict.fromkeys(queries.MEMBER_COUNTERS, 0)
+    by_kind = {k: {"given_minutes": 0, "given_count": 0, "received_minutes": 0, "received_count": 0,
+                   "pending_given_minutes": 0, "pending_received_minutes": 0} for k in EXCHANGE_KINDS}
+    for f in _counted(final, start, end + timedelta(days=1)):
+        for side, who in (("given", f["giver"]), ("received", f["receiver"])):
+            if who != me:
+                continue
+            prefix = "" if f["status"] == "acknowledged" else "pending_"
+            total[f"{prefix}{side}_minutes"] += f["minutes"]
+            total[f"{prefix}{side}_count"] += 1
+            by_kind[f["kind"]][f"{prefix}{side}_minutes"] += f["minutes"]
+            if not prefix:
+                by_kind[f["kind"]][f"{side}_count"] += 1
+    given_7 = sum(f["minutes"] for f in _counted(final, today - timedelta(days=6), today) if f["giver"] == me)
+    return {
+        "member_id": me, "window_days": days, "from": start.isoformat(), "to": end.isoformat(),
+        "given": {"minutes": total["given_minutes"], "count": total["given_count"],
+                  "pending_minutes": total["pending_given_minutes"], "pending_count": total["pending_given_count"]},
+        "received": {"minutes": total["received_minutes"], "count": total["received_count"],
+                     "pending_minutes": total["pending_received_minutes"],
+                     "pending_count": total["pending_received_count"]},
+        "by_kind": by_kind,
+        "reciprocity_index": round(measures.reciprocity_index(total["given_minutes"], total["received_minutes"]), 4),
+        "capacity": {"weekly_hours": weekly_hours, "given_last_7_days_minutes": given_7,
+                     "used_fraction": round(given_7 / (weekly_hours * 60), 4) if weekly_hours else None},
+    }  # fmt: skip
+
+
+def _expected_facts(final: dict[str, dict[str, Any]], me: str, today: date) -> tuple[int, int, int, date | None]:
+    """(given in 28 days, received in 28 days, given in 7 days, last day exchanged) as the alert policy
+    counts them: settled, plus pending ones their giver recorded."""
+    d28, d7, last_day = today - timedelta(days=27), today - timedelta(days=6), today + timedelta(days=1)
+    policy_counts = [f for f in _counted(final, d28, last_day)
+                     if f["status"] == "acknowledged" or f["recorded_by"] == f["giver"]]
+    given_28 = sum(f["minutes"] for f in policy_counts if f["giver"] == me)
+    received_28 = sum(f["minutes"] for f in policy_counts if f["receiver"] == me)
+    given_7 = sum(f["minutes"] for f in policy_counts if f["giver"] == me and f["occurred_on"] >= d7)
+    days = [f["occurred_on"] for f in _counted(final, date.min, last_day) if me in (f["giver"], f["receiver"])]
+    return given_28, received_28, given_7, max(days, default=None)
+
+
+def _with_receiver_recordings(today: date) -> tuple[list[list[Event]], dict[str, dict[str, Any]]]:
+    """The history, plus exchanges their receiver recorded (pending ones count for the alert policy only
+    once settled), some settled, and a declared capacity."""
+    batches, final = _history(today)
+    for f in final.values():
+        f["recorded_by"] = f["giver"]
+    rnd = random.Random(7)
+    extra: list[Event] = [capacity("ann", 6.5)]
+    for i in range(30):
+        giver, receiver = rnd.sample(CORE, 2)
+        day = today + timedelta(days=1) if i < 2 else today - timedelta(days=rnd.randint(0, 40))  # east of UTC
+        x = Exchange(giver, receiver, rnd.randint(5, 240), day,
+                     rnd.choice(KINDS), giver_circles=["core"], receiver_circles=["core"], exchange_id=f"x-rcv-{i:02d}")
+        extra.append(ExchangeRecorded(**x.facts, note=None, recorded_by=receiver, shared=False))
+        final[x.id] = {**x.facts, "status": "recorded", "recorded_by": receiver}
+        if i % 3 == 0:
+            extra.append(x.acknowledged())
+            final[x.id]["status"] = "acknowledged"
+    return [*batches[:-1], extra, batches[-1]], final
+
+
+def test_summaries_alert_facts_and_circle_measures_equal_a_recount(db_url: str) -> None:
+    """A member's summary (settled and pending, counts and minutes, by kind, the last 7 days given), the
+    alert policy's facts, a circle's participation and concentration, and every member's counters over
+    all time (what the export and the chaos check read) equal a recount by hand, in two generations."""
+    today = date.today()
+    engine = make_engine(db_url)
+    migrate(engine)
+    batches, final = _with_receiver_recordings(today)
+    for generation in (1, 2):
+        feeder = Feeder(BalanceProjection(engine, generation=generation))
+        for batch in batches:
+            feeder.feed(batch)
+    # Not vacuous: pending exchanges recorded by either party, in the last week and on tomorrow's date.
+    pending = [f for f in final.values() if f["status"] == "recorded"]
+    assert {f["recorded_by"] == f["giver"] for f in pending} == {True, False}
+    assert any(f["occurred_on"] > today for f in final.values())
+    circle = set(CORE)
+    with engine.connect() as conn:
+        for generation in (1, 2):
+            for me in (*CORE, *EDGE, "nobody"):
+                for days in (1, 7, 28, 90, 365):
+                    got = queries.summary(conn, generation, me, days, today)
+                    assert got == _expected_summary(final, me, days, today, 6.5 if me == "ann" else None), \
+                        (generation, me, days)
+            facts, _, _ = signals.gather_facts(conn, generation, None, today)
+            chunked, _, _ = signals.gather_facts(conn, generation, ["ann", "hal", "nobody"], today)
+            assert chunked == [f for f in facts if f.member_id in ("ann", "hal")]
+            assert {f.member_id: (f.given_28, f.received_28, f.given_7, f.last_exchange_on) for f in facts} == {
+                me: _expected_facts(final, me, today) for me in (*CORE, *EDGE)}, generation
+            for days in (7, 28, 120):
+                health = queries.circle_health(conn, generation, "core", days, today)
+                settled = [f for f in _counted(final, today - timedelta(days=days - 1), today + timedelta(days=1))
+                           if f["status"] == "acknowledged"]
+                exchanged = {f[side] for f in settled for side in ("giver", "receiver")}
+                given = [sum(f["minutes"] for f in settled if f["giver"] == m) for m in sorted(circle)]
+                assert health is not None
+                assert health["participation_rate"] == round(measures.participation_rate(circle, exchanged), 4)
+                assert health["gini"] == round(measures.gini(given), 4), (generation, days)
+            everyone = {m: queries.counter_totals(kinds)
+                        for m, kinds in queries.member_counters(conn, generation, None, None).items()}
+            by_hand = {me: _counters_by_hand(final, me) for me in (*CORE, *EDGE)}
+            assert everyone == {me: found for me, found in by_hand.items() if any(found.values())}
+    engine.dispose()
+
+
+def _counters_by_hand(final: dict[str, dict[str, Any]], me: str) -> dict[str, int]:
+    found = dict.fromkeys(queries.MEMBER_COUNTERS, 0)
+    for f in _counted(final, date.min, date.max):
+        for side, who in (("given", f["giver"]), ("received", f["receiver"])):
+            if who == me:
+                prefix = "" if f["status"] == "acknowledged" else "pending_"
+                found[f"{prefix}{side}_minutes"] += f["minutes"]
+                found[f"{prefix}{side}_count"] += 1
+    return found
+
+
+def test_member_counters_survive_the_migrations_both_ways(db_url: str) -> None:
+    """0009 drops balance_member_day, whose every counter was a sum of exchange rows; its downgrade
+    rebuilds the table from them. Down to 0008 the rebuilt rows must equal a recount by hand of the
+    exchanges the test sent; back up to the newest revision the summaries read from the exchanges are
+    unchanged."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+    from reciprocity.balance.db import MIGRATIONS_DIR
+
+    def to(revision: str, downgrade: bool = False) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+    today = date.today()
+    engine = make_engine(db_url)
+    migrate(engine)
+    batches, final = _history(today)
+    feeder = Feeder(BalanceProjection(engine))
+    for batch in batches:
+        feeder.feed(batch)
+    with engine.connect() as conn:
+        before = {me: queries.summary(conn, 1, me, 365, today) for me in (*CORE, *EDGE)}
+    to("0008", downgrade=True)
+    expected: dict[tuple, list[int]] = defaultdict(lambda: [0] * 8)
+    for f in _counted(final, date.min, date.max):
+        settled = f["status"] == "acknowledged"
+        for who, at in ((f["giver"], 0 if settled else 4), (f["receiver"], 2 if settled else 6)):
+            row = expected[(who, f["occurred_on"], f["kind"])]
+            row[at] += f["minutes"]
+            row[at + 1] += 1
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT member_id, day, kind, {', '.join(queries.MEMBER_COUNTERS)}"
+                                    " FROM balance_member_day WHERE generation = 1")).all()
+    assert {(m, d if isinstance(d, date) else date.fromisoformat(d), k): [int(v) for v in rest]
+            for m, d, k, *rest in rows} == dict(expected)
+    to("head")
+    with engine.connect() as conn:
+        assert {me: queries.summary(conn, 1, me, 365, today) for me in (*CORE, *EDGE)} == before
+        assert not sa.inspect(conn).has_table("balance_member_day")
+    engine.dispose()
+
+
 def test_sqlite_sums_flows_from_the_covering_indexes_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """What keeps relationships and a circle's flows flat in history: each side is a range of the member's
     covering index over the window (SQLite says COVERING INDEX: no table row read), never a scan."""
@@ -204,10 +373,13 @@ def test_sqlite_sums_flows_from_the_covering_indexes_alone(tmp_path) -> None:  #
         conn.execute(queries._circle_statements()["receiving"], {"gen": 1, "members": list(CORE), "start": start,
                                                                  "end": end})
         queries.relationships(conn, 1, "ann", 90, today, limit=2)  # who is in the window, then the page's sums
+        queries.summary(conn, 1, "ann", 28, today)
+        queries.timeline(conn, 1, "ann", 12, today)
         flows = [(sql, params) for sql, params in statements if t.exchanges.name in sql]
         # relationships: given and received; the circle, for each picture: its members' giving (to whom),
-        # and for its leads' picture the flows summed; who received; a page: who, then its sums
-        assert len(flows) == 11
+        # and for its leads' picture the flows summed; who received; a page: who, then its sums; a summary:
+        # both sides in one statement, and the last 7 days given; a timeline: both sides in one
+        assert len(flows) == 14
         for sql, params in flows:
             plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
             assert "USING COVERING INDEX ix_balance_exchanges_" in plan and "occurred_on>" in plan, plan

@@ -20,9 +20,7 @@ def test_lifecycle_deltas_aggregate_per_key() -> None:
     c = Exchange("ann", "bob", 10, DAY, "mentoring")
     events = [a.recorded(), b.recorded(), c.recorded(), a.acknowledged(), b.disputed(), c.withdrawn()]
     d = project([(envelope(e), e) for e in events], {})
-    # ann: a settled (60); b and c pending then removed; one row for the key
-    assert d.member_day[("ann", D, "mentoring")] == [60, 1, 0, 0, 0, 0, 0, 0]
-    assert d.member_day[("bob", D, "mentoring")] == [0, 0, 60, 1, 0, 0, 0, 0]
+    # a settled (60), b and c pending then removed; one row for the key
     assert d.circle_day[("core", D, "mentoring")] == [1, 60, 0, 0, 0, 0, 0, 0]  # a inside, b crossing (gone)
     assert d.circle_day[("ops", D, "mentoring")] == [0] * 8
     assert {x: r["status"] for x, r in d.new_exchanges.items()} == {a.id: "acknowledged", b.id: "disputed",
@@ -34,7 +32,7 @@ def test_transition_of_an_earlier_exchange_uses_known_status() -> None:
     a = Exchange("ann", "bob", 45, DAY, "help")
     assert lifecycle_ids([a.acknowledged()]) == {a.id}
     d = project([(envelope(e), e) for e in [a.acknowledged("thanks")]], {a.id: KnownExchange("recorded")})
-    assert d.member_day[("ann", D, "help")] == [45, 1, 0, 0, -45, -1, 0, 0]
+    assert d.touched_members == {"ann", "bob"} and not d.new_exchanges
     assert d.exchange_updates[a.id]["status"] == "acknowledged" and d.exchange_updates[a.id]["thanks"] == "thanks"
 
 
@@ -58,7 +56,7 @@ def test_a_v1_golden_exchange_projects_as_its_v2_equivalent() -> None:
     v2 = {**v1, "version": 2, "payload": {**v1["payload"], "shared": False}}  # the same facts, written as v2
     old, new = decode(json.dumps(v1)), decode(json.dumps(v2))
     old_deltas, new_deltas = project([old], {}), project([new], {})
-    assert old_deltas.member_day == new_deltas.member_day and old_deltas.member_day
+    assert old_deltas.touched_members == new_deltas.touched_members and old_deltas.touched_members
     assert old_deltas.circle_day == new_deltas.circle_day
     assert old_deltas.new_exchanges == new_deltas.new_exchanges
 
@@ -70,11 +68,11 @@ def test_a_repeated_event_id_is_applied_once() -> None:
     recorded, acknowledged = envelope(recording), envelope(acknowledging)
     once = project([(recorded, recording)], {})
     twice = project([(recorded, recording), (recorded, recording)], {})
-    assert twice.repeats == 1 and twice.member_day == once.member_day and len(twice.new_exchanges) == 1
+    assert twice.repeats == 1 and twice.new_exchanges == once.new_exchanges and len(twice.new_exchanges) == 1
 
     known = {a.id: KnownExchange("acknowledged", frozenset({str(recorded.event_id), str(acknowledged.event_id)}))}
     again = project([(recorded, recording), (acknowledged, acknowledging)], known)
-    assert again.repeats == 2 and not again.member_day and not again.new_exchanges and not again.exchange_updates
+    assert again.repeats == 2 and not again.touched_members and not again.new_exchanges and not again.exchange_updates
 
     joined = member("ann", ["core"])
     joined_env = envelope(joined)

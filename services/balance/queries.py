@@ -121,7 +121,7 @@ def _sides_summed(who: str, dialect: str = "", by_week: bool = False) -> sa.Comp
     0), member, kind and status (and week from `first`, a Monday, with `by_week`), in one statement:
     each half is a range of the (generation, side, occurred_on, other, kind, status, minutes) index per
     member, which covers it (no table row is read), so a window costs its own exchanges only, whatever
-    the history. `who`: "one" (`member`), "some" (expanding `members`) or "all". Built once per variant."""
+    the history. `who`: "one" (`member`) or "all". Built once per variant."""
     x = t.exchanges.c
     halves = []
     for giving, side in ((1, x.giver), (0, x.receiver)):
@@ -134,26 +134,16 @@ def _sides_summed(who: str, dialect: str = "", by_week: bool = False) -> sa.Comp
                  .group_by(*keys[1:]))
         if who == "one":
             query = query.where(side == _MEMBER)
-        elif who == "some":
-            query = query.where(side.in_(sa.bindparam("members", expanding=True)))
         halves.append(query)
     return sa.union_all(*halves)
 
 
-def member_counters(conn: Connection, gen: int, start: date | None, end: date | None,
-                    members: Sequence[str] | None = None) -> dict[str, dict[str, list[int]]]:
+def member_counters(conn: Connection, gen: int, start: date | None,
+                    end: date | None) -> dict[str, dict[str, list[int]]]:
     """Per member and kind, the eight MEMBER_COUNTERS over exchanges dated `start`..`end` (either open
-    when None): of the given members, or of everyone who exchanged with None. Members without any
-    exchange that counts are absent."""
-    params: dict[str, Any] = {"gen": gen, "start": start or date.min, "end": end or date.max}
-    if members is None:
-        statement = _sides_summed("all")
-    else:
-        if not members:
-            return {}
-        statement = _sides_summed("some")
-        params["members"] = sorted(set(members))
-    return _counters_by_member(conn.execute(statement, params))
+    when None), of everyone with an exchange that counts (the export's balances, the chaos check)."""
+    params = {"gen": gen, "start": start or date.min, "end": end or date.max}
+    return _counters_by_member(conn.execute(_sides_summed("all"), params))
 
 
 def _counters_by_member(rows: Iterable[Any]) -> dict[str, dict[str, list[int]]]:

@@ -1,17 +1,19 @@
 """The HTML the pages repeat many times, written in Python and used by the templates as globals: an
 exchange where pages list them (history, the dashboard's inbox), its title and status badge (also on the
-exchange's own page), a kind's dot and name, and the cells of the people table.
+exchange's own page), a kind's dot and name, the cells of the people table, and the dashboard's chart.
 
 A history page lists fifty exchanges, a dashboard up to a hundred and ten, the people page twenty-five
 people with two flows and their kinds each; as Jinja macros (the item calling three more for its title,
 badge and kind) they were about half of the CPU of rendering those pages under load. Here each value is
 escaped once, as Jinja's autoescape would, and the markup is the macros' own, character for character.
-partials/_macros.html keeps `kind`, `flow_cell` and `pending_words` as macros calling these, for the
-templates that import them.
+partials/_macros.html keeps `kind`, `flow_cell`, `pending_words` and `balance_chart` as macros calling
+these, for the templates that import them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 from flask import request
@@ -84,12 +86,63 @@ def pending_words(v: dict[str, int]) -> Markup:
     return Markup("".join(words))
 
 
+def balance_chart(chart: Any, weeks: Sequence[Any], kinds: Sequence[str], colours: Any = None,
+                  title_id: str = "chart-title") -> Markup:
+    """The dashboard's week-by-week chart (web/charts.py draws it) and the same numbers as a table: an
+    SVG of some hundred shapes and a table of weeks by kinds, the biggest part of rendering a dashboard
+    as a macro. `colours` is the macro's argument, unused (the chart's shapes carry their fill)."""
+    e = escape
+    out: list[str] = ["\n"]
+    if chart.empty:
+        out.append('\n<p class="muted">Nothing settled in these weeks yet. Once exchanges are acknowledged they '
+                   'show here, week by week.</p>\n')
+    else:
+        tid = e(title_id)
+        out.append(f'\n<div class="chart-scroll">\n<svg class="chart" viewBox="0 0 {e(chart.width)} {e(chart.height)}" '
+                   f'role="img" aria-labelledby="{tid}-svg">\n  <title id="{tid}-svg">Minutes given (above the line) '
+                   'and received (below it) per week, by kind. The table below has the same numbers.</title>\n  ')
+        out.extend(f'<line class="grid-line" x1="{e(g.x1)}" y1="{e(g.y1)}" x2="{e(g.x2)}" y2="{e(g.y2)}"/>'
+                   for g in chart.grid)
+        out.append("\n  ")
+        out.extend(f'<rect x="{e(r.x)}" y="{e(r.y)}" width="{e(r.width)}" height="{e(r.height)}" fill="{e(r.fill)}" '
+                   f'rx="2"><title>{e(r.title)}</title></rect>' for r in chart.rects)
+        out.append("\n  ")
+        if chart.axis:
+            a = chart.axis
+            out.append(f'<line class="axis" x1="{e(a.x1)}" y1="{e(a.y1)}" x2="{e(a.x2)}" y2="{e(a.y2)}"/>')
+        out.append("\n  ")
+        out.extend(f'<text x="{e(t.x)}" y="{e(t.y)}" text-anchor="{e(t.anchor)}">{e(t.text)}</text>'
+                   for t in chart.y_labels)
+        out.append("\n  ")
+        out.extend(f'<text class="week-label" x="{e(t.x)}" y="{e(t.y)}" text-anchor="{e(t.anchor)}">{e(t.text)}</text>'
+                   for t in chart.x_labels)
+        out.append("\n  ")
+        out.extend(f'<text x="{e(t.x)}" y="{e(t.y)}" text-anchor="{e(t.anchor)}">{e(t.text)}</text>'
+                   for t in (chart.given_label, chart.received_label) if t)
+        out.append("\n</svg>\n</div>\n")
+    out.append('\n<ul class="legend" aria-label="Kinds">\n  ')
+    out.extend(f"<li>{kind_dot(k)}</li>" for k in kinds)
+    out.append('\n</ul>\n<details>\n  <summary>The same numbers as a table</summary>\n  <div class="table-wrap">\n'
+               '  <table>\n    <caption>Minutes per week, settled exchanges</caption>\n    <thead><tr><th scope="col">'
+               'Week of</th>')
+    out.extend(f'<th scope="col" class="num">{e(kind_label(k))} given</th><th scope="col" class="num">received</th>'
+               for k in kinds)
+    out.append("</tr></thead>\n    <tbody>\n      ")
+    for w in weeks:
+        cells = "".join(f'<td class="num">{e(w.given.get(k, 0))}</td><td class="num">{e(w.received.get(k, 0))}</td>'
+                        for k in kinds)
+        out.append(f'\n      <tr><th scope="row">{e(day(w.week_start))}</th>{cells}</tr>\n      ')
+    out.append("\n    </tbody>\n  </table>\n  </div>\n</details>\n")
+    return Markup("".join(out))
+
+
 GLOBALS = {
     "exchange_url": exchange_url,
     "kind_dot": kind_dot,
     "status_badge": status_badge,
     "exchange_title": exchange_title,
     "exchange_item": exchange_item,
+    "balance_chart_html": balance_chart,
     # Not "flow_cell" and "pending_words": the macros of those names in partials/_macros.html call these.
     "flow_cell_html": flow_cell,
     "pending_words_html": pending_words,

@@ -302,22 +302,25 @@ def _counters_by_hand(final: dict[str, dict[str, Any]], me: str) -> dict[str, in
     return found
 
 
+def _migrate_to(engine: Any, revision: str, downgrade: bool = False) -> None:
+    """balance's schema moved to `revision` by alembic, as a test of a migration's way back needs."""
+    from alembic import command
+    from alembic.config import Config
+    from reciprocity.balance.db import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+
 def test_member_counters_survive_the_migrations_both_ways(db_url: str) -> None:
     """0009 drops balance_member_day, whose every counter was a sum of exchange rows; its downgrade
     rebuilds the table from them. Down to 0008 the rebuilt rows must equal a recount by hand of the
     exchanges the test sent; back up to the newest revision the summaries read from the exchanges are
     unchanged."""
     import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
-    from reciprocity.balance.db import MIGRATIONS_DIR
-
-    def to(revision: str, downgrade: bool = False) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            (command.downgrade if downgrade else command.upgrade)(config, revision)
 
     today = date.today()
     engine = make_engine(db_url)
@@ -328,7 +331,7 @@ def test_member_counters_survive_the_migrations_both_ways(db_url: str) -> None:
         feeder.feed(batch)
     with engine.connect() as conn:
         before = {me: queries.summary(conn, 1, me, 365, today) for me in (*CORE, *EDGE)}
-    to("0008", downgrade=True)
+    _migrate_to(engine, "0008", downgrade=True)
     expected: dict[tuple, list[int]] = defaultdict(lambda: [0] * 8)
     for f in _counted(final, date.min, date.max):
         settled = f["status"] == "acknowledged"
@@ -341,7 +344,7 @@ def test_member_counters_survive_the_migrations_both_ways(db_url: str) -> None:
                                     " FROM balance_member_day WHERE generation = 1")).all()
     assert {(m, d if isinstance(d, date) else date.fromisoformat(d), k): [int(v) for v in rest]
             for m, d, k, *rest in rows} == dict(expected)
-    to("head")
+    _migrate_to(engine, "head")
     with engine.connect() as conn:
         assert {me: queries.summary(conn, 1, me, 365, today) for me in (*CORE, *EDGE)} == before
         assert not sa.inspect(conn).has_table("balance_member_day")
@@ -393,16 +396,6 @@ def test_pair_flows_survive_the_migrations_both_ways(db_url: str) -> None:
     the table from them. Down to 0007 the rebuilt rows must equal a recount by hand of the exchanges the
     test sent; back up to the newest revision the relationships read from the exchanges are unchanged."""
     import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
-    from reciprocity.balance.db import MIGRATIONS_DIR
-
-    def to(revision: str, downgrade: bool = False) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            (command.downgrade if downgrade else command.upgrade)(config, revision)
 
     today = date.today()
     engine = make_engine(db_url)
@@ -413,7 +406,7 @@ def test_pair_flows_survive_the_migrations_both_ways(db_url: str) -> None:
         feeder.feed(batch)
     with engine.connect() as conn:
         before = {me: queries.relationships(conn, 1, me, 365, today) for me in CORE}
-    to("0007", downgrade=True)
+    _migrate_to(engine, "0007", downgrade=True)
     expected: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for f in final.values():
         if f["status"] in ("recorded", "acknowledged"):
@@ -426,7 +419,7 @@ def test_pair_flows_survive_the_migrations_both_ways(db_url: str) -> None:
                                     " FROM balance_pair_day WHERE generation = 1")).all()
     assert {(g, r, d if isinstance(d, date) else date.fromisoformat(d), k): [int(v) for v in rest]
             for g, r, d, k, *rest in rows} == dict(expected)
-    to("head")
+    _migrate_to(engine, "head")
     with engine.connect() as conn:
         assert {me: queries.relationships(conn, 1, me, 365, today) for me in CORE} == before
         assert not sa.inspect(conn).has_table("balance_pair_day")

@@ -46,13 +46,16 @@ system-packages:
 	fi
 
 # What deploy-check and test-containers need besides: podman (runc: crun fails on hybrid cgroups here;
-# netavark + aardvark-dns: containers resolve each other's names), docker-compose (drives podman through
-# its Docker-compatible socket and honours depends_on conditions), mmdebstrap for the stand-in images.
+# netavark + aardvark-dns: containers resolve each other's names; iptables: netavark sets up a network's
+# firewall with it, and podman only suggests it: without it compose fails with "netavark: No such file or
+# directory"), docker-compose (drives podman through its Docker-compatible socket and honours depends_on
+# conditions), mmdebstrap for the stand-in images.
 deploy-packages: system-packages
 	@missing=(); \
 	for cmd in podman runc mmdebstrap docker-compose curl; do command -v $$cmd >/dev/null || missing+=($$cmd); done; \
 	[ -x /usr/lib/podman/netavark ] || missing+=(netavark); \
 	[ -x /usr/lib/podman/aardvark-dns ] || missing+=(aardvark-dns); \
+	[ -x /usr/sbin/iptables ] || missing+=(iptables); \
 	if [ $${#missing[@]} -gt 0 ]; then \
 	  echo "installing Debian packages: $${missing[*]}"; \
 	  $(SUDO) apt-get update; \

@@ -17,7 +17,11 @@ class BalanceSettings(ServiceSettings):
     # A fixed "today" (YYYY-MM-DD) for tests and demos; empty: the UTC date.
     balance_today: date | None = None
     # Records per poll, so per transaction when catching up: bigger batches write each touched page once
-    # for more rows (random-key upserts dirty a page per row). Steady-state batches are small anyway.
+    # for more rows (random-key inserts into the exchange indexes dirty a page per row, anywhere in a
+    # large store). Measured on 2026-12-02 (bench, SQLite): 100,000 a batch instead of 20,000 cost 24%
+    # less CPU per event at 500,000 events (74.2 vs 97.0 us) and 12% less at 300,000, for a peak of 1.7 GB
+    # resident instead of 0.63. Kept at 20,000 for the memory; raise it for a long catch-up or replay.
+    # Steady-state batches are small anyway.
     balance_max_poll_records: int = 20000
     # Offsets live in the database, so the group only shares out partitions. A replacement process
     # may join under another name to avoid waiting out a killed member's session (45 s by default).

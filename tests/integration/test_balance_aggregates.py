@@ -302,6 +302,18 @@ def _counters_by_hand(final: dict[str, dict[str, Any]], me: str) -> dict[str, in
     return found
 
 
+def _projected_history(database_url: str, today: date) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """A migrated store at `database_url` with `_history` projected into generation 1, and the
+    exchanges' final state as the test sent them."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    batches, final = _history(today)
+    feeder = Feeder(BalanceProjection(engine))
+    for batch in batches:
+        feeder.feed(batch)
+    return engine, final
+
+
 def _migrate_to(engine: Any, revision: str, downgrade: bool = False) -> None:
     """balance's schema moved to `revision` by alembic, as a test of a migration's way back needs."""
     from alembic import command
@@ -323,12 +335,7 @@ def test_member_counters_survive_the_migrations_both_ways(db_url: str) -> None:
     import sqlalchemy as sa
 
     today = date.today()
-    engine = make_engine(db_url)
-    migrate(engine)
-    batches, final = _history(today)
-    feeder = Feeder(BalanceProjection(engine))
-    for batch in batches:
-        feeder.feed(batch)
+    engine, final = _projected_history(db_url, today)
     with engine.connect() as conn:
         before = {me: queries.summary(conn, 1, me, 365, today) for me in (*CORE, *EDGE)}
     _migrate_to(engine, "0008", downgrade=True)
@@ -358,12 +365,7 @@ def test_sqlite_sums_flows_from_the_covering_indexes_alone(tmp_path) -> None:  #
     from sqlalchemy import event
 
     today = date.today()
-    engine = make_engine(f"sqlite:///{tmp_path}/balance.db")
-    migrate(engine)
-    batches, _ = _history(today)
-    feeder = Feeder(BalanceProjection(engine))
-    for batch in batches:
-        feeder.feed(batch)
+    engine, _ = _projected_history(f"sqlite:///{tmp_path}/balance.db", today)
     statements: list[tuple[str, Any]] = []
     event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, params, *_: statements.append((sql, params)))
     with engine.connect() as conn:
@@ -398,12 +400,7 @@ def test_pair_flows_survive_the_migrations_both_ways(db_url: str) -> None:
     import sqlalchemy as sa
 
     today = date.today()
-    engine = make_engine(db_url)
-    migrate(engine)
-    batches, final = _history(today)
-    feeder = Feeder(BalanceProjection(engine))
-    for batch in batches:
-        feeder.feed(batch)
+    engine, final = _projected_history(db_url, today)
     with engine.connect() as conn:
         before = {me: queries.relationships(conn, 1, me, 365, today) for me in CORE}
     _migrate_to(engine, "0007", downgrade=True)
@@ -434,12 +431,7 @@ def test_relationships_by_pages_of_people_are_the_whole_list_in_order(db_url: st
     from tests.support.auth import BALANCE_TOKEN, authorized
 
     today = date.today()
-    engine = make_engine(db_url)
-    migrate(engine)
-    batches, _ = _history(today)
-    feeder = Feeder(BalanceProjection(engine))
-    for batch in batches:
-        feeder.feed(batch)
+    engine, _ = _projected_history(db_url, today)
     client = authorized(create_app(engine=engine).test_client(), BALANCE_TOKEN)
     url = "/v1/members/ann/relationships"
     whole = client.get(url, query_string={"window": "365d"}).get_json()

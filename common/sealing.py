@@ -161,11 +161,8 @@ class Opener:
         to_open: list[int] = []
         forgotten = self._forgotten
         for i, (_, event) in enumerate(items):
-            names = _SEALED_FIELDS.get(type(event))
-            if names is None:
-                names = sealed_fields(type(event))
             opens = False
-            for name in names:
+            for name in sealed_fields(type(event)):
                 value = getattr(event, name)
                 if value is None:
                     continue

@@ -69,12 +69,11 @@ class CounterUpsert:
             f" ON CONFLICT ({', '.join(map(_q, self.keys))}) DO UPDATE SET "
             + ", ".join(f"{_q(c)} = {table.name}.{_q(c)} + excluded.{_q(c)}" for c in self.counters)
         )
-        self._rows = _counter_row_builder(len(keys), len(self.counters))
 
     def rows(self, generation: int, deltas: Mapping[tuple, list[int]]) -> list[tuple]:
         """The driver's rows for `deltas` (days in the keys are ISO text). All-zero deltas (recorded and
         withdrawn in one batch) are left out."""
-        return self._rows(generation, deltas)
+        return [(generation, *key, *counts) for key, counts in deltas.items() if any(counts)]
 
     def execute(self, conn: Connection, rows: list[tuple]) -> int:
         """On PostgreSQL rows are upserted in key order, so concurrent writers lock rows in the same
@@ -178,20 +177,6 @@ def _row_builder(columns: Sequence[str], convert: Mapping[str, Callable[[Any], A
     source = (f"def build(generation, rows):\n"
               f"    return [(generation, {', '.join(items)}) for {unpacked} in map(_get, rows)]\n")
     exec(compile(source, f"<row builder of {len(columns)} columns>", "exec"), names)
-    return names["build"]
-
-
-def _counter_row_builder(n_keys: int, n_counters: int) -> Callable[[int, Mapping[tuple, list[int]]], list[tuple]]:
-    """`(generation, deltas) -> [(generation, *key, *counts)]` for the deltas that are not all zero, compiled
-    for these arities: keys and counts unpacked into locals, no per-row star-unpacking or any()."""
-    keys = [f"k{i}" for i in range(n_keys)]
-    counts = [f"c{i}" for i in range(n_counters)]
-    source = (f"def build(generation, deltas):\n"
-              f"    return [(generation, {', '.join(keys + counts)})\n"
-              f"            for ({', '.join(keys)},), ({', '.join(counts)},) in deltas.items()\n"
-              f"            if {' or '.join(counts)}]\n")
-    names: dict[str, Any] = {}
-    exec(compile(source, f"<counter rows of {n_keys} keys and {n_counters} counters>", "exec"), names)
     return names["build"]
 
 

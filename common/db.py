@@ -15,6 +15,8 @@ Each service describes its database once (`Schema`, and a `SqliteTuning` where i
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,22 @@ class SqliteTuning:
     checkpoint_pages: int | None = None  # WAL auto-checkpoint (SQLite's default: 1000 pages)
     temp_store_memory: bool = False
     secure_delete: bool = False  # deleted content is zeroed in the file, not just freed
+
+
+def _pragma(cursor: Any, pragma: str, patience_s: float) -> None:
+    """Run `PRAGMA pragma`, waiting up to `patience_s` while another connection holds the database: SQLite
+    answers "database is locked" at once, without its busy handler, to a connection switching a fresh
+    file to WAL while another starter does the same or migrates (seen in CI: three processes starting
+    together on a new database)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            cursor.execute(f"PRAGMA {pragma}")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def normalise_url(url: str) -> str:
@@ -90,7 +108,7 @@ def make_engine(url: str, *, immediate: bool = True, sqlite: SqliteTuning | None
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
         cursor = dbapi_connection.cursor()
         for pragma in pragmas:
-            cursor.execute(f"PRAGMA {pragma}")
+            _pragma(cursor, pragma, tuning.busy_timeout_s)
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")

@@ -48,6 +48,8 @@ STATUS_WORDS = {
     DISPUTED: "disputed",
     WITHDRAWN: "withdrawn",
 }
+# Who recorded it, as the history can narrow to (the dashboard links here for everything waiting).
+RECORDED_BY_WORDS = {"other": "recorded by the other person", "me": "recorded by you"}
 EXPECTABLE = set(STATUS_WORDS)
 # The fields each action's form shows an error beside; the ledger's errors on any other field (`by`,
 # the Idempotency-Key, ...) are shown above the forms, or the person would get a 422 that says nothing.
@@ -446,22 +448,25 @@ def history() -> Response:
     since, until = _day_arg("from", errors), _day_arg("to", errors)
     if since and until and since > until:
         errors["to"] = "The end of the range comes before its start."
+    recorded_by = args.get("recorded_by", "")
+    recorded_by = recorded_by if recorded_by in RECORDED_BY_WORDS else ""
     person = " ".join((args.get("with") or "").split())
     other = _person_arg(person, errors) if person else None
     # The fields and the links show the days as the pages write them, whatever form they came in.
-    search = {"status": status, "kind": kind, "with": person,
+    search = {"status": status, "recorded_by": recorded_by, "kind": kind, "with": person,
               "from": day_field(since) if since else args.get("from", ""),
               "to": day_field(until) if until else args.get("to", "")}
     carried = {k: v for k, v in search.items() if v}  # what the page links keep
     if errors:
         return render_page("exchanges.html", exchanges=[], next_cursor=None, paged=False, search=search,
                            carried=carried, errors=errors, kinds=EXCHANGE_KINDS, status=status,
-                           status_words=STATUS_WORDS, me_id=me().id, code=422)
+                           status_words=STATUS_WORDS, recorded_by_words=RECORDED_BY_WORDS, me_id=me().id,
+                           code=422)
     # A page at a time (balance hands out the cursor of the next): the page costs the same however
     # long the member's history, and rendering it too.
     after = args.get("after") or None
     filters: dict[str, Any] = {"status": status or None, "kind": kind or None, "other": other, "since": since,
-                               "until": until}
+                               "until": until, "recorded_by": recorded_by or None}
     try:
         page = clients().balance.exchange_page(me().id, limit=HISTORY_PAGE, cursor=after, **filters)
     except Invalid:  # a cursor balance did not hand out (edited, or from before a replay): the first page
@@ -469,7 +474,8 @@ def history() -> Response:
         page = clients().balance.exchange_page(me().id, limit=HISTORY_PAGE, **filters)
     return render_page("exchanges.html", exchanges=page.exchanges, next_cursor=page.next_cursor, paged=bool(after),
                        search=search, carried=carried, errors={}, kinds=EXCHANGE_KINDS,
-                       status=status, status_words=STATUS_WORDS, me_id=me().id)
+                       status=status, status_words=STATUS_WORDS, recorded_by_words=RECORDED_BY_WORDS,
+                       me_id=me().id)
 
 
 def _day_arg(name: str, errors: dict[str, str]) -> date | None:

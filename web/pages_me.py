@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -24,16 +25,34 @@ bp = Blueprint("me", __name__)
 
 def dashboard_numbers(window: str, board: Dashboard | None = None) -> dict[str, Any]:
     """What the live part of the dashboard shows (and re-reads every few seconds)."""
-    member = me()
-    board = board or clients().balance.dashboard(member.id, window)
-    waiting = board.waiting
+    board = board or clients().balance.dashboard(me().id, window)
+    count = board.waiting_count
+    # The list is the newest few; the count may have been read from others (a lower bound when balance
+    # stopped reading), so the list's own length is a lower bound too.
+    for_me = max(count.for_me, len(board.waiting))
     return {
         "summary": board.summary,
         "window": window,
-        "pending_for_me": [e for e in waiting if e.counterpart == member.id],
-        "pending_for_others": [e for e in waiting if e.recorded_by == member.id],
+        "pending_for_me": board.waiting,
+        "waiting_for_me": WaitingWords(for_me, count.complete),
+        "waiting_for_others": WaitingWords(count.for_others, count.complete),
         "recent": board.recent,
     }
+
+
+@dataclass(frozen=True)
+class WaitingWords:
+    """A count of waiting exchanges as the dashboard words it: exact, or "48+" when balance stopped
+    counting (the member has more recorded exchanges than it reads for a count)."""
+
+    n: int
+    exact: bool
+
+    def __str__(self) -> str:
+        return str(self.n) if self.exact else f"{self.n}+"
+
+    def __bool__(self) -> bool:
+        return self.n > 0
 
 
 @bp.get("/")
@@ -52,8 +71,9 @@ def dashboard() -> Response:
     timeline = board.timeline
     prompts = reflection_prompts(
         numbers["summary"], me(),
-        waiting_for_me=len(numbers["pending_for_me"]),
-        waiting_for_others=len(numbers["pending_for_others"]),
+        waiting_for_me=numbers["waiting_for_me"].n,
+        waiting_for_others=numbers["waiting_for_others"].n,
+        counts_exact=board.waiting_count.complete,
         today=today_utc(),
     )
     # Nothing about me without me: every signal in force about her, told to her (SPEC, Alert policy).

@@ -23,8 +23,10 @@ class Prompt:
 
 
 def reflection_prompts(summary: Summary, member: Member, *, waiting_for_me: int, waiting_for_others: int,
-                       today: date) -> list[Prompt]:
+                       today: date, counts_exact: bool = True) -> list[Prompt]:
+    """`counts_exact` False: the waiting counts are lower bounds (balance stopped counting)."""
     prompts: list[Prompt] = []
+    more = "" if counts_exact else " or more"
     given, received = summary.given.minutes, summary.received.minutes
     window = summary.window_days
 
@@ -34,8 +36,8 @@ def reflection_prompts(summary: Summary, member: Member, *, waiting_for_me: int,
                               "and nothing here expects anything of you.", "/capacity", "Resume when you are ready"))
 
     if waiting_for_me:
-        plural = "exchanges are" if waiting_for_me > 1 else "exchange is"
-        prompts.append(Prompt(f"{waiting_for_me} {plural} waiting for your acknowledgement. A word of thanks "
+        plural = "exchanges are" if waiting_for_me > 1 or more else "exchange is"
+        prompts.append(Prompt(f"{waiting_for_me}{more} {plural} waiting for your acknowledgement. A word of thanks "
                               "closes the loop for the person who recorded it.", "#pending", "See them"))
 
     used = summary.capacity.used_fraction
@@ -67,8 +69,8 @@ def reflection_prompts(summary: Summary, member: Member, *, waiting_for_me: int,
             "with you that went unrecorded?"))
 
     if waiting_for_others:
-        plural = "exchanges you recorded are" if waiting_for_others > 1 else "exchange you recorded is"
-        prompts.append(Prompt(f"{waiting_for_others} {plural} still waiting for the other person. "
+        plural = "exchanges you recorded are" if waiting_for_others > 1 or more else "exchange you recorded is"
+        prompts.append(Prompt(f"{waiting_for_others}{more} {plural} still waiting for the other person. "
                               "They count as pending until then."))
 
     if summary.capacity.weekly_hours is None and not member.is_paused:

@@ -132,20 +132,23 @@ def create_app(
     @app.get("/v1/members/<member_id>/dashboard")
     def member_dashboard(member_id: str) -> Any:
         """What the web's dashboard shows, in one answer instead of five round trips: the summary and
-        timeline, the exchanges waiting (recorded, newest first), the most recent ones, and the signals
-        in force about the member."""
+        timeline, the newest exchanges waiting for the member's answer (recorded by the other party) and
+        how many wait either way, the most recent exchanges, and the signals in force about the member.
+        Each list is a page (newest first), so the answer costs the same however much has piled up."""
         window = parse_window(request.args.get("window"))
         weeks = int_arg("weeks", 12, 1, 104)
-        waiting = int_arg("waiting", 100, 0, 500)
+        waiting = int_arg("waiting", 10, 0, 500)
         recent = int_arg("recent", 10, 0, 500)
+        for_me = queries.HistoryFilter(status=RECORDED, recorded_by=queries.RECORDED_BY_OTHER)
 
         def answer(conn: Any, gen: int) -> Any:
             on = today()
             return {
                 "summary": queries.summary(conn, gen, member_id, window, on),
                 "timeline": queries.timeline(conn, gen, member_id, weeks, on),
-                "waiting": queries.exchange_page(conn, gen, member_id, queries.HistoryFilter(status=RECORDED),
-                                                 waiting)["exchanges"] if waiting else [],
+                "waiting": queries.exchange_page(conn, gen, member_id, for_me, waiting)["exchanges"]
+                if waiting else [],
+                "waiting_count": queries.waiting_count(conn, gen, member_id),
                 "recent": queries.exchange_page(conn, gen, member_id, queries.HistoryFilter(),
                                                 recent)["exchanges"] if recent else [],
                 "signals": queries.signals(conn, member=member_id, active=True),
@@ -174,6 +177,9 @@ def create_app(
         kind = request.args.get("kind") or None
         if kind is not None and kind not in EXCHANGE_KINDS:
             raise BadRequest(f"kind must be one of {', '.join(EXCHANGE_KINDS)}")
+        recorded_by = request.args.get("recorded_by") or None
+        if recorded_by is not None and recorded_by not in queries.RECORDED_BY:
+            raise BadRequest(f"recorded_by must be one of {', '.join(queries.RECORDED_BY)}")
         other = request.args.get("with") or None
         if other is not None and len(other) > 64:
             raise BadRequest("with must be a member id (at most 64 characters)")
@@ -182,7 +188,8 @@ def create_app(
             raise BadRequest("from must not be after to")
         limit = int_arg("limit", 50, 1, 500)
         cursor = request.args.get("cursor") or None
-        wanted = queries.HistoryFilter(status=status, kind=kind, other=other, since=since, until=until)
+        wanted = queries.HistoryFilter(status=status, kind=kind, other=other, since=since, until=until,
+                                       recorded_by=recorded_by)
         return about_member(member_id,
                             lambda conn, gen: queries.exchange_page(conn, gen, member_id, wanted, limit, cursor))
 

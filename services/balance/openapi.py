@@ -11,6 +11,7 @@ from typing import Any
 
 from reciprocity.contracts.vocabulary import EXCHANGE_KINDS, EXCHANGE_STATUSES
 
+from .queries import RECORDED_BY
 from .request_params import MAX_WINDOW_DAYS
 
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -60,6 +61,8 @@ SCHEMAS: dict[str, Any] = {
     "Dashboard": _object({
         "summary": {"$ref": "#/components/schemas/Summary"}, "timeline": {"$ref": "#/components/schemas/Timeline"},
         "waiting": {"type": "array", "items": {"$ref": "#/components/schemas/Exchange"}},
+        "waiting_count": _object({"for_me": {"type": "integer"}, "for_others": {"type": "integer"},
+                                  "complete": {"type": "boolean"}}),
         "recent": {"type": "array", "items": {"$ref": "#/components/schemas/Exchange"}},
         "signals": {"type": "array", "items": {"$ref": "#/components/schemas/Signal"}},
     }),
@@ -131,8 +134,9 @@ ROUTES: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
      [_path("member_id"), WINDOW], _answers("Summary", 404, 422)),
     ("/v1/members/{member_id}/timeline", "minutes per week and kind",
      [_path("member_id"), _int_query("weeks", 1, 104)], _answers("Timeline", 404, 422)),
-    ("/v1/members/{member_id}/dashboard", "the web's dashboard in one answer: summary, timeline, exchanges "
-     "waiting (recorded), the most recent ones, signals in force",
+    ("/v1/members/{member_id}/dashboard", "the web's dashboard in one answer: summary, timeline, the newest "
+     "exchanges waiting for the member (recorded by the other party) and how many wait either way, the most "
+     "recent ones, signals in force",
      [_path("member_id"), WINDOW, _int_query("weeks", 1, 104), _int_query("waiting", 0, 500),
       _int_query("recent", 0, 500)], _answers("Dashboard", 404, 422)),
     ("/v1/members/{member_id}/relationships", "what the member gives and receives, per person, by name: "
@@ -143,7 +147,8 @@ ROUTES: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
      [_path("member_id"), _text_query("status", enum=list(EXCHANGE_STATUSES)),
       _text_query("kind", enum=list(EXCHANGE_KINDS)),
       _text_query("with", maxLength=64), _text_query("from", format="date"), _text_query("to", format="date"),
-      _int_query("limit", 1, 500), _text_query("cursor")], _answers("ExchangePage", 404, 422)),
+      _text_query("recorded_by", enum=list(RECORDED_BY)), _int_query("limit", 1, 500), _text_query("cursor")],
+     _answers("ExchangePage", 404, 422)),
     ("/v1/exchanges/{exchange_id}", "one exchange", [_path("exchange_id")], _answers("Exchange", 404)),
     ("/v1/appreciations", "acknowledged exchanges both parties share, the newest thanks first, a page at a "
      "time; never the private note",

@@ -390,6 +390,13 @@ class HistoryFilter:
     other: str | None = None  # the other party
     since: date | None = None  # occurred_on from (inclusive)
     until: date | None = None  # occurred_on to (inclusive)
+    recorded_by: str | None = None  # RECORDED_BY_ME or RECORDED_BY_OTHER: who recorded it
+
+
+# Who recorded an exchange, as a history filter names it: the member whose history it is, or the other
+# party (recorded, that is what waits for her answer).
+RECORDED_BY_ME, RECORDED_BY_OTHER = "me", "other"
+RECORDED_BY = (RECORDED_BY_ME, RECORDED_BY_OTHER)
 
 
 def encode_cursor(occurred_on: date, recorded_at: datetime, exchange_id: str) -> str:
@@ -433,13 +440,14 @@ def _history_query(gen: int, giving: bool, member_id: str, f: HistoryFilter,
         day, at, xid = after
         # PostgreSQL compares instants; SQLite's text drops the zone (UTC)
         params.update(day=day, at=at.replace(tzinfo=UTC), xid=xid)
-    shape = (giving, bool(f.status), bool(f.kind), bool(f.other), bool(f.since), bool(f.until), after is not None)
+    shape = (giving, bool(f.status), bool(f.kind), bool(f.other), bool(f.since), bool(f.until), after is not None,
+             f.recorded_by)
     return _history_statement(*shape), params
 
 
 @functools.cache
 def _history_statement(giving: bool, status: bool, kind: bool, other: bool, since: bool, until: bool,
-                       after: bool) -> sa.Select:
+                       after: bool, recorded_by: str | None = None) -> sa.Select:
     x = t.exchanges.c
     side, other_side = (x.giver, x.receiver) if giving else (x.receiver, x.giver)
     query = sa.select(t.exchanges).where(x.generation == _GEN, side == _MEMBER)
@@ -453,6 +461,9 @@ def _history_statement(giving: bool, status: bool, kind: bool, other: bool, sinc
         query = query.where(x.occurred_on >= sa.bindparam("since"))
     if until:
         query = query.where(x.occurred_on <= sa.bindparam("until"))
+    if recorded_by is not None:
+        # Not in the side index: read from the row, which the page reads anyway.
+        query = query.where(x.recorded_by == _MEMBER if recorded_by == RECORDED_BY_ME else x.recorded_by != _MEMBER)
     if after:
         day: sa.BindParameter[date] = sa.bindparam("day")
         at: sa.BindParameter[datetime] = sa.bindparam("at")
@@ -483,6 +494,35 @@ def exchange_page(conn: Connection, gen: int, member_id: str, f: HistoryFilter, 
     last = rows[-1] if more else None
     next_cursor = encode_cursor(_day(last.occurred_on), last.recorded_at, last.exchange_id) if last else None  # type: ignore[arg-type]
     return {"exchanges": _exchange_list(conn, gen, rows), "next_cursor": next_cursor}
+
+
+# How many of a member's recorded exchanges, per side, the dashboard's counts read at most: a count of
+# everything waiting would read a row per exchange that ever waited (who recorded it is not in the side
+# index), which grows for a member who never acknowledges. Past this, the counts say "at least".
+WAITING_COUNT_READS = 50
+
+
+@functools.cache
+def _waiting_by_recorder() -> sa.CompoundSelect:
+    """Per side (`giving` 1 or 0), who recorded each of at most `reads` recorded exchanges of the member:
+    a range of the side index narrowed by status, and the row of each for its recorder."""
+    x = t.exchanges.c
+    return sa.union_all(*(
+        sa.select(sa.literal_column(str(giving)).label("giving"), x.recorded_by)
+        .where(x.generation == _GEN, side == _MEMBER, x.status == RECORDED)
+        .limit(sa.bindparam("reads", type_=sa.Integer)).subquery().select()
+        for giving, side in ((1, x.giver), (0, x.receiver))))
+
+
+def waiting_count(conn: Connection, gen: int, member_id: str, reads: int = WAITING_COUNT_READS) -> dict[str, Any]:
+    """How many recorded exchanges wait for the member's answer (`for_me`: the other party recorded them)
+    and for the other party's (`for_others`: she recorded them). `complete` is False when she has more
+    than `reads` recorded exchanges on a side: the counts are then of those read, lower bounds."""
+    rows = conn.execute(_waiting_by_recorder(), {"gen": gen, "member": member_id, "reads": reads + 1}).all()
+    per_side = [sum(1 for r in rows if int(r.giving) == giving) for giving in (0, 1)]
+    recorders = [r.recorded_by for r in rows]
+    mine = recorders.count(member_id)
+    return {"for_me": len(recorders) - mine, "for_others": mine, "complete": max(per_side) <= reads}
 
 
 def exchanges_of(conn: Connection, gen: int, member_id: str, status: str | None, limit: int) -> list[dict[str, Any]]:

@@ -95,13 +95,18 @@ def test_filters_combine_with_paging(db_url: str) -> None:
         x.id for x in mine if x not in acked and x.facts["kind"] == "help"
         and "bob" in (x.facts["giver"], x.facts["receiver"]))
     assert ids(**{"with": "eve"}) == []
+    # Who recorded it (the fixture's giver): what waits for ann's answer, and what waits for the others'.
+    waiting = [x for x in mine if x not in acked]
+    assert ids(status="recorded", recorded_by="other") == sorted(x.id for x in waiting if x.facts["giver"] != "ann")
+    assert ids(status="recorded", recorded_by="me") == sorted(x.id for x in waiting if x.facts["giver"] == "ann")
+    assert ids(recorded_by="other") == sorted(x.id for x in mine if x.facts["giver"] != "ann")
     engine.dispose()
 
 
 @pytest.mark.parametrize("query, complaint", [
     ("status=lost", "status"), ("kind=gossip", "kind"), ("from=yesterday", "from"),
     ("from=2026-03-02&to=2026-03-01", "from"), ("cursor=bm90LWEtY3Vyc29y", "cursor"), ("limit=0", "limit"),
-    ("with=" + "x" * 65, "with"),
+    ("with=" + "x" * 65, "with"), ("recorded_by=anyone", "recorded_by"),
 ])
 def test_bad_parameters_are_refused(db_url: str, query: str, complaint: str) -> None:
     engine, client, _, _ = _history(db_url)
@@ -157,12 +162,55 @@ def test_the_dashboard_answer_is_the_five_it_replaces(db_url: str) -> None:
     board = get("/v1/members/ann/dashboard?window=28d&weeks=6")
     assert board["summary"] == get("/v1/members/ann/summary?window=28d")
     assert board["timeline"] == get("/v1/members/ann/timeline?weeks=6")
-    assert board["waiting"] == get("/v1/members/ann/exchanges?status=recorded&limit=100")["exchanges"]
+    # The newest ten waiting for ann's answer (the other party recorded them), and how many wait each way.
+    assert board["waiting"] == get("/v1/members/ann/exchanges?status=recorded&recorded_by=other&limit=10")[
+        "exchanges"]
+    everything_waiting = get("/v1/members/ann/exchanges?status=recorded&limit=100")["exchanges"]
+    hers = sum(e["recorded_by"] == "ann" for e in everything_waiting)
+    assert board["waiting_count"] == {"for_me": len(everything_waiting) - hers, "for_others": hers,
+                                      "complete": True}
+    assert board["waiting_count"] == {"for_me": 6, "for_others": 11, "complete": True}
     assert board["recent"] == get("/v1/members/ann/exchanges?limit=10")["exchanges"]
     assert board["signals"] == get("/v1/signals?member=ann&active=true")["signals"]
-    assert len(board["waiting"]) == 17 and len(board["recent"]) == 10
+    assert len(board["waiting"]) == 6 and len(board["recent"]) == 10
+    assert all(e["recorded_by"] != "ann" and e["status"] == "recorded" for e in board["waiting"])
+    assert len(get("/v1/members/ann/dashboard?waiting=4")["waiting"]) == 4
+    assert get("/v1/members/ann/dashboard?waiting=0")["waiting"] == []
     assert client.get("/v1/members/nobody/dashboard").status_code == 404
     assert client.get("/v1/members/ann/dashboard?weeks=0").status_code == 422
+    engine.dispose()
+
+
+def test_the_waiting_counts_stop_reading_and_say_so(db_url: str) -> None:
+    """However many exchanges wait, the dashboard's counts read at most `reads` rows a side: past that they
+    are lower bounds, marked incomplete, never more than there are."""
+    from reciprocity.balance import queries
+
+    engine, _, _, _ = _history(db_url)
+    with engine.connect() as conn:
+        exact = queries.waiting_count(conn, 1, "ann", reads=100)
+        assert exact == {"for_me": 6, "for_others": 11, "complete": True}
+        # 11 wait with ann as giver (she recorded them), 6 with her as receiver: 11 is the most a side holds.
+        assert queries.waiting_count(conn, 1, "ann", reads=11) == exact
+        assert queries.waiting_count(conn, 1, "ann", reads=10)["complete"] is False
+        bounded = queries.waiting_count(conn, 1, "ann", reads=3)
+        assert bounded["complete"] is False
+        assert 0 < bounded["for_me"] <= exact["for_me"] and 0 < bounded["for_others"] <= exact["for_others"]
+        assert bounded["for_me"] + bounded["for_others"] <= 2 * (3 + 1)
+        assert queries.waiting_count(conn, 1, "eve", reads=3) == {"for_me": 0, "for_others": 0, "complete": True}
+    engine.dispose()
+
+
+def test_sqlite_counts_what_waits_from_the_side_indexes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from reciprocity.balance import queries
+
+    engine, _, _, _ = _history(f"sqlite:///{tmp_path}/balance.db")
+    with engine.connect() as conn:
+        stmt = queries._waiting_by_recorder().params(gen=1, member="ann", reads=51)
+        sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+        plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    assert plan.count("SEARCH balance_exchanges USING INDEX ix_balance_exchanges_") == 2, plan
+    assert "SCAN balance_exchanges" not in plan, plan
     engine.dispose()
 
 

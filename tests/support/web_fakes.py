@@ -40,6 +40,7 @@ from reciprocity.web.clients.balance import (
     Summary,
     Timeline,
     Totals,
+    WaitingCount,
     WallPage,
     Week,
 )
@@ -64,6 +65,9 @@ class FakeBalance:
         self.dead_letter_list: list[DeadLetter] = []
         self.dead_letters_error: str | None = None  # set: dead_letters() raises Unavailable with it (503)
         self.calls: list[str] = []
+        self.dashboard_waiting = 10  # how many waiting exchanges the dashboard answer lists (balance's default)
+        # Set: like balance, the dashboard counts only this many recorded exchanges, then says "at least".
+        self.waiting_count_reads: int | None = None
 
     # -- building the world --
 
@@ -194,8 +198,15 @@ class FakeBalance:
 
     def dashboard(self, member_id: str, window: str = "28d", weeks: int = 12) -> Dashboard:
         self._check("dashboard")
+        waiting = self.exchange_page(member_id, status="recorded", limit=10**6).exchanges
+        reads = self.waiting_count_reads
+        complete = reads is None or len(waiting) <= reads
+        waiting = waiting if complete else waiting[-reads:]  # balance reads from the oldest end of its index
+        mine = sum(e.recorded_by == member_id for e in waiting)
         return Dashboard(summary=self.summary(member_id, window), timeline=self.timeline(member_id, weeks),
-                         waiting=self.exchanges(member_id, status="recorded", limit=100),
+                         waiting=self.exchange_page(member_id, status="recorded", recorded_by="other",
+                                                    limit=self.dashboard_waiting).exchanges,
+                         waiting_count=WaitingCount(for_me=len(waiting) - mine, for_others=mine, complete=complete),
                          recent=self.exchanges(member_id, limit=10), signals=self.signals(member=member_id))
 
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]:
@@ -203,11 +214,12 @@ class FakeBalance:
 
     def exchange_page(self, member_id: str, *, status: str | None = None, kind: str | None = None,
                       other: str | None = None, since: date | None = None, until: date | None = None,
-                      limit: int = 50, cursor: str | None = None) -> ExchangePage:
+                      recorded_by: str | None = None, limit: int = 50, cursor: str | None = None) -> ExchangePage:
         """Balance's filters and order; the cursor here is simply the position of the next row."""
         self._check("exchanges")
         found = [e for e in self._mine(member_id)
                  if (status is None or e.status == status) and (kind is None or e.kind == kind)
+                 and (recorded_by is None or (e.recorded_by == member_id) == (recorded_by == "me"))
                  and (other is None or e.other_party(member_id) == other)
                  and (since is None or e.occurred_on >= since) and (until is None or e.occurred_on <= until)]
         found.sort(key=lambda e: (e.occurred_on, e.recorded_at or datetime.min, e.exchange_id), reverse=True)

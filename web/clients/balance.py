@@ -223,12 +223,22 @@ class Signal(Shape):
     cleared_at: datetime | None = None
 
 
+class WaitingCount(Shape):
+    """How many recorded exchanges wait: for the member's answer, and for the other party's to hers.
+    Balance reads a bounded number of them; when it did not read them all, these are lower bounds."""
+
+    for_me: int = 0
+    for_others: int = 0
+    complete: bool = True
+
+
 class Dashboard(Shape):
     """Balance's one answer for the dashboard (GET /v1/members/{id}/dashboard)."""
 
     summary: Summary
     timeline: Timeline
-    waiting: list[Exchange] = []  # recorded, newest first
+    waiting: list[Exchange] = []  # the newest waiting for the member's answer (recorded by the other party)
+    waiting_count: WaitingCount = WaitingCount()
     recent: list[Exchange] = []
     signals: list[Signal] = []  # in force, about the member
 
@@ -317,7 +327,8 @@ class Balance(Protocol):
     def exchanges(self, member_id: str, status: str | None = None, limit: int = 50) -> list[Exchange]: ...
     def exchange_page(self, member_id: str, *, status: str | None = None, kind: str | None = None,
                       other: str | None = None, since: date | None = None, until: date | None = None,
-                      limit: int = 50, cursor: str | None = None) -> ExchangePage: ...
+                      recorded_by: str | None = None, limit: int = 50,
+                      cursor: str | None = None) -> ExchangePage: ...
     def exchange(self, exchange_id: str) -> Exchange: ...
     def appreciations(self, limit: int = 50, cursor: str | None = None) -> WallPage: ...
     def members(self, q: str = "", circle: str = "") -> list[Member]: ...
@@ -359,9 +370,12 @@ class HttpBalance(ServiceClient):
 
     def exchange_page(self, member_id: str, *, status: str | None = None, kind: str | None = None,
                       other: str | None = None, since: date | None = None, until: date | None = None,
-                      limit: int = 50, cursor: str | None = None) -> ExchangePage:
+                      recorded_by: str | None = None, limit: int = 50,
+                      cursor: str | None = None) -> ExchangePage:
+        """`recorded_by`: "me" (the member recorded them) or "other" (the other party did)."""
         params: dict[str, Any] = {"limit": limit}
         for name, value in (("status", status), ("kind", kind), ("with", other), ("cursor", cursor),
+                            ("recorded_by", recorded_by),
                             ("from", since.isoformat() if since else None),
                             ("to", until.isoformat() if until else None)):
             if value:

@@ -143,3 +143,51 @@ def test_a_member_turns_her_own_alert_emails_off(app, clients) -> None:  # type:
         "member": "ada", "own_alert_emails": False, "daily_digest": True})
     again = text(ada.get("/capacity"))
     assert 'id="own_alert_emails" checked' not in again and 'id="daily_digest" checked' in again
+
+
+def _words(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_inbox_lists_the_newest_waiting_and_links_to_all_of_them(app, clients) -> None:  # type: ignore[no-untyped-def]
+    """However much waits, the dashboard lists the newest ten for her answer, says how many in all, and
+    links to the history of exactly those; what she recorded is counted, not listed."""
+    from datetime import date, timedelta
+
+    client = client_as(app, "ada")
+    inbox = text(client.get("/", headers={"HX-Request": "true", "HX-Target": "inbox"}))
+    assert "Waiting for you (1)" in _words(inbox) and 'id="pending-more"' not in inbox  # the demo world's one
+    assert "1 you recorded is waiting for the other person" in _words(inbox)
+    for i in range(14):
+        clients.balance.add_exchange("ben", "ada", minutes=10 + i, recorded_by="ben", exchange_id=f"wait-{i:02d}",
+                                     occurred_on=date.today() - timedelta(days=2 + i))
+    clients.balance.add_exchange("ada", "ben", minutes=5, recorded_by="ada", exchange_id="hers-1")
+    page = text(client.get("/"))
+    listed = re.findall(r'href="/exchanges/([\w-]+)"', re.search(r'id="pending-list">(.*?)</ul>', page, re.S).group(1))
+    # The ten newest, newest first (the demo world's, from yesterday, then these from two days ago on).
+    assert listed == ["pending-for-ada", *(f"wait-{i:02d}" for i in range(9))], listed
+    words = _words(page)
+    assert "Waiting for you (15)" in words and "The 10 newest are shown. See all 15 waiting for you" in words
+    more = re.search(r'id="pending-more">.*?href="([^"]+)"', page, re.S).group(1).replace("&amp;", "&")
+    assert "2 you recorded are waiting for the other person" in words
+    assert "15 exchanges are waiting for your acknowledgement" in words  # the prompt counts them all too
+    # The link lists every one of them, a page at a time, and nothing she recorded.
+    history = text(client.get(more))
+    assert "Waiting for you" in history and "Only those recorded by the other person" in _words(history)
+    on_the_page = set(re.findall(r'href="/exchanges/([\w-]+)"', re.search(r'id="history-list">(.*?)</ul>',
+                                                                            history, re.S).group(1)))
+    assert {f"wait-{i:02d}" for i in range(14)} | {"pending-for-ada"} == on_the_page
+
+
+def test_the_inbox_says_at_least_when_balance_stopped_counting(app, clients) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date, timedelta
+
+    for i in range(30):
+        clients.balance.add_exchange("ben", "ada", recorded_by="ben", exchange_id=f"wait-{i:02d}",
+                                     occurred_on=date.today() - timedelta(days=i))
+    clients.balance.waiting_count_reads = 20  # balance read 20 of the 32 waiting, then stopped
+    words = _words(text(client_as(app, "ada").get("/")))
+    counted = re.search(r"Waiting for you \((\d+)\+\)", words)
+    assert counted and 10 <= int(counted.group(1)) <= 31, words
+    assert f"See all {counted.group(1)}+ waiting for you" in words
+    assert f"{counted.group(1)} or more exchanges are waiting for your acknowledgement" in words

@@ -201,7 +201,7 @@ def _get(site: Site, s: requests.Session, page: str, path: str | None, member: s
                # As the people page asks: a page of people by name (the whole list grows with history).
                "balance relationships": f"/v1/members/{member}/relationships?window=90d&limit={PEOPLE_PAGE}",
                # As a member's circle page asks: the measures and the pairs who exchanged.
-               "balance circle health": f"/v1/circles/{circle}/health?window=28d&picture=ties"}[page]
+               "balance circle health": f"/v1/circles/{circle}/health?window=28d&picture=linked"}[page]
         answer = requests.get(site.balance + api, headers=auth, timeout=30)
     return answer
 

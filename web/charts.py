@@ -361,7 +361,8 @@ def _short(name: str) -> str:
 
 
 def tie_matrix(linked: Mapping[str, set[str]], names: Mapping[str, str], *, cell: int = 18) -> TieMatrix:
-    """The grid of who exchanged with whom (`linked`: linked_people), with a row for each of `names` (the
+    """The grid of who exchanged with whom (`linked`: each person with the others, as balance's `linked`
+    picture or linked_people of pairs), with a row for each of `names` (the
     circle's members) and for anyone else in `linked`, by name."""
     people = sorted(set(names) | set(linked), key=lambda m: (names.get(m, m).lower(), m))
     shown = {m: _short(names.get(m, m)) for m in people}
@@ -377,13 +378,16 @@ def tie_matrix(linked: Mapping[str, set[str]], names: Mapping[str, str], *, cell
     column = {m: i for i, m in enumerate(people)}
     pad = cell // 5
     mark = f"h{cell - 2 * pad}v{cell - 2 * pad}h-{cell - 2 * pad}z"  # a square, drawn from its corner
+    # A move of so many columns and a mark, written once for every distance: a saturated circle has a
+    # mark for nearly every pair, and formatting each one cost more than the rest of the page.
+    step = [f"m{d * cell},0{mark}" for d in range(n)]
     for i, person in enumerate(people):
         y = top + i * cell
         # One path per row: a move to the row's first mark, then from each mark's corner to the next one's.
         at = 0
         cells = []
-        for j in sorted(column[o] for o in linked.get(person, ())):
-            cells.append(f"m{(j - at) * cell},0{mark}")
+        for j in sorted([column[o] for o in linked.get(person, ())]):
+            cells.append(step[j - at])
             at = j
         matrix.rows.append(MatrixRow(person, names.get(person, person),
                                      Label(left - 8, round(y + cell * 0.7, 1), shown[person], "end"),

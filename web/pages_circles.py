@@ -16,7 +16,6 @@ from .charts import (
     balance_chart,
     connection_graph,
     flow_graph,
-    linked_people,
     tie_matrix,
 )
 from .clients.balance import Circle, Flow, Picture
@@ -67,7 +66,7 @@ def circle(circle_id: str) -> Response:
     # for no more than the viewer may see.
     can_see_amounts = access.can_see_amounts(member, found, everything)
     can_see_ties = access.can_see_flows(member, found)
-    picture: Picture = "flows" if can_see_amounts else ("ties" if can_see_ties else "none")
+    picture: Picture = "flows" if can_see_amounts else ("linked" if can_see_ties else "none")
     health = balance.circle_health(circle_id, window, picture)
     people = directory().circle_members(circle_id) if (in_care or can_see_ties) else []
     names = {p.id: p.display_name for p in people}
@@ -80,12 +79,13 @@ def circle(circle_id: str) -> Response:
         flow_rows = sorted(health.flows, key=lambda f: (names.get(f.giver, f.giver).lower(),
                                                         names.get(f.receiver, f.receiver).lower(),
                                                         f.giver, f.receiver))
-    elif not health.private and can_see_ties and health.ties:
-        linked = linked_people(health.ties)
+    elif not health.private and can_see_ties and health.linked:
+        linked = {person: set(others) for person, others in health.linked.items()}
         if len(set(names) | set(linked)) > MAX_RING_PEOPLE:
             matrix = tie_matrix(linked, names)
         else:
-            graph = connection_graph(health.ties, names)
+            graph = connection_graph([(a, b) for a, others in health.linked.items() for b in others if a < b],
+                                     names)
         connections = connections_by_name(linked, names)
     signals = balance.signals(circle=circle_id, active=True) if in_care else []
     all_names = {**names}
@@ -101,15 +101,16 @@ def circle(circle_id: str) -> Response:
 
 
 def connections_by_name(linked: Mapping[str, set[str]], names: Mapping[str, str]) -> list[tuple[str, str]]:
-    """Each person with the people they exchanged with (`linked`: charts.linked_people), both by name: the
+    """Each person with the people they exchanged with (`linked`: balance's `linked` picture), both by name: the
     picture's words, without amounts. The others come joined into one line, so that the page writes a
     line per person, not a name per tie."""
 
-    def name(member_id: str) -> str:
-        return names.get(member_id, member_id)
-
-    return [(name(p), ", ".join(sorted((name(o) for o in others), key=str.lower)))
-            for p, others in sorted(linked.items(), key=lambda kv: (name(kv[0]).lower(), kv[0]))]
+    label = {p: names.get(p, p) for p in {*linked, *(o for others in linked.values() for o in others)}}
+    # Everyone's place in the order of names, once: each line then sorts numbers, not names (a saturated
+    # circle has a line of some sixty names per person).
+    rank = {p: i for i, p in enumerate(sorted(label, key=lambda p: (label[p].lower(), p)))}
+    return [(label[p], ", ".join(label[o] for o in sorted(others, key=rank.__getitem__)))
+            for p, others in sorted(linked.items(), key=lambda kv: rank[kv[0]])]
 
 
 @bp.get("/members/<member_id>")

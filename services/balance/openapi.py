@@ -11,7 +11,7 @@ from typing import Any
 
 from reciprocity.contracts.vocabulary import EXCHANGE_KINDS, EXCHANGE_STATUSES
 
-from .queries import RECORDED_BY
+from .queries import PICTURES, RECORDED_BY
 from .request_params import MAX_WINDOW_DAYS
 
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -158,8 +158,9 @@ ROUTES: list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]] = [
     ("/v1/directory/members/{member_id}", "one member", [_path("member_id")], _answers("Member", 404)),
     ("/v1/directory/circles", "every circle", [], _answers("Circles")),
     ("/v1/circles/{circle_id}/health", "the circle's measures (private below 5 members); with `picture`, also "
-     "the pairs who exchanged (`ties`) or every directed flow with its minutes (`flows`)",
-     [_path("circle_id"), WINDOW, _text_query("picture", enum=["none", "ties", "flows", ""])],
+     "who exchanged with whom, as pairs (`ties`) or per person (`linked`), or every directed flow with its "
+     "minutes (`flows`)",
+     [_path("circle_id"), WINDOW, _text_query("picture", enum=[*PICTURES, ""])],
      _answers("CircleHealth", 404, 422)),
     ("/v1/signals", "alerts, by circle or member, in force or not",
      [_text_query("circle"), _text_query("member"), _text_query("active", enum=["true", "false", ""])],

@@ -678,10 +678,13 @@ def circle_leads(conn: Connection, gen: int) -> dict[str, list[str]]:
 
 
 # What a circle's health may carry besides its measures, for the web to draw: nothing (the measures are
-# for everyone), the pairs who exchanged (for its members: who is connected with whom, no amounts nor
-# directions), or every directed flow with its minutes (for its leads). The web asks for what its viewer
-# may see, so amounts leave balance only for a page that shows them.
-PICTURES = ("none", "ties", "flows")
+# for everyone), who exchanged with whom (for its members: who is connected with whom, no amounts nor
+# directions) as pairs (`ties`) or as each person with the others (`linked`), or every directed flow with
+# its minutes (for its leads). The web asks for what its viewer may see, so amounts leave balance only
+# for a page that shows them. `linked` is what the web draws from: a busy circle has a tie for most of its
+# pairs (a thousand and more), and one list per person is a tenth of the work of a list per pair, both
+# here and in the web, which drew its grid from the pairs regrouped by person.
+PICTURES = ("none", "ties", "linked", "flows")
 
 
 @functools.cache
@@ -709,7 +712,8 @@ def _circle_statements() -> dict[str, sa.Select]:
 def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, today: date,
                   picture: str = "none") -> dict[str, Any] | None:
     """The circle's measures over the window, with the `picture` asked for (PICTURES) unless the circle is
-    private: `ties` as [a, b] id pairs (a < b), `flows` as {giver, receiver, minutes}, each by ids."""
+    private: `ties` as [a, b] id pairs (a < b), `linked` as {person: [the others they exchanged with,
+    either way]} (each pair under both of its people), `flows` as {giver, receiver, minutes}, each by ids."""
     if picture not in PICTURES:
         raise ValueError(f"picture must be one of {PICTURES}, not {picture!r}")
     c, ms, m, cd = t.circles.c, t.memberships.c, t.members.c, t.circle_day.c
@@ -752,6 +756,8 @@ def circle_health(conn: Connection, gen: int, circle_id: str, window_days: int, 
                               for r in conn.execute(statements["flows"], params)]
         elif picture == "ties":
             shown["ties"] = [[a, b] for a in sorted(tied) for b in sorted(tied[a]) if a < b]
+        elif picture == "linked":
+            shown["linked"] = {person: sorted(others) for person, others in sorted(tied.items()) if others}
     per_kind = {
         r.kind: r for r in conn.execute(
             sa.select(cd.kind, sa.func.sum(cd.inside_count).label("ic"), sa.func.sum(cd.crossing_count).label("xc"),

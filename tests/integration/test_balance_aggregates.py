@@ -383,8 +383,9 @@ def test_sqlite_sums_flows_from_the_covering_indexes_alone(tmp_path) -> None:  #
         flows = [(sql, params) for sql, params in statements if t.exchanges.name in sql]
         # relationships: given and received; the circle, for each picture: its members' giving (to whom),
         # and for its leads' picture the flows summed; who received; a page: who, then its sums; a summary:
-        # both sides in one statement, and the last 7 days given; a timeline: both sides in one
-        assert len(flows) == 14
+        # both sides in one statement, and the last 7 days given; a timeline: both sides in one (15 since
+        # the fourth picture, `linked`, which reads what `ties` reads)
+        assert len(flows) == 15
         for sql, params in flows:
             plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
             assert "USING COVERING INDEX ix_balance_exchanges_" in plan and "occurred_on>" in plan, plan
@@ -456,3 +457,32 @@ def test_relationships_by_pages_of_people_are_the_whole_list_in_order(db_url: st
 def whole_cursor(client, url: str) -> str:  # type: ignore[no-untyped-def]
     """A real cursor, to show that one without `limit` is refused rather than ignored."""
     return client.get(url, query_string={"window": "365d", "limit": 1}).get_json()["next_cursor"]
+
+
+def test_the_linked_picture_is_the_pairs_per_person(db_url: str) -> None:
+    """What a member's circle page draws from: each person with everyone they exchanged with either way,
+    the same pairs as `ties` (a recount of the events), each under both of its people, no amounts."""
+    today = date.today()
+    engine = make_engine(db_url)
+    migrate(engine)
+    batches, final = _history(today)
+    feeder = Feeder(BalanceProjection(engine))
+    for batch in batches:
+        feeder.feed(batch)
+    with engine.connect() as conn:
+        for days in (7, 28, 120):
+            pairs = sorted({tuple(sorted((f["giver"], f["receiver"])))
+                            for f in _expected_flows(final, set(CORE), days, today) if f["giver"] != f["receiver"]})
+            linked = queries.circle_health(conn, 1, "core", days, today, "linked")
+            assert linked is not None and "ties" not in linked and "flows" not in linked
+            expected: dict[str, list[str]] = defaultdict(list)
+            for a, b in pairs:
+                expected[a].append(b)
+                expected[b].append(a)
+            assert linked["linked"] == {p: sorted(o) for p, o in sorted(expected.items())}, days
+            assert list(linked["linked"]) == sorted(linked["linked"])
+            ties = queries.circle_health(conn, 1, "core", days, today, "ties")
+            assert ties is not None and {k: v for k, v in linked.items() if k != "linked"} == \
+                {k: v for k, v in ties.items() if k != "ties"}
+        assert pairs, "not vacuous: the longest window holds pairs"
+    engine.dispose()

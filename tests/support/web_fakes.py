@@ -19,6 +19,7 @@ from reciprocity.contracts.commands import FieldError
 from reciprocity.contracts.ids import exchange_id_for
 from reciprocity.contracts.vocabulary import EXCHANGE_KINDS
 from reciprocity.ledger.client import CommandReceipt, EmailSettings, LedgerExchange
+from reciprocity.web.charts import linked_people
 from reciprocity.web.clients import Clients
 from reciprocity.web.clients.balance import (
     Capacity,
@@ -595,7 +596,11 @@ def sign_in(client, member_id: str, password: str = DEMO_PASSWORD):  # type: ign
 
 
 def _with_picture(health: CircleHealth, picture: str) -> CircleHealth:
-    """As balance answers: the flows for `flows`, the pairs alone for `ties`, neither for `none`."""
+    """As balance answers: the flows for `flows`, the pairs alone for `ties` (each person with the others
+    for `linked`), none of them for `none`."""
     ties = sorted({(min(f.giver, f.receiver), max(f.giver, f.receiver)) for f in health.flows if f.giver != f.receiver})
+    linked = linked_people(ties)
     return health.model_copy(update={"flows": health.flows if picture == "flows" else [],
-                                     "ties": ties if picture == "ties" else []})
+                                     "ties": ties if picture == "ties" else [],
+                                     "linked": {p: sorted(o) for p, o in sorted(linked.items())}
+                                     if picture == "linked" else {}})

@@ -187,9 +187,10 @@ class Flow(Shape):
     minutes: int
 
 
-# What a circle's health carries besides its measures: nothing, who is connected with whom (pairs, no
-# amounts), or every flow with its minutes. Ask for the least the viewer may see.
-Picture = Literal["none", "ties", "flows"]
+# What a circle's health carries besides its measures: nothing, who is connected with whom (no amounts:
+# as pairs, or each person with the others), or every flow with its minutes. Ask for the least the viewer
+# may see.
+Picture = Literal["none", "ties", "linked", "flows"]
 
 
 class CircleHealth(Shape):
@@ -207,6 +208,7 @@ class CircleHealth(Shape):
     feedback_cycles: float | None = None
     # The picture, when asked for (Balance.circle_health's `picture`): the pairs who exchanged, or the flows.
     ties: list[tuple[str, str]] = []
+    linked: dict[str, list[str]] = {}  # each person with the others they exchanged with, either way
     flows: list[Flow] = []
 
 

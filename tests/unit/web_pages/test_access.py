@@ -163,7 +163,7 @@ def test_circle_alerts_for_leads_and_flows_for_members(app, clients) -> None:  #
     assert 'id="participation"' in outsider  # measures are for everyone
     assert 'id="flow-graph"' not in outsider and "shown to the circle\u2019s members and leads" in outsider
     # Balance was asked for the flows for the lead, the pairs alone for the member, nothing for the outsider.
-    assert clients.balance.pictures_asked[-3:] == ["flows", "ties", "none"]
+    assert clients.balance.pictures_asked[-3:] == ["flows", "linked", "none"]
 
 
 def _big_garden(clients):  # type: ignore[no-untyped-def]
@@ -212,7 +212,7 @@ def test_a_member_sees_who_is_connected_but_no_amounts_between_others(app, clien
     assert sum(r[2].count("m") for r in rows) == 2 * len(ties)  # a relative move to each mark
     assert len(set(re.findall(r"h([\d.]+)v", "".join(r[2] for r in rows)))) == 1  # every mark the same size
     assert f'data-ties="{len(ties)}"' in page
-    assert clients.balance.pictures_asked[-1] == "ties"  # balance sends the pairs alone, never the minutes
+    assert clients.balance.pictures_asked[-1] == "linked"  # who with whom alone, never the minutes
     listed = re.findall(r'<li><div class="line"><span class="what">(.*?)</span>', page)
     assert listed == sorted(listed, key=str.lower)
     # Every tie is in the words too, once from each side.

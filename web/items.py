@@ -90,7 +90,9 @@ def balance_chart(chart: Any, weeks: Sequence[Any], kinds: Sequence[str], colour
                   title_id: str = "chart-title") -> Markup:
     """The dashboard's week-by-week chart (web/charts.py draws it) and the same numbers as a table: an
     SVG of some hundred shapes and a table of weeks by kinds, the biggest part of rendering a dashboard
-    as a macro. `colours` is the macro's argument, unused (the chart's shapes carry their fill)."""
+    as a macro. `colours` is the macro's argument, unused (the chart's shapes carry their fill). Numbers
+    (coordinates, minutes) are written as they are: escaping them changed nothing and was most of the
+    escaping a busy member's chart did (some 500 values)."""
     e = escape
     out: list[str] = ["\n"]
     if chart.empty:
@@ -98,26 +100,26 @@ def balance_chart(chart: Any, weeks: Sequence[Any], kinds: Sequence[str], colour
                    'show here, week by week.</p>\n')
     else:
         tid = e(title_id)
-        out.append(f'\n<div class="chart-scroll">\n<svg class="chart" viewBox="0 0 {e(chart.width)} {e(chart.height)}" '
+        out.append(f'\n<div class="chart-scroll">\n<svg class="chart" viewBox="0 0 {chart.width} {chart.height}" '
                    f'role="img" aria-labelledby="{tid}-svg">\n  <title id="{tid}-svg">Minutes given (above the line) '
                    'and received (below it) per week, by kind. The table below has the same numbers.</title>\n  ')
-        out.extend(f'<line class="grid-line" x1="{e(g.x1)}" y1="{e(g.y1)}" x2="{e(g.x2)}" y2="{e(g.y2)}"/>'
+        out.extend(f'<line class="grid-line" x1="{g.x1}" y1="{g.y1}" x2="{g.x2}" y2="{g.y2}"/>'
                    for g in chart.grid)
         out.append("\n  ")
-        out.extend(f'<rect x="{e(r.x)}" y="{e(r.y)}" width="{e(r.width)}" height="{e(r.height)}" fill="{e(r.fill)}" '
+        out.extend(f'<rect x="{r.x}" y="{r.y}" width="{r.width}" height="{r.height}" fill="{e(r.fill)}" '
                    f'rx="2"><title>{e(r.title)}</title></rect>' for r in chart.rects)
         out.append("\n  ")
         if chart.axis:
             a = chart.axis
-            out.append(f'<line class="axis" x1="{e(a.x1)}" y1="{e(a.y1)}" x2="{e(a.x2)}" y2="{e(a.y2)}"/>')
+            out.append(f'<line class="axis" x1="{a.x1}" y1="{a.y1}" x2="{a.x2}" y2="{a.y2}"/>')
         out.append("\n  ")
-        out.extend(f'<text x="{e(t.x)}" y="{e(t.y)}" text-anchor="{e(t.anchor)}">{e(t.text)}</text>'
+        out.extend(f'<text x="{t.x}" y="{t.y}" text-anchor="{e(t.anchor)}">{e(t.text)}</text>'
                    for t in chart.y_labels)
         out.append("\n  ")
-        out.extend(f'<text class="week-label" x="{e(t.x)}" y="{e(t.y)}" text-anchor="{e(t.anchor)}">{e(t.text)}</text>'
+        out.extend(f'<text class="week-label" x="{t.x}" y="{t.y}" text-anchor="{e(t.anchor)}">{e(t.text)}</text>'
                    for t in chart.x_labels)
         out.append("\n  ")
-        out.extend(f'<text x="{e(t.x)}" y="{e(t.y)}" text-anchor="{e(t.anchor)}">{e(t.text)}</text>'
+        out.extend(f'<text x="{t.x}" y="{t.y}" text-anchor="{e(t.anchor)}">{e(t.text)}</text>'
                    for t in (chart.given_label, chart.received_label) if t)
         out.append("\n</svg>\n</div>\n")
     out.append('\n<ul class="legend" aria-label="Kinds">\n  ')
@@ -129,7 +131,7 @@ def balance_chart(chart: Any, weeks: Sequence[Any], kinds: Sequence[str], colour
                for k in kinds)
     out.append("</tr></thead>\n    <tbody>\n      ")
     for w in weeks:
-        cells = "".join(f'<td class="num">{e(w.given.get(k, 0))}</td><td class="num">{e(w.received.get(k, 0))}</td>'
+        cells = "".join(f'<td class="num">{w.given.get(k, 0)}</td><td class="num">{w.received.get(k, 0)}</td>'
                         for k in kinds)
         out.append(f'\n      <tr><th scope="row">{e(day(w.week_start))}</th>{cells}</tr>\n      ')
     out.append("\n    </tbody>\n  </table>\n  </div>\n</details>\n")

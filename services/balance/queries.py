@@ -499,7 +499,7 @@ def exchange_page(conn: Connection, gen: int, member_id: str, f: HistoryFilter, 
 # How many of a member's recorded exchanges, per side, the dashboard's counts read at most: a count of
 # everything waiting would read a row per exchange that ever waited (who recorded it is not in the side
 # index), which grows for a member who never acknowledges. Past this, the counts say "at least".
-WAITING_COUNT_READS = 50
+WAITING_COUNT_READS = 25
 
 
 @functools.cache

@@ -2,7 +2,7 @@
 exchange where pages list them (history, the dashboard's inbox), its title and status badge (also on the
 exchange's own page), a kind's dot and name, the cells of the people table, and the dashboard's chart.
 
-A history page lists fifty exchanges, a dashboard up to a hundred and ten, the people page twenty-five
+A history page lists fifty exchanges, a dashboard twenty, the people page twenty-five
 people with two flows and their kinds each; as Jinja macros (the item calling three more for its title,
 badge and kind) they were about half of the CPU of rendering those pages under load. Here each value is
 escaped once, as Jinja's autoescape would, and the markup is the macros' own, character for character.

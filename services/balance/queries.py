@@ -519,10 +519,12 @@ def waiting_count(conn: Connection, gen: int, member_id: str, reads: int = WAITI
     and for the other party's (`for_others`: she recorded them). `complete` is False when she has more
     than `reads` recorded exchanges on a side: the counts are then of those read, lower bounds."""
     rows = conn.execute(_waiting_by_recorder(), {"gen": gen, "member": member_id, "reads": reads + 1}).all()
-    per_side = [sum(1 for r in rows if int(r.giving) == giving) for giving in (0, 1)]
-    recorders = [r.recorded_by for r in rows]
+    # One more than `reads` a side says whether there are more; only `reads` of them are counted.
+    sides = [[r.recorded_by for r in rows if int(r.giving) == giving] for giving in (0, 1)]
+    recorders = [who for side in sides for who in side[:reads]]
     mine = recorders.count(member_id)
-    return {"for_me": len(recorders) - mine, "for_others": mine, "complete": max(per_side) <= reads}
+    return {"for_me": len(recorders) - mine, "for_others": mine,
+            "complete": all(len(side) <= reads for side in sides)}
 
 
 def exchanges_of(conn: Connection, gen: int, member_id: str, status: str | None, limit: int) -> list[dict[str, Any]]:

@@ -37,6 +37,18 @@ class TimedProjection:
         self.cpu_last: float | None = None
         self.batches = 0
         self.done = threading.Event()
+        self.held = 0  # events of the exchanges topic in the open transaction spanning polls
+
+    def _started(self, began: float, cpu_began: float) -> None:
+        self.first = self.first or began
+        self.cpu_first = self.cpu_first if self.cpu_first is not None else cpu_began
+
+    def _ended(self, applied: int) -> None:
+        self.last, self.cpu_last = self.clock(), time.process_time()
+        self.batches += 1
+        self.applied += applied
+        if self.applied >= self.target:
+            self.done.set()
 
     def load_offsets(self, partitions):  # type: ignore[no-untyped-def]
         return self.inner.load_offsets(partitions)
@@ -46,13 +58,26 @@ class TimedProjection:
         self.inner.apply(events, offsets)
         if not events:
             return
-        self.first = self.first or began
-        self.cpu_first = self.cpu_first if self.cpu_first is not None else cpu_began
-        self.last, self.cpu_last = self.clock(), time.process_time()
-        self.batches += 1
-        self.applied += sum(1 for e in events if e.topic == EXCHANGES.name)
-        if self.applied >= self.target:
-            self.done.set()
+        self._started(began, cpu_began)
+        self._ended(sum(1 for e in events if e.topic == EXCHANGES.name))
+
+    # A transaction spanning polls (messaging.consumer.CatchUp): timed to its commit.
+    def hold(self, events, offsets) -> None:  # type: ignore[no-untyped-def]
+        began, cpu_began = self.clock(), time.process_time()
+        self.inner.hold(events, offsets)
+        if events:
+            self._started(began, cpu_began)
+            self.held += sum(1 for e in events if e.topic == EXCHANGES.name)
+
+    def commit(self) -> None:
+        self.inner.commit()
+        held, self.held = self.held, 0
+        if held:
+            self._ended(held)
+
+    def rollback(self) -> None:
+        self.inner.rollback()
+        self.held = 0
 
 
 @contextmanager
@@ -61,6 +86,7 @@ def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str,
                      opener=None) -> Iterator[tuple[ProjectionConsumer, TimedProjection, threading.Thread]]:
     """The real ProjectionConsumer + BalanceProjection, wired as the service wires them (policy held until
     caught up, outbox published), consuming in a thread until the block ends."""
+    from reciprocity.balance.bootstrap import catch_up
     from reciprocity.balance.db import make_engine, migrate
     from reciprocity.balance.projection import BalanceProjection
     from reciprocity.balance.settings import BalanceSettings
@@ -68,6 +94,7 @@ def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str,
     from reciprocity.messaging.consumer import ProjectionConsumer
     from reciprocity.messaging.inspect import end_offsets
 
+    settings = BalanceSettings()
     engine = make_engine(database_url)
     migrate(engine)
     signals = SignalEngine(clock=lambda: datetime.now(UTC).date())
@@ -78,7 +105,7 @@ def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str,
                             target, clock)
     consumer = ProjectionConsumer(bootstrap, group_id=f"bench-{label}", topics=[DIRECTORY.name, EXCHANGES.name],
                                   projection=timed, dead_letters=log, topic_prefix=prefix, client_id="bench",
-                                  max_records=BalanceSettings().balance_max_poll_records)
+                                  max_records=settings.balance_max_poll_records, catch_up=catch_up(settings))
     stop = threading.Event()
     worker = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
     worker.start()

@@ -10,6 +10,15 @@ valid event whose projection fails on its own when its batch is applied again pi
 `<topic>.dlq` with headers saying where it came from, why, and which consumer parked it; the rest of
 the batch and the partition go on. Only infrastructure failures (the database or the broker out of
 reach) stop a partition, which is retried from its stored offset.
+
+Catching up (a new process, a replay, a long outage) is where a projection spends most of its time, and
+a commit per poll makes it pay the database's per-commit cost (WAL appends and checkpoints that grow
+with the size of the indexes, not of the batch) every few thousand events. With `CatchUp`, while the
+log is far ahead, one transaction spans several polls: each poll is applied into it and freed, and the
+transaction is committed with its offsets at a size or time bound, or as soon as the consumer is near
+the end of the log (then a commit per poll again, so a new event shows within one poll). A failure
+anywhere in such a transaction rolls all of it back; the partitions are re-read from their stored
+offsets, one transaction per poll, until past where it failed (where poison is isolated as above).
 """
 
 import gc
@@ -17,10 +26,10 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -33,8 +42,8 @@ from .event_log import BrokerUnavailable, EventLog, Outgoing
 from .poison import PARKED, apply_isolating_poison, describe_failure, dlq_headers, is_infrastructure_failure
 from .tracking import OffsetRange, PartitionKey, StaleBatch
 
-__all__ = ["Delivered", "OffsetRange", "PartitionKey", "Projection", "ProjectionConsumer", "RawBytes", "StaleBatch",
-           "to_batch"]
+__all__ = ["CatchUp", "Delivered", "HoldingProjection", "OffsetRange", "PartitionKey", "Projection",
+           "ProjectionConsumer", "RawBytes", "StaleBatch", "to_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +117,35 @@ class Projection(Protocol):
         ...
 
 
+@runtime_checkable
+class HoldingProjection(Projection, Protocol):
+    """A projection whose transaction can span several polls (see CatchUp)."""
+
+    def hold(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        """Like `apply`, but into a transaction left open (begun if none is), committed by `commit`. If it
+        raises, everything held since the last commit is rolled back."""
+        ...
+
+    def commit(self) -> None:
+        """Commit the open transaction, if any (rolled back if that fails, and the error raised); what
+        follows a commit (publishing signals) runs after it."""
+        ...
+
+    def rollback(self) -> None:
+        """Roll back the open transaction, if any."""
+        ...
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """While the log is at least a full poll ahead, hold one transaction across polls until it holds
+    `max_events` events or has been open `max_seconds` (it holds the database's write lock that long:
+    SQLite's other writers wait, within their busy timeout)."""
+
+    max_events: int
+    max_seconds: float = 20.0
+
+
 @dataclass
 class ConsumerHealth:
     connected: bool = False
@@ -169,6 +207,7 @@ class ProjectionConsumer:
         client_id: str = "reciprocity",
         max_records: int = 5000,
         retry_failed_after_s: float = 15.0,
+        catch_up: CatchUp | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._group_id = topic_prefix + group_id
@@ -186,6 +225,18 @@ class ProjectionConsumer:
         self._dead_lettered: set[tuple[TopicPartition, int]] = set()
         self._confirmed_at = 0.0  # when idle positions were last confirmed with the projection
         self.health = ConsumerHealth()
+        self._catch_up = catch_up
+        self._holding: HoldingProjection | None = None
+        if catch_up is not None:
+            if not isinstance(projection, HoldingProjection):
+                raise TypeError(f"{type(projection).__name__} cannot hold a transaction across polls")
+            self._holding = projection
+        # The open transaction spanning polls: the next offset it holds per partition, its events, since when.
+        self._held: dict[TopicPartition, int] = {}
+        self._held_events = 0
+        self._held_since = 0.0
+        # After such a transaction failed: one transaction per poll below these offsets (poison isolated).
+        self._per_poll_below: dict[TopicPartition, int] = {}
 
     # --- names ---------------------------------------------------------------------------------
 
@@ -220,6 +271,7 @@ class ProjectionConsumer:
                 log.exception("consumer %s failed; starting over in 5 s", self._group_id)
                 stop.wait(5.0)
             finally:
+                self._drop_held()  # at a poll's boundary either way; rolled back, it is read again
                 if self._consumer is not None:
                     self._consumer.close(autocommit=False)
                     self._consumer = None
@@ -256,6 +308,8 @@ class ProjectionConsumer:
         polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._max_records)
         self.health.last_poll_at = time.time()
         if not polled:
+            if self._held:  # at the end of what the broker had
+                self._commit_held()
             self._settle_idle_positions()
             return 0
         # Only around the work on a batch: the wait in poll() keeps collection running for the
@@ -275,8 +329,102 @@ class ProjectionConsumer:
 
         events, offsets = to_batch(((self._key(tp), r) for tp, records in polled.items() for r in records),
                                    stored_next, unreadable)
-        self._apply(events, offsets)
+        if self._held and self._rereading(offsets):  # a partition where a held transaction failed
+            self._commit_held()
+        if self._held or self._may_hold(offsets):
+            self._hold(events, offsets)
+        else:
+            self._apply(events, offsets)
         return len(events)
+
+    # --- transactions spanning polls (CatchUp) ---------------------------------------------------
+
+    def _behind(self, offsets: dict[PartitionKey, OffsetRange]) -> int:
+        """Records the broker holds beyond this batch, on its partitions and the held ones (as the last
+        fetch responses knew it; commit markers count too, which is why "far" is a full poll)."""
+        assert self._consumer is not None
+        ends = {self._tp(key): span.next for key, span in offsets.items()}
+        for tp, held_next in self._held.items():
+            ends.setdefault(tp, held_next)
+        behind = 0
+        for tp, end in ends.items():
+            highwater = self._consumer.highwater(tp) if tp in self._consumer.assignment() else None
+            if highwater is not None:
+                behind += max(0, highwater - end)
+        return behind
+
+    def _may_hold(self, offsets: dict[PartitionKey, OffsetRange]) -> bool:
+        """Begin a transaction spanning polls: far behind, and not re-reading where one failed."""
+        if self._catch_up is None or not offsets or self._rereading(offsets):
+            return False
+        return self._behind(offsets) >= self._max_records
+
+    def _rereading(self, offsets: dict[PartitionKey, OffsetRange]) -> bool:
+        return any(span.first < self._per_poll_below.get(self._tp(key), -1) for key, span in offsets.items())
+
+    def _hold(self, events: list[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        assert self._holding is not None and self._catch_up is not None
+        try:
+            self._holding.hold(events, offsets)
+        except Exception as err:
+            self._abandon_held(offsets, err)
+            return
+        if not self._held:
+            self._held_since = time.monotonic()
+        for key, span in offsets.items():
+            tp = self._tp(key)
+            self._held[tp] = self._stored_next[tp] = span.next
+        self._held_events += len(events)
+        if (self._held_events >= self._catch_up.max_events
+                or time.monotonic() - self._held_since >= self._catch_up.max_seconds
+                or self._behind(offsets) < self._max_records):
+            self._commit_held()
+
+    def _commit_held(self) -> None:
+        assert self._holding is not None
+        try:
+            self._holding.commit()
+        except Exception as err:
+            self._abandon_held({}, err)
+            return
+        self.health.applied += self._held_events
+        self._forget_dead_letters(self._held)
+        self._forget_per_poll(self._held)
+        self._held, self._held_events = {}, 0
+
+    def _abandon_held(self, offsets: dict[PartitionKey, OffsetRange], err: Exception) -> None:
+        """A transaction spanning polls failed: roll all of it back, and read its partitions again from the
+        stored offsets, one transaction per poll up to where it failed (so a poison event is isolated and
+        parked, and a stopped partition retried, as without CatchUp)."""
+        assert self._holding is not None
+        failed_at = dict(self._held)
+        for key, span in offsets.items():
+            tp = self._tp(key)
+            failed_at[tp] = max(failed_at.get(tp, 0), span.next)
+        self._drop_held()
+        for tp, below in failed_at.items():
+            self._per_poll_below[tp] = max(below, self._per_poll_below.get(tp, 0))
+        log.warning("a transaction spanning polls failed (%s); rolled back, reading %s again from the stored "
+                    "offsets", describe_failure(err), ", ".join(sorted(_label(self._key(tp)) for tp in failed_at)))
+        keys = sorted(self._key(tp) for tp in failed_at)
+        try:
+            self._seek_to_stored(keys)
+        except Exception as seek_err:  # the database went away: retry as stopped partitions
+            for key in keys:
+                self._stop_partition(key, seek_err)
+
+    def _drop_held(self) -> None:
+        if self._holding is not None:
+            try:
+                self._holding.rollback()
+            except Exception as err:  # the connection is gone: so is its transaction
+                log.warning("rolling back a transaction spanning polls failed: %r", err)
+        self._held, self._held_events = {}, 0
+
+    def _forget_per_poll(self, committed: dict[TopicPartition, int]) -> None:
+        for tp, next_offset in committed.items():
+            if next_offset >= self._per_poll_below.get(tp, math.inf):
+                del self._per_poll_below[tp]
 
     def _apply(self, events: list[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
         try:
@@ -309,7 +457,10 @@ class ProjectionConsumer:
         self.health.applied += applied
         for key, span in offsets.items():
             self._stored_next[self._tp(key)] = span.next
-        self._forget_dead_letters({self._tp(key): span.next for key, span in offsets.items()})
+        committed = {self._tp(key): span.next for key, span in offsets.items()}
+        self._forget_dead_letters(committed)
+        if self._per_poll_below:
+            self._forget_per_poll(committed)
 
     def _stale(self, keys: list[PartitionKey], err: StaleBatch) -> None:
         log.warning("%s; seeking back to the stored offsets", err)
@@ -384,7 +535,7 @@ class ProjectionConsumer:
             self.health.failed_partitions.pop(_label(self._key(tp)), None)
             self._consumer.resume(tp)
 
-    def _forget_dead_letters(self, below: dict[TopicPartition, int | float]) -> None:
+    def _forget_dead_letters(self, below: Mapping[TopicPartition, int | float]) -> None:
         """Forget the dead letters of each partition in `below` at offsets below its value (committed)."""
         if self._dead_lettered:
             self._dead_lettered = {(tp, o) for tp, o in self._dead_lettered if o >= below.get(tp, -1)}
@@ -427,10 +578,15 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-p
         self._owner = owner
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Nothing to flush: each batch is committed with its offsets before the next poll. A partition
-        # stopped here is someone else's to retry now, so it no longer makes this process unhealthy.
+        # A transaction spanning polls ends at a poll's boundary: committed here, before the partitions'
+        # next owner reads their stored offsets (if it fails, the next owner reads what was committed).
+        # A partition stopped here is someone else's to retry now, so it no longer makes this process
+        # unhealthy.
         owner = self._owner
+        if owner._held:
+            owner._commit_held()
         for tp in revoked:
+            owner._per_poll_below.pop(tp, None)
             owner._paused_since.pop(tp, None)
             owner._stored_next.pop(tp, None)
             owner.health.failed_partitions.pop(_label(owner._key(tp)), None)

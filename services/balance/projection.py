@@ -6,6 +6,10 @@ lifecycle moves, turn the events into aggregated deltas (projector.project, pure
 set-based upserts (one statement per table, one row per key), evaluate the alert policy for the members
 the batch touched, and commit. Signals decided in the transaction sit in the outbox and are appended
 to Kafka after the commit.
+
+It is also a messaging.consumer.HoldingProjection: while catching up, `hold` applies polls into one
+transaction left open and `commit` ends it (the alert policy then judges every member the transaction
+touched, once, just before the commit, so nothing is judged in a transaction that is rolled back).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +40,18 @@ from .projector import Deltas, KnownExchange, lifecycle_ids, project
 log = logging.getLogger(__name__)
 
 _CHUNK = 500  # ids per IN (...) list
+
+
+@dataclass
+class _Held:
+    """A transaction spanning polls: its connection, and what it did so far."""
+
+    conn: Connection
+    generation: int
+    events: int = 0
+    began: float = 0.0
+    touched: set[str] = field(default_factory=set)
+    repeated: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,7 @@ class BalanceProjection:
         self._positioned_for: dict[PartitionKey, int] = {}
         # Events skipped as repeats of an applied event id, per type, in committed batches (replay checks).
         self.repeated: Counter[str] = Counter()
+        self._held: _Held | None = None
         dialect = engine.dialect.name
         self._circle_day = CounterUpsert(t.circle_day, ("circle_id", "day", "kind"), t.CIRCLE_DAY_COUNTERS, dialect)
         self._insert_exchange = RowInsert(t.exchanges, dialect)
@@ -119,7 +136,62 @@ class BalanceProjection:
                     raise
                 log.info("transient database error (%s); retrying the batch", err.orig)
                 time.sleep(0.05 * (attempt + 1))
-        metrics.EVENTS_APPLIED.inc(len(events))
+        self._committed(len(events), began)
+
+    def hold(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        """Apply `events` into the transaction spanning polls (begun if none is open), uncommitted. Any
+        failure rolls back all of it: the consumer reads it again, a poll per transaction (whose retries
+        and careful lookups `apply` does)."""
+        if self.engine.dialect.name != "sqlite":
+            # common.bulk_sql stages PostgreSQL's rows in temp tables emptied at commit: a second poll in
+            # one transaction would insert the first one's rows again. bootstrap.catch_up holds on SQLite only.
+            raise NotImplementedError("transactions spanning polls are for SQLite only, so far")
+        held = self._held
+        if held is None:
+            conn = self.engine.connect()
+            try:
+                conn.begin()
+                held = _Held(conn, self.generation(conn), began=time.perf_counter())
+            except BaseException:
+                conn.close()
+                raise
+            self._held = held
+        try:
+            deltas = self._apply_in(held.conn, events, offsets, judge=False)
+        except BaseException:
+            self.rollback()
+            raise
+        held.events += len(events)
+        if deltas is not None:
+            held.touched |= deltas.touched_members
+            held.repeated.update(deltas.repeated)
+
+    def commit(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        try:
+            if self.signals is not None:
+                self.signals.after_batch(held.conn, held.generation, held.touched)
+            held.conn.commit()
+        except BaseException:
+            held.conn.rollback()
+            raise
+        finally:
+            held.conn.close()
+        self.repeated.update(held.repeated)
+        self._committed(held.events, held.began)
+
+    def rollback(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            try:
+                held.conn.rollback()
+            finally:
+                held.conn.close()
+
+    def _committed(self, events: int, began: float) -> None:
+        metrics.EVENTS_APPLIED.inc(events)
         metrics.BATCHES.inc()
         metrics.APPLY_SECONDS.observe(time.perf_counter() - began)
         if self.after_commit is not None:
@@ -131,7 +203,10 @@ class BalanceProjection:
     # --- inside the transaction ----------------------------------------------------------------
 
     def _apply_in(self, conn: Connection, events: Sequence[Delivered],
-                  offsets: Mapping[PartitionKey, OffsetRange], *, careful: bool = False) -> Deltas | None:
+                  offsets: Mapping[PartitionKey, OffsetRange], *, careful: bool = False,
+                  judge: bool = True) -> Deltas | None:
+        """The batch's work in `conn`'s transaction; `judge`: the alert policy evaluates the members it
+        touched (not when held: `commit` does for the whole transaction)."""
         gen = self.generation(conn)
         latest: dict[PartitionKey, datetime] = {}
         for e in events:
@@ -144,7 +219,7 @@ class BalanceProjection:
             # An empty span (past the ledger's commit markers) can be what reaches the log's end as it was
             # at start: the signal engine must hear of it, or after a restart that finds only markers left
             # nobody is judged until the next full sweep (found by `make chaos`).
-            if self.signals is not None:
+            if self.signals is not None and judge:
                 self.signals.after_batch(conn, gen, set())
             return None
         evs = [d.event for d in events]
@@ -160,7 +235,7 @@ class BalanceProjection:
         if deltas.repeated:
             log.info("skipped, their event id applied before: %s", dict(deltas.repeated))
         self.write(conn, gen, deltas)
-        if self.signals is not None:
+        if self.signals is not None and judge:
             self.signals.after_batch(conn, gen, deltas.touched_members)
         return deltas
 

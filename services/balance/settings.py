@@ -16,13 +16,17 @@ class BalanceSettings(ServiceSettings):
     balance_signal_max_defer_s: float = 30.0
     # A fixed "today" (YYYY-MM-DD) for tests and demos; empty: the UTC date.
     balance_today: date | None = None
-    # Records per poll, so per transaction when catching up: bigger batches write each touched page once
-    # for more rows (random-key inserts into the exchange indexes dirty a page per row, anywhere in a
-    # large store). Measured on 2026-12-02 (bench, SQLite): 100,000 a batch instead of 20,000 cost 24%
-    # less CPU per event at 500,000 events (74.2 vs 97.0 us) and 12% less at 300,000, for a peak of 1.7 GB
-    # resident instead of 0.63. Kept at 20,000 for the memory; raise it for a long catch-up or replay.
-    # Steady-state batches are small anyway.
+    # Records per poll: what one poll decodes, projects and holds in memory at once (peak resident ~0.63 GB
+    # at 20,000 on the 2026-12-02 bench; 1.7 GB at 100,000). How many events share a transaction while
+    # catching up is set apart, below, so this stays small. Steady-state polls are small anyway.
     balance_max_poll_records: int = 20000
+    # While the log is at least a poll ahead (catch-up after a start or an outage), one transaction spans
+    # polls up to this many events or seconds, each poll written into it and freed (messaging.consumer.
+    # CatchUp): the exchange indexes take random-key inserts, so a commit writes (and checkpoints) a
+    # share of all their pages whatever its size, and fewer, larger commits pay that less often. Near the
+    # end of the log, a commit per poll again. 0: a transaction per poll.
+    balance_catch_up_events: int = 200_000
+    balance_catch_up_s: float = 20.0
     # Offsets live in the database, so the group only shares out partitions. A replacement process
     # may join under another name to avoid waiting out a killed member's session (45 s by default).
     balance_consumer_group: str = "balance"

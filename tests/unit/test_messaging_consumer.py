@@ -185,3 +185,188 @@ def test_a_batch_starts_at_the_stored_offset_and_leaves_unreadable_records_out_o
     assert events[0].raw_value == good and events[0].raw_key == b"ada-l"
     assert ranges == {KEY: OffsetRange(first=10, next=14), other: OffsetRange(first=40, next=41)}
     assert unreadable == [(KEY, 12, b"not an event")]
+
+
+# --- transactions spanning polls while far behind (CatchUp) -----------------------------------------------
+
+from types import SimpleNamespace  # noqa: E402
+
+from kafka import TopicPartition  # noqa: E402
+from reciprocity.contracts.envelope import encode  # noqa: E402
+from reciprocity.messaging.consumer import CatchUp, _SeekToStored  # noqa: E402, F811
+
+TP = TopicPartition("p.ledger.directory", 0)
+
+
+class HoldingListProjection(ListProjection):
+    """ListProjection with a transaction that can span polls: held events become `applied` (and `next`
+    moves) only at commit; `commits` lists the stored offset after each real commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[int] = []
+        self.pending_next: int | None = None
+        self.commits: list[int] = []
+        self.fail_commit = 0  # commits that fail as an unreachable database would
+
+    def apply(self, events, offsets) -> None:  # type: ignore[no-untyped-def]
+        assert self.pending_next is None, "a one-poll transaction while one spanning polls is open"
+        before = self.next
+        super().apply(events, offsets)
+        if self.next != before:  # not an idle confirmation
+            self.commits.append(offsets[KEY].next)
+
+    def hold(self, events, offsets) -> None:  # type: ignore[no-untyped-def]
+        span = offsets[KEY]
+        current = self.pending_next if self.pending_next is not None else self.next
+        try:
+            if current is not None and current != span.first:
+                raise StaleBatch("moved")
+            for e in events:
+                if e.event.circle_id == "c-poison":
+                    raise OverflowError("date value out of range")
+        except Exception:
+            self.rollback()
+            raise
+        self.pending += [e.offset for e in events]
+        self.pending_next = span.next
+
+    def commit(self) -> None:
+        if self.pending_next is None:
+            return
+        if self.fail_commit:
+            self.fail_commit -= 1
+            self.rollback()
+            raise sqlalchemy.exc.OperationalError("COMMIT", {}, ConnectionRefusedError("connection refused"))
+        self.applied += self.pending
+        self.next = self.pending_next
+        self.commits.append(self.next)
+        self.rollback()
+
+    def rollback(self) -> None:
+        self.pending, self.pending_next = [], None
+
+
+class FakeLog:
+    """One partition of the broker as the consumer sees it: records from `position`, at most `max_records`
+    a poll; the highwater the last fetch knew."""
+
+    def __init__(self, circles: list[str]) -> None:
+        self.records = [SimpleNamespace(offset=o, key=b"ada-l", value=encode(delivered(o, c).envelope))
+                        for o, c in enumerate(circles)]
+        self.at = 0
+        self.paused: list = []
+
+    def append(self, circles: list[str]) -> None:
+        self.records += [SimpleNamespace(offset=len(self.records) + i, key=b"ada-l",
+                                         value=encode(delivered(len(self.records) + i, c).envelope))
+                         for i, c in enumerate(circles)]
+
+    def poll(self, timeout_ms, max_records):  # type: ignore[no-untyped-def]
+        batch = self.records[self.at:self.at + max_records]
+        self.at += len(batch)
+        return {TP: batch} if batch else {}
+
+    def highwater(self, tp):  # type: ignore[no-untyped-def]
+        return len(self.records)
+
+    def assignment(self):  # type: ignore[no-untyped-def]
+        return {TP}
+
+    def position(self, tp):  # type: ignore[no-untyped-def]
+        return self.at
+
+    def seek(self, tp, offset) -> None:  # type: ignore[no-untyped-def]
+        self.at = offset
+
+    def seek_to_beginning(self, tp) -> None:  # type: ignore[no-untyped-def]
+        self.at = 0
+
+    def pause(self, tp) -> None:  # type: ignore[no-untyped-def]
+        self.paused.append(tp)
+
+
+def _catching_up(projection, log: FakeLog, *, max_events: int = 1000):  # type: ignore[no-untyped-def]
+    dlq = FakeDlq()
+    consumer = ProjectionConsumer("127.0.0.1:9", group_id="balance", topics=["ledger.directory"],
+                                  projection=projection, dead_letters=dlq, topic_prefix="p.",  # type: ignore[arg-type]
+                                  max_records=10, catch_up=CatchUp(max_events=max_events, max_seconds=3600))
+    consumer._consumer = log  # type: ignore[assignment]
+    consumer.health.connected = True
+    return consumer, dlq
+
+
+def _poll_until_idle(consumer, log: FakeLog, projection, seen: list | None = None) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(100):
+        if consumer.poll_once(timeout_ms=0) == 0 and log.at == len(log.records):
+            return
+        if seen is not None:
+            seen.append(projection.next)
+    raise AssertionError("never idle")
+
+
+def test_far_behind_one_transaction_spans_polls_up_to_its_size_and_commits_near_the_end() -> None:
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 100)
+    consumer, _ = _catching_up(projection, log, max_events=30)
+    seen: list[int | None] = []
+    _poll_until_idle(consumer, log, projection, seen)
+    # Polls of 10: nothing visible until 30 were held; the last poll (nothing behind it) on its own.
+    assert seen[:3] == [None, None, 30] and projection.commits == [30, 60, 90, 100]
+    assert projection.applied == list(range(100)) and consumer.health.applied == 100
+
+
+def test_caught_up_every_poll_is_committed_at_once() -> None:
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 25)
+    consumer, _ = _catching_up(projection, log)
+    _poll_until_idle(consumer, log, projection)
+    assert projection.commits == [20, 25]  # 0-20 in one transaction, then the last 5 (nothing behind)
+    for end in (28, 31, 34):
+        log.append(["c-ok"] * 3)
+        consumer.poll_once(timeout_ms=0)
+        assert projection.next == end and projection.pending_next is None
+    assert projection.commits == [20, 25, 28, 31, 34]
+
+
+def test_a_poison_event_in_a_later_poll_rolls_the_transaction_back_and_is_parked_on_a_re_read() -> None:
+    projection, log = HoldingListProjection(), FakeLog(["c-poison" if o == 37 else "c-ok" for o in range(60)])
+    consumer, dlq = _catching_up(projection, log)
+    _poll_until_idle(consumer, log, projection)
+    # Offsets 0-30 were held when 30-40 failed: all rolled back, read again from the stored offset (none:
+    # the beginning), a transaction per poll up to 40, where the poison was isolated and parked once.
+    assert projection.applied == [o for o in range(60) if o != 37] and projection.next == 60
+    assert projection.commits[:3] == [10, 20, 30] and 37 in projection.commits
+    assert [r.value for r in dlq.appended] == [log.records[37].value]
+    assert consumer.health.healthy and consumer.health.dead_lettered == 1
+    assert consumer._per_poll_below == {}  # past where it failed: transactions may span polls again
+    assert projection.commits[-2:] == [40, 60]  # 40-60 held as one
+
+
+def test_a_failed_commit_rolls_back_and_the_partition_is_read_again_from_the_stored_offset() -> None:
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 50)
+    consumer, _ = _catching_up(projection, log, max_events=20)
+    consumer.poll_once(timeout_ms=0)
+    consumer.poll_once(timeout_ms=0)
+    assert projection.commits == [20]
+    projection.fail_commit = 1
+    consumer.poll_once(timeout_ms=0)
+    consumer.poll_once(timeout_ms=0)  # 20-40 held; its commit fails
+    assert projection.next == 20 and log.at == 20  # sought back to what was committed
+    _poll_until_idle(consumer, log, projection)
+    assert projection.applied == list(range(50))  # nothing lost, nothing twice
+    assert consumer.health.healthy
+
+
+def test_a_revocation_commits_the_transaction_spanning_polls() -> None:
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 50)
+    consumer, _ = _catching_up(projection, log)
+    consumer.poll_once(timeout_ms=0)
+    consumer.poll_once(timeout_ms=0)
+    assert projection.next is None and projection.pending == list(range(20))
+    _SeekToStored(consumer).on_partitions_revoked([TP])
+    assert projection.next == 20 and projection.applied == list(range(20)) and consumer._held == {}
+
+
+def test_catch_up_needs_a_projection_that_can_hold_a_transaction() -> None:
+    with pytest.raises(TypeError):
+        ProjectionConsumer("127.0.0.1:9", group_id="g", topics=["ledger.directory"], projection=ListProjection(),
+                           dead_letters=None, catch_up=CatchUp(max_events=100))  # type: ignore[arg-type]

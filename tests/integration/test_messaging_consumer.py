@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from reciprocity.contracts.envelope import encode, wrap
+from reciprocity.contracts.envelope import decode, encode, wrap
 from reciprocity.contracts.events import CircleFormed
 from reciprocity.contracts.topics import DIRECTORY, all_topics, dlq_topic
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, ProjectionConsumer, StaleBatch
@@ -164,3 +164,75 @@ def test_poison_is_parked_once_and_the_partition_goes_on(kafka_bootstrap: str, u
     assert letters[1].headers["dlq.consumer.group"] == f"{prefix}strict".encode()
     assert projection.circles == ["circle-after"]
     writer.close()
+
+
+class HoldingProjection(FlakyProjection):
+    """FlakyProjection whose transaction can span polls (messaging.consumer.CatchUp): held work shows in
+    `circles` and `offsets` only at commit; `committed` counts the events of each real commit."""
+
+    def __init__(self, refuse: str = "") -> None:
+        super().__init__(refuse)
+        self.pending: list[str] = []
+        self.pending_offsets: dict[PartitionKey, int] = {}
+        self.committed: list[int] = []
+
+    def apply(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        assert not self.pending_offsets, "a one-poll transaction while one spanning polls is open"
+        super().apply(events, offsets)
+        if events:
+            self.committed.append(len(events))
+
+    def hold(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        try:
+            for key, span in offsets.items():
+                stored = self.pending_offsets.get(key, self.offsets.get(key))
+                if stored is not None and stored != span.first:
+                    raise StaleBatch(f"{key} held at {stored}, batch continues from {span.first}")
+            if any(e.event.circle_id == self.refuse for e in events):  # type: ignore[attr-defined]
+                raise ValueError(f"cannot project {self.refuse}")
+        except Exception:
+            self.rollback()
+            raise
+        self.pending.extend(e.event.circle_id for e in events)  # type: ignore[attr-defined]
+        self.pending_offsets.update({key: span.next for key, span in offsets.items()})
+
+    def commit(self) -> None:
+        if self.pending_offsets:
+            self.circles.extend(self.pending)
+            self.offsets.update(self.pending_offsets)
+            self.committed.append(len(self.pending))
+        self.rollback()
+
+    def rollback(self) -> None:
+        self.pending, self.pending_offsets = [], {}
+
+
+def test_far_behind_transactions_span_polls_and_a_poison_event_in_one_is_still_parked(
+        kafka_bootstrap: str, unique_id: str) -> None:
+    """Catch-up over a real broker, through the ledger's transactional appends (their commit markers count
+    in the lag the loop sees): transactions span polls, the poison event in one is parked once after the
+    whole transaction is rolled back and read again, and everything else is applied once, in order."""
+    from reciprocity.messaging.consumer import CatchUp
+
+    prefix = f"t.msghold.{unique_id}."
+    ensure_topics(kafka_bootstrap, all_topics(prefix))
+    ledger = EventLog(kafka_bootstrap, client_id="ledger", topic_prefix=prefix, transactional_id=prefix + "ledger")
+    names = [str(n) for n in range(300)]
+    names[170] = "poison"
+    for start in range(0, len(names), 10):  # a transaction of ten each
+        ledger.append([circle_formed(n) for n in names[start:start + 10]])
+    ledger.close()
+
+    projection = HoldingProjection(refuse="circle-poison")
+    with consuming(kafka_bootstrap, prefix, projection, max_records=7,
+                   catch_up=CatchUp(max_events=60, max_seconds=3600)) as consumer:  # type: ignore[arg-type]
+        wait_for(lambda: len(projection.circles) == 299, 60, what="all but the poison event")
+        ends = end_offsets(kafka_bootstrap, [DIRECTORY.name], topic_prefix=prefix)
+        wait_for(lambda: all(projection.offsets.get(k, 0) == end for k, end in ends.items() if end), 30,
+                 what="stored offsets at the end, past the poison event and the commit markers")
+        assert consumer.health.healthy, consumer.health.reason()
+        assert consumer.health.dead_lettered == 1
+    assert sorted(projection.circles) == sorted(f"circle-{n}" for n in names if n != "poison")  # each once
+    assert max(projection.committed) > 7  # some transactions held more than one poll
+    (parked,) = read_all(kafka_bootstrap, [dlq_topic(DIRECTORY.name)], topic_prefix=prefix)
+    assert decode(parked.value)[1].circle_id == "circle-poison"  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """Set-based bulk SQL for projections, SQLite and PostgreSQL: the hot path of writing a batch.
 
-Generic over tables: a counter upsert (`INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c`), a
-multi-row insert of whole rows, PostgreSQL's COPY into a session temp table that both go through, and
+Generic over tables: a counter upsert (`INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c`, on
+PostgreSQL from a COPY-filled session temp table), an insert of whole rows (on PostgreSQL a COPY into the
+table itself), and
 the small pieces around them (SQLAlchemy's DateTime text on SQLite, the dialect's INSERT, which driver
 errors a retry of the whole batch resolves). Rows are driver tuples, built by the caller.
 """
@@ -23,6 +24,23 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
+def copy_rows(conn: Connection, copy_statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    """`COPY ... FROM STDIN` of `rows` in the transaction `conn` is in. COPY goes past SQLAlchemy to psycopg
+    (psycopg dumps its rows in C), so a driver error is raised as SQLAlchemy would raise it: a key already
+    stored is an IntegrityError, a deadlock a DBAPIError that transient_error recognises."""
+    import psycopg  # only here: SQLite deployments need not have it
+
+    psycopg_connection = conn.connection.driver_connection
+    assert psycopg_connection is not None  # a connection in a transaction is checked out
+    try:
+        with psycopg_connection.cursor() as cur, cur.copy(copy_statement) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+    except psycopg.Error as err:
+        raise DBAPIError.instance(copy_statement, None, err, psycopg.Error, dialect=conn.dialect) from err
+
+
 class PgStaging:
     """Bulk rows into PostgreSQL through COPY into a session temp table, for one set-based statement
     from there. psycopg dumps COPY rows in C; the `unnest` of one array per column it replaces spent
@@ -38,12 +56,7 @@ class PgStaging:
     def load(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
         """COPY `rows` into the temp table, in the transaction `conn` is in."""
         conn.exec_driver_sql(self._create)
-        psycopg_connection = conn.connection.driver_connection
-        assert psycopg_connection is not None  # a connection in a transaction is checked out
-        with psycopg_connection.cursor() as cur, cur.copy(self._copy) as copy:
-            write = copy.write_row
-            for row in rows:
-                write(row)
+        copy_rows(conn, self._copy, rows)
 
 
 class CounterUpsert:
@@ -88,6 +101,7 @@ class CounterUpsert:
         return len(rows)
 
 
+_SECOND = operator.itemgetter(1)
 _ZERO = timedelta(0)
 _DAY_TEXT: dict[int, str] = {}  # proleptic ordinal -> "YYYY-MM-DD "
 
@@ -112,20 +126,24 @@ def sqlite_datetime(value: datetime) -> str:
 
 
 class RowInsert:
-    """A plain multi-row INSERT of whole rows (the new exchanges), raw like CounterUpsert."""
+    """A plain insert of whole rows (the new exchanges), raw like CounterUpsert: SQLite's multi-row INSERT,
+    PostgreSQL's COPY straight into the table. A key already stored fails the batch in both (IntegrityError).
+
+    On PostgreSQL nothing is staged: with no ON CONFLICT there is nothing a temp table is needed for, and
+    the server inserts each row (heap and indexes) as it streams in, not in a second pass after it was
+    copied, read back and sorted. The rows of 1,000,000 events, built untimed and written in batches of
+    20,000 into two databases of one server, the two paths interleaved batch by batch: 56.7 µs an event
+    against 60.5 through a temp table (the client's CPU 9.9 µs against 8.2: it now waits on a server that
+    inserts as it reads). The rows are sorted by key here instead, so concurrent writers still take the
+    key's index entries in one order."""
 
     def __init__(self, table: sa.Table, dialect: str) -> None:
         self.columns = [c.name for c in table.columns]
         assert self.columns[0] == "generation"
         self.dialect = dialect
-        self._row_ph = "(" + ", ".join(["?"] * len(self.columns)) + ")"
-        self._head = f"INSERT INTO {table.name} ({', '.join(map(_q, self.columns))}) "
-        if dialect == "sqlite":
-            self._head += "VALUES "
-        else:
-            self._staging = PgStaging(table, self.columns)
-            self._head += (f"SELECT {', '.join(map(_q, self.columns))} FROM {self._staging.name} "
-                           f"ORDER BY {_q(self.columns[1])}")  # the key after generation: lock order
+        row_ph = "(" + ", ".join(["?"] * len(self.columns)) + ")"
+        self._insert = f"INSERT INTO {table.name} ({', '.join(map(_q, self.columns))}) VALUES {row_ph}"
+        self._copy = f"COPY {table.name} ({', '.join(map(_q, self.columns))}) FROM STDIN"
         # The columns SQLite needs converted as SQLAlchemy would store them, by name.
         convert: dict[str, Callable[[Any], Any]] = {}
         if dialect == "sqlite":
@@ -148,10 +166,9 @@ class RowInsert:
         if not tuples:
             return
         if self.dialect == "sqlite":
-            conn.exec_driver_sql(self._head + self._row_ph, tuples)
-        else:
-            self._staging.load(conn, tuples)
-            conn.exec_driver_sql(self._head)
+            conn.exec_driver_sql(self._insert, tuples)
+        else:  # by the key after generation: the lock order of concurrent writers
+            copy_rows(conn, self._copy, sorted(tuples, key=_SECOND))
 
 
 def _iso_date(value: Any) -> Any:

@@ -51,11 +51,15 @@ class PgStaging:
         # Per session, emptied at each commit (and dropped with a rolled-back transaction that created it).
         self._create = (f"CREATE TEMP TABLE IF NOT EXISTS {self.name} (LIKE {table.name} INCLUDING DEFAULTS) "
                         "ON COMMIT DELETE ROWS")
+        # Emptied before each load too: a transaction may write several batches (a catch-up spanning
+        # polls), and each statement from here must see its own batch's rows only.
+        self._empty = f"DELETE FROM {self.name}"
         self._copy = f"COPY {self.name} ({', '.join(map(_q, columns))}) FROM STDIN"
 
     def load(self, conn: Connection, rows: Iterable[Sequence[Any]]) -> None:
-        """COPY `rows` into the temp table, in the transaction `conn` is in."""
+        """COPY `rows` into the temp table, in the transaction `conn` is in, in place of any earlier load's."""
         conn.exec_driver_sql(self._create)
+        conn.exec_driver_sql(self._empty)
         copy_rows(conn, self._copy, rows)
 
 

@@ -1,6 +1,7 @@
 """common/bulk_sql.py on PostgreSQL: RowInsert's COPY straight into the table stores what a Core INSERT of
 the same values stores, and a key already there fails the batch as SQLAlchemy's IntegrityError (what the
-projection's careful retry, which skips a repeated recording, catches), with nothing of the batch left."""
+projection's careful retry, which skips a repeated recording, catches), with nothing of the batch left;
+CounterUpsert's staged batches, several in one transaction, each add their own rows once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
-from reciprocity.common.bulk_sql import RowInsert
+from reciprocity.common.bulk_sql import CounterUpsert, RowInsert
 from reciprocity.common.db import make_engine
 from sqlalchemy.exc import IntegrityError
 
@@ -72,3 +73,26 @@ def test_a_key_already_stored_fails_the_batch_as_an_integrity_error(engine: sa.E
         # The same rows again, without the repeat: written (what the projection's careful retry does).
         insert.execute(conn, insert.rows(1, _VALUES[1:]))
         assert [row[0] for row in _stored(conn, 1)] == ["a", "b", "c"]
+
+
+_counts = sa.Table(
+    "counts", _metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("who", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("m", sa.BigInteger, nullable=False),
+)  # fmt: skip
+
+
+def test_batches_upserted_in_one_transaction_add_each_batch_once(engine: sa.Engine) -> None:
+    """A transaction may write several batches (catching up across polls): each upsert adds its own rows,
+    not an earlier batch's still staged, and the batch after the commit starts from an empty stage too."""
+    upsert = CounterUpsert(_counts, ("who", "day"), ("n", "m"), "postgresql")
+    with engine.begin() as conn:
+        upsert.execute(conn, upsert.rows(1, {("ann", "2026-03-01"): [1, 10], ("bob", "2026-03-01"): [2, 20]}))
+        upsert.execute(conn, upsert.rows(1, {("ann", "2026-03-01"): [4, 40]}))
+    with engine.begin() as conn:
+        upsert.execute(conn, upsert.rows(1, {("bob", "2026-03-01"): [8, 80]}))
+        stored = conn.execute(sa.select(_counts.c.who, _counts.c.n, _counts.c.m).order_by(_counts.c.who)).all()
+    assert [tuple(row) for row in stored] == [("ann", 5, 50), ("bob", 10, 100)]

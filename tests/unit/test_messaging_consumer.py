@@ -286,11 +286,12 @@ class FakeLog:
         self.paused.append(tp)
 
 
-def _catching_up(projection, log: FakeLog, *, max_events: int = 1000):  # type: ignore[no-untyped-def]
+def _catching_up(projection, log: FakeLog, *, max_events: int = 1000,  # type: ignore[no-untyped-def]
+                 max_seconds: float = 3600):
     dlq = FakeDlq()
     consumer = ProjectionConsumer("127.0.0.1:9", group_id="balance", topics=["ledger.directory"],
                                   projection=projection, dead_letters=dlq, topic_prefix="p.",  # type: ignore[arg-type]
-                                  max_records=10, catch_up=CatchUp(max_events=max_events, max_seconds=3600))
+                                  max_records=10, catch_up=CatchUp(max_events=max_events, max_seconds=max_seconds))
     consumer._consumer = log  # type: ignore[assignment]
     consumer.health.connected = True
     return consumer, dlq
@@ -313,6 +314,13 @@ def test_far_behind_one_transaction_spans_polls_up_to_its_size_and_commits_near_
     # Polls of 10: nothing visible until 30 were held; the last poll (nothing behind it) on its own.
     assert seen[:3] == [None, None, 30] and projection.commits == [30, 60, 90, 100]
     assert projection.applied == list(range(100)) and consumer.health.applied == 100
+
+
+def test_a_transaction_spanning_polls_is_committed_at_its_time_bound() -> None:
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 40)
+    consumer, _ = _catching_up(projection, log, max_seconds=0.0)  # open "too long" as soon as it holds a poll
+    _poll_until_idle(consumer, log, projection)
+    assert projection.commits == [10, 20, 30, 40]
 
 
 def test_caught_up_every_poll_is_committed_at_once() -> None:

@@ -44,8 +44,11 @@ log = logging.getLogger(__name__)
 
 
 def catch_up(settings: BalanceSettings) -> CatchUp | None:
-    """Transactions spanning polls while far behind, as configured (None: a transaction per poll). On
-    SQLite only so far (see BalanceProjection.hold)."""
+    """Transactions spanning polls while far behind, as configured (None: a transaction per poll).
+
+    SQLite only: on PostgreSQL they are correct (the tests hold polls there too) but slower. Measured
+    2026-12-02, 300,000 events, interleaved: 8,418 and 9,153 events/s held against 13,360 and 12,903 a
+    poll per transaction, balance's CPU 73-74 against 49 us an event."""
     if (settings.balance_catch_up_events <= settings.balance_max_poll_records
             or not settings.database_url.startswith("sqlite")):
         return None

@@ -142,10 +142,6 @@ class BalanceProjection:
         """Apply `events` into the transaction spanning polls (begun if none is open), uncommitted. Any
         failure rolls back all of it: the consumer reads it again, a poll per transaction (whose retries
         and careful lookups `apply` does)."""
-        if self.engine.dialect.name != "sqlite":
-            # common.bulk_sql stages PostgreSQL's rows in temp tables emptied at commit: a second poll in
-            # one transaction would insert the first one's rows again. bootstrap.catch_up holds on SQLite only.
-            raise NotImplementedError("transactions spanning polls are for SQLite only, so far")
         held = self._held
         if held is None:
             conn = self.engine.connect()

@@ -69,8 +69,8 @@ class TimedProjection:
             self._started(began, cpu_began)
             self.held += sum(1 for e in events if e.topic == EXCHANGES.name)
 
-    def commit(self) -> None:
-        self.inner.commit()
+    def commit(self, *, caught_up: bool = True) -> None:
+        self.inner.commit(caught_up=caught_up)
         held, self.held = self.held, 0
         if held:
             self._ended(held)

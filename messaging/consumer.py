@@ -126,9 +126,12 @@ class HoldingProjection(Projection, Protocol):
         raises, everything held since the last commit is rolled back."""
         ...
 
-    def commit(self) -> None:
+    def commit(self, *, caught_up: bool = True) -> None:
         """Commit the open transaction, if any (rolled back if that fails, and the error raised); what
-        follows a commit (publishing signals) runs after it."""
+        follows a commit (publishing signals) runs after it. `caught_up=False`: a size or time bound while
+        still far behind (more transactions spanning polls follow); otherwise the catch-up has ended (near
+        the end of the log, a rebalance), also when no transaction is open: what the projection set aside
+        for the catch-up only (indexes, say) is put back."""
         ...
 
     def rollback(self) -> None:
@@ -308,7 +311,7 @@ class ProjectionConsumer:
         polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._max_records)
         self.health.last_poll_at = time.time()
         if not polled:
-            if self._held:  # at the end of what the broker had
+            if self._holding is not None:  # at the end of what the broker had: the catch-up, if any, ends
                 self._commit_held()
             self._settle_idle_positions()
             return 0
@@ -375,15 +378,15 @@ class ProjectionConsumer:
             tp = self._tp(key)
             self._held[tp] = self._stored_next[tp] = span.next
         self._held_events += len(events)
-        if (self._held_events >= self._catch_up.max_events
-                or time.monotonic() - self._held_since >= self._catch_up.max_seconds
-                or self._behind(offsets) < self._max_records):
-            self._commit_held()
+        caught_up = self._behind(offsets) < self._max_records
+        if (caught_up or self._held_events >= self._catch_up.max_events
+                or time.monotonic() - self._held_since >= self._catch_up.max_seconds):
+            self._commit_held(caught_up=caught_up)
 
-    def _commit_held(self) -> None:
+    def _commit_held(self, *, caught_up: bool = True) -> None:
         assert self._holding is not None
         try:
-            self._holding.commit()
+            self._holding.commit(caught_up=caught_up)
         except Exception as err:
             self._abandon_held({}, err)
             return
@@ -583,7 +586,7 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-p
         # A partition stopped here is someone else's to retry now, so it no longer makes this process
         # unhealthy.
         owner = self._owner
-        if owner._held:
+        if owner._holding is not None:
             owner._commit_held()
         for tp in revoked:
             owner._per_poll_below.pop(tp, None)

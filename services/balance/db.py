@@ -2,7 +2,8 @@
 URL): its alembic schema and its SQLite tuning. Engines and migrations themselves are made in common/db.py.
 
 `make_engine(url, immediate=...)` and `migrate(engine)` are common.db's, bound to these two values (the
-names the balance code, its tests and the bench call)."""
+names the balance code, its tests and the bench call); `migrate` also builds the side indexes a crash in
+a catch-up may have left missing (see projection.BalanceProjection)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import os
 from functools import partial
 from pathlib import Path
 
+import sqlalchemy as sa
 from reciprocity.common import db
+from sqlalchemy.engine import Connection, Engine
 
+from . import tables
 from .tables import metadata
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -31,4 +35,17 @@ SQLITE = db.SqliteTuning(
 )
 
 make_engine = partial(db.make_engine, sqlite=SQLITE)
-migrate = partial(db.migrate, schema=SCHEMA)
+
+
+def migrate(engine: Engine) -> None:
+    """The schema at its newest revision, with the side indexes of the exchanges that a catch-up drops
+    while it runs (projection.BalanceProjection) built again if a crash left them missing."""
+    db.migrate(engine, schema=SCHEMA)
+    with engine.begin() as conn:
+        create_side_indexes(conn)
+
+
+def create_side_indexes(conn: Connection) -> None:
+    """Build the side indexes of the exchanges where they are missing (quick where they are there)."""
+    for index in tables.EXCHANGE_SIDE_INDEXES:
+        conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))

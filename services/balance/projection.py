@@ -10,6 +10,16 @@ to Kafka after the commit.
 It is also a messaging.consumer.HoldingProjection: while catching up, `hold` applies polls into one
 transaction left open and `commit` ends it (the alert policy then judges every member the transaction
 touched, once, just before the commit, so nothing is judged in a transaction that is rolled back).
+
+A catch-up into a store holding no exchanges at all (a first start on an existing log, a new store) on
+SQLite drops the two side indexes of the exchanges (tables.EXCHANGE_SIDE_INDEXES) in its first held
+transaction and builds them again, sorted once, in the transaction that ends the catch-up: kept up to
+date, each batch's random keys dirty pages all over them, more so as the store grows (300k events: 55 µs
+CPU an event over the last 100k with them, 31 without). They are absent only while catching up: a commit
+that ends it, a rollback, a poll applied on its own build them again, and so does the start-up
+(`db.migrate`) after a crash. Meanwhile the reads that use them scan the table (slower; the service
+says it is catching up). Not on PostgreSQL (a commit per poll there), nor for a replay: its generation
+shares the tables, and their indexes, with the active one.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import metrics
 from . import tables as t
+from .db import create_side_indexes
 from .generations import active_generation
 from .projector import Deltas, KnownExchange, lifecycle_ids, project
 
@@ -52,6 +63,8 @@ class _Held:
     began: float = 0.0
     touched: set[str] = field(default_factory=set)
     repeated: Counter[str] = field(default_factory=Counter)
+    # The side indexes were dropped in this transaction (so its rollback brings them back).
+    dropped_side_indexes: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,8 @@ class BalanceProjection:
         # Events skipped as repeats of an applied event id, per type, in committed batches (replay checks).
         self.repeated: Counter[str] = Counter()
         self._held: _Held | None = None
+        # The side indexes are absent, dropped for the catch-up under way (see the module docstring).
+        self._side_indexes_dropped = False
         dialect = engine.dialect.name
         self._circle_day = CounterUpsert(t.circle_day, ("circle_id", "day", "kind"), t.CIRCLE_DAY_COUNTERS, dialect)
         self._insert_exchange = RowInsert(t.exchanges, dialect)
@@ -114,6 +129,7 @@ class BalanceProjection:
         return stored
 
     def apply(self, events: Sequence[Delivered], offsets: dict[PartitionKey, OffsetRange]) -> None:
+        self._restore_side_indexes()  # a poll on its own: no longer catching up
         began = time.perf_counter()
         careful = False
         for attempt in range(6):
@@ -148,7 +164,12 @@ class BalanceProjection:
             try:
                 conn.begin()
                 held = _Held(conn, self.generation(conn), began=time.perf_counter())
+                if not self._side_indexes_dropped and self._without_exchanges(conn):
+                    for index in t.EXCHANGE_SIDE_INDEXES:
+                        conn.execute(sa.schema.DropIndex(index))
+                    self._side_indexes_dropped = held.dropped_side_indexes = True
             except BaseException:
+                conn.rollback()
                 conn.close()
                 raise
             self._held = held
@@ -162,29 +183,58 @@ class BalanceProjection:
             held.touched |= deltas.touched_members
             held.repeated.update(deltas.repeated)
 
-    def commit(self) -> None:
+    def commit(self, *, caught_up: bool = True) -> None:
+        """Commit the transaction spanning polls. `caught_up=False`: a size or time bound while still far
+        behind, so side indexes dropped for the catch-up stay dropped; otherwise they are built again in
+        this transaction (or in one of their own if none is open)."""
         held, self._held = self._held, None
         if held is None:
+            if caught_up:
+                self._restore_side_indexes()
             return
         try:
+            if caught_up and self._side_indexes_dropped:
+                create_side_indexes(held.conn)  # before the judging, which reads through them
             if self.signals is not None:
                 self.signals.after_batch(held.conn, held.generation, held.touched)
             held.conn.commit()
         except BaseException:
-            held.conn.rollback()
+            self._rolled_back(held)
             raise
-        finally:
-            held.conn.close()
+        held.conn.close()
+        if caught_up:
+            self._side_indexes_dropped = False
         self.repeated.update(held.repeated)
         self._committed(held.events, held.began)
 
     def rollback(self) -> None:
+        """Roll back the transaction spanning polls, if any; side indexes dropped for the catch-up come
+        back either way (with the transaction that dropped them, or built again)."""
         held, self._held = self._held, None
         if held is not None:
-            try:
-                held.conn.rollback()
-            finally:
-                held.conn.close()
+            self._rolled_back(held)
+        self._restore_side_indexes()
+
+    def _rolled_back(self, held: _Held) -> None:
+        try:
+            held.conn.rollback()
+        finally:  # a connection that is gone took its transaction with it
+            held.conn.close()
+            if held.dropped_side_indexes:
+                self._side_indexes_dropped = False
+        self._restore_side_indexes()
+
+    def _without_exchanges(self, conn: Connection) -> bool:
+        """A catch-up that may build the side indexes at its end: SQLite, the active generation's projection
+        (a replay's generation shares the indexes with the active one), and no exchange in the store."""
+        return (conn.dialect.name == "sqlite" and self.fixed_generation is None
+                and conn.execute(sa.select(sa.literal(1)).select_from(t.exchanges).limit(1)).first() is None)
+
+    def _restore_side_indexes(self) -> None:
+        if self._side_indexes_dropped:
+            with self.engine.begin() as conn:
+                create_side_indexes(conn)
+            self._side_indexes_dropped = False
 
     def _committed(self, events: int, began: float) -> None:
         metrics.EVENTS_APPLIED.inc(events)

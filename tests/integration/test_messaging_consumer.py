@@ -196,7 +196,7 @@ class HoldingProjection(FlakyProjection):
         self.pending.extend(e.event.circle_id for e in events)  # type: ignore[attr-defined]
         self.pending_offsets.update({key: span.next for key, span in offsets.items()})
 
-    def commit(self) -> None:
+    def commit(self, *, caught_up: bool = True) -> None:
         if self.pending_offsets:
             self.circles.extend(self.pending)
             self.offsets.update(self.pending_offsets)

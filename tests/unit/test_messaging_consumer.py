@@ -200,13 +200,15 @@ TP = TopicPartition("p.ledger.directory", 0)
 
 class HoldingListProjection(ListProjection):
     """ListProjection with a transaction that can span polls: held events become `applied` (and `next`
-    moves) only at commit; `commits` lists the stored offset after each real commit."""
+    moves) only at commit; `commits` lists the stored offset after each real commit, `caught_up` what
+    each commit call said (whether the catch-up ends there, also with nothing open)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.pending: list[int] = []
         self.pending_next: int | None = None
         self.commits: list[int] = []
+        self.caught_up: list[tuple[int | None, bool]] = []
         self.fail_commit = 0  # commits that fail as an unreachable database would
 
     def apply(self, events, offsets) -> None:  # type: ignore[no-untyped-def]
@@ -231,7 +233,8 @@ class HoldingListProjection(ListProjection):
         self.pending += [e.offset for e in events]
         self.pending_next = span.next
 
-    def commit(self) -> None:
+    def commit(self, *, caught_up: bool = True) -> None:
+        self.caught_up.append((self.pending_next, caught_up))
         if self.pending_next is None:
             return
         if self.fail_commit:
@@ -314,6 +317,10 @@ def test_far_behind_one_transaction_spans_polls_up_to_its_size_and_commits_near_
     # Polls of 10: nothing visible until 30 were held; the last poll (nothing behind it) on its own.
     assert seen[:3] == [None, None, 30] and projection.commits == [30, 60, 90, 100]
     assert projection.applied == list(range(100)) and consumer.health.applied == 100
+    # The size bounds go on catching up; the last poll goes on its own (`apply`), and every idle poll
+    # after it says the catch-up has ended, with nothing open.
+    assert projection.caught_up[:3] == [(30, False), (60, False), (90, False)]
+    assert set(projection.caught_up[3:]) == {(None, True)}
 
 
 def test_a_transaction_spanning_polls_is_committed_at_its_time_bound() -> None:
@@ -372,6 +379,7 @@ def test_a_revocation_commits_the_transaction_spanning_polls() -> None:
     assert projection.next is None and projection.pending == list(range(20))
     _SeekToStored(consumer).on_partitions_revoked([TP])
     assert projection.next == 20 and projection.applied == list(range(20)) and consumer._held == {}
+    assert projection.caught_up == [(20, True)]  # what was set aside for the catch-up is put back
 
 
 def test_catch_up_needs_a_projection_that_can_hold_a_transaction() -> None:

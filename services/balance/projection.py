@@ -17,9 +17,9 @@ transaction and builds them again, sorted once, in the transaction that ends the
 date, each batch's random keys dirty pages all over them, more so as the store grows (300k events: 55 µs
 CPU an event over the last 100k with them, 31 without). They are absent only while catching up: a commit
 that ends it, a rollback, a poll applied on its own build them again, and so does the start-up
-(`db.migrate`) after a crash. Meanwhile the reads that use them scan the table (slower; the service
-says it is catching up). Not on PostgreSQL (a commit per poll there), nor for a replay: its generation
-shares the tables, and their indexes, with the active one.
+(`db.migrate`) after a crash. Meanwhile the reads that use them scan the table (slower; /health does
+not say so, /v1/projection/status shows the lag). Not on PostgreSQL (a commit per poll there), nor for
+a replay: its generation shares the tables, and their indexes, with the active one.
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ class TimedProjection:
 
 def catch_up_for(database_url: str) -> CatchUp | None:
     """Transactions spanning polls as the service would have them for `database_url`: it decides by its own
-    database, not by the environment's default one (PostgreSQL commits a poll at a time, see
-    BalanceProjection.hold; offered them, every other poll failed and was read again)."""
+    database, not by the environment's default one (PostgreSQL commits a poll at a time, measured faster
+    there: see bootstrap.catch_up)."""
     from reciprocity.balance.bootstrap import catch_up
     from reciprocity.balance.settings import BalanceSettings
 

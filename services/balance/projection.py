@@ -338,7 +338,7 @@ class BalanceProjection:
     def write_rows(self, conn: Connection, r: BatchRows) -> None:
         gen, d = r.generation, r.deltas
         # A plain INSERT: an exchange id recorded twice violates the key and fails the batch.
-        self._insert_exchange.execute(conn, r.exchanges)  # PostgreSQL: sorted in SQL
+        self._insert_exchange.execute(conn, r.exchanges)  # PostgreSQL: one COPY, sorted by key (bulk_sql)
         transitions = {xid: u for xid, u in d.exchange_updates.items() if "status" in u}
         if transitions:
             conn.execute(self._update_exchange, [

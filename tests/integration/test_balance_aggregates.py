@@ -463,12 +463,7 @@ def test_the_linked_picture_is_the_pairs_per_person(db_url: str) -> None:
     """What a member's circle page draws from: each person with everyone they exchanged with either way,
     the same pairs as `ties` (a recount of the events), each under both of its people, no amounts."""
     today = date.today()
-    engine = make_engine(db_url)
-    migrate(engine)
-    batches, final = _history(today)
-    feeder = Feeder(BalanceProjection(engine))
-    for batch in batches:
-        feeder.feed(batch)
+    engine, final = _projected_history(db_url, today)
     with engine.connect() as conn:
         for days in (7, 28, 120):
             pairs = sorted({tuple(sorted((f["giver"], f["receiver"])))

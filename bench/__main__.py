@@ -47,6 +47,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .projection import project, project_by_group
+from .stats import percentile
 from .workload import Organisation, outgoing
 
 console = Console()
@@ -258,11 +259,6 @@ def latency(bootstrap: str, workdir: Path, n_requests: int) -> list[float]:
 
 
 # --- main ----------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,6 +35,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from .stats import percentile
+
 CLIENT_TIMEOUT_S = 10.0
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
@@ -71,11 +73,6 @@ class Results:
     @property
     def error_count(self) -> int:
         return sum(len(v) for v in self.errors.values())
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 class Member(threading.Thread):

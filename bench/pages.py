@@ -31,6 +31,7 @@ import requests
 from reciprocity.web.pages_me import PEOPLE_PAGE
 
 from .stack import REPO, free_port, wait_until_up
+from .stats import percentile
 from .workload import Organisation
 
 WEB_PAGES = ("dashboard /", "history /exchanges", "people", "circle page", "wall")
@@ -218,11 +219,6 @@ def measure(sites: Sequence[Site], members: Sequence[tuple[str, str]], requests_
             for site in sites if i % 2 == 0 else reversed(sites):
                 found[page][site.label].append(_one(site, page, member, circle))
     return found
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 CACHE = REPO / "var" / "bench"

@@ -213,7 +213,8 @@ class BalanceProjection:
         held, self._held = self._held, None
         if held is not None:
             self._rolled_back(held)
-        self._restore_side_indexes()
+        else:
+            self._restore_side_indexes()
 
     def _rolled_back(self, held: _Held) -> None:
         try:

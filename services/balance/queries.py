@@ -116,9 +116,9 @@ _COUNTING: tuple[sa.ColumnElement[str], ...] = tuple(sa.literal_column(f"'{statu
 
 
 @functools.cache
-def _sides_summed(who: str, dialect: str = "", by_week: bool = False) -> sa.CompoundSelect:
+def _sides_summed(who: str) -> sa.CompoundSelect:
     """Both sides of members' exchanges dated `start`..`end` that count, summed per side (`giving` 1 or
-    0), member, kind and status (and week from `first`, a Monday, with `by_week`), in one statement:
+    0), member, kind and status, in one statement:
     each half is a range of the (generation, side, occurred_on, other, kind, status, minutes) index per
     member, which covers it (no table row is read), so a window costs its own exchanges only, whatever
     the history. `who`: "one" (`member`) or "all". Built once per variant."""
@@ -126,8 +126,6 @@ def _sides_summed(who: str, dialect: str = "", by_week: bool = False) -> sa.Comp
     halves = []
     for giving, side in ((1, x.giver), (0, x.receiver)):
         keys: list[Any] = [sa.literal_column(str(giving)).label("giving"), side.label("member"), x.kind, x.status]
-        if by_week:
-            keys.append(_week_index(dialect, x.occurred_on, sa.bindparam("first", type_=sa.Date)).label("week"))
         query = (sa.select(*keys, sa.func.sum(x.minutes).label("minutes"), sa.func.count().label("n"))
                  .where(x.generation == _GEN, x.occurred_on >= sa.bindparam("start"),
                         x.occurred_on <= sa.bindparam("end"), x.status.in_(_COUNTING))
@@ -147,7 +145,7 @@ def member_counters(conn: Connection, gen: int, start: date | None,
 
 
 def _counters_by_member(rows: Iterable[Any]) -> dict[str, dict[str, list[int]]]:
-    """Rows of `_sides_summed` (without weeks) as the eight counters per member and kind."""
+    """Rows of `_sides_summed` as the eight counters per member and kind."""
     found: dict[str, dict[str, list[int]]] = {}
     for giving, member, kind, status, minutes, n in rows:
         row = found.setdefault(member, {}).setdefault(kind, [0] * 8)
@@ -214,6 +212,33 @@ def _week_index(dialect: str, day: sa.ColumnElement, first: sa.BindParameter) ->
     return sa.cast((sa.func.julianday(day) - sa.func.julianday(first)) / 7, sa.Integer)
 
 
+@functools.cache
+def _weeks_summed(dialect: str) -> sa.CompoundSelect:
+    """Both sides of a member's exchanges dated `start`..`end` that count, a row per side (`giving` 1 or
+    0) and week from `first` (a Monday): the settled minutes of each of EXCHANGE_KINDS, in that order,
+    and the pending minutes of every kind. Each half is a range of the member's covering side index, and
+    the kinds and statuses are summed in the same pass (columns, not rows), so what crosses into Python
+    is one row per side and week (it was one per kind and status as well: some 200 rows for a member
+    busy in every week, each built and read in Python). Built once per dialect."""
+    x = t.exchanges.c
+    week = _week_index(dialect, x.occurred_on, sa.bindparam("first", type_=sa.Date)).label("week")
+    settled: sa.ColumnElement[str] = sa.literal_column(f"'{ACKNOWLEDGED}'")
+    recorded: sa.ColumnElement[str] = sa.literal_column(f"'{RECORDED}'")
+
+    def minutes_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+        return sa.func.sum(sa.case((condition, x.minutes), else_=0))
+
+    per_kind = [minutes_if(sa.and_(x.status == settled, x.kind == sa.literal_column(f"'{kind}'")))
+                for kind in EXCHANGE_KINDS]
+    pending = minutes_if(x.status == recorded)
+    halves = [sa.select(sa.literal_column(str(giving)).label("giving"), week, *per_kind, pending)
+              .where(x.generation == _GEN, side == _MEMBER, x.occurred_on >= sa.bindparam("start"),
+                     x.occurred_on <= sa.bindparam("end"), x.status.in_(_COUNTING))
+              .group_by(week)
+              for giving, side in ((1, x.giver), (0, x.receiver))]
+    return sa.union_all(*halves)
+
+
 def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date) -> dict[str, Any]:
     this_monday = today - timedelta(days=today.weekday())
     first = this_monday - timedelta(weeks=weeks - 1)
@@ -223,17 +248,16 @@ def timeline(conn: Connection, gen: int, member_id: str, weeks: int, today: date
                                      "pending_given": 0, "pending_received": 0}
         for i in range(weeks)
     }
-    # Summed per week, kind and status in SQL: at most 2 x weeks x kinds x 2 rows come back, however
-    # many exchanges the member has in those weeks.
-    rows = conn.execute(_sides_summed("one", conn.dialect.name, by_week=True),
+    # Summed per side and week in SQL: at most 2 x weeks rows come back, however many exchanges the
+    # member has in those weeks.
+    rows = conn.execute(_weeks_summed(conn.dialect.name),
                         {"gen": gen, "member": member_id, "first": first, "start": first, "end": today})
-    for giving, _, kind, status, week, minutes, _n in rows:
+    for giving, week, *by_kind, pending in rows:
         b = buckets[first + timedelta(weeks=int(week))]
-        if status == ACKNOWLEDGED:
-            if kind in b["given"]:
-                b["given" if giving else "received"][kind] += int(minutes or 0)
-        else:
-            b["pending_given" if giving else "pending_received"] += int(minutes or 0)
+        side = b["given" if giving else "received"]
+        for kind, minutes in zip(EXCHANGE_KINDS, by_kind, strict=True):
+            side[kind] += int(minutes or 0)
+        b["pending_given" if giving else "pending_received"] += int(pending or 0)
     return {"member_id": member_id,
             "weeks": [{"week_start": ws.isoformat(), **b} for ws, b in sorted(buckets.items())]}
 
@@ -423,34 +447,42 @@ def _naive_utc(value: Any) -> datetime:
 
 def _history_side(gen: int, side: sa.Column, other_side: sa.Column, member_id: str, f: HistoryFilter,
                   after: tuple[date, datetime, str] | None, limit: int) -> sa.Select:
-    """The statement `_history_query` runs for one side, its values bound into it (to read its plan)."""
-    stmt, params = _history_query(gen, side.name == "giver", member_id, f, after, limit)
-    return stmt.params(params)
+    """The statement a page runs for one side, its values bound into it (to read its plan)."""
+    shape, params = _history_shape(gen, member_id, f, after, limit)
+    return _history_statement(side.name == "giver", *shape).params(params)
 
 
-def _history_query(gen: int, giving: bool, member_id: str, f: HistoryFilter,
-                   after: tuple[date, datetime, str] | None, limit: int) -> tuple[sa.Select, dict[str, Any]]:
-    """One party's side of a member's history in its order (newest day first, then newest recorded, then
-    id: a total order, so a cursor names one place in it): a range scan of the (generation, side,
-    occurred_on) index read backwards, filtered, stopped after `limit` rows. The statement (built once
-    per side and set of filters) and its parameters."""
+def _history_shape(gen: int, member_id: str, f: HistoryFilter, after: tuple[date, datetime, str] | None,
+                   limit: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Which statement a page of a member's history runs (the filters given), and its parameters."""
     params: dict[str, Any] = {"gen": gen, "member": member_id, "status": f.status, "kind": f.kind, "other": f.other,
                               "since": f.since, "until": f.until, "limit": limit}
     if after is not None:
         day, at, xid = after
         # PostgreSQL compares instants; SQLite's text drops the zone (UTC)
         params.update(day=day, at=at.replace(tzinfo=UTC), xid=xid)
-    shape = (giving, bool(f.status), bool(f.kind), bool(f.other), bool(f.since), bool(f.until), after is not None,
+    shape = (bool(f.status), bool(f.kind), bool(f.other), bool(f.since), bool(f.until), after is not None,
              f.recorded_by)
-    return _history_statement(*shape), params
+    return shape, params
+
+
+# What a listed exchange shows (_exchange_dict): not the event ids, circles and times of the projection's
+# bookkeeping, which a page would read and convert for nothing.
+_LISTED = tuple(t.exchanges.c[name] for name in (
+    "exchange_id", "giver", "receiver", "kind", "minutes", "note", "occurred_on", "recorded_by", "recorded_at",
+    "status", "thanks", "dispute_reason", "shared_by_recorder", "shared_by_acknowledger", "correction"))
 
 
 @functools.cache
 def _history_statement(giving: bool, status: bool, kind: bool, other: bool, since: bool, until: bool,
                        after: bool, recorded_by: str | None = None) -> sa.Select:
+    """One party's side of a member's history in its order (newest day first, then newest recorded, then
+    id: a total order, so a cursor names one place in it): a range scan of the (generation, side,
+    occurred_on) index read backwards, filtered, stopped after `limit` rows. Built once per side and set
+    of filters."""
     x = t.exchanges.c
     side, other_side = (x.giver, x.receiver) if giving else (x.receiver, x.giver)
-    query = sa.select(t.exchanges).where(x.generation == _GEN, side == _MEMBER)
+    query = sa.select(*_LISTED).where(x.generation == _GEN, side == _MEMBER)
     if status:
         query = query.where(x.status == sa.bindparam("status"))
     if kind:
@@ -478,6 +510,17 @@ def _history_statement(giving: bool, status: bool, kind: bool, other: bool, sinc
             .limit(sa.bindparam("limit", type_=sa.Integer)))
 
 
+@functools.cache
+def _page_statement(*shape: Any) -> sa.CompoundSelect:
+    """Both sides of a page (each `_history_statement`, at most `limit` rows) merged in the database, in
+    the same order, to the `limit` newest: one statement, and only the page's rows come back (two sides'
+    worth were read into Python, converted and sorted there, and half of them dropped)."""
+    both = sa.union_all(*(_history_statement(giving, *shape).subquery().select() for giving in (True, False)))
+    by = both.selected_columns
+    return (both.order_by(by.occurred_on.desc(), by.recorded_at.desc(), by.exchange_id.desc())
+            .limit(sa.bindparam("limit", type_=sa.Integer)))
+
+
 def exchange_page(conn: Connection, gen: int, member_id: str, f: HistoryFilter, limit: int,
                   cursor: str | None = None) -> dict[str, Any]:
     """A page of the member's exchanges, newest first, and the cursor of the next page (None: last page).
@@ -486,9 +529,8 @@ def exchange_page(conn: Connection, gen: int, member_id: str, f: HistoryFilter, 
     filters, whatever the size of everyone else's history: an `OR` of giver and receiver ordered by
     date is served by neither index, which made every page read the whole table."""
     after = decode_cursor(cursor) if cursor else None
-    rows = [*conn.execute(*_history_query(gen, True, member_id, f, after, limit + 1)),
-            *conn.execute(*_history_query(gen, False, member_id, f, after, limit + 1))]
-    rows.sort(key=lambda r: (_day(r.occurred_on), _naive_utc(r.recorded_at), r.exchange_id), reverse=True)
+    shape, params = _history_shape(gen, member_id, f, after, limit + 1)
+    rows = conn.execute(_page_statement(*shape), params).all()
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more else None

@@ -136,6 +136,26 @@ def test_sqlite_serves_a_members_page_and_relationships_from_indexes(tmp_path) -
     engine.dispose()
 
 
+def test_sqlite_merges_a_page_of_both_sides_from_their_indexes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A page is one statement: each side a search of its own index, merged and cut to the page by the
+    database; neither side, nor the merge, scans the exchanges."""
+    from reciprocity.balance import queries
+
+    engine, _, _, _ = _history(f"sqlite:///{tmp_path}/balance.db")
+    for f, after in ((queries.HistoryFilter(), None),
+                     (queries.HistoryFilter(status="recorded", recorded_by=queries.RECORDED_BY_OTHER),
+                      (date.today(), datetime.now(UTC), "x-ann-05"))):
+        shape, params = queries._history_shape(1, "ann", f, after, 11)
+        stmt = queries._page_statement(*shape).params(params)
+        sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+        with engine.connect() as conn:
+            plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+        assert "SEARCH balance_exchanges USING INDEX ix_balance_exchanges_giver" in plan, plan
+        assert "SEARCH balance_exchanges USING INDEX ix_balance_exchanges_receiver" in plan, plan
+        assert "SCAN balance_exchanges" not in plan and "SCAN TABLE" not in plan, plan
+    engine.dispose()
+
+
 def test_sqlite_serves_the_wall_from_its_partial_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from reciprocity.balance import queries
 

@@ -46,6 +46,7 @@ from reciprocity.messaging.event_log import EventLog
 from rich.console import Console
 from rich.table import Table
 
+from .pages import REQUESTS_PER_PAGE
 from .projection import project, project_by_group
 from .stats import percentile
 from .workload import Organisation, outgoing
@@ -270,7 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         choices=["sqlite", "postgres", "latency", "pages", "load", "sealed"])
     parser.add_argument("--pages-small", type=int, default=10_000, help="(d): exchanges in the small read model")
     parser.add_argument("--pages-large", type=int, default=1_000_000, help="(d): exchanges in the large read model")
-    parser.add_argument("--pages-requests", type=int, default=100, help="(d): requests per page and size")
+    parser.add_argument("--pages-requests", type=int, default=REQUESTS_PER_PAGE,
+                        help="(d): requests per page and size")
     parser.add_argument("--load-seconds", type=float, default=90, help="(e): seconds of load")
     args = parser.parse_args(argv)
     from reciprocity.balance.settings import BalanceSettings

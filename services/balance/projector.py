@@ -99,10 +99,11 @@ def lifecycle_ids(events: Iterable[Event], *, all_exchanges: bool = False) -> se
 
 
 def project(items: Iterable[tuple[Envelope, Event]], known: Mapping[str, KnownExchange],
-            applied: Collection[str] = ()) -> Deltas:
+            applied: Collection[str] = (), *, circle_day: dict[CircleDayKey, list[int]] | None = None) -> Deltas:
     """Turn (envelope, event) pairs, in log order, into aggregated deltas. `applied`: ids of directory
-    events applied in earlier batches."""
-    d = Deltas()
+    events applied in earlier batches. `circle_day`: counters to add this batch's to (a transaction
+    spanning polls sums them over all its polls, and writes each key once); a fresh dict when None."""
+    d = Deltas() if circle_day is None else Deltas(circle_day=circle_day)
     status: dict[str, str] = {xid: k.status for xid, k in known.items()}
     # As the UUIDs' integers: hashing an int is done in C (a UUID's __hash__ is Python, formatting one
     # costlier still), and most events never need their id as text.

@@ -280,27 +280,28 @@ def _flows_of(giving: bool, paged: bool) -> sa.Select:
         sa.select(other_side.label("other"), x.kind, x.status, sa.func.sum(x.minutes).label("minutes"),
                   sa.func.count().label("n"), sa.func.max(x.occurred_on).label("last"))
         .where(x.generation == _GEN, side == _MEMBER, x.occurred_on >= sa.bindparam("start"),
-               x.occurred_on <= sa.bindparam("end"), x.status.in_((RECORDED, ACKNOWLEDGED)))
+               x.occurred_on <= sa.bindparam("end"), x.status.in_(_COUNTING))
         .group_by(other_side, x.kind, x.status)
     )
     return query.where(other_side.in_(sa.bindparam("page", expanding=True))) if paged else query
 
 
 @functools.cache
-def _others_in_window(giving: bool) -> sa.Select:
-    """One side's other parties in the window (`start`, `end`; exchanges that count), an entry per
-    exchange, each with their name (None: not in the directory): a range of the covering side index, as
-    `_flows_of` reads, and the directory's key for the name, joined in the database rather than asked
-    for afterwards with an IN of everyone (a busy member's 90 days name some 130 people)."""
+def _people_in_window() -> sa.Select:
+    """The other parties of a member's exchanges in the window (`start`, `end`; exchanges that count),
+    each once, with their name (None: not in the directory), in one statement: each side a range of its
+    covering index, as `_flows_of` reads, the two deduplicated by a UNION, and only then named through
+    the directory's key (a busy member's 90 days hold a few hundred exchanges with some 130 people: each
+    of them named once, not each exchange, and one row each crosses into Python). Built once."""
     x, m = t.exchanges.c, t.members.c
-    side, other_side = _sides(giving)
-    # Not DISTINCT: SQLite would answer that from the other party's index in its order, a scan of
-    # everyone's exchanges; the window's own entries, deduplicated by the caller, are a few hundred.
-    # The exchanges are the left side of a LEFT JOIN, so SQLite reads them first, by the side index.
-    return (sa.select(other_side.label("other"), m.name)
-            .select_from(t.exchanges.outerjoin(t.members, sa.and_(m.generation == _GEN, m.member_id == other_side)))
-            .where(x.generation == _GEN, side == _MEMBER, x.occurred_on >= sa.bindparam("start"),
-                   x.occurred_on <= sa.bindparam("end"), x.status.in_(_COUNTING)))
+    # No DISTINCT in a half: SQLite would answer that from the other party's index in its order, a scan
+    # of everyone's exchanges; the UNION deduplicates what the two ranges read.
+    people = sa.union(*(sa.select(other_side.label("other"))
+                        .where(x.generation == _GEN, side == _MEMBER, x.occurred_on >= sa.bindparam("start"),
+                               x.occurred_on <= sa.bindparam("end"), x.status.in_(_COUNTING))
+                        for side, other_side in (_sides(True), _sides(False)))).subquery("people")
+    return (sa.select(people.c.other, m.name)
+            .select_from(people.outerjoin(t.members, sa.and_(m.generation == _GEN, m.member_id == people.c.other))))
 
 
 def relationships(conn: Connection, gen: int, member_id: str, window_days: int, today: date,
@@ -319,15 +320,15 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
     next_cursor = None
     if limit is not None:
         after = _decode_people_cursor(cursor) if cursor else None
-        others: set[str] = set()
         names: dict[str, str] = {}  # as member_names names them (an id not in the directory: no entry)
-        for giving in (True, False):
-            for other, name in conn.execute(_others_in_window(giving), params):
-                others.add(other)
-                if name is not None:
-                    names[other] = name or FORMER_MEMBER
-        others.discard(member_id)
-        ordered = sorted((names.get(o, o).lower(), o) for o in others)
+        ordered = []
+        for other, name in conn.execute(_people_in_window(), params):
+            if other == member_id:
+                continue
+            if name is not None:
+                name = names[other] = name or FORMER_MEMBER
+            ordered.append(((name if name is not None else other).lower(), other))
+        ordered.sort()
         if after is not None:
             ordered = [key for key in ordered if key > after]
         page = [o for _, o in ordered[:limit]]

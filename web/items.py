@@ -1,6 +1,7 @@
 """The HTML the pages repeat many times, written in Python and used by the templates as globals: an
-exchange where pages list them (history, the dashboard's inbox), its title and status badge (also on the
-exchange's own page), a kind's dot and name, the cells of the people table, and the dashboard's chart.
+exchange where pages list them (`exchange_items`: history, the dashboard's inbox), its title and status
+badge (also on the exchange's own page), a kind's dot and name, the cells of the people table, and the
+dashboard's chart.
 
 A history page lists fifty exchanges, a dashboard twenty, the people page twenty-five
 people with two flows and their kinds each; as Jinja macros (the item calling three more for its title,
@@ -12,7 +13,9 @@ these, for the templates that import them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -30,44 +33,84 @@ _PATH_SAFE = "!$&'()*+,/:;=@"
 def exchange_url(exchange_id: str) -> str:
     """url_for("exchanges.detail", exchange_id=...) for the lists' many links (fifty on a history page),
     without building each one through the URL map."""
-    return f"{request.script_root}/exchanges/{quote(exchange_id, safe=_PATH_SAFE)}"
+    return _exchange_path(request.script_root, exchange_id)
+
+
+def _exchange_path(root: str, exchange_id: str) -> str:
+    return f"{root}/exchanges/{quote(exchange_id, safe=_PATH_SAFE)}"
+
+
+class _Escaped(dict[str, str]):
+    """Each distinct text as Jinja's autoescape writes it, escaped once: a list of fifty exchanges
+    repeats a few names, kinds, statuses and durations (a `Markup` built per value was most of the
+    cost of writing an item). Lookups of texts already seen are the dict's own."""
+
+    def __missing__(self, text: str) -> str:
+        escaped = self[text] = str(escape(text))
+        return escaped
+
+
+@functools.lru_cache(maxsize=256)
+def _kind_dot(kind: str) -> str:
+    return f'<span class="kind-dot kind-{escape(kind)}" aria-hidden="true"></span>{escape(kind_label(kind))}'
 
 
 def kind_dot(kind: str) -> Markup:
     """The kind's colour dot and its name (the `kind` macro of partials/_macros.html)."""
-    return Markup(f'<span class="kind-dot kind-{escape(kind)}" aria-hidden="true"></span>{escape(kind_label(kind))}')
+    return Markup(_kind_dot(kind))
+
+
+def _status_badge(e: Exchange, me_id: str, esc: _Escaped) -> str:
+    if e.status == RECORDED:
+        waiting = "waiting for you" if e.counterpart == me_id else f"waiting for {esc[e.name_of(e.counterpart)]}"
+        return f'<span class="badge recorded">{waiting}</span>'
+    status = esc[e.status]
+    return f'<span class="badge {status}">{status}</span>'
 
 
 def status_badge(e: Exchange, me_id: str) -> Markup:
-    if e.status == RECORDED:
-        waiting = "waiting for you" if e.counterpart == me_id else f"waiting for {escape(e.name_of(e.counterpart))}"
-        return Markup(f'<span class="badge recorded">{waiting}</span>')
-    status = escape(e.status)
-    return Markup(f'<span class="badge {status}">{status}</span>')
+    return Markup(_status_badge(e, me_id, _Escaped()))
+
+
+def _exchange_title(e: Exchange, me_id: str, esc: _Escaped) -> str:
+    if e.giver == me_id:
+        who = f"You gave {esc[e.name_of(e.receiver)]}"
+    elif e.receiver == me_id:
+        who = f"{esc[e.name_of(e.giver)]} gave you"
+    else:
+        who = f"{esc[e.name_of(e.giver)]} gave {esc[e.name_of(e.receiver)]}"
+    return f"{who} {esc[minutes(e.minutes)]} of {esc[e.kind]}"
 
 
 def exchange_title(e: Exchange, me_id: str) -> Markup:
-    if e.giver == me_id:
-        who = f"You gave {escape(e.name_of(e.receiver))}"
-    elif e.receiver == me_id:
-        who = f"{escape(e.name_of(e.giver))} gave you"
-    else:
-        who = f"{escape(e.name_of(e.giver))} gave {escape(e.name_of(e.receiver))}"
-    return Markup(f"{who} {escape(minutes(e.minutes))} of {escape(e.kind)}")
+    return Markup(_exchange_title(e, me_id, _Escaped()))
 
 
-def exchange_item(e: Exchange, me_id: str) -> Markup:
-    """One exchange as an item of a list (`<li>`), linking to its page."""
-    xid = escape(e.exchange_id)
-    mine = " · recorded by you" if e.recorded_by == me_id else ""
-    return Markup(
-        f'\n<li id="exchange-{xid}" data-exchange="{xid}" data-status="{escape(e.status)}">\n'
-        f'  <div class="line">\n'
-        f'    <a class="what" href="{escape(exchange_url(e.exchange_id))}">{exchange_title(e, me_id)}</a>\n'
-        f'  </div>\n'
-        f'  <div class="meta">{status_badge(e, me_id)} {kind_dot(e.kind)} · {escape(day(e.occurred_on))}{mine}</div>\n'
-        f'</li>\n'
-    )
+def exchange_items(exchanges: Iterable[Exchange], me_id: str) -> Markup:
+    """Exchanges as the items of a list (`<li>` each), each linking to its page: what a page's loop of
+    items writes, in one call. What repeats from item to item (the script root, the texts escaped, the
+    days in words) is worked out once a list, so an item costs little more than its own id: a history
+    page lists fifty where a short history lists a few."""
+    root = request.script_root
+    esc = _Escaped()
+    days: dict[date, str] = {}
+    out = []
+    for e in exchanges:
+        xid = esc[e.exchange_id]
+        when = days.get(e.occurred_on)
+        if when is None:
+            when = days[e.occurred_on] = esc[day(e.occurred_on)]
+        mine = " · recorded by you" if e.recorded_by == me_id else ""
+        href = esc[_exchange_path(root, e.exchange_id)]
+        out.append(
+            f'\n<li id="exchange-{xid}" data-exchange="{xid}" data-status="{esc[e.status]}">\n'
+            f'  <div class="line">\n'
+            f'    <a class="what" href="{href}">{_exchange_title(e, me_id, esc)}</a>\n'
+            f'  </div>\n'
+            f'  <div class="meta">{_status_badge(e, me_id, esc)} {_kind_dot(e.kind)} · {when}{mine}</div>\n'
+            f'</li>\n'
+        )
+    return Markup("".join(out))
 
 
 def flow_cell(settled: int, count: int, waiting: int) -> Markup:
@@ -163,7 +206,7 @@ GLOBALS = {
     "kind_dot": kind_dot,
     "status_badge": status_badge,
     "exchange_title": exchange_title,
-    "exchange_item": exchange_item,
+    "exchange_items": exchange_items,
     "balance_chart_html": balance_chart,
     # Not "flow_cell" and "pending_words": the macros of those names in partials/_macros.html call these.
     "flow_cell_html": flow_cell,

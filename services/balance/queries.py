@@ -345,16 +345,19 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
         for other, kind, status, minutes, n, last in conn.execute(query, {**params, "page": page}):
             if other == member_id:
                 continue
+            # A row per other party, kind and status: as little as can be done with each (the last day
+            # is compared as the database gives it, a day or ISO text alike, and read once a person).
             found = sums.get(other)
             if found is None:
-                found = sums[other] = ([0] * 8, defaultdict(int), [None])
+                found = sums[other] = ([0] * 8, defaultdict(int), [last])
+            elif last > found[2][0]:
+                found[2][0] = last
             column = base if status == ACKNOWLEDGED else base + 4
-            found[0][column] += int(minutes or 0)
-            found[0][column + 1] += int(n)
-            found[1][(kind, column)] += int(minutes or 0)
-            day = _day(last)
-            if found[2][0] is None or day > found[2][0]:
-                found[2][0] = day
+            minutes = int(minutes or 0)
+            counters = found[0]
+            counters[column] += minutes
+            counters[column + 1] += int(n)
+            found[1][(kind, column)] += minutes
     if page is None:
         names = member_names(conn, gen, sums)
     out: list[dict[str, Any]] = []
@@ -367,7 +370,7 @@ def relationships(conn: Connection, gen: int, member_id: str, window_days: int, 
         out.append({
             "other": other, "other_name": names.get(other, other),
             "given_minutes": v[0], "given_count": v[1], "received_minutes": v[2], "received_count": v[3],
-            "by_kind": kinds(True), "last_exchange_on": _iso(last_day[0]),
+            "by_kind": kinds(True), "last_exchange_on": _iso(_day(last_day[0])),
             # Recorded, not yet acknowledged: shown as such beside the settled flow (SPEC).
             "pending_given_minutes": v[4], "pending_given_count": v[5], "pending_received_minutes": v[6],
             "pending_received_count": v[7], "pending_by_kind": kinds(False),

@@ -23,7 +23,7 @@ from flask import request
 from markupsafe import Markup, escape
 from reciprocity.contracts.vocabulary import RECORDED
 
-from .clients.balance import Exchange
+from .clients.balance import Exchange, Relationship
 from .format import day, kind_label, minutes
 
 # What werkzeug's converters leave unquoted in a path segment (BaseConverter.to_url).
@@ -138,14 +138,43 @@ def kinds_cell(by_kind: dict[str, dict[str, int]], pending_by_kind: dict[str, di
     for k, v in by_kind.items():
         given, received = v.get("given_minutes", 0), v.get("received_minutes", 0)
         if given or received:
-            out.append(f'\n        <span class="kinds">{kind_dot(k)}: {escape(minutes(given))} / '
+            out.append(f'\n        <span class="kinds">{_kind_dot(k)}: {escape(minutes(given))} / '
                        f'{escape(minutes(received))}</span><br>\n        ')
     out.append("\n        ")
     for k, v in pending_by_kind.items():
         if v.get("given_minutes", 0) or v.get("received_minutes", 0):
-            out.append(f'\n        <span class="kinds waiting">{kind_dot(k)}: {pending_words(v)}, waiting for '
+            out.append(f'\n        <span class="kinds waiting">{_kind_dot(k)}: {pending_words(v)}, waiting for '
                        'acknowledgement</span><br>\n        ')
     out.append("\n      ")
+    return Markup("".join(out))
+
+
+def people_rows(relationships: Iterable[Relationship]) -> Markup:
+    """The people table's rows (partials/_people_table.html), one `<tr>` a person, as its loop wrote them:
+    a page shows twenty-five people where a short history has a few, and each row was fourteen Jinja
+    expressions (an attribute read, a filter or a call and an escape each)."""
+    e = escape
+    out = []
+    for r in relationships:
+        other = e(r.other)
+        settled = r.settled_count
+        row_class, note = ("", "") if settled else (' class="pending-only"',
+                                                    '<small class="waiting-note">nothing acknowledged yet</small>')
+        given = (f'data-minutes="{r.given_minutes}" data-count="{r.given_count}" '
+                 f'data-pending-minutes="{r.pending_given_minutes}">'
+                 f'{flow_cell(r.given_minutes, r.given_count, r.pending_given_minutes)}')
+        received = (f'data-minutes="{r.received_minutes}" data-count="{r.received_count}" '
+                    f'data-pending-minutes="{r.pending_received_minutes}">'
+                    f'{flow_cell(r.received_minutes, r.received_count, r.pending_received_minutes)}')
+        out.append(
+            f'\n    <tr id="person-{other}" data-member="{other}"{row_class}>\n'
+            f'      <th scope="row">{e(r.name)}{note}</th>\n'
+            f'      <td data-label="You gave" class="num given" {given}</td>\n'
+            f'      <td data-label="You received" class="num received" {received}</td>\n'
+            f'      <td class="small" data-label="By kind">{kinds_cell(r.by_kind, r.pending_by_kind)}</td>\n'
+            f'      <td data-label="Last exchange">{e(day(r.last_exchange_on))}</td>\n'
+            f'    </tr>\n    '
+        )
     return Markup("".join(out))
 
 
@@ -212,4 +241,5 @@ GLOBALS = {
     "flow_cell_html": flow_cell,
     "pending_words_html": pending_words,
     "kinds_cell_html": kinds_cell,
+    "people_rows_html": people_rows,
 }

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES
-from reciprocity.messaging.consumer import CatchUp, ProjectionConsumer
+from reciprocity.messaging.consumer import ProjectionConsumer
 from reciprocity.messaging.event_log import EventLog
 from rich.console import Console
 
@@ -80,22 +80,13 @@ class TimedProjection:
         self.held = 0
 
 
-def catch_up_for(database_url: str) -> CatchUp | None:
-    """Transactions spanning polls as the service would have them for `database_url`: it decides by its own
-    database, not by the environment's default one (PostgreSQL commits a poll at a time, measured faster
-    there: see bootstrap.catch_up)."""
-    from reciprocity.balance.bootstrap import catch_up
-    from reciprocity.balance.settings import BalanceSettings
-
-    return catch_up(BalanceSettings().model_copy(update={"database_url": database_url}))
-
-
 @contextmanager
 def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str, target: int,
                      clock=time.perf_counter,  # type: ignore[no-untyped-def]
                      opener=None) -> Iterator[tuple[ProjectionConsumer, TimedProjection, threading.Thread]]:
     """The real ProjectionConsumer + BalanceProjection, wired as the service wires them (policy held until
     caught up, outbox published), consuming in a thread until the block ends."""
+    from reciprocity.balance.bootstrap import catch_up
     from reciprocity.balance.db import make_engine, migrate
     from reciprocity.balance.projection import BalanceProjection
     from reciprocity.balance.settings import BalanceSettings
@@ -114,7 +105,7 @@ def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str,
                             target, clock)
     consumer = ProjectionConsumer(bootstrap, group_id=f"bench-{label}", topics=[DIRECTORY.name, EXCHANGES.name],
                                   projection=timed, dead_letters=log, topic_prefix=prefix, client_id="bench",
-                                  max_records=settings.balance_max_poll_records, catch_up=catch_up_for(database_url))
+                                  max_records=settings.balance_max_poll_records, catch_up=catch_up(settings))
     stop = threading.Event()
     worker = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
     worker.start()

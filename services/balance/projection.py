@@ -18,8 +18,8 @@ date, each batch's random keys dirty pages all over them, more so as the store g
 CPU an event over the last 100k with them, 31 without). They are absent only while catching up: a commit
 that ends it, a rollback, a poll applied on its own build them again, and so does the start-up
 (`db.migrate`) after a crash. Meanwhile the reads that use them scan the table (slower; /health does
-not say so, /v1/projection/status shows the lag). Not on PostgreSQL (a commit per poll there), nor for
-a replay: its generation shares the tables, and their indexes, with the active one.
+not say so, /v1/projection/status shows the lag). Not on PostgreSQL (it holds polls, keeping its
+indexes), nor for a replay: its generation shares the tables, and their indexes, with the active one.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class BalanceSettings(ServiceSettings):
     # polls up to this many events or seconds, each poll written into it and freed (messaging.consumer.
     # CatchUp): the exchange indexes take random-key inserts, so a commit writes (and checkpoints) a
     # share of all their pages whatever its size, and fewer, larger commits pay that less often. Near the
-    # end of the log, a commit per poll again. 0: a transaction per poll. SQLite only (bootstrap.catch_up).
+    # end of the log, a commit per poll again. 0: a transaction per poll (bootstrap.catch_up).
     # Measured 2026-12-02 (1,000,000 events, same minutes): 75-78 us CPU/event instead of 85-98, +34% events/s,
     # peak resident unchanged (~0.9 GB, up to 256 MB of it SQLite's page cache); 500,000 / 30 s: no better.
     # The 20 s bound keeps SQLite's write lock well inside other writers' 60 s busy timeout (db.py).

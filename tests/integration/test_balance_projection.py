@@ -338,8 +338,8 @@ def test_a_transaction_spanning_polls_shows_nothing_until_its_commit_and_fails_a
 
     engine = make_engine(db_url)
     migrate(engine)
-    # Held transactions are correct on both (below), and used on SQLite only (slower on PostgreSQL).
-    assert (balance_catch_up(BalanceSettings(database_url=db_url)) is not None) == (engine.dialect.name == "sqlite")
+    # Held transactions are correct on both (below), and used on both.
+    assert balance_catch_up(BalanceSettings(database_url=db_url)) is not None
     signals = SignalEngine(clock=date.today, settle_s=0)
     judged: list[object] = []
     signals.evaluate = lambda conn, gen, members: judged.append(set(members or ())) or 0  # type: ignore[method-assign]

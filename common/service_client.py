@@ -26,7 +26,7 @@ import functools
 import json as jsonlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -192,17 +192,17 @@ class ServiceClient:
             raise Unavailable(self.service, "answered something that is not JSON") from err
 
     def _parse(self, model: type[Shape], data: Any) -> Any:
-        try:
-            return model.model_validate(data)
-        except ValidationError as err:
-            log.error("%s answered an unexpected %s: %s", self.service, model.__name__, err)
-            raise Unavailable(self.service, f"answered an unexpected {model.__name__}") from err
+        return self._validated(model, model.model_validate, data)
 
     def _parse_list(self, model: type[Shape], data: Any, key: str) -> list[Any]:
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
             raise Unavailable(self.service, f"answered without a {key!r} list")
+        return self._validated(model, _list_of(model).validate_python, data[key])
+
+    def _validated(self, model: type[Shape], validate: Callable[[Any], Any], data: Any) -> Any:
+        """`validate(data)`; an answer that is not a `model` (or a list of them) is the service's fault."""
         try:
-            return _list_of(model).validate_python(data[key])
+            return validate(data)
         except ValidationError as err:
             log.error("%s answered an unexpected %s: %s", self.service, model.__name__, err)
             raise Unavailable(self.service, f"answered an unexpected {model.__name__}") from err

@@ -98,7 +98,7 @@ def create_app(settings: WebSettings | None = None, clients: Clients | None = No
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["recent_days"] = recent_days  # the quick choices of a "when" field
     app.jinja_env.globals["htmx_config"] = HTMX_CONFIG
-    app.jinja_env.globals.update(items.GLOBALS)  # exchange_item, exchange_url, ... (web/items.py)
+    app.jinja_env.globals.update(items.GLOBALS)  # exchange_items, exchange_url, ... (web/items.py)
 
     for blueprint in (auth.bp, pages_me.bp, pages_exchanges.bp, pages_circles.bp, pages_ops.bp):
         app.register_blueprint(blueprint)

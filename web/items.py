@@ -237,9 +237,7 @@ GLOBALS = {
     "exchange_title": exchange_title,
     "exchange_items": exchange_items,
     "balance_chart_html": balance_chart,
-    # Not "flow_cell" and "pending_words": the macros of those names in partials/_macros.html call these.
+    # Not "flow_cell": the macro of that name in partials/_macros.html calls it.
     "flow_cell_html": flow_cell,
-    "pending_words_html": pending_words,
-    "kinds_cell_html": kinds_cell,
     "people_rows_html": people_rows,
 }

@@ -105,9 +105,10 @@ EXCHANGE_SIDE_INDEXES = (
     sa.Index("ix_balance_exchanges_receiver", exchanges.c.generation, exchanges.c.receiver,
              exchanges.c.occurred_on, exchanges.c.giver, *(exchanges.c[c] for c in EXCHANGE_SIDE_INDEX_TAIL)),
 )
-# The appreciation wall, newest first: only the exchanges on it (see migration 0004 and queries.appreciations).
+# The appreciation wall, newest first then by id: only the exchanges on it, in the wall's order (migrations
+# 0004, 0010 and queries.appreciations).
 ON_THE_WALL = "status = 'acknowledged' AND shared_by_recorder AND shared_by_acknowledger"
-sa.Index("ix_balance_exchanges_wall", exchanges.c.generation, exchanges.c.updated_at,
+sa.Index("ix_balance_exchanges_wall", exchanges.c.generation, exchanges.c.updated_at, exchanges.c.exchange_id,
          sqlite_where=sa.text(ON_THE_WALL), postgresql_where=sa.text(ON_THE_WALL))
 
 members = sa.Table(

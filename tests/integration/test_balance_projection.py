@@ -47,7 +47,7 @@ def test_migrations_create_the_schema_the_code_uses(db_url: str) -> None:
         ours = {"include_name": lambda name, type_, _parent: type_ != "table" or (
             name.startswith("balance_") and name != "balance_alembic_version")}
         assert compare_metadata(MigrationContext.configure(conn, opts=ours), metadata) == []
-        assert conn.execute(sa.text("SELECT version_num FROM balance_alembic_version")).scalar() == "0009"
+        assert conn.execute(sa.text("SELECT version_num FROM balance_alembic_version")).scalar() == "0010"
     engine.dispose()
 
 

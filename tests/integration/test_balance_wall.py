@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from reciprocity.balance.app import create_app
 from reciprocity.balance.db import make_engine, migrate
 from reciprocity.balance.projection import BalanceProjection
+from reciprocity.balance.tables import ON_THE_WALL
 from reciprocity.contracts.events import ExchangeSharingChanged
 
 from tests.support.auth import BALANCE_TOKEN, authorized
@@ -67,4 +68,28 @@ def test_consent_either_way_at_any_time_no_note_and_paging_reaches_the_oldest(tm
     assert late.id not in [e["exchange_id"] for e in _wall(client, 50)]
     feeder.feed([sharing(late, "bob", True)], at=start + timedelta(minutes=5))
     assert late.id in [e["exchange_id"] for e in _wall(client, 50)]
+    engine.dispose()
+
+
+def test_thanks_given_at_one_instant_page_by_id_read_from_the_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Acknowledgements sharing a time (an import, a burst) still page in one total order, each once; and
+    that order is the wall index's own (migration 0010), so a page is cut without sorting the tie."""
+    engine = make_engine(f"sqlite:///{tmp_path}/balance.db")
+    migrate(engine)
+    feeder = Feeder(BalanceProjection(engine), partition=0)
+    feeder.feed([circle("core"), *(member(m, ["core"]) for m in ("ann", "bob"))])
+    at = datetime.now(UTC) - timedelta(hours=1)
+    tied = [Exchange("ann", "bob", 15, date.today(), "help", shared=True, exchange_id=f"x-tie-{i:02d}")
+            for i in range(12)]
+    feeder.feed([x.recorded() for x in tied], at=at)
+    feeder.feed([x.acknowledged(shared=True) for x in tied], at=at + timedelta(minutes=1))
+    client = authorized(create_app(engine=engine).test_client(), BALANCE_TOKEN)
+    for limit in (1, 5, 12):
+        assert [e["exchange_id"] for e in _wall(client, limit)] == sorted((x.id for x in tied), reverse=True)
+
+    with engine.connect() as conn:
+        plan = " ".join(row[-1] for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN SELECT exchange_id FROM balance_exchanges WHERE generation = 1 AND {ON_THE_WALL} "
+            "ORDER BY updated_at DESC, exchange_id DESC LIMIT 6"))
+    assert "ix_balance_exchanges_wall" in plan and "TEMP B-TREE" not in plan, plan
     engine.dispose()

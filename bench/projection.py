@@ -89,6 +89,7 @@ def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str,
     from reciprocity.balance.bootstrap import catch_up
     from reciprocity.balance.db import make_engine, migrate
     from reciprocity.balance.projection import BalanceProjection
+    from reciprocity.balance.projector import decode_for_projection
     from reciprocity.balance.settings import BalanceSettings
     from reciprocity.balance.signals import OutboxPublisher, SignalEngine
     from reciprocity.messaging.consumer import ProjectionConsumer
@@ -105,7 +106,8 @@ def balance_consumer(bootstrap: str, prefix: str, database_url: str, label: str,
                             target, clock)
     consumer = ProjectionConsumer(bootstrap, group_id=f"bench-{label}", topics=[DIRECTORY.name, EXCHANGES.name],
                                   projection=timed, dead_letters=log, topic_prefix=prefix, client_id="bench",
-                                  max_records=settings.balance_max_poll_records, catch_up=catch_up(settings))
+                                  max_records=settings.balance_max_poll_records, catch_up=catch_up(settings),
+                                  decoder=decode_for_projection)
     stop = threading.Event()
     worker = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
     worker.start()

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
+import msgspec
 import requests
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -77,11 +78,12 @@ def derive_cipher(keys: dict[str, bytes], to: Iterable[str]) -> AESGCM:
 
 
 def sealed_fields(cls: type[Event]) -> tuple[str, ...]:
-    """The fields of an event type that hold sealed values, computed once per type."""
+    """The fields of an event type (or of its checked struct: contracts.fastcodec) that hold sealed
+    values, computed once per type."""
     found = _SEALED_FIELDS.get(cls)
     if found is None:
         found = _SEALED_FIELDS[cls] = tuple(
-            name for name, info in cls.model_fields.items()
+            name for name, info in getattr(cls, "MODEL", cls).model_fields.items()
             if info.annotation is Sealed or Sealed in typing.get_args(info.annotation)
         )
     return found
@@ -150,7 +152,13 @@ class Opener:
                 opened = self.open(value, event_id, name)
                 if opened is not value:  # a clear value nobody forgot stays as it is: no copy of the event
                     update[name] = opened
-        return event.model_copy(update=update) if update else event
+        if not update:
+            return event
+        # A checked struct (contracts.fastcodec) is copied as a struct: the opened values are models, read
+        # alike (`text`, `to`).
+        if isinstance(event, msgspec.Struct):
+            return msgspec.structs.replace(event, **update)
+        return event.model_copy(update=update)
 
     def open_events(self, items: Sequence[tuple[str | uuid.UUID, Event]]) -> list[Event]:
         """Open a batch of (event id, event): the keys it needs are fetched in one request. An event whose

@@ -145,23 +145,25 @@ def _checks_of(metadata: list[Any], checks: list[Callable[[Any], bool]] | None) 
     return rest
 
 
-def _translate(annotation: Any, metadata: list[Any], checks: list[Callable[[Any], bool]] | None = None) -> Any:
+def _translate(annotation: Any, metadata: list[Any], checks: list[Callable[[Any], bool]] | None = None,
+               nested: Callable[[_Shape], Any] = lambda shape: shape.typed_dict) -> Any:
     """The msgspec type checking what pydantic checks for `annotation` with `metadata` (or Unsupported);
-    conditions of known validators on the (top-level, non-None) value go to `checks`."""
+    conditions of known validators on the (top-level, non-None) value go to `checks`; a nested model is
+    `nested(its shape)`: its typed dict, or its checked struct."""
     metadata = _checks_of(metadata, checks)
     origin = typing.get_origin(annotation)
     if origin is Annotated:
         inner, *extra = typing.get_args(annotation)
-        return _translate(inner, [*extra, *metadata], checks)
+        return _translate(inner, [*extra, *metadata], checks, nested)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(annotation)
         if len(args) != 2 or type(None) not in args:
             raise Unsupported(repr(annotation))
         (inner,) = [a for a in args if a is not type(None)]
-        return _translate(inner, metadata, checks) | None
+        return _translate(inner, metadata, checks, nested) | None
     if origin is list:
         (item,) = typing.get_args(annotation)
-        item_type = _translate(item, [])
+        item_type = _translate(item, [], None, nested)
         meta = _meta(metadata)
         return Annotated[list[item_type], msgspec.Meta(**meta)] if meta else list[item_type]  # type: ignore[valid-type]
     if origin is Literal:
@@ -181,7 +183,7 @@ def _translate(annotation: Any, metadata: list[Any], checks: list[Callable[[Any]
     if isinstance(annotation, type) and issubclass(annotation, enum.StrEnum) and not metadata:
         return annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseModel) and not metadata:
-        return _shape_of(annotation).typed_dict
+        return nested(_shape_of(annotation))
     raise Unsupported(repr(annotation))
 
 
@@ -205,6 +207,7 @@ class _Shape:
                 raise Unsupported(f"model validator {name} ({decorator.info.mode})")
             self.after.append(decorator.func)
         fields: dict[str, Any] = {}
+        struct_fields: list[tuple[Any, ...]] = []
         self.defaults: dict[str, Any] = {}
         # Patterns (the slugs) are matched after decoding, through a set of values seen valid before:
         # msgspec runs Python's `re` on every value, most of its decoding time, for a few hundred
@@ -224,18 +227,27 @@ class _Shape:
             model = _nested_model(info.annotation)
             if model is not None:
                 self.nested.append((name, _shape_of(model)))
+            struct_type = _take_pattern(_translate(info.annotation, info.metadata, [], _struct_type))[0]
             if info.default is PydanticUndefined:
                 fields[name] = typ
+                struct_fields.append((name, struct_type))
             else:
                 if not isinstance(info.default, str | int | float | bool | type(None) | enum.Enum):
                     raise Unsupported(f"{name}: default {info.default!r}")
                 fields[name] = typing.NotRequired[typ]
+                struct_fields.append((name, struct_type, info.default))
                 self.defaults[name] = info.default
-        self.typed_dict = typing.TypedDict(f"Fast{cls.__name__}", fields)  # type: ignore[misc]  # built at run time
+        self.typed_dict: Any = typing.TypedDict(f"Fast{cls.__name__}", fields)  # type: ignore[misc]  # built at run time
         self.cls = cls
         self.names = frozenset(cls.model_fields)
         self.order = list(cls.model_fields)
         self.build: Callable[[dict[str, Any], Any], Any] = _compile_build(self)
+        # The same fields as a msgspec struct that refuses unknown keys itself, lending the model's own
+        # properties and methods (a sealed value's `text`, an event's `key()`): see `checked_decoder`.
+        self.struct: type[msgspec.Struct] = msgspec.defstruct(
+            f"Checked{cls.__name__}", struct_fields, kw_only=True, frozen=True, forbid_unknown_fields=True,
+            namespace={**_lent_by(cls), "MODEL": cls})
+        self.check: Callable[[Any], bool] = _compile_check(self)
 
 
 def _compile_build(shape: _Shape) -> Callable[[dict[str, Any], Any], Any]:
@@ -249,45 +261,11 @@ def _compile_build(shape: _Shape) -> Callable[[dict[str, Any], Any], Any]:
     matched before), the bounds' conditions, nested models built bottom-up, the instance filled in the
     model's field order (model_dump_json follows it) with defaults for absent fields, then the model's
     "after" validators, run as pydantic would run them; any exception there declines."""
-    env: dict[str, Any] = {"_M": _MATCHED, "_matches": _matches, "_cls": shape.cls, "_new": _new,
+    env: dict[str, Any] = {"_cls": shape.cls, "_new": _new,
                            "_set_dict": _SET_DICT, "_set_fields_set": _SET_FIELDS_SET, "_set_extra": _SET_EXTRA,
                            "_set_private": _SET_PRIVATE}
-    lines = ["def build(g, p):"]
-
-    def pattern_checks(patterns: list[tuple[str, bool, re.Pattern[str]]], indent: str) -> list[str]:
-        out = []
-        for name, in_list, pattern in patterns:
-            env[f"_p_{name}"] = pattern
-            out += [f"{indent}v = g.get({name!r})",
-                    f"{indent}if v is not None:"]  # absent (a default applies) or None: nothing to match
-            if in_list:
-                out += [f"{indent}    for x in v:",
-                        f"{indent}        if x not in _M and not _matches(_p_{name}, x):",
-                        f"{indent}            return None"]
-            else:
-                out += [f"{indent}    if v not in _M and not _matches(_p_{name}, v):",
-                        f"{indent}        return None"]
-        return out
-
-    slug = [(name, in_list) for name, in_list, pattern in shape.patterns
-            if pattern.pattern == _SLUG and name not in shape.defaults]
-    if slug:
-        scalars = [f"g[{name!r}]" for name, in_list in slug if not in_list]
-        known = ([f"_M.issuperset(({', '.join(scalars)},))"] if scalars else []) + [
-            f"_M.issuperset(g[{name!r}])" for name, in_list in slug if in_list]
-        lines.append(f"    if not ({' and '.join(known)}):")
-        lines += pattern_checks(shape.patterns, "        ") or ["        pass"]
-        others = [p for p in shape.patterns if (p[0], p[1]) not in slug]
-        if others:
-            lines.append("    else:")
-            lines += pattern_checks(others, "        ")
-    else:
-        lines += pattern_checks(shape.patterns, "    ")
-    for i, (name, check) in enumerate(shape.checks):
-        env[f"_k{i}"] = check
-        lines += [f"    v = g.get({name!r})",
-                  f"    if v is not None and not _k{i}(v):",
-                  "        return None"]
+    lines = ["def build(g, p):", *_field_checks(shape, env, lambda name: f"g[{name!r}]",
+                                                lambda name: f"g.get({name!r})", "None")]
     built: dict[str, str] = {}
     for i, (name, inner_shape) in enumerate(shape.nested):
         env[f"_names{i}"], env[f"_build{i}"] = inner_shape.names, inner_shape.build
@@ -328,6 +306,96 @@ def _compile_build(shape: _Shape) -> Callable[[dict[str, Any], Any], Any]:
         lines.append("    return o")
     exec(compile("\n".join(lines) + "\n", f"<fast build of {shape.cls.__name__}>", "exec"), env)
     return env["build"]  # type: ignore[no-any-return]
+
+
+def _field_checks(shape: _Shape, env: dict[str, Any], required: Callable[[str], str],
+                  optional: Callable[[str], str], refused: str) -> list[str]:
+    """Source lines checking `shape`'s patterns and the bounds' conditions: `required(name)` and
+    `optional(name)` spell a field's value (present for sure, or None when absent), `refused` is what
+    the function returns on a value that fails."""
+    env.update({"_M": _MATCHED, "_matches": _matches})
+    lines = []
+
+    def pattern_checks(patterns: list[tuple[str, bool, re.Pattern[str]]], indent: str) -> list[str]:
+        out = []
+        for name, in_list, pattern in patterns:
+            env[f"_p_{name}"] = pattern
+            out += [f"{indent}v = {optional(name)}",
+                    f"{indent}if v is not None:"]  # absent (a default applies) or None: nothing to match
+            if in_list:
+                out += [f"{indent}    for x in v:",
+                        f"{indent}        if x not in _M and not _matches(_p_{name}, x):",
+                        f"{indent}            return {refused}"]
+            else:
+                out += [f"{indent}    if v not in _M and not _matches(_p_{name}, v):",
+                        f"{indent}        return {refused}"]
+        return out
+
+    slug = [(name, in_list) for name, in_list, pattern in shape.patterns
+            if pattern.pattern == _SLUG and name not in shape.defaults]
+    if slug:
+        scalars = [required(name) for name, in_list in slug if not in_list]
+        known = ([f"_M.issuperset(({', '.join(scalars)},))"] if scalars else []) + [
+            f"_M.issuperset({required(name)})" for name, in_list in slug if in_list]
+        lines.append(f"    if not ({' and '.join(known)}):")
+        lines += pattern_checks(shape.patterns, "        ") or ["        pass"]
+        others = [p for p in shape.patterns if (p[0], p[1]) not in slug]
+        if others:
+            lines.append("    else:")
+            lines += pattern_checks(others, "        ")
+    else:
+        lines += pattern_checks(shape.patterns, "    ")
+    for i, (name, check) in enumerate(shape.checks):
+        env[f"_k{i}"] = check
+        lines += [f"    v = {optional(name)}",
+                  f"    if v is not None and not _k{i}(v):",
+                  f"        return {refused}"]
+    return lines
+
+
+def _compile_check(shape: _Shape) -> Callable[[Any], bool]:
+    """`shape`'s check of a checked struct msgspec decoded (types, lengths, ranges and unknown keys are
+    msgspec's): the same patterns and bounds' conditions as `build`, nested structs checked alike, then
+    the model's "after" validators run on the struct itself (they read attributes: the struct has the
+    model's); any exception, or a validator handing back another object, fails it."""
+    env: dict[str, Any] = {}
+    lines = ["def check(s):", *_field_checks(shape, env, lambda name: f"s.{name}", lambda name: f"s.{name}",
+                                             "False")]
+    for i, (name, inner_shape) in enumerate(shape.nested):
+        env[f"_check{i}"] = inner_shape.check
+        lines += [f"    if s.{name} is not None and not _check{i}(s.{name}):",
+                  "        return False"]
+    if shape.after:
+        lines.append("    try:")
+        for i, validator in enumerate(shape.after):
+            env[f"_after{i}"] = validator
+            lines += [f"        if _after{i}(s) is not s:",
+                      "            return False"]
+        lines += ["    except Exception:",
+                  "        return False"]
+    lines.append("    return True")
+    exec(compile("\n".join(lines) + "\n", f"<check of {shape.cls.__name__}>", "exec"), env)
+    return env["check"]  # type: ignore[no-any-return]
+
+
+def _struct_type(shape: _Shape) -> Any:
+    return shape.struct
+
+
+def _lent_by(cls: type[BaseModel]) -> dict[str, Any]:
+    """What a checked struct borrows from its model: the properties and plain methods its own classes
+    define (not pydantic's), and its TYPE and VERSION."""
+    lent: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if not issubclass(klass, BaseModel) or klass is BaseModel:
+            continue
+        for name, value in vars(klass).items():
+            if isinstance(value, property | types.FunctionType) and not name.startswith("__"):
+                lent[name] = value
+    for name in ("TYPE", "VERSION"):
+        if hasattr(cls, name):
+            lent[name] = getattr(cls, name)
+    return lent
 
 
 _SHAPES: dict[type[BaseModel], _Shape] = {}
@@ -473,6 +541,64 @@ def decode_trusted(raw: bytes | str, fast: dict[tuple[str, int], _EventDecoder] 
                                   "occurred_at": occurred_at, "producer": env.producer, "key": env.key,
                                   "payload": payload_dict}, set(_ENVELOPE_FIELDS))
     return envelope, event
+
+
+class CheckedEnvelope(msgspec.Struct, frozen=True):
+    """The envelope of a record `checked_decoder` decoded, checked as `Envelope` checks it (its payload is
+    the checked struct beside it)."""
+
+    event_id: uuid.UUID
+    type: str
+    version: int
+    occurred_at: datetime
+    producer: str
+    key: str
+
+
+def checked_decoder(*event_types: type[Event]) -> Callable[[bytes | str], tuple[CheckedEnvelope, Any] | None]:
+    """A decoder of records of `event_types` (their newest versions) into (CheckedEnvelope, checked
+    struct), or None for anything else or anything in doubt: then `decode` decides, as for every record.
+
+    For a projection's hot path: the checks are `decode_trusted`'s (the same types, patterns, bounds and
+    "after" validators, from the same shapes), but nothing is built from pydantic, and the payload is
+    parsed once (the struct refuses unknown keys itself). The struct has the model's fields, properties
+    and methods, and `MODEL`, its model; `as_model` turns it into that model when one is needed.
+    tests/unit/test_contracts_fastcodec.py holds it to agreeing with the pydantic path like `decode_trusted`."""
+    shapes = {cls.TYPE: (cls.VERSION, FAST[(cls.TYPE, cls.VERSION)].shape) for cls in event_types
+              if (cls.TYPE, cls.VERSION) in FAST}
+    decoders = {name: (version, msgspec.json.Decoder(shape.struct), shape.check)
+                for name, (version, shape) in shapes.items()}
+
+    def decode_checked(raw: bytes | str) -> tuple[CheckedEnvelope, Any] | None:
+        try:
+            env = _ENVELOPE.decode(raw)
+            found = decoders.get(env.type)
+            if found is None or env.version != found[0] or not _AWARE_DATETIME.match(env.occurred_at):
+                return None
+            payload = found[1].decode(env.payload)
+            if not found[2](payload):
+                return None
+            occurred_at = datetime.fromisoformat(env.occurred_at)
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+            return None
+        return CheckedEnvelope(env.event_id, env.type, env.version, occurred_at, env.producer, env.key), payload
+
+    return decode_checked
+
+
+def checked_struct(cls: type[Event]) -> type[msgspec.Struct] | None:
+    """The checked struct `checked_decoder` hands back for `cls`, None if `cls` takes the pydantic path."""
+    found = FAST.get((cls.TYPE, cls.VERSION))
+    return found.shape.struct if found is not None else None
+
+
+def as_model(checked: Any) -> Any:
+    """The pydantic model a checked struct (or a struct nested in one) stands for, with the same values:
+    for what needs the model itself (its own methods, model_dump, a copy)."""
+    model = checked.MODEL
+    return model.model_construct(**{name: as_model(v) if hasattr(v, "MODEL") else v
+                                    for name in checked.__struct_fields__
+                                    for v in (getattr(checked, name),)})
 
 
 def coverage() -> dict[str, str]:

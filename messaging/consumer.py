@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -42,7 +42,7 @@ from .event_log import BrokerUnavailable, EventLog, Outgoing
 from .poison import PARKED, apply_isolating_poison, describe_failure, dlq_headers, is_infrastructure_failure
 from .tracking import OffsetRange, PartitionKey, StaleBatch
 
-__all__ = ["CatchUp", "Delivered", "HoldingProjection", "OffsetRange", "PartitionKey", "Projection",
+__all__ = ["CatchUp", "Decoder", "Delivered", "HoldingProjection", "OffsetRange", "PartitionKey", "Projection",
            "ProjectionConsumer", "RawBytes", "StaleBatch", "to_batch"]
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,18 @@ log = logging.getLogger(__name__)
 CONFIRM_IDLE_POSITIONS_S = 5.0
 
 
+# What turns a record's value into (envelope, event), raising ContractError for one that is not an event:
+# `decode`, or a projection's own (balance's takes its hot event types as checked structs, which stand in
+# for the envelope and the event: contracts.fastcodec.checked_decoder).
+Decoder = Callable[[bytes], tuple[Any, Any]]
+
+
 @dataclass(frozen=True)
 class Delivered:
     topic: str  # logical name
     partition: int
     offset: int
-    envelope: Envelope
+    envelope: Envelope  # or what the projection's Decoder hands back for it
     event: Event
     # The record as it was read, so a poison event is parked byte for byte (a redrive re-appends it).
     raw_key: bytes | None = None
@@ -78,6 +84,7 @@ def to_batch(
     records: Iterable[tuple[PartitionKey, RawBytes]],
     stored_next: Callable[[PartitionKey], int | None],
     unreadable: Callable[[PartitionKey, RawBytes, ContractError], None],
+    decoder: Decoder = decode,
 ) -> tuple[list[Delivered], dict[PartitionKey, OffsetRange]]:
     """The one conversion of raw records (in offset order per partition) into a projection's batch:
     the events decoded, and the offset range the batch covers on each partition.
@@ -97,7 +104,7 @@ def to_batch(
             first = span.first
         ranges[key] = OffsetRange(first=first, next=record.offset + 1)
         try:
-            envelope, event = decode(record.value)
+            envelope, event = decoder(record.value)
         except ContractError as err:
             unreadable(key, record, err)
             continue
@@ -211,8 +218,10 @@ class ProjectionConsumer:
         max_records: int = 5000,
         retry_failed_after_s: float = 15.0,
         catch_up: CatchUp | None = None,
+        decoder: Decoder = decode,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._decoder = decoder
         self._group_id = topic_prefix + group_id
         self._topics = list(topics)
         self._prefix = topic_prefix
@@ -331,7 +340,7 @@ class ProjectionConsumer:
                 self._dead_lettered.add((tp, record.offset))
 
         events, offsets = to_batch(((self._key(tp), r) for tp, records in polled.items() for r in records),
-                                   stored_next, unreadable)
+                                   stored_next, unreadable, self._decoder)
         if self._held and self._rereading(offsets):  # a partition where a held transaction failed
             self._commit_held()
         if self._held or self._may_hold(offsets):

@@ -37,6 +37,7 @@ from .db import make_engine
 from .db import migrate as migrate_schema
 from .generations import active_generation
 from .projection import BalanceProjection
+from .projector import decode_for_projection
 from .settings import BalanceSettings
 from .signals import OutboxPublisher, SignalEngine, restore_from_log
 
@@ -80,6 +81,7 @@ class BalanceService:
             client_id="balance",
             max_records=settings.balance_max_poll_records,
             catch_up=catch_up(settings),
+            decoder=decode_for_projection,
         )
 
     def publish(self) -> None:

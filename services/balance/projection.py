@@ -36,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from reciprocity.common.bulk_sql import CounterUpsert, RowInsert, dialect_insert, transient_error
 from reciprocity.common.sealing import Opener
-from reciprocity.contracts.events import ExchangeFacts, MemberForgotten
+from reciprocity.contracts.events import MemberForgotten
 from reciprocity.contracts.vocabulary import ACTIVE
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, StaleBatch
 from sqlalchemy.engine import Connection, Engine
@@ -46,7 +46,7 @@ from . import metrics
 from . import tables as t
 from .db import create_side_indexes
 from .generations import active_generation
-from .projector import CircleDayKey, Deltas, KnownExchange, lifecycle_ids, project
+from .projector import EXCHANGE_EVENTS, CircleDayKey, Deltas, KnownExchange, lifecycle_ids, project
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class BalanceProjection:
         evs = [d.event for d in events]
         known = self._known_exchanges(conn, gen, lifecycle_ids(evs, all_exchanges=careful))
         applied = self._applied_directory(conn, gen, [str(d.envelope.event_id) for d in events
-                                                      if not isinstance(d.event, ExchangeFacts)])
+                                                      if not isinstance(d.event, EXCHANGE_EVENTS)])
         # Forgotten members, known to the store (another process may have applied the forgetting) or
         # forgotten in this batch: nothing sealed for them is opened, even with a key still in the cache.
         for member_id in self._forgotten_members(conn, gen, events):

@@ -31,7 +31,6 @@ from itertools import islice
 import sqlalchemy as sa
 from reciprocity.common.sealing import Opener
 from reciprocity.contracts.envelope import ContractError
-from reciprocity.contracts.events import ExchangeRecorded
 from reciprocity.contracts.topics import BALANCE_READS, dlq_topic
 from reciprocity.contracts.vocabulary import ACKNOWLEDGED, RECORDED
 from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, RawBytes, to_batch
@@ -44,6 +43,7 @@ from . import tables as t
 from .dead_letters import read_dead_letters
 from .generations import mark_built, mark_failed, replay_lock, start_building, switch_to
 from .projection import BalanceProjection
+from .projector import RECORDINGS, decode_for_projection
 
 REPLAY_CONSUMER = "balance-replay"  # names the replay in the headers of what it parks
 
@@ -174,12 +174,12 @@ def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str,
     records = read_all(bootstrap, BALANCE_READS, topic_prefix=topic_prefix)
     while chunk := list(islice(records, batch_size)):
         batch, ranges = to_batch((((r.topic, r.partition), r) for r in chunk), lambda key: cursor.get(key, 0),
-                                 unreadable)
+                                 unreadable, decode_for_projection)
         apply_parking_poison(projection, batch, ranges, dead_letters.park_event)
         for key, span in ranges.items():
             cursor[key] = span.next
         events += len(batch)
-        recorded += sum(isinstance(d.event, ExchangeRecorded) for d in batch)
+        recorded += sum(isinstance(d.event, RECORDINGS) for d in batch)
         done += len(chunk)
         if progress and len(chunk) == batch_size:
             progress(done, total)

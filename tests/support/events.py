@@ -17,7 +17,9 @@ import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from reciprocity.contracts.envelope import Envelope, wrap
+from reciprocity.balance.projection import BalanceProjection
+from reciprocity.balance.projector import decode_for_projection
+from reciprocity.contracts.envelope import Envelope, encode, wrap
 from reciprocity.contracts.events import (
     AvailabilityChanged,
     CapacityDeclared,
@@ -39,7 +41,7 @@ from reciprocity.contracts.events import (
 from reciprocity.contracts.ids import signal_event_id
 from reciprocity.contracts.sealed import Sealed
 from reciprocity.contracts.topics import DIRECTORY, EXCHANGES, SIGNALS
-from reciprocity.messaging.consumer import Delivered, OffsetRange, PartitionKey, Projection
+from reciprocity.messaging.consumer import Decoder, Delivered, OffsetRange, PartitionKey, Projection
 from reciprocity.messaging.event_log import EventLog, Outgoing
 from reciprocity.notify.rendering import signal_kind
 
@@ -209,9 +211,14 @@ class Feeder:
     PARTITIONS = {DIRECTORY.name: DIRECTORY.partitions, SIGNALS.name: SIGNALS.partitions,
                   EXCHANGES.name: EXCHANGES.partitions}
 
-    def __init__(self, projection: Projection, *, partition: int | None = None) -> None:
+    def __init__(self, projection: Projection, *, partition: int | None = None, decoder: Decoder | None = None) -> None:
         self.projection = projection
         self.partition = partition
+        # The records pass through bytes and the decoder its service's consumer uses (balance's reads its
+        # recordings as checked structs), so the projection sees what it sees in production.
+        if decoder is None and isinstance(projection, BalanceProjection):
+            decoder = decode_for_projection
+        self.decoder = decoder
         self.log: list[Delivered] = []
         # The offset the next record on each partition gets (a test may move it past records it applied itself).
         self.next: dict[PartitionKey, int] = {}
@@ -227,7 +234,12 @@ class Feeder:
             topic = event.TOPIC
             key = (topic, partition if partition is not None else zlib.crc32(env.key.encode()) % self.PARTITIONS[topic])
             offset = self.next.get(key, 0)
-            delivered.append(Delivered(topic, key[1], offset, env, event))
+            if self.decoder is not None:
+                raw = encode(env)
+                env, event = self.decoder(raw)
+                delivered.append(Delivered(topic, key[1], offset, env, event, env.key.encode(), raw))
+            else:
+                delivered.append(Delivered(topic, key[1], offset, env, event))
             self.next[key] = offset + 1
         self.log.extend(delivered)
         return delivered

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,16 +37,42 @@ def _fields_set(model: BaseModel) -> set[str]:
     return set(model.model_fields_set)
 
 
+# The checked structs of every event type (balance's consumer takes only ExchangeRecorded's).
+_CHECKED = fastcodec.checked_decoder(*EVENT_TYPES.values())
+
+
+def _plain(value: Any) -> Any:
+    """A checked struct's values as a model's model_dump() gives them (nested structs as dicts)."""
+    if isinstance(value, msgspec.Struct):
+        return {name: _plain(getattr(value, name)) for name in value.__struct_fields__}
+    return [_plain(v) for v in value] if isinstance(value, list) else value
+
+
+def assert_checked_agrees(checked: tuple[Any, Any], reference: tuple[Any, Any]) -> None:
+    (ce, cv), (pe, pv) = checked, reference
+    assert type(cv).MODEL is type(pv) and _plain(cv) == pv.model_dump()
+    assert fastcodec.as_model(cv) == pv and cv.key() == pv.key()
+    assert (ce.event_id, ce.type, ce.version, ce.occurred_at, ce.producer, ce.key) == (
+        pe.event_id, pe.type, pe.version, pe.occurred_at, pe.producer, pe.key)
+    assert ce.occurred_at.utcoffset() == pe.occurred_at.utcoffset()
+
+
 def assert_agree(raw: bytes | str) -> tuple[Any, Any] | None:
-    """The property: returns what the fast path gave (None if it declined)."""
+    """The property: returns what the fast path gave (None if it declined). The checked structs are held
+    to the same: whatever they accept, pydantic accepts with equal values."""
     fast = fastcodec.decode_trusted(raw)
+    checked = _CHECKED(raw)
     try:
         reference = decode_validated(raw)
     except ContractError:
         assert fast is None, f"fast path accepted what pydantic rejects: {raw!r}"
+        assert checked is None, f"a checked struct accepted what pydantic rejects: {raw!r}"
         with pytest.raises(ContractError):
             decode(raw)
         return None
+    if checked is not None:
+        assert_checked_agrees(checked, reference)
+    assert (checked is None) == (fast is None), raw  # the same checks, from the same shapes
     if fast is not None:
         (fe, fv), (pe, pv) = fast, reference
         assert type(fv) is type(pv) and type(fe) is type(pe)
@@ -94,7 +121,8 @@ def _workload_records(n: int) -> list[bytes]:
 def test_records_as_our_producers_write_them() -> None:
     records = _workload_records(300)
     declined = [json.loads(raw)["type"] for raw in records if assert_agree(raw) is None]
-    # Every record as the ledger writes it takes the fast path, sealed values (nested models) included.
+    # Every record as the ledger writes it takes the fast path, sealed values (nested models) included,
+    # and decodes into a checked struct (assert_agree: the two decline together).
     assert declined == [] and len(records) >= 1200
     assert {"ExchangeRecorded", "ExchangeAcknowledged", "ExchangeDisputed", "MemberRegistered"}.isdisjoint(
         fastcodec.DECLINED)

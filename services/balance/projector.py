@@ -54,9 +54,11 @@ from reciprocity.contracts.vocabulary import ACKNOWLEDGED, DISPUTED, RECORDED, W
 # Kafka). Everything else is decoded as usual. Code here tells a recording by `RECORDINGS`, never by
 # the model's class alone; typed as the model's class, which the struct stands for (the same fields).
 _decode_recording = checked_decoder(ExchangeRecorded)
+# The struct first: isinstance() stops at the first class that matches, and the models' checks (ABC
+# machinery, pydantic's metaclass) cost more than a plain class's.
 RECORDINGS = cast(tuple[type[ExchangeRecorded], ...],
-                  (ExchangeRecorded, *filter(None, [checked_struct(ExchangeRecorded)])))
-EXCHANGE_EVENTS = cast(tuple[type[ExchangeFacts], ...], (ExchangeFacts, *RECORDINGS))
+                  (*filter(None, [checked_struct(ExchangeRecorded)]), ExchangeRecorded))
+EXCHANGE_EVENTS = cast(tuple[type[ExchangeFacts], ...], (*RECORDINGS, ExchangeFacts))
 
 
 def decode_for_projection(raw: bytes | str) -> tuple[Any, Any]:
@@ -134,14 +136,15 @@ def project(items: Iterable[tuple[Envelope, Event]], known: Mapping[str, KnownEx
             d.repeated[envelope.type] += 1
             continue
         seen.add(event_int)
-        if isinstance(event, ExchangeSharingChanged):
+        if isinstance(event, RECORDINGS):  # most events: tested first
+            recorders[event.exchange_id] = event.recorded_by
+            _recorded(d, status, envelope, str(envelope.event_id), event)
+        elif isinstance(event, ExchangeSharingChanged):
             _sharing(d, status, recorders, envelope, event)
         elif isinstance(event, ExchangeCorrected):
             _corrected(d, status, envelope, event)
-        elif isinstance(event, EXCHANGE_EVENTS):
-            if isinstance(event, RECORDINGS):
-                recorders[event.exchange_id] = event.recorded_by
-            _exchange(d, status, envelope, str(envelope.event_id), event)
+        elif isinstance(event, ExchangeFacts):
+            _transition(d, status, envelope, str(envelope.event_id), event)
         else:
             _directory(d, envelope, event)
             d.directory_event_ids.append(str(envelope.event_id))
@@ -190,81 +193,80 @@ def _corrected(d: Deltas, status: dict[str, str], envelope: Envelope, e: Exchang
 def _move_pending(d: Deltas, e: ExchangeFacts, sign: int) -> None:
     """Add (sign 1) or take away (-1) one pending exchange with these facts, on the circles' counters
     (the members' numbers follow the exchange row itself)."""
-    day, kind, minutes = _iso_day(e.occurred_on), e.kind.value, e.minutes
     d.touched_members.update((e.giver, e.receiver))
-    gc, rc = e.giver_circles, e.receiver_circles
-    for circle in set(gc).union(rc):
-        row = d.circle_day.setdefault((circle, day, kind), [0] * 8)
-        if circle in gc and circle in rc:
-            row[P_IN_CNT] += sign
-            row[P_IN_MIN] += sign * minutes
-        else:
-            row[P_X_CNT] += sign
-            row[P_X_MIN] += sign * minutes
+    _count(d.circle_day, e.giver_circles, e.receiver_circles, _iso_day(e.occurred_on), e.kind._value_, e.minutes,
+           sign, False)
 
 
-def _exchange(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: str, e: ExchangeFacts) -> None:
+def _recorded(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: str, e: ExchangeRecorded) -> None:
+    """A new exchange: its row, and its minutes pending on its circles' counters (most events: kept lean)."""
     xid = e.exchange_id
+    if xid in status:
+        raise ProjectionError(f"exchange {xid} recorded twice (event {event_id})")
+    status[xid] = RECORDED
     day, kind, minutes = _iso_day(e.occurred_on), e.kind._value_, e.minutes  # _value_: an attribute
-    if isinstance(e, RECORDINGS):
-        if xid in status:
-            raise ProjectionError(f"exchange {xid} recorded twice (event {event_id})")
-        status[xid] = RECORDED
-        sign_pending, settle = 1, False
-        d.new_exchanges[xid] = {
-            "exchange_id": xid, "giver": e.giver, "receiver": e.receiver, "kind": kind, "minutes": minutes,
-            "note": text_of(e.note), "occurred_on": day, "recorded_by": e.recorded_by,
-            "recorded_at": envelope.occurred_at,
-            "status": RECORDED, "thanks": None, "dispute_reason": None, "shared_by_recorder": e.shared,
-            "shared_by_acknowledger": False, "giver_circles": _circles_json(e.giver_circles),
-            "receiver_circles": _circles_json(e.receiver_circles), "updated_at": envelope.occurred_at,
-            "recorded_event_id": event_id, "status_event_id": None, "correction": None,
-        }  # fmt: skip
-    else:
-        change: dict[str, Any]
-        current = status.get(xid)
-        if current != RECORDED:
-            raise ProjectionError(
-                f"{envelope.type} of exchange {xid} in status {current or 'unknown'} (event {event_id})"
-            )
-        if isinstance(e, ExchangeAcknowledged):
-            new, change = ACKNOWLEDGED, {"thanks": text_of(e.thanks) or None, "shared_by_acknowledger": e.shared}
-            settle = True
-        elif isinstance(e, ExchangeDisputed):
-            new, change, settle = DISPUTED, {"dispute_reason": e.reason.text or None}, False
-        elif isinstance(e, ExchangeWithdrawn):
-            new, change, settle = WITHDRAWN, {}, False
-        else:  # a new exchange event type the projection does not know yet: refuse rather than guess
-            raise ProjectionError(f"no projection for {envelope.type}")
-        status[xid] = new
-        sign_pending = -1
-        change = {"status": new, "updated_at": envelope.occurred_at, "status_event_id": event_id, **change}
-        if xid in d.new_exchanges:
-            d.new_exchanges[xid].update(change)
-        else:
-            d.exchange_updates.setdefault(xid, {}).update(change)
+    giver, receiver, at, gc, rc = e.giver, e.receiver, envelope.occurred_at, e.giver_circles, e.receiver_circles
+    d.new_exchanges[xid] = {
+        "exchange_id": xid, "giver": giver, "receiver": receiver, "kind": kind, "minutes": minutes,
+        "note": text_of(e.note), "occurred_on": day, "recorded_by": e.recorded_by, "recorded_at": at,
+        "status": RECORDED, "thanks": None, "dispute_reason": None, "shared_by_recorder": e.shared,
+        "shared_by_acknowledger": False, "giver_circles": _circles_json(gc), "receiver_circles": _circles_json(rc),
+        "updated_at": at, "recorded_event_id": event_id, "status_event_id": None, "correction": None,
+    }  # fmt: skip
+    touched = d.touched_members
+    touched.add(giver)
+    touched.add(receiver)
+    _count(d.circle_day, gc, rc, day, kind, minutes, 1, False)
 
-    pm = sign_pending * minutes
-    pc = sign_pending
+
+def _transition(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: str, e: ExchangeFacts) -> None:
+    """An exchange leaves `recorded`: acknowledged (its minutes settle), disputed or withdrawn (they
+    count nowhere); its pending minutes leave the circles' counters either way."""
+    xid = e.exchange_id
+    change: dict[str, Any]
+    current = status.get(xid)
+    if current != RECORDED:
+        raise ProjectionError(f"{envelope.type} of exchange {xid} in status {current or 'unknown'} (event {event_id})")
+    if isinstance(e, ExchangeAcknowledged):
+        new, change = ACKNOWLEDGED, {"thanks": text_of(e.thanks) or None, "shared_by_acknowledger": e.shared}
+        settle = True
+    elif isinstance(e, ExchangeDisputed):
+        new, change, settle = DISPUTED, {"dispute_reason": e.reason.text or None}, False
+    elif isinstance(e, ExchangeWithdrawn):
+        new, change, settle = WITHDRAWN, {}, False
+    else:  # a new exchange event type the projection does not know yet: refuse rather than guess
+        raise ProjectionError(f"no projection for {envelope.type}")
+    status[xid] = new
+    change = {"status": new, "updated_at": envelope.occurred_at, "status_event_id": event_id, **change}
+    if xid in d.new_exchanges:
+        d.new_exchanges[xid].update(change)
+    else:
+        d.exchange_updates.setdefault(xid, {}).update(change)
     d.touched_members.add(e.giver)
     d.touched_members.add(e.receiver)
+    _count(d.circle_day, e.giver_circles, e.receiver_circles, _iso_day(e.occurred_on), e.kind._value_, e.minutes,
+           -1, settle)
 
-    gc, rc = e.giver_circles, e.receiver_circles
+
+def _count(counters: dict[CircleDayKey, list[int]], gc: list[str], rc: list[str], day: str, kind: str, minutes: int,
+           sign: int, settle: bool) -> None:
+    """One exchange on its circles' counters: `sign` 1 adds it pending, -1 takes it from pending, and
+    `settle` adds it settled; inside a circle both parties are in, crossing one where one of them is."""
+    pending = sign * minutes
     for circle in set(gc).union(rc):
-        inside = circle in gc and circle in rc
-        ckey = (circle, day, kind)
-        row = d.circle_day.get(ckey)
+        key = (circle, day, kind)
+        row = counters.get(key)
         if row is None:
-            row = d.circle_day[ckey] = [0] * 8
-        if inside:
-            row[P_IN_CNT] += pc
-            row[P_IN_MIN] += pm
+            row = counters[key] = [0] * 8
+        if circle in gc and circle in rc:
+            row[P_IN_CNT] += sign
+            row[P_IN_MIN] += pending
             if settle:
                 row[IN_CNT] += 1
                 row[IN_MIN] += minutes
         else:
-            row[P_X_CNT] += pc
-            row[P_X_MIN] += pm
+            row[P_X_CNT] += sign
+            row[P_X_MIN] += pending
             if settle:
                 row[X_CNT] += 1
                 row[X_MIN] += minutes

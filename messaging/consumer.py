@@ -27,7 +27,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -317,15 +317,19 @@ class ProjectionConsumer:
     def poll_once(self, timeout_ms: int) -> int:
         assert self._consumer is not None
         self._retry_paused()
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._max_records)
+        # Within a transaction spanning polls (a catch-up: the broker has records waiting, the wait is
+        # short) the poll is paused too: its fetched records would set off full collections that walk
+        # everything the transaction holds (measured: ~5% of a catch-up's CPU, 300,000 events).
+        with _gc_paused() if self._held else nullcontext():
+            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._max_records)
         self.health.last_poll_at = time.time()
         if not polled:
             if self._holding is not None:  # at the end of what the broker had: the catch-up, if any, ends
                 self._commit_held()
             self._settle_idle_positions()
             return 0
-        # Only around the work on a batch: the wait in poll() keeps collection running for the
-        # service's other threads.
+        # Around the work on a batch; outside a catch-up the wait in poll() keeps collection running
+        # for the service's other threads.
         with _gc_paused():
             return self._decode_and_apply(polled)
 

@@ -23,6 +23,9 @@ Nested models (the `Sealed` personal values, a circle's policy) are translated l
 field, into nested msgspec shapes, and built bottom-up into the same pydantic objects.
 - any value msgspec refuses, and date-times that are not plain RFC 3339 with an offset.
 
+The same shapes also give each type a checked struct (`checked_decoder`): the same checks, the payload
+parsed once, nothing built from pydantic; a projection's hot path reads its most frequent events so.
+
 tests/unit/test_contracts_fastcodec.py holds both paths to agreeing on every golden file and on
 generated records, valid and not.
 """

@@ -565,7 +565,7 @@ def checked_decoder(*event_types: type[Event]) -> Callable[[bytes | str], tuple[
     For a projection's hot path: the checks are `decode_trusted`'s (the same types, patterns, bounds and
     "after" validators, from the same shapes), but nothing is built from pydantic, and the payload is
     parsed once (the struct refuses unknown keys itself). The struct has the model's fields, properties
-    and methods, and `MODEL`, its model; `as_model` turns it into that model when one is needed.
+    and methods, and `MODEL`, its model.
     tests/unit/test_contracts_fastcodec.py holds it to agreeing with the pydantic path like `decode_trusted`."""
     shapes = {cls.TYPE: (cls.VERSION, FAST[(cls.TYPE, cls.VERSION)].shape) for cls in event_types
               if (cls.TYPE, cls.VERSION) in FAST}
@@ -593,15 +593,6 @@ def checked_struct(cls: type[Event]) -> type[msgspec.Struct] | None:
     """The checked struct `checked_decoder` hands back for `cls`, None if `cls` takes the pydantic path."""
     found = FAST.get((cls.TYPE, cls.VERSION))
     return found.shape.struct if found is not None else None
-
-
-def as_model(checked: Any) -> Any:
-    """The pydantic model a checked struct (or a struct nested in one) stands for, with the same values:
-    for what needs the model itself (its own methods, model_dump, a copy)."""
-    model = checked.MODEL
-    return model.model_construct(**{name: as_model(v) if hasattr(v, "MODEL") else v
-                                    for name in checked.__struct_fields__
-                                    for v in (getattr(checked, name),)})
 
 
 def coverage() -> dict[str, str]:

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import groupby, islice
 
 import sqlalchemy as sa
 from reciprocity.common.sealing import Opener
@@ -173,8 +173,8 @@ def _replay_into(engine: Engine, gen: int, bootstrap: str, *, topic_prefix: str,
 
     records = read_all(bootstrap, BALANCE_READS, topic_prefix=topic_prefix)
     while chunk := list(islice(records, batch_size)):
-        batch, ranges = to_batch((((r.topic, r.partition), r) for r in chunk), lambda key: cursor.get(key, 0),
-                                 unreadable, decode_for_projection)
+        runs = ((key, list(run)) for key, run in groupby(chunk, key=lambda r: (r.topic, r.partition)))
+        batch, ranges = to_batch(runs, lambda key: cursor.get(key, 0), unreadable, decode_for_projection)
         apply_parking_poison(projection, batch, ranges, dead_letters.park_event)
         for key, span in ranges.items():
             cursor[key] = span.next

@@ -167,7 +167,8 @@ def test_a_batch_starts_at_the_stored_offset_and_leaves_unreadable_records_out_o
     """to_batch, the one record-to-batch conversion of the consumer and the replay: a partition's range
     starts where the stored offset stands (a commit marker at offset 10 sits before the first record), or at
     its first record when nothing is stored; an unreadable record is handed over for dead-lettering and
-    still covered by the range, so the offset moves past it."""
+    still covered by the range, so the offset moves past it. A partition's records may come in several
+    runs (the replay's reads interleave partitions), and a run may be empty."""
     from types import SimpleNamespace
 
     from reciprocity.contracts.envelope import encode
@@ -175,13 +176,14 @@ def test_a_batch_starts_at_the_stored_offset_and_leaves_unreadable_records_out_o
 
     other = ("ledger.exchanges", 2)
     good = encode(delivered(0).envelope)
-    records = [(KEY, SimpleNamespace(offset=11, key=b"ada-l", value=good)),
-               (KEY, SimpleNamespace(offset=12, key=b"x", value=b"not an event")),
-               (KEY, SimpleNamespace(offset=13, key=b"ada-l", value=good)),
-               (other, SimpleNamespace(offset=40, key=None, value=good))]
+    records = [(KEY, [SimpleNamespace(offset=11, key=b"ada-l", value=good),
+                      SimpleNamespace(offset=12, key=b"x", value=b"not an event")]),
+               (other, [SimpleNamespace(offset=40, key=None, value=good)]),
+               (KEY, [SimpleNamespace(offset=13, key=b"ada-l", value=good)]),
+               (other, [])]
     unreadable: list[tuple[tuple[str, int], int, bytes]] = []
     events, ranges = to_batch(records, {KEY: 10}.get, lambda key, r, err: unreadable.append((key, r.offset, r.value)))
-    assert [(e.topic, e.partition, e.offset) for e in events] == [(*KEY, 11), (*KEY, 13), (*other, 40)]
+    assert [(e.topic, e.partition, e.offset) for e in events] == [(*KEY, 11), (*other, 40), (*KEY, 13)]
     assert events[0].raw_value == good and events[0].raw_key == b"ada-l"
     assert ranges == {KEY: OffsetRange(first=10, next=14), other: OffsetRange(first=40, next=41)}
     assert unreadable == [(KEY, 12, b"not an event")]
@@ -323,6 +325,22 @@ def test_far_behind_one_transaction_spans_polls_up_to_its_size_and_commits_near_
     assert set(projection.caught_up[3:]) == {(None, True)}
 
 
+def test_the_poll_that_takes_the_rest_of_the_log_ends_the_transaction_spanning_polls() -> None:
+    """Less than a poll left behind the one held: the next poll, which takes the rest, is held too, and
+    the transaction ends (caught up) with it, rather than the rest being applied on its own after it."""
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 95)
+    consumer, _ = _catching_up(projection, log)
+    _poll_until_idle(consumer, log, projection)
+    assert projection.commits == [95] and projection.caught_up[0] == (95, True)
+    assert projection.applied == list(range(95))
+    # A remainder of a tenth of a poll or less (commit markers, say) is not waited for.
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 91)
+    consumer, _ = _catching_up(projection, log)
+    seen: list[int | None] = []
+    _poll_until_idle(consumer, log, projection, seen)
+    assert seen[8] == 90 and projection.commits == [90, 91] and projection.caught_up[0] == (90, True)
+
+
 def test_a_transaction_spanning_polls_is_committed_at_its_time_bound() -> None:
     projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 40)
     consumer, _ = _catching_up(projection, log, max_seconds=0.0)  # open "too long" as soon as it holds a poll
@@ -334,12 +352,12 @@ def test_caught_up_every_poll_is_committed_at_once() -> None:
     projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 25)
     consumer, _ = _catching_up(projection, log)
     _poll_until_idle(consumer, log, projection)
-    assert projection.commits == [20, 25]  # 0-20 in one transaction, then the last 5 (nothing behind)
+    assert projection.commits == [25]  # 0-25 in one transaction, the poll that took the last 5 included
     for end in (28, 31, 34):
         log.append(["c-ok"] * 3)
         consumer.poll_once(timeout_ms=0)
         assert projection.next == end and projection.pending_next is None
-    assert projection.commits == [20, 25, 28, 31, 34]
+    assert projection.commits == [25, 28, 31, 34]
 
 
 def test_a_poison_event_in_a_later_poll_rolls_the_transaction_back_and_is_parked_on_a_re_read() -> None:

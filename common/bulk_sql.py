@@ -141,29 +141,32 @@ class RowInsert:
     inserts as it reads). The rows are sorted by key here instead, so concurrent writers still take the
     key's index entries in one order."""
 
-    def __init__(self, table: sa.Table, dialect: str) -> None:
-        self.columns = [c.name for c in table.columns]
-        assert self.columns[0] == "generation"
+    def __init__(self, table: sa.Table, dialect: str, columns: Sequence[str] | None = None) -> None:
+        """`columns`: what each row holds, in order, after the generation (by default the table's columns); the
+        first is the key after the generation, which PostgreSQL's rows are sorted by."""
+        self.columns = ["generation", *(columns if columns is not None else [c.name for c in table.columns][1:])]
+        assert [c.name for c in table.primary_key] == self.columns[:2], "(generation, key) first"
         self.dialect = dialect
         row_ph = "(" + ", ".join(["?"] * len(self.columns)) + ")"
         self._insert = f"INSERT INTO {table.name} ({', '.join(map(_q, self.columns))}) VALUES {row_ph}"
         self._copy = f"COPY {table.name} ({', '.join(map(_q, self.columns))}) FROM STDIN"
-        # The columns SQLite needs converted as SQLAlchemy would store them, by name.
-        convert: dict[str, Callable[[Any], Any]] = {}
+        # The values SQLite needs converted as SQLAlchemy would store them, by position in a row.
+        convert: dict[int, Callable[[Any], Any]] = {}
         if dialect == "sqlite":
             # One memo for all DateTime columns: recorded_at and updated_at of a new exchange are one value.
             to_text = _memo(sqlite_datetime)
-            for c in table.columns:
-                if isinstance(c.type, sa.DateTime):
-                    convert[c.name] = to_text
-                elif isinstance(c.type, sa.Date):
-                    convert[c.name] = _iso_date
+            for i, name in enumerate(self.columns[1:]):
+                if isinstance(table.c[name].type, sa.DateTime):
+                    convert[i] = to_text
+                elif isinstance(table.c[name].type, sa.Date):
+                    convert[i] = _iso_date
                 # Booleans need nothing: sqlite3 binds True and False as the integers 1 and 0, as
                 # SQLAlchemy's Boolean stores them.
-        self._rows = _row_builder(self.columns[1:], convert)
+        self._rows = _row_builder(len(self.columns) - 1, convert)
 
-    def rows(self, generation: int, rows: Iterable[Mapping[str, Any]]) -> list[tuple]:
-        """The driver's rows: as they are for COPY (PostgreSQL), as SQLAlchemy would store them in SQLite."""
+    def rows(self, generation: int, rows: Iterable[Sequence[Any]]) -> list[tuple]:
+        """The driver's rows of `rows` (each the values of `columns`, in order): as they are for COPY
+        (PostgreSQL), as SQLAlchemy would store them in SQLite."""
         return self._rows(generation, rows)
 
     def execute(self, conn: Connection, tuples: list[tuple]) -> None:
@@ -179,25 +182,25 @@ def _iso_date(value: Any) -> Any:
     return value if isinstance(value, str) else value.isoformat()
 
 
-def _row_builder(columns: Sequence[str], convert: Mapping[str, Callable[[Any], Any]],
-                 ) -> Callable[[int, Iterable[Mapping[str, Any]]], list[tuple]]:
-    """`(generation, rows) -> [(generation, row[c1], conv(row[c2]), ...)]` as one comprehension compiled for
-    these columns: each row's values fetched in C by one itemgetter and unpacked into locals, then one
-    tuple, a call only where a value is converted (None stays None)."""
-    names: dict[str, Any] = {"_get": operator.itemgetter(*columns)}
+def _row_builder(width: int, convert: Mapping[int, Callable[[Any], Any]],
+                 ) -> Callable[[int, Iterable[Sequence[Any]]], list[tuple]]:
+    """`(generation, rows) -> [(generation, row[0], conv(row[1]), ...)]` as one comprehension compiled for
+    rows of `width` values: each row unpacked into locals, then one tuple, a call only where a value is
+    converted (None stays None)."""
+    if not convert:
+        return lambda generation, rows: [(generation, *row) for row in rows]
+    names: dict[str, Any] = {}
     items = []
-    for i, column in enumerate(columns):
-        if column in convert:
-            names[f"_c{i}"] = convert[column]
+    for i in range(width):
+        if i in convert:
+            names[f"_c{i}"] = convert[i]
             items.append(f"(None if _{i} is None else _c{i}(_{i}))")
         else:
             items.append(f"_{i}")
-    unpacked = ", ".join(f"_{i}" for i in range(len(columns))) + ("," if len(columns) == 1 else "")
-    if len(columns) == 1:  # an itemgetter of one key returns the value itself
-        names["_get"] = lambda row, one=operator.itemgetter(columns[0]): (one(row),)
+    unpacked = ", ".join(f"_{i}" for i in range(width)) + ("," if width == 1 else "")
     source = (f"def build(generation, rows):\n"
-              f"    return [(generation, {', '.join(items)}) for {unpacked} in map(_get, rows)]\n")
-    exec(compile(source, f"<row builder of {len(columns)} columns>", "exec"), names)
+              f"    return [(generation, {', '.join(items)}) for {unpacked} in rows]\n")
+    exec(compile(source, f"<row builder of {width} values>", "exec"), names)
     return names["build"]
 
 

@@ -46,7 +46,7 @@ from . import metrics
 from . import tables as t
 from .db import create_side_indexes
 from .generations import active_generation
-from .projector import EXCHANGE_EVENTS, CircleDayKey, Deltas, KnownExchange, lifecycle_ids, project
+from .projector import EXCHANGE_EVENTS, EXCHANGE_ROW, CircleDayKey, Deltas, KnownExchange, lifecycle_ids, project
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class BalanceProjection:
         self._side_indexes_dropped = False
         dialect = engine.dialect.name
         self._circle_day = CounterUpsert(t.circle_day, ("circle_id", "day", "kind"), t.CIRCLE_DAY_COUNTERS, dialect)
-        self._insert_exchange = RowInsert(t.exchanges, dialect)
+        self._insert_exchange = RowInsert(t.exchanges, dialect, EXCHANGE_ROW)
         self._update_exchange = (
             sa.update(t.exchanges)
             .where(t.exchanges.c.generation == sa.bindparam("g_"), t.exchanges.c.exchange_id == sa.bindparam("x_"))

@@ -70,6 +70,15 @@ def decode_for_projection(raw: bytes | str) -> tuple[Any, Any]:
 # Indexes into the counter lists (same order as tables.CIRCLE_DAY_COUNTERS).
 IN_CNT, IN_MIN, X_CNT, X_MIN, P_IN_CNT, P_IN_MIN, P_X_CNT, P_X_MIN = range(8)
 
+# A new exchange's row: the values of these columns of the exchanges table, in this order (the projection
+# inserts it so). A list rather than a dict: one is made for every recording, the most frequent event
+# (a dict of these 20 keys costs eight times the list), and the store's driver takes it as it is.
+EXCHANGE_ROW = ("exchange_id", "giver", "receiver", "kind", "minutes", "note", "occurred_on", "recorded_by",
+                "recorded_at", "status", "thanks", "dispute_reason", "shared_by_recorder", "shared_by_acknowledger",
+                "giver_circles", "receiver_circles", "updated_at", "recorded_event_id", "status_event_id",
+                "correction")
+_COLUMN = {name: i for i, name in enumerate(EXCHANGE_ROW)}
+
 # Days in keys are ISO dates as text (see _iso_day).
 CircleDayKey = tuple[str, str, str]
 
@@ -91,7 +100,7 @@ class KnownExchange:
 @dataclass
 class Deltas:
     circle_day: dict[CircleDayKey, list[int]] = field(default_factory=dict)
-    new_exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows recorded in this batch
+    new_exchanges: dict[str, list[Any]] = field(default_factory=dict)  # rows recorded in this batch (EXCHANGE_ROW)
     exchange_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows of earlier batches
     directory: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # ordered operations
     directory_event_ids: list[str] = field(default_factory=list)  # to remember as applied
@@ -101,6 +110,15 @@ class Deltas:
     @property
     def repeats(self) -> int:
         return sum(self.repeated.values())
+
+    def change(self, exchange_id: str, values: dict[str, Any]) -> None:
+        """Change columns of an exchange: in its row if it was recorded in this batch, else as an update."""
+        row = self.new_exchanges.get(exchange_id)
+        if row is None:
+            self.exchange_updates.setdefault(exchange_id, {}).update(values)
+        else:
+            for column, value in values.items():
+                row[_COLUMN[column]] = value
 
 
 def lifecycle_ids(events: Iterable[Event], *, all_exchanges: bool = False) -> set[str]:
@@ -159,11 +177,7 @@ def _sharing(d: Deltas, status: dict[str, str], recorders: dict[str, str], envel
     if xid not in status:
         raise ProjectionError(f"{envelope.type} of unknown exchange {xid} (event {envelope.event_id})")
     column = "shared_by_recorder" if e.by == recorders.get(xid) else "shared_by_acknowledger"
-    change = {column: e.shared}
-    if xid in d.new_exchanges:
-        d.new_exchanges[xid].update(change)
-    else:
-        d.exchange_updates.setdefault(xid, {}).update(change)
+    d.change(xid, {column: e.shared})
 
 
 def _corrected(d: Deltas, status: dict[str, str], envelope: Envelope, e: ExchangeCorrected) -> None:
@@ -184,10 +198,7 @@ def _corrected(d: Deltas, status: dict[str, str], envelope: Envelope, e: Exchang
         "correction": json.dumps({"event_id": str(envelope.event_id), "at": envelope.occurred_at.isoformat(),
                                   "previous": before.model_dump(mode="json"), "note_changed": e.note_changed}),
     }
-    if xid in d.new_exchanges:
-        d.new_exchanges[xid].update(change)
-    else:
-        d.exchange_updates.setdefault(xid, {}).update(change)
+    d.change(xid, change)
 
 
 def _move_pending(d: Deltas, e: ExchangeFacts, sign: int) -> None:
@@ -206,13 +217,10 @@ def _recorded(d: Deltas, status: dict[str, str], envelope: Envelope, event_id: s
     status[xid] = RECORDED
     day, kind, minutes = _iso_day(e.occurred_on), e.kind._value_, e.minutes  # _value_: an attribute
     giver, receiver, at, gc, rc = e.giver, e.receiver, envelope.occurred_at, e.giver_circles, e.receiver_circles
-    d.new_exchanges[xid] = {
-        "exchange_id": xid, "giver": giver, "receiver": receiver, "kind": kind, "minutes": minutes,
-        "note": text_of(e.note), "occurred_on": day, "recorded_by": e.recorded_by, "recorded_at": at,
-        "status": RECORDED, "thanks": None, "dispute_reason": None, "shared_by_recorder": e.shared,
-        "shared_by_acknowledger": False, "giver_circles": _circles_json(gc), "receiver_circles": _circles_json(rc),
-        "updated_at": at, "recorded_event_id": event_id, "status_event_id": None, "correction": None,
-    }  # fmt: skip
+    d.new_exchanges[xid] = [  # EXCHANGE_ROW
+        xid, giver, receiver, kind, minutes, text_of(e.note), day, e.recorded_by, at, RECORDED, None, None, e.shared,
+        False, _circles_json(gc), _circles_json(rc), at, event_id, None, None,
+    ]  # fmt: skip
     touched = d.touched_members
     touched.add(giver)
     touched.add(receiver)
@@ -237,11 +245,7 @@ def _transition(d: Deltas, status: dict[str, str], envelope: Envelope, event_id:
     else:  # a new exchange event type the projection does not know yet: refuse rather than guess
         raise ProjectionError(f"no projection for {envelope.type}")
     status[xid] = new
-    change = {"status": new, "updated_at": envelope.occurred_at, "status_event_id": event_id, **change}
-    if xid in d.new_exchanges:
-        d.new_exchanges[xid].update(change)
-    else:
-        d.exchange_updates.setdefault(xid, {}).update(change)
+    d.change(xid, {"status": new, "updated_at": envelope.occurred_at, "status_event_id": event_id, **change})
     d.touched_members.add(e.giver)
     d.touched_members.add(e.receiver)
     _count(d.circle_day, e.giver_circles, e.receiver_circles, _iso_day(e.occurred_on), e.kind._value_, e.minutes,

@@ -38,6 +38,11 @@ _VALUES = [
 ]  # fmt: skip
 
 
+def _rows(values: list[dict]) -> list[list]:
+    """RowInsert's rows: each dict's values, in the table's order (which the dicts keep)."""
+    return [list(v.values()) for v in values]
+
+
 @pytest.fixture
 def engine(postgres_url: str):  # type: ignore[no-untyped-def]
     engine = make_engine(postgres_url)
@@ -54,7 +59,7 @@ def _stored(conn: sa.Connection, generation: int) -> list[tuple]:
 def test_copied_rows_read_back_as_core_inserts_them(engine: sa.Engine) -> None:
     insert = RowInsert(_things, "postgresql")
     with engine.begin() as conn:
-        insert.execute(conn, insert.rows(1, _VALUES))
+        insert.execute(conn, insert.rows(1, _rows(_VALUES)))
         conn.execute(sa.insert(_things), [{"generation": 2, **v, "day": date.fromisoformat(v["day"])}
                                           for v in _VALUES])
         copied, inserted = _stored(conn, 1), _stored(conn, 2)
@@ -65,13 +70,13 @@ def test_copied_rows_read_back_as_core_inserts_them(engine: sa.Engine) -> None:
 def test_a_key_already_stored_fails_the_batch_as_an_integrity_error(engine: sa.Engine) -> None:
     insert = RowInsert(_things, "postgresql")
     with engine.begin() as conn:
-        insert.execute(conn, insert.rows(1, _VALUES[:1]))
+        insert.execute(conn, insert.rows(1, _rows(_VALUES[:1])))
     with pytest.raises(IntegrityError), engine.begin() as conn:
-        insert.execute(conn, insert.rows(1, [_VALUES[2], _VALUES[1], _VALUES[0]]))
+        insert.execute(conn, insert.rows(1, _rows([_VALUES[2], _VALUES[1], _VALUES[0]])))
     with engine.begin() as conn:  # the connection went back to the pool usable, and the batch left nothing
         assert [row[0] for row in _stored(conn, 1)] == ["b"]
         # The same rows again, without the repeat: written (what the projection's careful retry does).
-        insert.execute(conn, insert.rows(1, _VALUES[1:]))
+        insert.execute(conn, insert.rows(1, _rows(_VALUES[1:])))
         assert [row[0] for row in _stored(conn, 1)] == ["a", "b", "c"]
 
 

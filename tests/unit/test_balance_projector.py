@@ -4,7 +4,7 @@ import json
 from datetime import date
 
 import pytest
-from reciprocity.balance.projector import KnownExchange, ProjectionError, lifecycle_ids, project
+from reciprocity.balance.projector import EXCHANGE_ROW, KnownExchange, ProjectionError, lifecycle_ids, project
 from reciprocity.contracts.envelope import decode
 from reciprocity.contracts.schemas import GOLDEN_DIR
 
@@ -23,8 +23,9 @@ def test_lifecycle_deltas_aggregate_per_key() -> None:
     # a settled (60), b and c pending then removed; one row for the key
     assert d.circle_day[("core", D, "mentoring")] == [1, 60, 0, 0, 0, 0, 0, 0]  # a inside, b crossing (gone)
     assert d.circle_day[("ops", D, "mentoring")] == [0] * 8
-    assert {x: r["status"] for x, r in d.new_exchanges.items()} == {a.id: "acknowledged", b.id: "disputed",
-                                                                    c.id: "withdrawn"}
+    status = EXCHANGE_ROW.index("status")
+    assert {x: r[status] for x, r in d.new_exchanges.items()} == {a.id: "acknowledged", b.id: "disputed",
+                                                                  c.id: "withdrawn"}
     assert d.touched_members == {"ann", "bob"}
 
 

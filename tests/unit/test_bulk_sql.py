@@ -55,9 +55,9 @@ def test_inserted_rows_read_back_as_core_inserts_them() -> None:
         {"thing_id": "b", "at": at.replace(microsecond=0), "seen_at": None, "day": "2026-03-02", "flag": False,
          "note": None, "count": 0},
     ]  # fmt: skip
-    insert = RowInsert(_things, "sqlite")
+    insert = RowInsert(_things, "sqlite", columns=list(values[0]))
     with engine.begin() as conn:
-        insert.execute(conn, insert.rows(1, values))
+        insert.execute(conn, insert.rows(1, [list(v.values()) for v in values]))
         conn.execute(sa.insert(_things), [{"generation": 2, **v, "day": date.fromisoformat(str(v["day"]))}
                                           for v in values])
         stored = conn.exec_driver_sql("SELECT generation, * FROM things ORDER BY generation, thing_id").fetchall()

@@ -256,11 +256,12 @@ class FakeLog:
     """One partition of the broker as the consumer sees it: records from `position`, at most `max_records`
     a poll; the highwater the last fetch knew."""
 
-    def __init__(self, circles: list[str]) -> None:
+    def __init__(self, circles: list[str], *, largest_poll: int = 10**9) -> None:
         self.records = [SimpleNamespace(offset=o, key=b"ada-l", value=encode(delivered(o, c).envelope))
                         for o, c in enumerate(circles)]
         self.at = 0
         self.paused: list = []
+        self.largest_poll = largest_poll  # fewer records than asked for, as a fetch's size bounds them
 
     def append(self, circles: list[str]) -> None:
         self.records += [SimpleNamespace(offset=len(self.records) + i, key=b"ada-l",
@@ -268,7 +269,7 @@ class FakeLog:
                          for i, c in enumerate(circles)]
 
     def poll(self, timeout_ms, max_records):  # type: ignore[no-untyped-def]
-        batch = self.records[self.at:self.at + max_records]
+        batch = self.records[self.at:self.at + min(max_records, self.largest_poll)]
         self.at += len(batch)
         return {TP: batch} if batch else {}
 
@@ -325,20 +326,38 @@ def test_far_behind_one_transaction_spans_polls_up_to_its_size_and_commits_near_
     assert set(projection.caught_up[3:]) == {(None, True)}
 
 
-def test_the_poll_that_takes_the_rest_of_the_log_ends_the_transaction_spanning_polls() -> None:
-    """Less than a poll left behind the one held: the next poll, which takes the rest, is held too, and
-    the transaction ends (caught up) with it, rather than the rest being applied on its own after it."""
+def test_the_polls_that_take_the_rest_of_the_log_end_the_transaction_spanning_polls() -> None:
+    """Less than a poll left behind the one held: the polls that take the rest are held too, and the
+    transaction ends (caught up) with them, rather than the rest being applied a poll at a time after it."""
     projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 95)
     consumer, _ = _catching_up(projection, log)
     _poll_until_idle(consumer, log, projection)
     assert projection.commits == [95] and projection.caught_up[0] == (95, True)
     assert projection.applied == list(range(95))
+    # Polls smaller than asked for (a fetch's size): 9 left after 91, taken by the polls to 98 and 100.
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 100, largest_poll=7)
+    consumer, _ = _catching_up(projection, log)
+    _poll_until_idle(consumer, log, projection)
+    assert projection.commits == [100] and projection.caught_up[0] == (100, True)
     # A remainder of a tenth of a poll or less (commit markers, say) is not waited for.
     projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 91)
     consumer, _ = _catching_up(projection, log)
     seen: list[int | None] = []
     _poll_until_idle(consumer, log, projection, seen)
     assert seen[8] == 90 and projection.commits == [90, 91] and projection.caught_up[0] == (90, True)
+
+
+def test_records_appended_once_the_end_is_in_sight_do_not_keep_the_transaction_open() -> None:
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 95)
+    consumer, _ = _catching_up(projection, log)
+    for _ in range(9):  # to 90: 5 left, the end in sight
+        consumer.poll_once(timeout_ms=0)
+    assert projection.commits == [] and projection.pending_next == 90
+    log.append(["c-ok"] * 8)  # a producer goes on: 13 behind
+    consumer.poll_once(timeout_ms=0)  # takes 90-100: more than was left at 90, so the transaction ends
+    assert projection.commits == [100] and projection.caught_up[0] == (100, True)
+    _poll_until_idle(consumer, log, projection)
+    assert projection.commits == [100, 103] and projection.applied == list(range(103))
 
 
 def test_a_transaction_spanning_polls_is_committed_at_its_time_bound() -> None:

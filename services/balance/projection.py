@@ -126,9 +126,10 @@ class BalanceProjection:
         dialect = engine.dialect.name
         self._circle_day = CounterUpsert(t.circle_day, ("circle_id", "day", "kind"), t.CIRCLE_DAY_COUNTERS, dialect)
         self._insert_exchange = RowInsert(t.exchanges, dialect, EXCHANGE_ROW)
-        # Writes a held poll's rows while the next is fetched (see the module docstring): made when first used.
-        self._writer: ThreadPoolExecutor | None = None
-        self._write_behind = dialect == "postgresql"
+        # Writes a held poll's rows while the next is fetched (see the module docstring); its thread starts
+        # with the first write.
+        self._writer = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="balance-writer")
+                        if dialect == "postgresql" else None)
         self._update_exchange = (
             sa.update(t.exchanges)
             .where(t.exchanges.c.generation == sa.bindparam("g_"), t.exchanges.c.exchange_id == sa.bindparam("x_"))
@@ -246,7 +247,7 @@ class BalanceProjection:
     def _rolled_back(self, held: _Held) -> None:
         try:
             held.written()
-        except BaseException as err:  # rolled back anyway
+        except Exception as err:  # rolled back anyway
             log.info("rolling back after a failed write: %r", err)
         try:
             held.conn.rollback()
@@ -258,11 +259,9 @@ class BalanceProjection:
 
     def _write_behind_for(self, held: _Held) -> Callable[[Connection, BatchRows], None] | None:
         """How a held poll's rows are written: by the writer thread on PostgreSQL (None: right away)."""
-        if not self._write_behind:
-            return None
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="balance-writer")
         writer = self._writer
+        if writer is None:
+            return None
 
         def write_behind(conn: Connection, rows: BatchRows) -> None:
             held.writing = writer.submit(self.write_rows, conn, rows)

@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory = _deliver(DIRECTORY.name, raw_directory)
     delivered = _deliver(EXCHANGES.name, raw_exchanges)
     gc.collect()
-    gc.disable()  # as ProjectionConsumer runs a batch (messaging/consumer.py _gc_paused)
+    gc.disable()  # as ProjectionConsumer runs a batch (messaging/consumer.py _CollectionPause)
     print(f"decode + Delivered: {_time_decode(raw_exchanges[:50_000]) * 1e6:6.2f} us/event")
     print(f"project (pure):     {_time_project(delivered, args.batch) * 1e6:6.2f} us/event")
     if not args.skip_sqlite:

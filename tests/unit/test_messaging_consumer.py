@@ -360,6 +360,30 @@ def test_records_appended_once_the_end_is_in_sight_do_not_keep_the_transaction_o
     assert projection.commits == [100, 103] and projection.applied == list(range(103))
 
 
+def test_collection_stays_paused_from_a_transactions_first_poll_to_its_end() -> None:
+    """Resumed between the polls of a transaction spanning polls, collection would walk all it holds at
+    the next allocation; it resumes when the transaction ends, and only if it was running before."""
+    import gc
+
+    projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 95)
+    consumer, _ = _catching_up(projection, log)
+    assert gc.isenabled()
+    try:
+        between: list[bool] = []
+        for _ in range(9):
+            consumer.poll_once(timeout_ms=0)
+            between.append(gc.isenabled())
+        assert projection.commits == [] and between == [False] * 9
+        _poll_until_idle(consumer, log, projection)
+        assert projection.commits == [95] and gc.isenabled()
+        gc.disable()  # someone else's pause is left alone
+        log.append(["c-ok"] * 30)
+        _poll_until_idle(consumer, log, projection)
+        assert projection.commits[-1] == 125 and not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_a_transaction_spanning_polls_is_committed_at_its_time_bound() -> None:
     projection, log = HoldingListProjection(), FakeLog(["c-ok"] * 40)
     consumer, _ = _catching_up(projection, log, max_seconds=0.0)  # open "too long" as soon as it holds a poll

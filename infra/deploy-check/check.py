@@ -69,9 +69,16 @@ def balance(path: str) -> Any:
     return answer.json() if answer.status_code == 200 else None
 
 
+def served_by(url: str) -> str:
+    """The Server header of `HEAD /health`. Asked until it answers: healthy by podman's probe, a gunicorn
+    worker booted a moment ago on a busy machine (a dozen containers starting on two cores) has been
+    seen to take longer than one request's 10 s to answer its first."""
+    answer = wait_for(f"HEAD {url}/health answered", lambda: requests.head(url + "/health", timeout=10), 90)
+    return str(answer.headers.get("Server", ""))
+
+
 def main() -> None:
-    servers = {url: requests.head(url + "/health", timeout=10).headers.get("Server", "")
-               for url in (LEDGER, BALANCE, NOTIFY, WEB)}
+    servers = {url: served_by(url) for url in (LEDGER, BALANCE, NOTIFY, WEB)}
     for url, server in servers.items():
         step(f"HEAD {url}/health -> Server: {server}")
     if set(servers.values()) != {"gunicorn"}:

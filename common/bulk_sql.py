@@ -159,26 +159,23 @@ class RowInsert:
         self._binary_types = ([] if dialect == "sqlite" else
                               [_pg_binary_type(table.c[name].type) for name in self.columns])
         # The values the driver needs converted, by position in a row: on SQLite as SQLAlchemy would store
-        # them, on PostgreSQL days given as ISO text made dates (binary COPY takes each column's own type).
+        # them (one memo for all DateTime columns: recorded_at and updated_at of a new exchange are one
+        # value); on PostgreSQL days given as ISO text made dates (binary COPY takes each column's own type).
+        # Booleans need nothing: sqlite3 binds True and False as the integers 1 and 0, as SQLAlchemy does.
+        to_datetime, to_date = (_memo(sqlite_datetime), _iso_date) if dialect == "sqlite" else (None, _memo(_date_of))
         convert: dict[int, Callable[[Any], Any]] = {}
-        if dialect != "sqlite":
-            to_date = _memo(_date_of)
-            convert = {i: to_date for i, name in enumerate(self.columns[1:]) if isinstance(table.c[name].type, sa.Date)}
-        else:
-            # One memo for all DateTime columns: recorded_at and updated_at of a new exchange are one value.
-            to_text = _memo(sqlite_datetime)
-            for i, name in enumerate(self.columns[1:]):
-                if isinstance(table.c[name].type, sa.DateTime):
-                    convert[i] = to_text
-                elif isinstance(table.c[name].type, sa.Date):
-                    convert[i] = _iso_date
-                # Booleans need nothing: sqlite3 binds True and False as the integers 1 and 0, as
-                # SQLAlchemy's Boolean stores them.
+        for i, name in enumerate(self.columns[1:]):
+            column_type = table.c[name].type
+            if isinstance(column_type, sa.DateTime):
+                if to_datetime is not None:
+                    convert[i] = to_datetime
+            elif isinstance(column_type, sa.Date):
+                convert[i] = to_date
         self._rows = _row_builder(len(self.columns) - 1, convert)
 
     def rows(self, generation: int, rows: Iterable[Sequence[Any]]) -> list[tuple]:
-        """The driver's rows of `rows` (each the values of `columns`, in order): as they are for COPY
-        (PostgreSQL), as SQLAlchemy would store them in SQLite."""
+        """The driver's rows of `rows` (each the values of `columns`, in order): in each column's own type for
+        PostgreSQL's binary COPY, as SQLAlchemy would store them in SQLite."""
         return self._rows(generation, rows)
 
     def execute(self, conn: Connection, tuples: list[tuple]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -153,7 +154,7 @@ class RowInsert:
         self.columns = ["generation", *(columns if columns is not None else [c.name for c in table.columns][1:])]
         assert [c.name for c in table.primary_key] == self.columns[:2], "(generation, key) first"
         self.dialect = dialect
-        self._insert = _insert_statement(table, self.columns)
+        self._insert = _insert_statement(table.name, self.columns)
         self._copy = f"COPY {table.name} ({', '.join(map(_q, self.columns))}) FROM STDIN (FORMAT BINARY)"
         self._binary_types = ([] if dialect == "sqlite" else
                               [_pg_binary_type(table.c[name].type) for name in self.columns])
@@ -181,8 +182,16 @@ class RowInsert:
         self._sparse = [i for i, name in enumerate(self.columns[2:], start=1)
                         if sqlite_rows and table.c[name].nullable and table.c[name].server_default is None]
         self._width = len(self.columns)
-        self._insert_sparse = _insert_statement(table, [name for i, name in enumerate(self.columns)
-                                                        if i - 1 not in self._sparse])
+        dense = [name for i, name in enumerate(self.columns) if i - 1 not in self._sparse]
+        self._insert_sparse = _insert_statement(table.name, dense)
+        # SQLite's staging table (see `begin`): per connection, emptied after each use; rows staged in a
+        # transaction that is rolled back go with it.
+        staged, columns = f"temp.staged_{table.name}", ", ".join(map(_q, self.columns))
+        self._create_staged = (f"CREATE TEMP TABLE IF NOT EXISTS staged_{table.name} AS "
+                               f"SELECT {columns} FROM {table.name} WHERE 0")
+        self._stage, self._stage_sparse = _insert_statement(staged, self.columns), _insert_statement(staged, dense)
+        self._insert_staged = f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staged}"
+        self._empty_staged = f"DELETE FROM {staged}"
         self._rows = _row_builder(len(self.columns) - 1, convert, self._sparse)
 
     def rows(self, generation: int, rows: Iterable[Sequence[Any]]) -> list[tuple]:
@@ -194,14 +203,43 @@ class RowInsert:
         if not tuples:
             return
         if self.dialect == "sqlite":
-            width = self._width
-            sparse = [row for row in tuples if len(row) < width] if self._sparse else []
-            if sparse:
-                conn.exec_driver_sql(self._insert_sparse, sparse)
-            if len(sparse) < len(tuples):
-                conn.exec_driver_sql(self._insert, [row for row in tuples if len(row) == width])
+            self._insert_rows(conn, tuples, self._insert, self._insert_sparse)
         else:  # by the key after generation: the lock order of concurrent writers
             copy_rows(conn, self._copy, sorted(tuples, key=_SECOND), self._binary_types)
+
+    def begin(self, conn: Connection, tuples: list[tuple]) -> Callable[[], None]:
+        """The insert in two parts: what needs the interpreter, done now, and the rest, returned to be run
+        later, in another thread if wanted, while this one goes on (one thread at a time on `conn`).
+
+        On SQLite the rows go now into a temp table of the connection, and what is returned inserts them
+        from there in one statement, which SQLite runs without the interpreter lock: sqlite3 takes the lock
+        back for every row of an executemany, so a thread inserting the rows themselves overlapped nothing
+        (measured). On PostgreSQL what is returned is the whole COPY: the server inserts as it reads, and
+        that is the wait worth overlapping."""
+        if not tuples:
+            return _nothing
+        if self.dialect != "sqlite":
+            return partial(self.execute, conn, tuples)
+        conn.exec_driver_sql(self._create_staged)
+        self._insert_rows(conn, tuples, self._stage, self._stage_sparse)
+
+        def insert_staged() -> None:
+            conn.exec_driver_sql(self._insert_staged)
+            conn.exec_driver_sql(self._empty_staged)
+
+        return insert_staged
+
+    def _insert_rows(self, conn: Connection, tuples: list[tuple], insert: str, insert_sparse: str) -> None:
+        width = self._width
+        sparse = [row for row in tuples if len(row) < width] if self._sparse else []
+        if sparse:
+            conn.exec_driver_sql(insert_sparse, sparse)
+        if len(sparse) < len(tuples):
+            conn.exec_driver_sql(insert, [row for row in tuples if len(row) == width])
+
+
+def _nothing() -> None:
+    pass
 
 
 def _iso_date(value: Any) -> Any:
@@ -224,8 +262,8 @@ def _pg_binary_type(column_type: sa.types.TypeEngine[Any]) -> str:
     raise TypeError(f"no binary COPY type for {column_type!r}")
 
 
-def _insert_statement(table: sa.Table, columns: Sequence[str]) -> str:
-    return f"INSERT INTO {table.name} ({', '.join(map(_q, columns))}) VALUES ({', '.join(['?'] * len(columns))})"
+def _insert_statement(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(map(_q, columns))}) VALUES ({', '.join(['?'] * len(columns))})"
 
 
 def _row_builder(width: int, convert: Mapping[int, Callable[[Any], Any]], sparse: Sequence[int] = (),

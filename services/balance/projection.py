@@ -21,13 +21,14 @@ that ends it, a rollback, a poll applied on its own build them again, and so doe
 not say so, /v1/projection/status shows the lag). Not on PostgreSQL (it holds polls, keeping its
 indexes), nor for a replay: its generation shares the tables, and their indexes, with the active one.
 
-On PostgreSQL a held poll's rows are written by a writer thread while the consumer fetches and decodes
-the next poll: the server inserts each row (its heap and four indexes) as the client streams it, and the
-client used to wait for that, ~20 µs an event, doing nothing. The next poll, the commit and the rollback
-wait for the write first (one connection, one thread at a time on it); a failed write fails whichever of
-them comes next, and the transaction is rolled back as if the poll had failed. SQLite's inserts stay in
-the calling thread: its driver takes the interpreter lock back for every row, so a thread overlapped
-nothing (measured).
+A held poll's new exchanges are written by a writer thread while the consumer fetches and decodes the
+next poll. On PostgreSQL the server inserts each row (its heap and four indexes) as the client streams it,
+and the client used to wait for that, ~20 µs an event, doing nothing. On SQLite the rows are staged in a
+temp table by the consumer's thread (sqlite3 binds them holding the interpreter lock), and the writer
+inserts them from there in one statement that SQLite runs without it (common.bulk_sql.RowInsert.begin).
+The next poll, the commit and the rollback wait for the write first (one connection, one thread at a
+time on it); a failed write fails whichever of them comes next, and the transaction is rolled back as if
+the poll had failed.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class _Held:
     circle_day: dict[CircleDayKey, list[int]] = field(default_factory=dict)
     # The side indexes were dropped in this transaction (so its rollback brings them back).
     dropped_side_indexes: bool = False
-    writing: Future[None] | None = None  # the last poll's rows, still being written (PostgreSQL)
+    writing: Future[None] | None = None  # the last poll's rows, still being written
 
     def written(self) -> None:
         """Wait for the last poll's rows to be written; raise what writing them raised."""
@@ -128,8 +129,7 @@ class BalanceProjection:
         self._insert_exchange = RowInsert(t.exchanges, dialect, EXCHANGE_ROW)
         # Writes a held poll's rows while the next is fetched (see the module docstring); its thread starts
         # with the first write.
-        self._writer = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="balance-writer")
-                        if dialect == "postgresql" else None)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="balance-writer")
         self._update_exchange = (
             sa.update(t.exchanges)
             .where(t.exchanges.c.generation == sa.bindparam("g_"), t.exchanges.c.exchange_id == sa.bindparam("x_"))
@@ -257,14 +257,12 @@ class BalanceProjection:
                 self._side_indexes_dropped = False
         self._restore_side_indexes()
 
-    def _write_behind_for(self, held: _Held) -> Callable[[Connection, BatchRows], None] | None:
-        """How a held poll's rows are written: by the writer thread on PostgreSQL (None: right away)."""
-        writer = self._writer
-        if writer is None:
-            return None
+    def _write_behind_for(self, held: _Held) -> Callable[[Connection, BatchRows], None]:
+        """How a held poll's rows are written: what needs the interpreter now, the rest by the writer thread."""
 
         def write_behind(conn: Connection, rows: BatchRows) -> None:
-            held.writing = writer.submit(self.write_rows, conn, rows)
+            insert_exchanges = self._insert_exchange.begin(conn, rows.exchanges)
+            held.writing = self._writer.submit(self.write_rows, conn, rows, insert_exchanges)
 
         return write_behind
 
@@ -384,10 +382,14 @@ class BalanceProjection:
         return BatchRows(gen, d, self._insert_exchange.rows(gen, d.new_exchanges.values()),
                          self._circle_day.rows(gen, d.circle_day) if counters else [])
 
-    def write_rows(self, conn: Connection, r: BatchRows) -> None:
+    def write_rows(self, conn: Connection, r: BatchRows, insert_exchanges: Callable[[], None] | None = None) -> None:
+        """`insert_exchanges`: the rest of an insert of `r.exchanges` begun by the caller (RowInsert.begin)."""
         gen, d = r.generation, r.deltas
         # A plain INSERT: an exchange id recorded twice violates the key and fails the batch.
-        self._insert_exchange.execute(conn, r.exchanges)  # PostgreSQL: one COPY, sorted by key (bulk_sql)
+        if insert_exchanges is None:
+            self._insert_exchange.execute(conn, r.exchanges)  # PostgreSQL: one COPY, sorted by key (bulk_sql)
+        else:
+            insert_exchanges()
         transitions = {xid: u for xid, u in d.exchange_updates.items() if "status" in u}
         if transitions:
             conn.execute(self._update_exchange, [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,9 +63,27 @@ def test_inserted_rows_read_back_as_core_inserts_them() -> None:
         insert.execute(conn, insert.rows(1, [list(v.values()) for v in values]))
         conn.execute(sa.insert(_things), [{"generation": 2, **v, "day": v["day"] and date.fromisoformat(str(v["day"]))}
                                           for v in values])
+        insert.begin(conn, insert.rows(3, [list(v.values()) for v in values]))()  # staged, then inserted
         stored = conn.exec_driver_sql("SELECT generation, * FROM things ORDER BY generation, thing_id").fetchall()
-    raw = {g: [(row[2:], [type(v) for v in row[2:]]) for row in stored if row[0] == g] for g in (1, 2)}
-    assert raw[1] == raw[2]
+    raw = {g: [(row[2:], [type(v) for v in row[2:]]) for row in stored if row[0] == g] for g in (1, 2, 3)}
+    assert raw[1] == raw[2] == raw[3]
+
+
+def test_staged_rows_are_inserted_once_and_go_with_a_rolled_back_transaction() -> None:
+    engine = sa.create_engine("sqlite://")
+    _metadata.create_all(engine)
+    insert = RowInsert(_things, "sqlite", columns=["thing_id", "count"])
+    with engine.connect() as conn:
+        conn.begin()
+        insert.begin(conn, insert.rows(1, [["a", 1], ["b", 2]]))  # staged, never inserted
+        conn.rollback()
+        with conn.begin():
+            insert.begin(conn, insert.rows(1, [["c", 3]]))()
+            insert.begin(conn, insert.rows(1, [["d", 4]]))()  # the staging table was emptied after "c"
+        with pytest.raises(sa.exc.IntegrityError), conn.begin():
+            insert.begin(conn, insert.rows(1, [["e", 5], ["c", 6]]))()  # a key already stored fails it
+        assert conn.exec_driver_sql("SELECT thing_id, count FROM things ORDER BY thing_id").fetchall() == [
+            ("c", 3), ("d", 4)]
 
 
 def test_counter_rows_leave_out_all_zero_deltas() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from reciprocity.balance.db import SQLITE as BALANCE_SQLITE
 from reciprocity.balance.db import make_engine, migrate
 from reciprocity.balance.projection import BalanceProjection
 from reciprocity.balance.tables import EXCHANGE_SIDE_INDEXES
@@ -17,6 +18,7 @@ from reciprocity.contracts.events import Event
 from reciprocity.contracts.topics import EXCHANGES
 
 from tests.support.events import Exchange, Feeder, circle, envelope, member, offset_ranges
+from tests.support.services import wait_for
 
 SIDE_INDEXES = tuple(index.name for index in EXCHANGE_SIDE_INDEXES)
 MEMBERS = [f"m{i}" for i in range(12)]
@@ -152,3 +154,20 @@ def test_the_start_up_builds_side_indexes_a_crash_left_missing(tmp_path: Path, m
     migrate(restarted)  # again: nothing to do
     assert side_indexes(restarted) == migrated
     restarted.dispose()
+
+
+def test_a_held_commit_is_checkpointed_by_a_thread_of_its_own_and_lends_its_connection_back_as_it_was(
+        tmp_path: Path) -> None:
+    """The commit does not copy the WAL into the database file itself: the checkpoint thread does, after it."""
+    engine, projection, feeder = store(tmp_path, "checkpointed")
+    database = tmp_path / "checkpointed.db"
+    hold(projection, feeder, exchanges(200))
+    assert projection._held is not None
+    lent = projection._held.conn.connection.driver_connection
+    assert lent is not None and lent.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    before = database.stat().st_size
+    projection.commit()
+    assert lent.execute("PRAGMA wal_autocheckpoint").fetchone() == (BALANCE_SQLITE.checkpoint_pages,)
+    wait_for(lambda: database.stat().st_size > before, timeout_s=30, what="the WAL copied into the database file")
+    assert len(read_model(engine)["balance_exchanges"]) == 200
+    engine.dispose()

@@ -135,7 +135,7 @@ def sqlite_datetime(value: datetime) -> str:
 
 
 class RowInsert:
-    """A plain insert of whole rows (the new exchanges), raw like CounterUpsert: SQLite's multi-row INSERT,
+    """A plain insert of whole rows (the new exchanges), raw like CounterUpsert: SQLite's executemany INSERT,
     PostgreSQL's COPY straight into the table. A key already stored fails the batch in both (IntegrityError).
 
     On PostgreSQL nothing is staged: with no ON CONFLICT there is nothing a temp table is needed for, and

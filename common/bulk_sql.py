@@ -232,8 +232,10 @@ class RowInsert:
     def _insert_rows(self, conn: Connection, tuples: list[tuple], insert: str, insert_sparse: str) -> None:
         width = self._width
         sparse = [row for row in tuples if len(row) < width] if self._sparse else []
-        if sparse:
-            conn.exec_driver_sql(insert_sparse, sparse)
+        if not sparse:
+            conn.exec_driver_sql(insert, tuples)
+            return
+        conn.exec_driver_sql(insert_sparse, sparse)
         if len(sparse) < len(tuples):
             conn.exec_driver_sql(insert, [row for row in tuples if len(row) == width])
 
